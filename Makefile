@@ -1,0 +1,44 @@
+# modelgate: `make run` starts the demo, `make test` runs everything CI runs.
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+LISTEN ?= 127.0.0.1:8000
+CMAKE_FLAGS ?=
+
+.PHONY: all setup build run test unit asan bench fuzz clean models
+
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DMG_WERROR=ON $(CMAKE_FLAGS)
+
+build: setup $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/modelgate serve --repo models --listen $(LISTEN)
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+asan: setup
+	cmake -S . -B $(ASAN_BUILD) -DMG_WERROR=ON -DMG_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS)
+
+test: unit asan
+
+bench: build
+	bash bench/run.sh $(BUILD)
+
+models:
+	/usr/bin/python3 scripts/gen_digits.py models
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,55 @@
+#include "core/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int mg_err_set(mg_err_t *err, int code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void mg_err_clear(mg_err_t *err)
+{
+    if (err != NULL) {
+        err->code = MG_OK;
+        err->msg[0] = '\0';
+    }
+}
+
+const char *mg_strerror(int code)
+{
+    switch (code) {
+    case MG_OK:
+        return "success";
+    case MG_EPARSE:
+        return "malformed input";
+    case MG_EDTYPE:
+        return "datatype mismatch";
+    case MG_ESHAPE:
+        return "shape mismatch";
+    case MG_ETOOBIG:
+        return "over the size limit";
+    case MG_EUNAVAIL:
+        return "not ready";
+    case MG_EMODEL:
+        return "invalid model";
+    case MG_ERUNTIME:
+        return "inference failed";
+    case MG_ECONFIG:
+        return "invalid configuration";
+    case MG_EMETHOD:
+        return "method not allowed";
+    default:
+        if (code < 0 && code > -1000)
+            return strerror(-code);
+        return "unknown error";
+    }
+}

@@ -1,0 +1,868 @@
+#include "infer/session.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ONNX Runtime's C header has an enumerator of 1 << 31, which gcc's -Wpedantic rejects in C. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#include <onnxruntime_c_api.h>
+#pragma GCC diagnostic pop
+
+/*
+ * Creating an OrtEnv makes one small allocation inside ONNX Runtime that it never frees
+ * (14 bytes, once per process). LeakSanitizer is paused around that call alone: a
+ * `leak:libonnxruntime.so` suppression would also hide leaked sessions and values, whose
+ * allocation stacks are ORT frames too.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define MG_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define MG_LSAN 1
+#endif
+#endif
+#ifdef MG_LSAN
+#include <sanitizer/lsan_interface.h>
+#define LSAN_PAUSE() __lsan_disable()
+#define LSAN_RESUME() __lsan_enable()
+#else
+#define LSAN_PAUSE() ((void)0)
+#define LSAN_RESUME() ((void)0)
+#endif
+
+/* Process-wide state, written only by mg_infer_env_init/deinit (start-up and shutdown). */
+static const OrtApi *ort;
+static OrtEnv *ort_env;
+static OrtMemoryInfo *cpu_mem;  /* describes request memory handed to ORT without a copy */
+static OrtAllocator *cpu_alloc; /* ORT's default allocator: owned by ORT, never released */
+static OrtRunOptions *run_opts; /* shared by every Run (ORT only reads it) */
+
+#define NONE SIZE_MAX      /* "no index" in slot maps */
+#define NAME_MAX_SHOWN 128 /* cap for a client-supplied name in a message */
+#define SHAPE_TEXT 160     /* "[d0,...,d7]" with 8 full int64 dims */
+
+struct mg_session {
+    OrtSession *ort;
+    size_t ninputs;
+    size_t noutputs;
+    mg_tensor_info_t *inputs; /* model order; names owned */
+    mg_tensor_info_t *outputs;
+    size_t *input_name_len; /* strlen of each name, for mg_str_t compares */
+    size_t *output_name_len;
+    const char **input_names; /* views of inputs[i].name, the array Run takes */
+    const char **output_names;
+};
+
+/* What mg_session_run leaves in resp->owner: the output values holding tensor memory. */
+typedef struct run_owner {
+    size_t n;
+    OrtValue *values[];
+} run_owner_t;
+
+/* ---- OrtStatus: the one place it is consumed ---- */
+
+/*
+ * Copies ORT's message `msg` into `out` without what only its developers need: a stack
+ * trace, and the source location and condition of a failed ORT_ENFORCE
+ * ("<file>:<line> <signature> <cond> was false. <why>" keeps "<why>"), so the reason fits
+ * in an mg_err_t.
+ */
+static void tidy_message(const char *msg, char *out, size_t cap)
+{
+    static const char enforce[] = " was false. ", status[] = "Status Message: ";
+    const char *trace = strstr(msg, "\nStacktrace:");
+    size_t len = trace != NULL ? (size_t)(trace - msg) : strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+        len--;
+    const char *cond = memmem(msg, len, enforce, sizeof(enforce) - 1);
+    if (cond == NULL) {
+        snprintf(out, cap, "%.*s", (int)len, msg);
+        return;
+    }
+    /* A kernel failure is "... running Add node. Name:'x' Status Message: <location> ...". */
+    const char *loc = memmem(msg, (size_t)(cond - msg), status, sizeof(status) - 1);
+    size_t keep = loc != NULL ? (size_t)(loc - msg) + sizeof(status) - 1 : 0;
+    const char *why = cond + sizeof(enforce) - 1;
+    snprintf(out, cap, "%.*s%.*s", (int)keep, msg, (int)(msg + len - why), why);
+}
+
+/*
+ * Turns `st` into an MG_E* code: 0 for success (NULL), otherwise `code` with ORT's message
+ * after `what` in `err`; the status is released either way. ORT's own codes do not say what
+ * our callers need (INVALID_ARGUMENT is a bad model at load and a bad input at Run), so the
+ * calling context picks the code.
+ */
+static int status_to_err(OrtStatus *st, int code, mg_err_t *err, const char *what)
+{
+    if (st == NULL)
+        return 0;
+    if (err != NULL) {
+        char msg[sizeof(err->msg)];
+        tidy_message(ort->GetErrorMessage(st), msg, sizeof(msg));
+        mg_err_set(err, code, "%s: %s", what, msg);
+    }
+    ort->ReleaseStatus(st);
+    return code;
+}
+
+/* ---- datatypes ---- */
+
+static const ONNXTensorElementDataType dtype_to_ort[MG_DT_COUNT_] = {
+    [MG_DT_INVALID] = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED,
+    [MG_DT_BOOL] = ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL,
+    [MG_DT_UINT8] = ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8,
+    [MG_DT_UINT16] = ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16,
+    [MG_DT_UINT32] = ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32,
+    [MG_DT_UINT64] = ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64,
+    [MG_DT_INT8] = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8,
+    [MG_DT_INT16] = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16,
+    [MG_DT_INT32] = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32,
+    [MG_DT_INT64] = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
+    [MG_DT_FP16] = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16,
+    [MG_DT_FP32] = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+    [MG_DT_FP64] = ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE,
+    [MG_DT_BYTES] = ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING,
+};
+
+/* Returns the KServe datatype of an ONNX element type, or MG_DT_INVALID when KServe has none. */
+static mg_dtype_t dtype_from_ort(ONNXTensorElementDataType et)
+{
+    for (int i = 1; i < MG_DT_COUNT_; i++) {
+        if (dtype_to_ort[i] == et)
+            return (mg_dtype_t)i;
+    }
+    return MG_DT_INVALID;
+}
+
+/* ONNX's name of an element type, for messages about the ones we refuse. */
+static const char *ort_elem_name(ONNXTensorElementDataType et)
+{
+    static const char *const names[] = {
+        "UNDEFINED",      "FLOAT",      "UINT8",          "INT8",       "UINT16",   "INT16",
+        "INT32",          "INT64",      "STRING",         "BOOL",       "FLOAT16",  "DOUBLE",
+        "UINT32",         "UINT64",     "COMPLEX64",      "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN",
+        "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4",      "INT4",     "FLOAT4E2M1",
+        "UINT2",          "INT2",
+    };
+    if ((unsigned)et < sizeof(names) / sizeof(names[0]))
+        return names[et];
+    return "an unknown element type";
+}
+
+static const char *onnx_type_name(enum ONNXType t)
+{
+    switch (t) {
+    case ONNX_TYPE_TENSOR: return "tensor";
+    case ONNX_TYPE_SEQUENCE: return "sequence";
+    case ONNX_TYPE_MAP: return "map";
+    case ONNX_TYPE_OPAQUE: return "opaque value";
+    case ONNX_TYPE_SPARSETENSOR: return "sparse tensor";
+    case ONNX_TYPE_OPTIONAL: return "optional";
+    default: return "value of unknown type";
+    }
+}
+
+/* ---- environment ---- */
+
+static int create_env(OrtLoggingLevel level, const OrtThreadingOptions *tp, OrtEnv **env,
+                      mg_err_t *err)
+{
+    LSAN_PAUSE();
+    OrtStatus *st = ort->CreateEnvWithGlobalThreadPools(level, "modelgate", tp, env);
+    LSAN_RESUME();
+    return status_to_err(st, MG_ERUNTIME, err, "onnxruntime");
+}
+
+int mg_infer_env_init(const mg_infer_env_opts_t *opts, mg_err_t *err)
+{
+    mg_infer_env_opts_t o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if (ort_env != NULL)
+        return mg_err_set(err, MG_EEXIST, "onnxruntime: environment already initialised");
+    if (o.intra_op_threads < 0 || o.inter_op_threads < 0)
+        return mg_err_set(err, MG_EINVAL, "onnxruntime: thread counts must not be negative");
+    if (o.log_level < 0 || o.log_level > ORT_LOGGING_LEVEL_FATAL)
+        return mg_err_set(err, MG_EINVAL, "onnxruntime: log level %d is not 0..4", o.log_level);
+    OrtLoggingLevel level =
+        o.log_level == 0 ? ORT_LOGGING_LEVEL_ERROR : (OrtLoggingLevel)o.log_level;
+
+    const OrtApiBase *base = OrtGetApiBase();
+    ort = base->GetApi(ORT_API_VERSION);
+    if (ort == NULL)
+        return mg_err_set(err, MG_ERUNTIME, "onnxruntime: library %s lacks C API version %d",
+                          base->GetVersionString(), ORT_API_VERSION);
+
+    OrtThreadingOptions *tp = NULL;
+    OrtEnv *env = NULL;
+    OrtMemoryInfo *mem = NULL;
+    OrtAllocator *alloc = NULL;
+    OrtRunOptions *ro = NULL;
+    /*
+     * A failed Run's message goes back to the caller in mg_err_t; ORT logging it to stderr as
+     * well would let bad requests flood the log. Only a level below error is passed on.
+     */
+    int run_level = level >= ORT_LOGGING_LEVEL_ERROR ? ORT_LOGGING_LEVEL_FATAL : (int)level;
+    int rc;
+    if ((rc = status_to_err(ort->CreateThreadingOptions(&tp), MG_ERUNTIME, err, "onnxruntime")) ||
+        /* 0 lets ORT pick the number of physical cores. */
+        (rc = status_to_err(ort->SetGlobalIntraOpNumThreads(tp, o.intra_op_threads), MG_ERUNTIME,
+                            err, "onnxruntime")) ||
+        (rc = status_to_err(
+             ort->SetGlobalInterOpNumThreads(tp, o.inter_op_threads > 0 ? o.inter_op_threads : 1),
+             MG_ERUNTIME, err, "onnxruntime")) ||
+        /* Idle pool threads must sleep, not spin: the event loops share these cores. */
+        (rc = status_to_err(ort->SetGlobalSpinControl(tp, 0), MG_ERUNTIME, err, "onnxruntime")) ||
+        (rc = create_env(level, tp, &env, err)) ||
+        (rc = status_to_err(ort->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault, &mem),
+                            MG_ERUNTIME, err, "onnxruntime")) ||
+        (rc = status_to_err(ort->GetAllocatorWithDefaultOptions(&alloc), MG_ERUNTIME, err,
+                            "onnxruntime")) ||
+        (rc = status_to_err(ort->CreateRunOptions(&ro), MG_ERUNTIME, err, "onnxruntime")) ||
+        (rc = status_to_err(ort->RunOptionsSetRunLogSeverityLevel(ro, run_level), MG_ERUNTIME, err,
+                            "onnxruntime")))
+        goto fail;
+    ort->ReleaseThreadingOptions(tp);
+    ort_env = env;
+    cpu_mem = mem;
+    cpu_alloc = alloc;
+    run_opts = ro;
+    return 0;
+
+fail:
+    ort->ReleaseRunOptions(ro);
+    ort->ReleaseMemoryInfo(mem);
+    ort->ReleaseEnv(env);
+    ort->ReleaseThreadingOptions(tp);
+    return rc;
+}
+
+void mg_infer_env_deinit(void)
+{
+    if (ort_env == NULL)
+        return;
+    ort->ReleaseRunOptions(run_opts);
+    ort->ReleaseMemoryInfo(cpu_mem);
+    ort->ReleaseEnv(ort_env);
+    run_opts = NULL;
+    cpu_mem = NULL;
+    cpu_alloc = NULL;
+    ort_env = NULL;
+}
+
+const char *mg_infer_runtime_version(void)
+{
+    return OrtGetApiBase()->GetVersionString();
+}
+
+/* ---- sessions ---- */
+
+/* Fills `info` (whose name is set) from an input's or output's type; refuses what KServe lacks. */
+static int describe(const OrtTypeInfo *ti, mg_tensor_info_t *info, const char *kind, mg_err_t *err)
+{
+    enum ONNXType type;
+    const OrtTensorTypeAndShapeInfo *tsi;
+    ONNXTensorElementDataType et;
+    size_t nd;
+    int rc;
+    if ((rc = status_to_err(ort->GetOnnxTypeFromTypeInfo(ti, &type), MG_EMODEL, err, "model")))
+        return rc;
+    if (type != ONNX_TYPE_TENSOR)
+        return mg_err_set(err, MG_EMODEL, "%s '%s' is a %s, not a tensor", kind, info->name,
+                          onnx_type_name(type));
+    if ((rc = status_to_err(ort->CastTypeInfoToTensorInfo(ti, &tsi), MG_EMODEL, err, "model")) ||
+        (rc = status_to_err(ort->GetTensorElementType(tsi, &et), MG_EMODEL, err, "model")) ||
+        (rc = status_to_err(ort->GetDimensionsCount(tsi, &nd), MG_EMODEL, err, "model")))
+        return rc;
+    info->dtype = dtype_from_ort(et);
+    if (info->dtype == MG_DT_INVALID)
+        return mg_err_set(err, MG_EMODEL,
+                          "%s '%s' has element type %s, which KServe has no datatype for", kind,
+                          info->name, ort_elem_name(et));
+    if (nd > MG_TENSOR_MAX_DIMS)
+        return mg_err_set(err, MG_EMODEL, "%s '%s' has %zu dims, more than the %d supported", kind,
+                          info->name, nd, MG_TENSOR_MAX_DIMS);
+    if ((rc = status_to_err(ort->GetDimensions(tsi, info->shape, nd), MG_EMODEL, err, "model")))
+        return rc;
+    info->ndim = (int)nd;
+    for (size_t d = 0; d < nd; d++) {
+        if (info->shape[d] < 0) /* symbolic or unknown */
+            info->shape[d] = -1;
+    }
+    return 0;
+}
+
+/* Reads the names and types of every input (`output` 0) or output (1) into `s`. */
+static int read_metadata(mg_session_t *s, int output, mg_err_t *err)
+{
+    const char *kind = output ? "output" : "input";
+    size_t n;
+    int rc = status_to_err(output ? ort->SessionGetOutputCount(s->ort, &n)
+                                  : ort->SessionGetInputCount(s->ort, &n),
+                           MG_EMODEL, err, "model");
+    if (rc)
+        return rc;
+
+    /* At least one element each, so a model without inputs still gets valid arrays. */
+    mg_tensor_info_t *infos = calloc(n ? n : 1, sizeof(*infos));
+    size_t *lens = calloc(n ? n : 1, sizeof(*lens));
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    if (output) {
+        s->outputs = infos, s->output_name_len = lens, s->output_names = names;
+    } else {
+        s->inputs = infos, s->input_name_len = lens, s->input_names = names;
+    }
+    if (infos == NULL || lens == NULL || names == NULL)
+        return mg_err_set(err, MG_ENOMEM, "model: out of memory reading %s metadata", kind);
+
+    for (size_t i = 0; i < n; i++) {
+        char *name = NULL;
+        OrtTypeInfo *ti = NULL;
+        rc = status_to_err(output ? ort->SessionGetOutputName(s->ort, i, cpu_alloc, &name)
+                                  : ort->SessionGetInputName(s->ort, i, cpu_alloc, &name),
+                           MG_EMODEL, err, "model");
+        if (rc)
+            return rc;
+        infos[i].name = strdup(name);
+        rc = status_to_err(ort->AllocatorFree(cpu_alloc, name), MG_ERUNTIME, err, "model");
+        if (rc)
+            return rc;
+        if (infos[i].name == NULL)
+            return mg_err_set(err, MG_ENOMEM, "model: out of memory reading %s metadata", kind);
+        lens[i] = strlen(infos[i].name);
+        names[i] = infos[i].name;
+        if (output)
+            s->noutputs = i + 1;
+        else
+            s->ninputs = i + 1;
+
+        rc = status_to_err(output ? ort->SessionGetOutputTypeInfo(s->ort, i, &ti)
+                                  : ort->SessionGetInputTypeInfo(s->ort, i, &ti),
+                           MG_EMODEL, err, "model");
+        if (rc)
+            return rc;
+        rc = describe(ti, &infos[i], kind, err);
+        ort->ReleaseTypeInfo(ti);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Session options: shared global pools by default, or an own non-spinning pool. */
+static int build_options(const mg_session_opts_t *o, OrtSessionOptions **out, mg_err_t *err)
+{
+    OrtSessionOptions *so = NULL;
+    int rc;
+    if ((rc = status_to_err(ort->CreateSessionOptions(&so), MG_ERUNTIME, err, "session options")))
+        return rc;
+    if ((rc = status_to_err(ort->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), MG_ERUNTIME,
+                            err, "session options")) ||
+        (rc = status_to_err(ort->SetSessionExecutionMode(so, ORT_SEQUENTIAL), MG_ERUNTIME, err,
+                            "session options")))
+        goto fail;
+    if (o->intra_op_threads > 0) {
+        int inter = o->inter_op_threads > 0 ? o->inter_op_threads : 1;
+        /* Keys as in onnxruntime_session_options_config_keys.h. */
+        if ((rc = status_to_err(ort->SetIntraOpNumThreads(so, o->intra_op_threads), MG_ERUNTIME,
+                                err, "session options")) ||
+            (rc = status_to_err(ort->SetInterOpNumThreads(so, inter), MG_ERUNTIME, err,
+                                "session options")) ||
+            (rc = status_to_err(
+                 ort->AddSessionConfigEntry(so, "session.intra_op.allow_spinning", "0"),
+                 MG_ERUNTIME, err, "session options")) ||
+            (rc = status_to_err(
+                 ort->AddSessionConfigEntry(so, "session.inter_op.allow_spinning", "0"),
+                 MG_ERUNTIME, err, "session options")))
+            goto fail;
+    } else if ((rc = status_to_err(ort->DisablePerSessionThreads(so), MG_ERUNTIME, err,
+                                   "session options"))) {
+        goto fail;
+    }
+    *out = so;
+    return 0;
+
+fail:
+    ort->ReleaseSessionOptions(so);
+    return rc;
+}
+
+int mg_session_new(mg_session_t **out, const void *bytes, size_t len, const mg_session_opts_t *opts,
+                   mg_err_t *err)
+{
+    mg_session_opts_t o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if (ort_env == NULL)
+        return mg_err_set(err, MG_EINVAL, "onnxruntime: environment not initialised");
+    if (o.intra_op_threads < 0 || o.inter_op_threads < 0)
+        return mg_err_set(err, MG_EINVAL, "session: thread counts must not be negative");
+    if (bytes == NULL || len == 0)
+        return mg_err_set(err, MG_EMODEL, "model: empty model file");
+
+    OrtSessionOptions *so = NULL;
+    int rc;
+    mg_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return mg_err_set(err, MG_ENOMEM, "session: out of memory");
+    if ((rc = build_options(&o, &so, err)))
+        goto fail;
+    rc = status_to_err(ort->CreateSessionFromArray(ort_env, bytes, len, so, &s->ort), MG_EMODEL,
+                       err, "model");
+    ort->ReleaseSessionOptions(so);
+    if (rc || (rc = read_metadata(s, 0, err)) || (rc = read_metadata(s, 1, err)))
+        goto fail;
+    *out = s;
+    return 0;
+
+fail:
+    mg_session_free(s);
+    return rc;
+}
+
+void mg_session_free(mg_session_t *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->ninputs; i++)
+        free(s->inputs[i].name);
+    for (size_t i = 0; i < s->noutputs; i++)
+        free(s->outputs[i].name);
+    free(s->inputs);
+    free(s->outputs);
+    free(s->input_name_len);
+    free(s->output_name_len);
+    free(s->input_names);
+    free(s->output_names);
+    if (s->ort != NULL)
+        ort->ReleaseSession(s->ort);
+    free(s);
+}
+
+size_t mg_session_ninputs(const mg_session_t *s)
+{
+    return s->ninputs;
+}
+
+size_t mg_session_noutputs(const mg_session_t *s)
+{
+    return s->noutputs;
+}
+
+const mg_tensor_info_t *mg_session_input(const mg_session_t *s, size_t i)
+{
+    return i < s->ninputs ? &s->inputs[i] : NULL;
+}
+
+const mg_tensor_info_t *mg_session_output(const mg_session_t *s, size_t i)
+{
+    return i < s->noutputs ? &s->outputs[i] : NULL;
+}
+
+/* Index of the info named `name` among `n`, or NONE. */
+static size_t find_info(const mg_tensor_info_t *infos, const size_t *lens, size_t n, mg_str_t name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] == name.len && memcmp(infos[i].name, name.ptr, name.len) == 0)
+            return i;
+    }
+    return NONE;
+}
+
+const mg_tensor_info_t *mg_session_find_input(const mg_session_t *s, mg_str_t name)
+{
+    size_t i = find_info(s->inputs, s->input_name_len, s->ninputs, name);
+    return i == NONE ? NULL : &s->inputs[i];
+}
+
+/* ---- validation ---- */
+
+/* A client-supplied name for "%.*s", cut to a length a message can hold. */
+#define SHOWN(str) (int)((str).len < NAME_MAX_SHOWN ? (str).len : NAME_MAX_SHOWN), (str).ptr
+
+/* Checks one request tensor against the model input `info` it is named after. */
+static int check_tensor(const mg_tensor_info_t *info, const mg_tensor_t *t, mg_err_t *err)
+{
+    char shape[SHAPE_TEXT];
+    const char *name = info->name;
+    if (t->dtype != info->dtype)
+        return mg_err_set(err, MG_EDTYPE, "input '%s': expected datatype %s, got %s", name,
+                          mg_dtype_name(info->dtype), mg_dtype_name(t->dtype));
+    if (t->ndim < 0 || t->ndim > MG_TENSOR_MAX_DIMS)
+        return mg_err_set(err, MG_ESHAPE, "input '%s': expected %d dims, got %d", name, info->ndim,
+                          t->ndim);
+    if (t->ndim != info->ndim) {
+        mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
+        return mg_err_set(err, MG_ESHAPE, "input '%s': expected %d dims, got %d (shape %s)", name,
+                          info->ndim, t->ndim, shape);
+    }
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] >= 0 && (info->shape[d] < 0 || t->shape[d] == info->shape[d]))
+            continue;
+        mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
+        if (t->shape[d] < 0)
+            return mg_err_set(err, MG_ESHAPE, "input '%s': dim %d is negative (shape %s)", name, d,
+                              shape);
+        return mg_err_set(err, MG_ESHAPE, "input '%s': dim %d must be %lld, got %lld (shape %s)",
+                          name, d, (long long)info->shape[d], (long long)t->shape[d], shape);
+    }
+
+    /* Defence in depth: the decoder should already have made data agree with the shape. */
+    size_t esize = mg_dtype_size(t->dtype);
+    size_t count;
+    if (mg_shape_count(t->shape, t->ndim, esize, &count) != 0) {
+        mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
+        return mg_err_set(err, MG_ERANGE, "input '%s': shape %s is too large", name, shape);
+    }
+    if (count != t->count) {
+        mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
+        return mg_err_set(err, MG_ESHAPE, "input '%s': shape %s needs %zu elements, got %zu", name,
+                          shape, count, t->count);
+    }
+    if (esize != 0 && t->nbytes != count * esize)
+        return mg_err_set(err, MG_ESHAPE, "input '%s': %zu elements of %s need %zu bytes, got %zu",
+                          name, count, mg_dtype_name(t->dtype), count * esize, t->nbytes);
+    if (count != 0 && t->data == NULL)
+        return mg_err_set(err, MG_EINVAL, "input '%s': no data", name);
+    return 0;
+}
+
+/*
+ * Checks the request's inputs; on success slot[k] is the request index of model input k.
+ * `slot` holds s->ninputs entries.
+ */
+static int check_inputs(const mg_session_t *s, const mg_infer_request_t *req, size_t *slot,
+                        mg_err_t *err)
+{
+    if (req->ninputs != 0 && req->inputs == NULL)
+        return mg_err_set(err, MG_EINVAL, "request: inputs missing");
+    for (size_t k = 0; k < s->ninputs; k++)
+        slot[k] = NONE;
+    for (size_t j = 0; j < req->ninputs; j++) {
+        const mg_tensor_t *t = &req->inputs[j];
+        size_t k = find_info(s->inputs, s->input_name_len, s->ninputs, t->name);
+        if (k == NONE)
+            return mg_err_set(err, MG_ENOENT, "unknown input '%.*s'", SHOWN(t->name));
+        if (slot[k] != NONE)
+            return mg_err_set(err, MG_EINVAL, "input '%s' given twice", s->inputs[k].name);
+        int rc = check_tensor(&s->inputs[k], t, err);
+        if (rc)
+            return rc;
+        slot[k] = j;
+    }
+    /* Every request input is known and distinct, so fewer of them means one is missing. */
+    if (req->ninputs < s->ninputs) {
+        for (size_t k = 0; k < s->ninputs; k++) {
+            if (slot[k] == NONE)
+                return mg_err_set(err, MG_ENOENT, "missing input '%s'", s->inputs[k].name);
+        }
+    }
+    return 0;
+}
+
+/* Checks the requested outputs; on success idx[j] is the model output index of request output j. */
+static int check_outputs(const mg_session_t *s, const mg_infer_request_t *req, size_t *idx,
+                         mg_err_t *err)
+{
+    if (req->noutputs != 0 && req->outputs == NULL)
+        return mg_err_set(err, MG_EINVAL, "request: outputs missing");
+    for (size_t j = 0; j < req->noutputs; j++) {
+        size_t k = find_info(s->outputs, s->output_name_len, s->noutputs, req->outputs[j].name);
+        if (k == NONE)
+            return mg_err_set(err, MG_ENOENT, "unknown output '%.*s'", SHOWN(req->outputs[j].name));
+        for (size_t i = 0; i < j; i++) {
+            if (idx[i] == k)
+                return mg_err_set(err, MG_EINVAL, "output '%s' requested twice",
+                                  s->outputs[k].name);
+        }
+        idx[j] = k;
+    }
+    return 0;
+}
+
+int mg_session_validate(const mg_session_t *s, const mg_infer_request_t *req, mg_err_t *err)
+{
+    /* Not the hot path (mg_session_run uses the arena); the stack covers ordinary models. */
+    size_t stack_slot[16], stack_idx[16];
+    size_t *slot = s->ninputs > 16 ? calloc(s->ninputs, sizeof(*slot)) : stack_slot;
+    size_t *idx = req->noutputs > 16 ? calloc(req->noutputs, sizeof(*idx)) : stack_idx;
+    int rc;
+    if (slot == NULL || idx == NULL)
+        rc = mg_err_set(err, MG_ENOMEM, "request: out of memory");
+    else if ((rc = check_inputs(s, req, slot, err)) == 0)
+        rc = check_outputs(s, req, idx, err);
+    if (slot != stack_slot)
+        free(slot);
+    if (idx != stack_idx)
+        free(idx);
+    return rc;
+}
+
+/* ---- run ---- */
+
+/* Returns `n` elements of `size` bytes from `a`, or NULL (overflow or out of memory). */
+static void *arena_array(mg_arena_t *a, size_t n, size_t size)
+{
+    size_t bytes;
+    if (mg_mul_size(n, size, &bytes) != 0)
+        return NULL;
+    return mg_arena_alloc(a, bytes);
+}
+
+/* Wraps request tensor `t` in an OrtValue: fixed-size data without a copy, BYTES element-wise. */
+static int make_input(const mg_tensor_t *t, mg_arena_t *a, OrtValue **out, mg_err_t *err)
+{
+    int rc;
+    if (t->dtype == MG_DT_BYTES) {
+        rc = status_to_err(ort->CreateTensorAsOrtValue(cpu_alloc, t->shape, (size_t)t->ndim,
+                                                       ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING, out),
+                           MG_ERUNTIME, err, "input");
+        const mg_str_t *el = t->data;
+        for (size_t i = 0; rc == 0 && i < t->count; i++) {
+            /* A sized buffer rather than FillStringTensorElement: elements may hold NUL bytes. */
+            char *dst;
+            rc = status_to_err(ort->GetResizedStringTensorElementBuffer(*out, i, el[i].len, &dst),
+                               MG_ERUNTIME, err, "input");
+            if (rc == 0 && el[i].len != 0)
+                memcpy(dst, el[i].ptr, el[i].len);
+        }
+        return rc;
+    }
+
+    static _Alignas(16) unsigned char no_data[16];
+    size_t esize = mg_dtype_size(t->dtype);
+    void *data = t->data;
+    if (data == NULL) {
+        data = no_data; /* an empty tensor; ORT wants a pointer all the same */
+    } else if ((uintptr_t)data % esize != 0) {
+        /* The decoder aligns binary data; should one not, copy once rather than misread. */
+        if ((data = mg_arena_alloc(a, t->nbytes)) == NULL)
+            return mg_err_set(err, MG_ENOMEM, "input '%.*s': out of memory", SHOWN(t->name));
+        memcpy(data, t->data, t->nbytes);
+    }
+    return status_to_err(ort->CreateTensorWithDataAsOrtValue(cpu_mem, data, t->nbytes, t->shape,
+                                                             (size_t)t->ndim,
+                                                             dtype_to_ort[t->dtype], out),
+                         MG_ERUNTIME, err, "input");
+}
+
+/*
+ * Describes output value `v` (model output `info`) in `t`. Fixed-size data stays in `v`;
+ * BYTES elements are copied to `a`.
+ */
+static int read_output(OrtValue *v, const mg_tensor_info_t *info, size_t name_len, mg_tensor_t *t,
+                       mg_arena_t *a, mg_err_t *err)
+{
+    ONNXTensorElementDataType et;
+    const int64_t *dims;
+    size_t nd, count;
+    int rc = status_to_err(ort->GetTensorElementTypeAndShapeDataReference(v, &et, &dims, &nd),
+                           MG_ERUNTIME, err, "output");
+    if (rc)
+        return rc;
+    mg_dtype_t dt = dtype_from_ort(et);
+    if (dt != info->dtype)
+        return mg_err_set(err, MG_ERUNTIME, "output '%s': expected element type %s, got %s",
+                          info->name, mg_dtype_name(info->dtype), ort_elem_name(et));
+    if (nd > MG_TENSOR_MAX_DIMS)
+        return mg_err_set(err, MG_ERUNTIME, "output '%s': %zu dims, more than the %d supported",
+                          info->name, nd, MG_TENSOR_MAX_DIMS);
+    size_t esize = mg_dtype_size(dt);
+    if (nd != 0)
+        memcpy(t->shape, dims, nd * sizeof(dims[0]));
+    if (mg_shape_count(t->shape, (int)nd, esize, &count) != 0)
+        return mg_err_set(err, MG_ERUNTIME, "output '%s': bad shape", info->name);
+    t->name = (mg_str_t){info->name, name_len};
+    t->dtype = dt;
+    t->ndim = (int)nd;
+    t->count = count;
+
+    if (dt != MG_DT_BYTES) {
+        void *p = NULL;
+        if (count != 0 &&
+            (rc = status_to_err(ort->GetTensorMutableData(v, &p), MG_ERUNTIME, err, "output")))
+            return rc;
+        t->data = p;
+        t->nbytes = count * esize;
+        return 0;
+    }
+
+    /* BYTES: all strings in one copy, then a view per element. nbytes is their total length. */
+    size_t total = 0;
+    t->data = NULL;
+    t->nbytes = 0;
+    if (count == 0)
+        return 0;
+    if ((rc = status_to_err(ort->GetStringTensorDataLength(v, &total), MG_ERUNTIME, err, "output")))
+        return rc;
+    mg_str_t *el = arena_array(a, count, sizeof(*el));
+    size_t *off = arena_array(a, count, sizeof(*off));
+    char *buf = mg_arena_alloc(a, total);
+    if (el == NULL || off == NULL || buf == NULL)
+        return mg_err_set(err, MG_ENOMEM, "output '%s': out of memory", info->name);
+    if ((rc = status_to_err(ort->GetStringTensorContent(v, buf, total, off, count), MG_ERUNTIME,
+                            err, "output")))
+        return rc;
+    for (size_t i = 0; i < count; i++) {
+        size_t end = i + 1 < count ? off[i + 1] : total;
+        el[i] = (mg_str_t){buf + off[i], end - off[i]};
+    }
+    t->data = el;
+    t->nbytes = total;
+    return 0;
+}
+
+static void release_values(OrtValue **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ort->ReleaseValue(v[i]);
+        v[i] = NULL;
+    }
+}
+
+int mg_session_run(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
+                   mg_err_t *err)
+{
+    mg_arena_t *a = req->arena;
+    if (a == NULL)
+        return mg_err_set(err, MG_EINVAL, "request: no arena");
+    size_t nin = s->ninputs;
+    size_t nout = req->noutputs != 0 ? req->noutputs : s->noutputs;
+
+    /* Everything per request comes from the arena: no malloc here beyond ORT's own. */
+    size_t *slot = arena_array(a, nin ? nin : 1, sizeof(*slot));
+    size_t *idx = arena_array(a, nout ? nout : 1, sizeof(*idx));
+    OrtValue **in = arena_array(a, nin ? nin : 1, sizeof(*in));
+    run_owner_t *own = NULL;
+    size_t own_size;
+    if (mg_mul_size(nout, sizeof(OrtValue *), &own_size) == 0 &&
+        !__builtin_add_overflow(own_size, sizeof(*own), &own_size))
+        own = mg_arena_alloc(a, own_size);
+    mg_tensor_t *outs = arena_array(a, nout ? nout : 1, sizeof(*outs));
+    bool *binary = arena_array(a, nout ? nout : 1, sizeof(*binary));
+    if (slot == NULL || idx == NULL || in == NULL || own == NULL || outs == NULL || binary == NULL)
+        return mg_err_set(err, MG_ENOMEM, "request: out of memory");
+
+    int rc;
+    if ((rc = check_inputs(s, req, slot, err)) || (rc = check_outputs(s, req, idx, err)))
+        return rc;
+
+    const char *const *out_names = (const char *const *)s->output_names;
+    if (req->noutputs != 0) {
+        const char **names = arena_array(a, nout, sizeof(*names));
+        if (names == NULL)
+            return mg_err_set(err, MG_ENOMEM, "request: out of memory");
+        for (size_t j = 0; j < nout; j++)
+            names[j] = s->output_names[idx[j]];
+        out_names = names;
+    } else {
+        for (size_t j = 0; j < nout; j++)
+            idx[j] = j;
+    }
+
+    /* Inputs in model order, so the session's cached name array is the one Run takes. */
+    memset(in, 0, nin * sizeof(*in));
+    for (size_t k = 0; k < nin && rc == 0; k++)
+        rc = make_input(&req->inputs[slot[k]], a, &in[k], err);
+    own->n = nout;
+    memset(own->values, 0, nout * sizeof(own->values[0]));
+    if (rc == 0)
+        rc = status_to_err(ort->Run(s->ort, run_opts, (const char *const *)s->input_names,
+                                    (const OrtValue *const *)in, nin, out_names, nout, own->values),
+                           MG_ERUNTIME, err, "onnxruntime");
+    release_values(in, nin);
+    if (rc)
+        goto fail;
+
+    for (size_t j = 0; j < nout; j++) {
+        size_t k = idx[j];
+        rc = read_output(own->values[j], &s->outputs[k], s->output_name_len[k], &outs[j], a, err);
+        if (rc)
+            goto fail;
+        binary[j] = req->noutputs != 0 ? req->outputs[j].binary : req->binary_output;
+    }
+    resp->outputs = outs;
+    resp->binary = binary;
+    resp->noutputs = nout;
+    resp->owner = own;
+    return 0;
+
+fail:
+    release_values(own->values, nout);
+    return rc;
+}
+
+void mg_session_response_release(mg_infer_response_t *resp)
+{
+    if (resp == NULL || resp->owner == NULL)
+        return;
+    run_owner_t *own = resp->owner;
+    release_values(own->values, own->n);
+    own->n = 0;
+    resp->owner = NULL;
+    resp->outputs = NULL;
+    resp->binary = NULL;
+    resp->noutputs = 0;
+}
+
+int mg_session_warmup(mg_session_t *s, int runs, mg_err_t *err)
+{
+    if (runs <= 0)
+        return 0;
+    mg_arena_t inputs_arena, run_arena;
+    mg_arena_init(&inputs_arena, 0);
+    mg_arena_init(&run_arena, 0);
+    int rc = 0;
+    mg_tensor_t *in = arena_array(&inputs_arena, s->ninputs ? s->ninputs : 1, sizeof(*in));
+    if (in == NULL) {
+        rc = mg_err_set(err, MG_ENOMEM, "warmup: out of memory");
+        goto out;
+    }
+
+    /* Zeros (empty strings for BYTES), every dynamic dim 1. */
+    for (size_t k = 0; k < s->ninputs; k++) {
+        const mg_tensor_info_t *info = &s->inputs[k];
+        mg_tensor_t *t = &in[k];
+        memset(t, 0, sizeof(*t));
+        t->name = (mg_str_t){info->name, s->input_name_len[k]};
+        t->dtype = info->dtype;
+        t->ndim = info->ndim;
+        for (int d = 0; d < info->ndim; d++)
+            t->shape[d] = info->shape[d] < 0 ? 1 : info->shape[d];
+        size_t esize = mg_dtype_size(t->dtype);
+        if (mg_shape_count(t->shape, t->ndim, esize, &t->count) != 0) {
+            rc = mg_err_set(err, MG_ERANGE, "warmup: input '%s' is too large", info->name);
+            goto out;
+        }
+        if (t->dtype == MG_DT_BYTES) {
+            mg_str_t *el = arena_array(&inputs_arena, t->count, sizeof(*el));
+            for (size_t i = 0; el != NULL && i < t->count; i++)
+                el[i] = (mg_str_t){"", 0};
+            t->data = el;
+        } else {
+            t->nbytes = t->count * esize;
+            if ((t->data = mg_arena_alloc(&inputs_arena, t->nbytes)) != NULL)
+                memset(t->data, 0, t->nbytes);
+        }
+        if (t->data == NULL) {
+            rc = mg_err_set(err, MG_ENOMEM, "warmup: out of memory");
+            goto out;
+        }
+    }
+
+    mg_infer_request_t req = {.inputs = in, .ninputs = s->ninputs, .arena = &run_arena};
+    for (int r = 0; r < runs && rc == 0; r++) {
+        mg_infer_response_t resp = {0};
+        rc = mg_session_run(s, &req, &resp, err);
+        mg_session_response_release(&resp);
+        mg_arena_reset(&run_arena);
+    }
+
+out:
+    mg_arena_free(&run_arena);
+    mg_arena_free(&inputs_arena);
+    return rc;
+}

@@ -1,0 +1,128 @@
+/*
+ * ONNX Runtime behind a small interface: one process-wide environment, sessions built
+ * from model bytes, metadata, and Run. This is the only module that sees OrtStatus:
+ * every failure is mapped to an MG_E* code with ONNX Runtime's message kept in mg_err_t.
+ * No custom-op library is ever registered.
+ */
+#ifndef MG_INFER_SESSION_H
+#define MG_INFER_SESSION_H
+
+#include "core/err.h"
+#include "infer/request.h"
+#include "infer/tensor.h"
+
+#include <stddef.h>
+
+/** Options of the process-wide environment. */
+typedef struct mg_infer_env_opts {
+    int intra_op_threads; /* global intra-op pool size; 0: number of cores */
+    int inter_op_threads; /* global inter-op pool size; 0: 1 */
+    int log_level;        /* ONNX Runtime severity 1 info, 2 warning, 3 error, 4 fatal; 0 (the
+                             zero value) means the default, 3. Verbose is not offered. */
+} mg_infer_env_opts_t;
+
+/**
+ * Creates the process-wide OrtEnv with global thread pools (spinning off, so idle pool
+ * threads never steal the event loops' CPU). `opts` may be NULL for the defaults.
+ * Returns 0, MG_EINVAL (negative thread count, log level over 4), MG_EEXIST (already
+ * initialised) or MG_ERUNTIME, with `err` filled. Thread: start-up only, before any session.
+ */
+int mg_infer_env_init(const mg_infer_env_opts_t *opts, mg_err_t *err);
+
+/** Releases the environment. Every session must be freed first. Thread: shutdown only. */
+void mg_infer_env_deinit(void);
+
+/** Returns the ONNX Runtime version string ("1.29.0"), static. Thread: any, even before init. */
+const char *mg_infer_runtime_version(void);
+
+/** Name, datatype and shape of a model input or output; dynamic dims are -1. Session-owned. */
+typedef struct mg_tensor_info {
+    char *name;
+    mg_dtype_t dtype;
+    int ndim;
+    int64_t shape[MG_TENSOR_MAX_DIMS];
+} mg_tensor_info_t;
+
+/** Per-session options. */
+typedef struct mg_session_opts {
+    int intra_op_threads; /* 0: share the environment's global pools; >0: own pool of this size */
+    int inter_op_threads; /* with an own pool: inter-op threads (0: 1) */
+} mg_session_opts_t;
+
+typedef struct mg_session mg_session_t;
+
+/**
+ * Builds a session from the ONNX model in `bytes` (copied as ONNX Runtime needs; the caller
+ * keeps `bytes`) and reads its metadata. Graph optimisation ORT_ENABLE_ALL, sequential
+ * execution; `opts` may be NULL (share the global pools). A model with an input or output
+ * that is not a tensor, has an element type KServe has no datatype for (bfloat16, complex,
+ * ...) or more than MG_TENSOR_MAX_DIMS dims fails with MG_EMODEL naming it.
+ * Returns 0, MG_EMODEL (including ONNX Runtime's load errors), MG_EINVAL (no environment,
+ * negative thread count), MG_ENOMEM or MG_ERUNTIME with `err` filled; *out is untouched on
+ * failure. Thread: any (not on the request path).
+ */
+int mg_session_new(mg_session_t **out, const void *bytes, size_t len, const mg_session_opts_t *opts,
+                   mg_err_t *err);
+
+/** Frees the session. Accepts NULL. No Run may be in flight. */
+void mg_session_free(mg_session_t *s);
+
+/** Returns the number of model inputs. Thread: any. */
+size_t mg_session_ninputs(const mg_session_t *s);
+
+/** Returns input `i` in model order, or NULL when `i` is out of range. Owned by `s`. */
+const mg_tensor_info_t *mg_session_input(const mg_session_t *s, size_t i);
+
+/** Returns the number of model outputs. Thread: any. */
+size_t mg_session_noutputs(const mg_session_t *s);
+
+/** Returns output `i` in model order, or NULL when `i` is out of range. Owned by `s`. */
+const mg_tensor_info_t *mg_session_output(const mg_session_t *s, size_t i);
+
+/** Returns the input info named `name`, or NULL. Owned by `s`. Thread: any. */
+const mg_tensor_info_t *mg_session_find_input(const mg_session_t *s, mg_str_t name);
+
+/**
+ * Checks `req` against the model before any work: every model input present exactly once,
+ * no unknown input, datatypes equal, rank equal, fixed dims equal, element count equal to the
+ * shape's product (and nbytes to count times the element size), every requested output known
+ * and requested once. Messages name the input and say expected vs got, e.g.
+ * "input 'input': expected datatype FP32, got INT64". Returns 0, or MG_ENOENT (missing or
+ * unknown input or output), MG_EINVAL (input given twice, output requested twice, data
+ * missing), MG_EDTYPE, MG_ESHAPE or MG_ERANGE (shape overflows) with `err` filled.
+ * mg_session_run does the same checks itself. Thread: any.
+ */
+int mg_session_validate(const mg_session_t *s, const mg_infer_request_t *req, mg_err_t *err);
+
+/**
+ * Validates and runs `req`, filling `resp->outputs`, `resp->binary` and `resp->noutputs` with
+ * the requested outputs in request order (all, in model order, when none were requested);
+ * `binary[i]` is the output spec's flag, or `req->binary_output` when none were requested.
+ * Fixed-size input data is handed to ONNX Runtime without a copy. Output arrays and BYTES
+ * output elements (an mg_str_t array; `nbytes` is their total length) are allocated from
+ * `req->arena`; fixed-size output memory is held in `resp->owner` until
+ * mg_session_response_release(); output names point into the session. Other `resp` fields
+ * are left alone, and `resp` is untouched on failure.
+ * Returns 0, a validation code, MG_ENOMEM, or MG_ERUNTIME with ONNX Runtime's message (e.g. a
+ * shape conflict the metadata could not catch). Thread: any; several threads may run one
+ * session at once, each with its own request arena.
+ */
+int mg_session_run(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
+                   mg_err_t *err);
+
+/**
+ * Releases what mg_session_run left in `resp->owner` and clears `outputs`, `binary` and
+ * `noutputs`. Call it before resetting the request arena (the owner lives there). Accepts a
+ * zeroed or already released response. Thread: any.
+ */
+void mg_session_response_release(mg_infer_response_t *resp);
+
+/**
+ * Runs the model `runs` times on zero-filled inputs (empty strings for BYTES) whose dynamic
+ * dims are 1, so the first real request does not pay for lazy initialisation. Does nothing
+ * when `runs` <= 0. Returns 0, MG_ENOMEM, or the Run's failure with `err` filled.
+ * Thread: any (not on the request path).
+ */
+int mg_session_warmup(mg_session_t *s, int runs, mg_err_t *err);
+
+#endif

@@ -1,0 +1,823 @@
+/*
+ * The runtime layer against real ONNX Runtime sessions: metadata, Run for every datatype,
+ * output selection, validation messages, refused models, warmup and concurrent Runs.
+ * The models are generated at start by scripts/gen_test_models.py into a temporary folder.
+ */
+#include "core/buf.h"
+#include "core/err.h"
+#include "infer/session.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
+#include <cmocka.h>
+
+static char models_dir[256];
+
+/* ---- helpers ---- */
+
+static void *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc(n > 0 ? (size_t)n : 1);
+    assert_non_null(p);
+    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+/* Builds a session from models_dir/`file`; returns the code and leaves `err` filled. */
+static int try_load(const char *file, const mg_session_opts_t *opts, mg_session_t **s,
+                    mg_err_t *err)
+{
+    char path[512];
+    size_t len;
+    snprintf(path, sizeof(path), "%s/%s", models_dir, file);
+    void *bytes = read_file(path, &len);
+    int rc = mg_session_new(s, bytes, len, opts, err);
+    free(bytes); /* the session must not need the caller's bytes */
+    return rc;
+}
+
+static mg_session_t *load(const char *file, const mg_session_opts_t *opts)
+{
+    mg_session_t *s = NULL;
+    mg_err_t err = {0};
+    int rc = try_load(file, opts, &s, &err);
+    if (rc != 0)
+        fail_msg("loading %s: %d %s", file, rc, err.msg);
+    return s;
+}
+
+static void expect_err(int rc, const mg_err_t *err, int code, const char *sub)
+{
+    if (rc != code || err->code != code || strstr(err->msg, sub) == NULL)
+        fail_msg("got %d (%s), want %d containing \"%s\"", rc, err->msg, code, sub);
+}
+
+/* A tensor over `data` with `ndim` dims from `shape`; count and nbytes follow the shape. */
+static mg_tensor_t mk(const char *name, mg_dtype_t dt, void *data, int ndim, const int64_t *shape)
+{
+    mg_tensor_t t = {.name = {name, strlen(name)}, .dtype = dt, .ndim = ndim, .data = data};
+    memcpy(t.shape, shape, (size_t)ndim * sizeof(int64_t));
+    assert_int_equal(mg_shape_count(t.shape, ndim, mg_dtype_size(dt), &t.count), 0);
+    t.nbytes = t.count * mg_dtype_size(dt);
+    return t;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* ---- setup ---- */
+
+/* The source root: $MG_SOURCE_DIR (ctest), else where this file was compiled, else cwd-relative. */
+static const char *source_dir(void)
+{
+    const char *dir = getenv("MG_SOURCE_DIR");
+    if (dir != NULL && *dir != '\0')
+        return dir;
+    static char from_file[512];
+    static const char suffix[] = "/tests/infer/test_session.c";
+    const char *file = __FILE__; /* absolute in CMake builds */
+    size_t n = strlen(file), ns = sizeof(suffix) - 1;
+    if (n > ns && n < sizeof(from_file) && strcmp(file + n - ns, suffix) == 0) {
+        memcpy(from_file, file, n - ns);
+        from_file[n - ns] = '\0';
+    }
+    static const char *guesses[] = {from_file, ".", "..", "../.."};
+    for (size_t i = 0; i < sizeof(guesses) / sizeof(guesses[0]); i++) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/scripts/gen_test_models.py", guesses[i]);
+        if (guesses[i][0] != '\0' && access(path, R_OK) == 0)
+            return guesses[i];
+    }
+    return ".";
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(models_dir, sizeof(models_dir), "%s/mg_test_session.XXXXXX",
+             tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+    if (mkdtemp(models_dir) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    const char *python = getenv("MG_PYTHON");
+    if (python == NULL || *python == '\0')
+        python = "/usr/bin/python3";
+    char cmd[1536];
+    snprintf(cmd, sizeof(cmd), "'%s' '%s/scripts/gen_test_models.py' '%s'", python, source_dir(),
+             models_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "failed: %s\n", cmd);
+        nftw(models_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        return -1;
+    }
+    mg_err_t err = {0};
+    mg_infer_env_opts_t opts = {.intra_op_threads = 2, .inter_op_threads = 1};
+    if (mg_infer_env_init(&opts, &err) != 0) {
+        fprintf(stderr, "env init: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    mg_infer_env_deinit();
+    if (models_dir[0] != '\0')
+        nftw(models_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+/* ---- environment ---- */
+
+static void test_env(void **state)
+{
+    (void)state;
+    const char *v = mg_infer_runtime_version();
+    assert_non_null(v);
+    assert_true(strncmp(v, "1.", 2) == 0);
+
+    mg_err_t err = {0};
+    expect_err(mg_infer_env_init(NULL, &err), &err, MG_EEXIST, "already");
+}
+
+/* Releasing and re-creating the environment works, and sessions need it. */
+static void test_env_reinit(void **state)
+{
+    (void)state;
+    mg_err_t err = {0};
+    mg_infer_env_deinit();
+    mg_session_t *s = (mg_session_t *)&err; /* must stay untouched */
+    expect_err(try_load("add_fp32.onnx", NULL, &s, &err), &err, MG_EINVAL, "not initialised");
+    assert_ptr_equal(s, (mg_session_t *)&err);
+
+    mg_infer_env_opts_t bad = {.log_level = 5};
+    expect_err(mg_infer_env_init(&bad, &err), &err, MG_EINVAL, "log level");
+    mg_infer_env_opts_t neg = {.intra_op_threads = -1};
+    expect_err(mg_infer_env_init(&neg, &err), &err, MG_EINVAL, "negative");
+
+    mg_infer_env_opts_t opts = {.intra_op_threads = 2, .inter_op_threads = 1, .log_level = 3};
+    assert_int_equal(mg_infer_env_init(&opts, &err), 0);
+    s = load("add_fp32.onnx", NULL);
+    mg_session_free(s);
+}
+
+/* ---- metadata ---- */
+
+static void test_metadata_identity(void **state)
+{
+    (void)state;
+    for (int dt = 1; dt < MG_DT_COUNT_; dt++) {
+        char file[64];
+        snprintf(file, sizeof(file), "identity_%s.onnx", mg_dtype_name((mg_dtype_t)dt));
+        mg_session_t *s = load(file, NULL);
+        assert_int_equal(mg_session_ninputs(s), 1);
+        assert_int_equal(mg_session_noutputs(s), 1);
+        const mg_tensor_info_t *in = mg_session_input(s, 0);
+        const mg_tensor_info_t *out = mg_session_output(s, 0);
+        assert_string_equal(in->name, "x");
+        assert_string_equal(out->name, "y");
+        assert_int_equal(in->dtype, dt);
+        assert_int_equal(out->dtype, dt);
+        assert_int_equal(in->ndim, 2);
+        assert_int_equal(in->shape[0], -1); /* symbolic "N" */
+        assert_int_equal(in->shape[1], 3);
+        assert_int_equal(out->ndim, 2);
+        assert_int_equal(out->shape[0], -1);
+        assert_int_equal(out->shape[1], 3);
+        assert_null(mg_session_input(s, 1));
+        assert_null(mg_session_output(s, 1));
+        assert_ptr_equal(mg_session_find_input(s, MG_STR_LIT("x")), in);
+        assert_null(mg_session_find_input(s, MG_STR_LIT("y")));
+        assert_null(mg_session_find_input(s, MG_STR_LIT("xx")));
+        assert_null(mg_session_find_input(s, MG_STR_LIT("")));
+        mg_session_free(s);
+    }
+}
+
+static void test_metadata_add(void **state)
+{
+    (void)state;
+    mg_session_t *s = load("add_fp32.onnx", NULL);
+    assert_int_equal(mg_session_ninputs(s), 2);
+    assert_int_equal(mg_session_noutputs(s), 2);
+    const char *ins[] = {"a", "b"}, *outs[] = {"sum", "diff"};
+    for (size_t i = 0; i < 2; i++) {
+        const mg_tensor_info_t *in = mg_session_input(s, i), *out = mg_session_output(s, i);
+        assert_string_equal(in->name, ins[i]);
+        assert_string_equal(out->name, outs[i]);
+        for (int k = 0; k < 2; k++) {
+            const mg_tensor_info_t *t = k ? out : in;
+            assert_int_equal(t->dtype, MG_DT_FP32);
+            assert_int_equal(t->ndim, 2);
+            assert_int_equal(t->shape[0], 2);
+            assert_int_equal(t->shape[1], 2);
+        }
+    }
+    assert_ptr_equal(mg_session_find_input(s, MG_STR_LIT("b")), mg_session_input(s, 1));
+    mg_session_free(s);
+}
+
+/* ---- run ---- */
+
+/* Six elements per datatype, chosen at the edges of each type's range. */
+static void fill_values(mg_dtype_t dt, void *p)
+{
+    switch (dt) {
+    case MG_DT_BOOL: memcpy(p, (uint8_t[]){1, 0, 1, 1, 0, 0}, 6); break;
+    case MG_DT_UINT8: memcpy(p, (uint8_t[]){0, 1, 127, 128, 254, 255}, 6); break;
+    case MG_DT_UINT16: memcpy(p, (uint16_t[]){0, 1, 0x7fff, 0x8000, 0xfffe, 0xffff}, 12); break;
+    case MG_DT_UINT32:
+        memcpy(p, (uint32_t[]){0, 1, 0x7fffffff, 0x80000000u, 0xfffffffeu, UINT32_MAX}, 24);
+        break;
+    case MG_DT_UINT64:
+        memcpy(p, (uint64_t[]){0, 1, INT64_MAX, (uint64_t)1 << 63, UINT64_MAX - 1, UINT64_MAX}, 48);
+        break;
+    case MG_DT_INT8: memcpy(p, (int8_t[]){INT8_MIN, -1, 0, 1, 100, INT8_MAX}, 6); break;
+    case MG_DT_INT16: memcpy(p, (int16_t[]){INT16_MIN, -1, 0, 1, 12345, INT16_MAX}, 12); break;
+    case MG_DT_INT32: memcpy(p, (int32_t[]){INT32_MIN, -1, 0, 1, 123456789, INT32_MAX}, 24); break;
+    case MG_DT_INT64:
+        memcpy(p, (int64_t[]){INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX}, 48);
+        break;
+    case MG_DT_FP16: /* +0, -0, 1, max, smallest subnormal, -inf */
+        memcpy(p, (uint16_t[]){0x0000, 0x8000, 0x3c00, 0x7bff, 0x0001, 0xfc00}, 12);
+        break;
+    case MG_DT_FP32: /* +0, -0, 1, max, smallest subnormal, a NaN with payload */
+        memcpy(p, (uint32_t[]){0, 0x80000000u, 0x3f800000, 0x7f7fffff, 1, 0x7fc00001}, 24);
+        break;
+    case MG_DT_FP64:
+        memcpy(p,
+               (uint64_t[]){0, (uint64_t)1 << 63, 0x3ff0000000000000, 0x7fefffffffffffff, 1,
+                            0xfff0000000000000},
+               48);
+        break;
+    default: fail();
+    }
+}
+
+static void test_run_identity_fixed(void **state)
+{
+    (void)state;
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    for (int dt = 1; dt < MG_DT_COUNT_; dt++) {
+        if (dt == MG_DT_BYTES)
+            continue;
+        char file[64];
+        snprintf(file, sizeof(file), "identity_%s.onnx", mg_dtype_name((mg_dtype_t)dt));
+        mg_session_t *s = load(file, NULL);
+        _Alignas(8) unsigned char data[48];
+        fill_values((mg_dtype_t)dt, data);
+        mg_tensor_t x = mk("x", (mg_dtype_t)dt, data, 2, (int64_t[]){2, 3});
+        mg_infer_request_t req = {.inputs = &x, .ninputs = 1, .arena = &arena};
+        mg_infer_response_t resp = {0};
+        mg_err_t err = {0};
+
+        assert_int_equal(mg_session_validate(s, &req, &err), 0);
+        int rc = mg_session_run(s, &req, &resp, &err);
+        if (rc != 0)
+            fail_msg("%s: %s", file, err.msg);
+        assert_int_equal(resp.noutputs, 1);
+        const mg_tensor_t *y = &resp.outputs[0];
+        assert_true(mg_str_eq(y->name, "y"));
+        assert_int_equal(y->dtype, dt);
+        assert_int_equal(y->ndim, 2);
+        assert_int_equal(y->shape[0], 2);
+        assert_int_equal(y->shape[1], 3);
+        assert_int_equal(y->count, 6);
+        assert_int_equal(y->nbytes, 6 * mg_dtype_size((mg_dtype_t)dt));
+        if (memcmp(y->data, data, y->nbytes) != 0)
+            fail_msg("%s: output differs from input", file);
+        assert_false(resp.binary[0]);
+        assert_non_null(resp.owner);
+        mg_session_response_release(&resp);
+        assert_null(resp.owner);
+        assert_int_equal(resp.noutputs, 0);
+
+        /* An empty batch is a valid request. */
+        x = mk("x", (mg_dtype_t)dt, NULL, 2, (int64_t[]){0, 3});
+        assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
+        assert_int_equal(resp.outputs[0].count, 0);
+        assert_int_equal(resp.outputs[0].shape[0], 0);
+        mg_session_response_release(&resp);
+
+        mg_arena_reset(&arena);
+        mg_session_free(s);
+    }
+    mg_arena_free(&arena);
+}
+
+static void test_run_identity_misaligned(void **state)
+{
+    (void)state;
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    mg_session_t *s = load("identity_INT64.onnx", NULL);
+    _Alignas(8) unsigned char buf[8 + 48 + 1];
+    int64_t v[6] = {INT64_MIN, -2, -1, 0, 1, INT64_MAX};
+    memcpy(buf + 1, v, sizeof(v)); /* off by one byte */
+    mg_tensor_t x = mk("x", MG_DT_INT64, buf + 1, 2, (int64_t[]){2, 3});
+    mg_infer_request_t req = {.inputs = &x, .ninputs = 1, .arena = &arena};
+    mg_infer_response_t resp = {0};
+    mg_err_t err = {0};
+    assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
+    assert_memory_equal(resp.outputs[0].data, v, sizeof(v));
+    mg_session_response_release(&resp);
+    mg_session_free(s);
+    mg_arena_free(&arena);
+}
+
+static void test_run_identity_bytes(void **state)
+{
+    (void)state;
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    mg_session_t *s = load("identity_BYTES.onnx", NULL);
+    char big[300];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i * 7);
+    mg_str_t in[6] = {
+        {"", 0}, {"a\0b", 3}, {"hello", 5}, {"\xff\xfe\0", 3}, {"\0", 1}, {big, sizeof(big)},
+    };
+    mg_tensor_t x = mk("x", MG_DT_BYTES, in, 2, (int64_t[]){2, 3});
+    mg_infer_request_t req = {.inputs = &x, .ninputs = 1, .arena = &arena, .binary_output = true};
+    mg_infer_response_t resp = {0};
+    mg_err_t err = {0};
+    int rc = mg_session_run(s, &req, &resp, &err);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(resp.noutputs, 1);
+    const mg_tensor_t *y = &resp.outputs[0];
+    assert_int_equal(y->dtype, MG_DT_BYTES);
+    assert_int_equal(y->count, 6);
+    assert_int_equal(y->shape[0], 2);
+    assert_int_equal(y->shape[1], 3);
+    assert_true(resp.binary[0]);
+    const mg_str_t *out = y->data;
+    size_t total = 0;
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(out[i].len, in[i].len);
+        if (in[i].len != 0)
+            assert_memory_equal(out[i].ptr, in[i].ptr, in[i].len);
+        total += in[i].len;
+    }
+    assert_int_equal(y->nbytes, total);
+    mg_session_response_release(&resp);
+
+    /* An empty batch of strings. */
+    x = mk("x", MG_DT_BYTES, NULL, 2, (int64_t[]){0, 3});
+    assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
+    assert_int_equal(resp.outputs[0].count, 0);
+    mg_session_response_release(&resp);
+
+    mg_session_free(s);
+    mg_arena_free(&arena);
+}
+
+static void check_add(const mg_tensor_t *t, const char *name, const float *a, const float *b,
+                      float sign)
+{
+    assert_true(mg_str_eq(t->name, name));
+    assert_int_equal(t->dtype, MG_DT_FP32);
+    assert_int_equal(t->ndim, 2);
+    assert_int_equal(t->count, 4);
+    assert_int_equal(t->nbytes, 16);
+    const float *v = t->data;
+    for (int i = 0; i < 4; i++) {
+        float want = a[i] + sign * b[i];
+        if (v[i] != want)
+            fail_msg("%s[%d] = %g, want %g", name, i, (double)v[i], (double)want);
+    }
+}
+
+static void test_output_selection(void **state)
+{
+    (void)state;
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    mg_session_t *s = load("add_fp32.onnx", NULL);
+    float a[4] = {1, 2, 3, 4}, b[4] = {10, 20, 30, 40.5f};
+    /* Request order b, a: inputs are matched by name. */
+    mg_tensor_t in[2] = {mk("b", MG_DT_FP32, b, 2, (int64_t[]){2, 2}),
+                         mk("a", MG_DT_FP32, a, 2, (int64_t[]){2, 2})};
+    mg_infer_request_t req = {.inputs = in, .ninputs = 2, .arena = &arena, .binary_output = true};
+    mg_infer_response_t resp = {0};
+    mg_err_t err = {0};
+
+    /* None requested: all, model order, request-level binary default. */
+    assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
+    assert_int_equal(resp.noutputs, 2);
+    check_add(&resp.outputs[0], "sum", a, b, 1);
+    check_add(&resp.outputs[1], "diff", a, b, -1);
+    assert_true(resp.binary[0] && resp.binary[1]);
+    mg_session_response_release(&resp);
+
+    /* One requested. */
+    mg_output_spec_t one[1] = {{MG_STR_LIT("diff"), false}};
+    req.outputs = one;
+    req.noutputs = 1;
+    assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
+    assert_int_equal(resp.noutputs, 1);
+    check_add(&resp.outputs[0], "diff", a, b, -1);
+    assert_false(resp.binary[0]);
+    mg_session_response_release(&resp);
+
+    /* Both, in request order, each with its own flag. */
+    mg_output_spec_t two[2] = {{MG_STR_LIT("diff"), true}, {MG_STR_LIT("sum"), false}};
+    req.outputs = two;
+    req.noutputs = 2;
+    req.binary_output = false;
+    assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
+    assert_int_equal(resp.noutputs, 2);
+    check_add(&resp.outputs[0], "diff", a, b, -1);
+    check_add(&resp.outputs[1], "sum", a, b, 1);
+    assert_true(resp.binary[0]);
+    assert_false(resp.binary[1]);
+    mg_session_response_release(&resp);
+
+    mg_session_free(s);
+    mg_arena_free(&arena);
+}
+
+/* ---- validation ---- */
+
+typedef struct vcase {
+    const char *what;
+    mg_tensor_t in[3];
+    size_t nin;
+    mg_output_spec_t out[2];
+    size_t nout;
+    int code;
+    const char *msg;
+} vcase_t;
+
+static void test_validation_errors(void **state)
+{
+    (void)state;
+    static float f[8];
+    static int64_t i64[8];
+    mg_session_t *add = load("add_fp32.onnx", NULL);
+    mg_session_t *id = load("identity_FP32.onnx", NULL);
+    const int64_t s22[] = {2, 2};
+    mg_tensor_t a = mk("a", MG_DT_FP32, f, 2, s22), b = mk("b", MG_DT_FP32, f, 2, s22);
+    mg_tensor_t foo = mk("foo", MG_DT_FP32, f, 2, s22);
+    mg_tensor_t a_i64 = mk("a", MG_DT_INT64, i64, 2, s22);
+    mg_tensor_t a_rank3 = mk("a", MG_DT_FP32, f, 3, (int64_t[]){1, 1, 4});
+    mg_tensor_t a_dim = mk("a", MG_DT_FP32, f, 2, (int64_t[]){2, 3});
+    mg_tensor_t a_count = a, a_bytes = a, a_nodata = a;
+    a_count.count = 3;
+    a_bytes.nbytes = 15;
+    a_nodata.data = NULL;
+    mg_tensor_t x_dim = mk("x", MG_DT_FP32, f, 2, (int64_t[]){1, 4});
+    mg_tensor_t x_neg = mk("x", MG_DT_FP32, f, 2, (int64_t[]){1, 3});
+    x_neg.shape[0] = -1;
+    mg_tensor_t x_ok = mk("x", MG_DT_FP32, f, 2, (int64_t[]){2, 3});
+    mg_tensor_t x_huge = mk("x", MG_DT_FP32, f, 2, (int64_t[]){1, 3});
+    x_huge.shape[0] = INT64_MAX;
+
+    const vcase_t add_cases[] = {
+        {.what = "missing", .in = {a}, .nin = 1, .code = MG_ENOENT, .msg = "missing input 'b'"},
+        {.what = "none", .nin = 0, .code = MG_ENOENT, .msg = "missing input 'a'"},
+        {.what = "unknown",
+         .in = {a, b, foo},
+         .nin = 3,
+         .code = MG_ENOENT,
+         .msg = "unknown input 'foo'"},
+        {.what = "twice",
+         .in = {a, a},
+         .nin = 2,
+         .code = MG_EINVAL,
+         .msg = "input 'a' given twice"},
+        {.what = "dtype",
+         .in = {a_i64, b},
+         .nin = 2,
+         .code = MG_EDTYPE,
+         .msg = "input 'a': expected datatype FP32, got INT64"},
+        {.what = "rank",
+         .in = {a_rank3, b},
+         .nin = 2,
+         .code = MG_ESHAPE,
+         .msg = "input 'a': expected 2 dims, got 3 (shape [1,1,4])"},
+        {.what = "dim",
+         .in = {b, a_dim},
+         .nin = 2,
+         .code = MG_ESHAPE,
+         .msg = "input 'a': dim 1 must be 2, got 3 (shape [2,3])"},
+        {.what = "count",
+         .in = {a_count, b},
+         .nin = 2,
+         .code = MG_ESHAPE,
+         .msg = "input 'a': shape [2,2] needs 4 elements, got 3"},
+        {.what = "nbytes",
+         .in = {a_bytes, b},
+         .nin = 2,
+         .code = MG_ESHAPE,
+         .msg = "need 16 bytes, got 15"},
+        {.what = "no data",
+         .in = {a_nodata, b},
+         .nin = 2,
+         .code = MG_EINVAL,
+         .msg = "input 'a': no data"},
+        {.what = "unknown output",
+         .in = {a, b},
+         .nin = 2,
+         .out = {{MG_STR_LIT("sum"), false}, {MG_STR_LIT("foo"), false}},
+         .nout = 2,
+         .code = MG_ENOENT,
+         .msg = "unknown output 'foo'"},
+        {.what = "output twice",
+         .in = {a, b},
+         .nin = 2,
+         .out = {{MG_STR_LIT("sum"), false}, {MG_STR_LIT("sum"), true}},
+         .nout = 2,
+         .code = MG_EINVAL,
+         .msg = "output 'sum' requested twice"},
+    };
+    const vcase_t id_cases[] = {
+        {.what = "dim",
+         .in = {x_dim},
+         .nin = 1,
+         .code = MG_ESHAPE,
+         .msg = "input 'x': dim 1 must be 3, got 4 (shape [1,4])"},
+        {.what = "negative",
+         .in = {x_neg},
+         .nin = 1,
+         .code = MG_ESHAPE,
+         .msg = "input 'x': dim 0 is negative"},
+        {.what = "overflow", .in = {x_huge}, .nin = 1, .code = MG_ERANGE, .msg = "too large"},
+        {.what = "dynamic ok", .in = {x_ok}, .nin = 1, .code = 0, .msg = ""},
+    };
+    struct {
+        mg_session_t *s;
+        const vcase_t *cases;
+        size_t n;
+    } sets[] = {{add, add_cases, sizeof(add_cases) / sizeof(add_cases[0])},
+                {id, id_cases, sizeof(id_cases) / sizeof(id_cases[0])}};
+
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sets[k].n; i++) {
+            vcase_t c = sets[k].cases[i];
+            mg_infer_request_t req = {.inputs = c.nin ? c.in : NULL,
+                                      .ninputs = c.nin,
+                                      .outputs = c.nout ? c.out : NULL,
+                                      .noutputs = c.nout,
+                                      .arena = &arena};
+            mg_err_t err = {0};
+            int rc = mg_session_validate(sets[k].s, &req, &err);
+            if (rc != c.code || (c.code != 0 && strstr(err.msg, c.msg) == NULL))
+                fail_msg("validate %s: got %d (%s), want %d \"%s\"", c.what, rc, err.msg, c.code,
+                         c.msg);
+
+            /* Run checks the same way and leaves the response alone. */
+            mg_infer_response_t resp = {0};
+            mg_err_t err2 = {0};
+            rc = mg_session_run(sets[k].s, &req, &resp, &err2);
+            assert_int_equal(rc, c.code);
+            if (c.code != 0) {
+                assert_string_equal(err2.msg, err.msg);
+                assert_null(resp.outputs);
+                assert_null(resp.owner);
+            }
+            mg_session_response_release(&resp);
+            mg_arena_reset(&arena);
+        }
+    }
+    mg_arena_free(&arena);
+    mg_session_free(add);
+    mg_session_free(id);
+}
+
+/* A batch mismatch between two symbolic inputs passes metadata checks; ORT refuses it. */
+static void test_runtime_error(void **state)
+{
+    (void)state;
+    mg_session_t *s = load("add_dyn_fp32.onnx", NULL);
+    const mg_tensor_info_t *a_info = mg_session_input(s, 0);
+    assert_int_equal(a_info->shape[0], -1);
+    static float a[6], b[12];
+    mg_tensor_t in[2] = {mk("a", MG_DT_FP32, a, 2, (int64_t[]){2, 3}),
+                         mk("b", MG_DT_FP32, b, 2, (int64_t[]){4, 3})};
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    mg_infer_request_t req = {.inputs = in, .ninputs = 2, .arena = &arena};
+    mg_infer_response_t resp = {0};
+    mg_err_t err = {0};
+    assert_int_equal(mg_session_validate(s, &req, &err), 0);
+    int rc = mg_session_run(s, &req, &resp, &err);
+    expect_err(rc, &err, MG_ERUNTIME, "onnxruntime: ");
+    /* ORT's reason is kept, its source location and stack trace are not. */
+    assert_non_null(strstr(err.msg, "Add"));
+    assert_null(strstr(err.msg, "was false"));
+    assert_null(strstr(err.msg, "Stacktrace"));
+    assert_null(resp.owner);
+    assert_int_equal(resp.noutputs, 0);
+
+    /* The same session still serves good requests afterwards. */
+    in[1] = mk("b", MG_DT_FP32, b, 2, (int64_t[]){2, 3});
+    assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
+    assert_int_equal(resp.outputs[0].count, 6);
+    mg_session_response_release(&resp);
+
+    mg_arena_free(&arena);
+    mg_session_free(s);
+}
+
+/* ---- refused models ---- */
+
+static void test_bad_models(void **state)
+{
+    (void)state;
+    mg_session_t *s = (mg_session_t *)state; /* a sentinel that must stay untouched */
+    mg_err_t err = {0};
+    expect_err(try_load("bad.onnx", NULL, &s, &err), &err, MG_EMODEL, "model: ");
+    assert_ptr_equal(s, (mg_session_t *)state);
+
+    expect_err(mg_session_new(&s, "", 0, NULL, &err), &err, MG_EMODEL, "empty");
+    expect_err(try_load("bf16.onnx", NULL, &s, &err), &err, MG_EMODEL,
+               "input 'x' has element type BFLOAT16");
+    expect_err(try_load("seq.onnx", NULL, &s, &err), &err, MG_EMODEL, "input 's' is a sequence");
+    expect_err(try_load("rank9.onnx", NULL, &s, &err), &err, MG_EMODEL, "input 'x' has 9 dims");
+    mg_session_opts_t neg = {.intra_op_threads = -2};
+    expect_err(try_load("add_fp32.onnx", &neg, &s, &err), &err, MG_EINVAL, "negative");
+    assert_ptr_equal(s, (mg_session_t *)state);
+    mg_session_free(NULL);
+}
+
+/* ---- warmup ---- */
+
+static void test_warmup(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"identity_FP32.onnx", "identity_BYTES.onnx",
+                                        "identity_BOOL.onnx", "add_fp32.onnx", "add_dyn_fp32.onnx"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        mg_session_t *s = load(files[i], NULL);
+        mg_err_t err = {0};
+        int rc = mg_session_warmup(s, 3, &err);
+        if (rc != 0)
+            fail_msg("%s: %s", files[i], err.msg);
+        assert_int_equal(mg_session_warmup(s, 0, &err), 0);
+        mg_session_free(s);
+    }
+}
+
+/* ---- threads ---- */
+
+typedef struct worker {
+    mg_session_t *s;
+    int id;
+    int iterations;
+    int failures;
+    char msg[320];
+} worker_t;
+
+static void *run_worker(void *arg)
+{
+    worker_t *w = arg;
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    for (int it = 0; it < w->iterations && w->failures == 0; it++) {
+        float a[4], b[4];
+        for (int i = 0; i < 4; i++) {
+            a[i] = (float)(w->id * 100000 + it * 4 + i);
+            b[i] = (float)(w->id - i);
+        }
+        mg_tensor_t in[2] = {mk("a", MG_DT_FP32, a, 2, (int64_t[]){2, 2}),
+                             mk("b", MG_DT_FP32, b, 2, (int64_t[]){2, 2})};
+        mg_output_spec_t outs[2] = {{MG_STR_LIT("diff"), true}, {MG_STR_LIT("sum"), false}};
+        mg_infer_request_t req = {.inputs = in,
+                                  .ninputs = 2,
+                                  .outputs = outs,
+                                  .noutputs = (size_t)(it % 3 == 0 ? 0 : 2),
+                                  .arena = &arena};
+        mg_infer_response_t resp = {0};
+        mg_err_t err = {0};
+        if (mg_session_run(w->s, &req, &resp, &err) != 0) {
+            snprintf(w->msg, sizeof(w->msg), "run: %s", err.msg);
+            w->failures++;
+            break;
+        }
+        const float *sum = resp.outputs[req.noutputs ? 1 : 0].data;
+        const float *diff = resp.outputs[req.noutputs ? 0 : 1].data;
+        for (int i = 0; i < 4; i++) {
+            if (sum[i] != a[i] + b[i] || diff[i] != a[i] - b[i]) {
+                snprintf(w->msg, sizeof(w->msg), "thread %d iteration %d: wrong result", w->id, it);
+                w->failures++;
+            }
+        }
+        mg_session_response_release(&resp);
+        mg_arena_reset(&arena);
+    }
+    mg_arena_free(&arena);
+    return NULL;
+}
+
+static void run_threads(mg_session_t *s)
+{
+    enum { NTHREADS = 4 };
+    pthread_t th[NTHREADS];
+    worker_t w[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++) {
+        w[i] = (worker_t){.s = s, .id = i + 1, .iterations = 300};
+        assert_int_equal(pthread_create(&th[i], NULL, run_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < NTHREADS; i++) {
+        if (w[i].failures != 0)
+            fail_msg("%s", w[i].msg);
+    }
+}
+
+static void test_threads_shared_pool(void **state)
+{
+    (void)state;
+    mg_session_t *s = load("add_fp32.onnx", NULL);
+    run_threads(s);
+    mg_session_free(s);
+}
+
+static void test_threads_own_pool(void **state)
+{
+    (void)state;
+    mg_session_opts_t opts = {.intra_op_threads = 2};
+    mg_session_t *s = load("add_fp32.onnx", &opts);
+    mg_err_t err = {0};
+    assert_int_equal(mg_session_warmup(s, 2, &err), 0);
+    run_threads(s);
+    mg_session_free(s);
+}
+
+/* ---- release ---- */
+
+static void test_release(void **state)
+{
+    (void)state;
+    mg_infer_response_t resp = {0};
+    mg_session_response_release(&resp);
+    mg_session_response_release(NULL);
+
+    /* A response released twice, and one never read: nothing leaks (LSan checks at exit). */
+    mg_session_t *s = load("identity_FP64.onnx", NULL);
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    double x[3] = {1, 2, 3};
+    mg_tensor_t in = mk("x", MG_DT_FP64, x, 2, (int64_t[]){1, 3});
+    mg_infer_request_t req = {.inputs = &in, .ninputs = 1, .arena = &arena};
+    mg_err_t err = {0};
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
+        mg_session_response_release(&resp);
+        mg_session_response_release(&resp);
+        mg_arena_reset(&arena);
+    }
+    mg_arena_free(&arena);
+    mg_session_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_metadata_identity),
+        cmocka_unit_test(test_metadata_add),
+        cmocka_unit_test(test_run_identity_fixed),
+        cmocka_unit_test(test_run_identity_misaligned),
+        cmocka_unit_test(test_run_identity_bytes),
+        cmocka_unit_test(test_output_selection),
+        cmocka_unit_test(test_validation_errors),
+        cmocka_unit_test(test_runtime_error),
+        cmocka_unit_test(test_bad_models),
+        cmocka_unit_test(test_warmup),
+        cmocka_unit_test(test_threads_shared_pool),
+        cmocka_unit_test(test_threads_own_pool),
+        cmocka_unit_test(test_release),
+        cmocka_unit_test(test_env_reinit),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

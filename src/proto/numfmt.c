@@ -1,0 +1,701 @@
+#include "proto/numfmt.h"
+
+#include "core/err.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The fast paths rely on float and double operations rounding once, to their own type. */
+#if FLT_EVAL_METHOD != 0
+#error "numfmt.c needs FLT_EVAL_METHOD == 0 (SSE2 or any non-x87 target)"
+#endif
+
+/* 10^k for k in [-80, 80], each the double nearest to the exact power (exact up to 1e22). */
+#define P10_MIN (-80)
+#define P10_MAX 80
+static const double p10[] = {
+    1e-80, 1e-79, 1e-78, 1e-77, 1e-76, 1e-75, 1e-74, 1e-73, 1e-72, 1e-71,
+    1e-70, 1e-69, 1e-68, 1e-67, 1e-66, 1e-65, 1e-64, 1e-63, 1e-62, 1e-61,
+    1e-60, 1e-59, 1e-58, 1e-57, 1e-56, 1e-55, 1e-54, 1e-53, 1e-52, 1e-51,
+    1e-50, 1e-49, 1e-48, 1e-47, 1e-46, 1e-45, 1e-44, 1e-43, 1e-42, 1e-41,
+    1e-40, 1e-39, 1e-38, 1e-37, 1e-36, 1e-35, 1e-34, 1e-33, 1e-32, 1e-31,
+    1e-30, 1e-29, 1e-28, 1e-27, 1e-26, 1e-25, 1e-24, 1e-23, 1e-22, 1e-21,
+    1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15, 1e-14, 1e-13, 1e-12, 1e-11,
+    1e-10, 1e-9,  1e-8,  1e-7,  1e-6,  1e-5,  1e-4,  1e-3,  1e-2,  1e-1,
+    1e0,   1e1,   1e2,   1e3,   1e4,   1e5,   1e6,   1e7,   1e8,   1e9,
+    1e10,  1e11,  1e12,  1e13,  1e14,  1e15,  1e16,  1e17,  1e18,  1e19,
+    1e20,  1e21,  1e22,  1e23,  1e24,  1e25,  1e26,  1e27,  1e28,  1e29,
+    1e30,  1e31,  1e32,  1e33,  1e34,  1e35,  1e36,  1e37,  1e38,  1e39,
+    1e40,  1e41,  1e42,  1e43,  1e44,  1e45,  1e46,  1e47,  1e48,  1e49,
+    1e50,  1e51,  1e52,  1e53,  1e54,  1e55,  1e56,  1e57,  1e58,  1e59,
+    1e60,  1e61,  1e62,  1e63,  1e64,  1e65,  1e66,  1e67,  1e68,  1e69,
+    1e70,  1e71,  1e72,  1e73,  1e74,  1e75,  1e76,  1e77,  1e78,  1e79,
+    1e80,
+};
+
+/* 10^k exactly representable as float (5^10 < 2^24). */
+static const float p10f[] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
+
+static const uint64_t p10u[] = {
+    1ull,
+    10ull,
+    100ull,
+    1000ull,
+    10000ull,
+    100000ull,
+    1000000ull,
+    10000000ull,
+    100000000ull,
+    1000000000ull,
+    10000000000ull,
+    100000000000ull,
+    1000000000000ull,
+    10000000000000ull,
+    100000000000000ull,
+    1000000000000000ull,
+    10000000000000000ull,
+    100000000000000000ull,
+    1000000000000000000ull,
+    10000000000000000000ull,
+};
+
+#define EXP_CLAMP 1000000
+#define TWO53 ((uint64_t)1 << 53)
+
+static inline int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline uint64_t dbits(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, sizeof(b));
+    return b;
+}
+
+size_t mg_numfmt_scan(const char *s, size_t n, mg_numfmt_decimal_t *out)
+{
+    size_t i = 0;
+    uint64_t mant = 0;
+    int kept = 0;     /* significant digits in mant */
+    int64_t exp = 0;  /* value = mant * 10^exp (plus dropped digits) */
+    bool inexact = false;
+    bool neg = false;
+    bool integer = true;
+
+    if (i < n && s[i] == '-') {
+        neg = true;
+        i++;
+    }
+    if (i >= n)
+        return 0;
+    if (s[i] == '0') {
+        i++;
+        if (i < n && is_digit(s[i]))
+            return 0; /* leading zero */
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        do {
+            unsigned dg = (unsigned)(s[i] - '0');
+            if (kept < 19) {
+                mant = mant * 10 + dg;
+                kept++;
+            } else {
+                exp++; /* an integer digit dropped: scale up */
+                inexact |= dg != 0;
+            }
+            i++;
+        } while (i < n && is_digit(s[i]));
+    } else {
+        return 0;
+    }
+    bool long_int = exp > 0;
+
+    if (i < n && s[i] == '.') {
+        integer = false;
+        i++;
+        if (i >= n || !is_digit(s[i]))
+            return 0;
+        do {
+            unsigned dg = (unsigned)(s[i] - '0');
+            if (kept == 0 && dg == 0) {
+                exp--; /* a leading zero of 0.00x only moves the point */
+            } else if (kept < 19) {
+                mant = mant * 10 + dg;
+                kept++;
+                exp--;
+            } else {
+                inexact |= dg != 0;
+            }
+            i++;
+        } while (i < n && is_digit(s[i]));
+    }
+
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        integer = false;
+        i++;
+        bool eneg = false;
+        if (i < n && (s[i] == '+' || s[i] == '-')) {
+            eneg = s[i] == '-';
+            i++;
+        }
+        if (i >= n || !is_digit(s[i]))
+            return 0;
+        int64_t e = 0;
+        do {
+            if (e < 1000000000000000LL) /* saturate: any larger exponent means 0 or inf */
+                e = e * 10 + (s[i] - '0');
+            i++;
+        } while (i < n && is_digit(s[i]));
+        exp += eneg ? -e : e;
+    }
+
+    if (mant == 0)
+        exp = 0;
+    if (exp > EXP_CLAMP)
+        exp = EXP_CLAMP;
+    if (exp < -EXP_CLAMP)
+        exp = -EXP_CLAMP;
+    out->mant = mant;
+    out->exp10 = (int32_t)exp;
+    out->neg = neg;
+    out->integer = integer;
+    out->inexact = inexact;
+    out->long_int = integer && long_int;
+    out->text = s;
+    out->len = i;
+    return i;
+}
+
+int mg_numfmt_to_uint(const mg_numfmt_decimal_t *d, int bits, uint64_t *out)
+{
+    if (!d->integer)
+        return MG_EDTYPE;
+    uint64_t v = d->mant;
+    if (d->long_int) {
+        /* 20 or more digits: only 20 can fit, recount with overflow checks */
+        v = 0;
+        for (size_t i = d->neg ? 1 : 0; i < d->len; i++) {
+            if (__builtin_mul_overflow(v, 10, &v) ||
+                __builtin_add_overflow(v, (uint64_t)(d->text[i] - '0'), &v))
+                return MG_ERANGE;
+        }
+    }
+    if (d->neg && v != 0)
+        return MG_ERANGE;
+    uint64_t max = bits >= 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
+    if (v > max)
+        return MG_ERANGE;
+    *out = v;
+    return 0;
+}
+
+int mg_numfmt_to_int(const mg_numfmt_decimal_t *d, int bits, int64_t *out)
+{
+    if (!d->integer)
+        return MG_EDTYPE;
+    if (d->long_int) /* at least 10^19 > INT64_MAX */
+        return MG_ERANGE;
+    uint64_t v = d->mant;
+    uint64_t lim = (uint64_t)1 << (bits - 1); /* |min| */
+    if (d->neg) {
+        if (v > lim)
+            return MG_ERANGE;
+        *out = v == lim ? (bits == 64 ? INT64_MIN : -(int64_t)lim) : -(int64_t)v;
+    } else {
+        if (v > lim - 1)
+            return MG_ERANGE;
+        *out = (int64_t)v;
+    }
+    return 0;
+}
+
+/*
+ * Builds a NUL-terminated, strtod-ready "[-]0.DIGITSe[-]EXP" from a validated token, keeping
+ * at most 780 significant digits plus a sticky '1' when non-zero digits were cut: decimal
+ * half-way points between doubles have at most 767 significant digits, so the rounding
+ * direction is preserved.
+ */
+#define SLOW_DIGITS 780
+/* Room for slow_text: sign, "0.", digits, sticky, 'e' and a 20-digit exponent. */
+#define SLOW_CAP (SLOW_DIGITS + 32)
+static void slow_text(const mg_numfmt_decimal_t *d, char *buf)
+{
+    const char *s = d->text;
+    size_t n = d->len;
+    size_t i = 0;
+    char *o = buf;
+    if (i < n && s[i] == '-') {
+        *o++ = '-';
+        i++;
+    }
+    *o++ = '0';
+    *o++ = '.';
+    char *digits = o;
+    int64_t point = 0; /* value = 0.DIGITS * 10^(point + exp) */
+    size_t kept = 0;
+    bool sticky = false;
+    bool in_frac = false;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            in_frac = true;
+            continue;
+        }
+        if (!is_digit(c))
+            break;
+        if (kept == 0 && c == '0') {
+            if (in_frac)
+                point--;
+            continue;
+        }
+        if (!in_frac)
+            point++;
+        if (kept < SLOW_DIGITS) {
+            *o++ = c;
+            kept++;
+        } else {
+            sticky |= c != '0';
+        }
+    }
+    if (sticky)
+        *o++ = '1';
+    if (o == digits)
+        *o++ = '0';
+    int64_t e = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        bool eneg = false;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            eneg = s[i++] == '-';
+        for (; i < n && is_digit(s[i]); i++) {
+            if (e < 1000000000000000LL)
+                e = e * 10 + (s[i] - '0');
+        }
+        if (eneg)
+            e = -e;
+    }
+    *o++ = 'e';
+    o += mg_numfmt_write_i64(o, point + e);
+    *o = '\0';
+}
+
+/*
+ * mant * 10^exp with at most 3 ulp of error (one rounding each for mant, the table power
+ * and the product), or false when exp is outside the table.
+ */
+static inline bool approx_scale(uint64_t mant, int exp, double *out)
+{
+    if (exp < P10_MIN || exp > P10_MAX)
+        return false;
+    double m = (double)mant;
+    if (exp < 0 && exp >= -22)
+        *out = m / p10[-exp - P10_MIN]; /* an exact divisor: one rounding */
+    else
+        *out = m * p10[exp - P10_MIN];
+    return true;
+}
+
+/*
+ * Decides whether rounding the approximation `x` (within 8 ulp of the exact value, x > 0,
+ * normal) to a format with `prec` significant bits and minimum normal exponent `emin` is
+ * certain to give the same result as rounding the exact value: true unless x lies within
+ * the slack of a half-way point between two values of the format. Because those half-way
+ * points are doubles, x and the exact value then round alike.
+ */
+static inline bool rounding_is_safe(double x, int prec, int emin)
+{
+    uint64_t b = dbits(x);
+    int e = (int)((b >> 52) & 0x7ff) - 1023;
+    int s = 53 - prec + (e < emin ? emin - e : 0); /* double bits below the format's lsb */
+    if (s > 52)
+        return false; /* below the smallest subnormal's half: let the slow path decide */
+    if (s < 1)
+        return true;
+    uint64_t low = b & (((uint64_t)1 << s) - 1);
+    uint64_t half = (uint64_t)1 << (s - 1);
+    const uint64_t slack = 8;
+    return low + slack < half || low > half + slack;
+}
+
+/* Float nearest to mant * 10^exp via double arithmetic; false for the hard cases. */
+static inline bool fast_f32(uint64_t mant, int exp, bool exact, float *out)
+{
+    if (exact && mant <= ((uint64_t)1 << 24) && exp >= -10 && exp <= 10) {
+        /* both operands exact floats: one correctly rounded operation */
+        float m = (float)mant;
+        *out = exp >= 0 ? m * p10f[exp] : m / p10f[-exp];
+        return true;
+    }
+    double x;
+    if (!approx_scale(mant, exp, &x))
+        return false;
+    if (x >= 0x1p128) {
+        *out = INFINITY;
+        return true;
+    }
+    if (!rounding_is_safe(x, 24, -126))
+        return false;
+    *out = (float)x;
+    return true;
+}
+
+int mg_numfmt_to_f64(const mg_numfmt_decimal_t *d, double *out)
+{
+    double x;
+    int exp = d->exp10;
+    if (d->mant == 0) {
+        x = 0.0;
+    } else if (!d->inexact && d->mant <= TWO53 && exp >= -22 && exp <= 22) {
+        /* Clinger's fast path: exact operands, one rounding */
+        x = exp >= 0 ? (double)d->mant * p10[exp - P10_MIN] : (double)d->mant / p10[-exp - P10_MIN];
+    } else if (!d->inexact && exp > 22 && exp <= 22 + 18 && d->mant <= TWO53 / p10u[exp - 22]) {
+        /* mant * 10^(exp-22) is still an exact integer below 2^53 */
+        x = (double)(d->mant * p10u[exp - 22]) * 1e22;
+    } else {
+        char buf[SLOW_CAP];
+        slow_text(d, buf);
+        x = fabs(strtod(buf, NULL));
+    }
+    if (isinf(x))
+        return MG_ERANGE;
+    *out = d->neg ? -x : x;
+    return 0;
+}
+
+int mg_numfmt_to_f32(const mg_numfmt_decimal_t *d, float *out)
+{
+    float f;
+    if (d->mant == 0) {
+        f = 0.0f;
+    } else if (!fast_f32(d->mant, d->exp10, !d->inexact, &f)) {
+        char buf[SLOW_CAP];
+        slow_text(d, buf);
+        f = fabsf(strtof(buf, NULL));
+    }
+    if (isinf(f))
+        return MG_ERANGE;
+    *out = d->neg ? -f : f;
+    return 0;
+}
+
+int mg_numfmt_to_f16(const mg_numfmt_decimal_t *d, uint16_t *out)
+{
+    uint16_t h;
+    double x;
+    if (d->mant == 0) {
+        h = 0;
+    } else if (approx_scale(d->mant, d->exp10, &x) && x < 65536.0 &&
+               rounding_is_safe(x, 11, -14)) {
+        h = mg_numfmt_f16_from_f64(x);
+    } else {
+        char buf[SLOW_CAP];
+        slow_text(d, buf);
+        h = mg_numfmt_f16_from_f64(fabs(strtod(buf, NULL)));
+    }
+    if ((h & 0x7fff) == 0x7c00)
+        return MG_ERANGE;
+    *out = (uint16_t)(h | (d->neg ? 0x8000 : 0));
+    return 0;
+}
+
+/* ---- formatting ---- */
+
+static const char dig2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                           "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                           "8081828384858687888990919293949596979899";
+
+size_t mg_numfmt_write_u64(char *dst, uint64_t v)
+{
+    char tmp[MG_NUMFMT_INT_MAX];
+    char *p = tmp + sizeof(tmp);
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, dig2 + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, dig2 + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof(tmp) - p);
+    memcpy(dst, p, n);
+    return n;
+}
+
+size_t mg_numfmt_write_i64(char *dst, int64_t v)
+{
+    if (v < 0) {
+        dst[0] = '-';
+        return 1 + mg_numfmt_write_u64(dst + 1, (uint64_t)0 - (uint64_t)v);
+    }
+    return mg_numfmt_write_u64(dst, (uint64_t)v);
+}
+
+static size_t write_nonfinite(char *dst, double v)
+{
+    const char *s = isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+    size_t n = strlen(s);
+    memcpy(dst, s, n);
+    return n;
+}
+
+/* Round-half-even of 0 <= x < 2^53. */
+static inline uint64_t round_even(double x)
+{
+    uint64_t t = (uint64_t)x;
+    double r = x - (double)t;
+    if (r > 0.5 || (r == 0.5 && (t & 1)))
+        t++;
+    return t;
+}
+
+/*
+ * The `n`-significant-digit decimal nearest to a (> 0): *m * 10^*q with 10^(n-1) <= *m <
+ * 10^n, given e10 ~ floor(log10(a)). Returns whether it reads back as the float a.
+ */
+static bool f32_candidate(double a, float want, int e10, int n, uint64_t *m, int *q)
+{
+    int k = n - 1 - e10;
+    double scaled;
+    if (k >= 0)
+        scaled = a * p10[k - P10_MIN];
+    else if (k >= -22)
+        scaled = a / p10[-k - P10_MIN];
+    else
+        scaled = a * p10[k - P10_MIN];
+    uint64_t mm = round_even(scaled);
+    int qq = -k;
+    if (mm >= p10u[n]) { /* rounded up to the next power of ten */
+        mm /= 10;
+        qq++;
+    }
+    *m = mm;
+    *q = qq;
+    float back;
+    if (!fast_f32(mm, qq, true, &back)) {
+        char buf[48];
+        size_t len = mg_numfmt_write_u64(buf, mm);
+        buf[len++] = 'e';
+        len += mg_numfmt_write_i64(buf + len, qq);
+        buf[len] = '\0';
+        back = strtof(buf, NULL);
+    }
+    return back == want;
+}
+
+size_t mg_numfmt_write_f32(char *dst, float v)
+{
+    if (!isfinite(v))
+        return write_nonfinite(dst, v);
+    char *o = dst;
+    if (signbit(v))
+        *o++ = '-';
+    float want = fabsf(v);
+    double a = (double)want;
+    if (a == 0.0) {
+        memcpy(o, "0.0", 3);
+        return (size_t)(o + 3 - dst);
+    }
+
+    /* floor(log10(a)) from the binary exponent, then corrected against the 9-digit scale */
+    uint64_t b = dbits(a);
+    int e2 = (int)((b >> 52) & 0x7ff) - 1023;
+    int e10 = e2 >= 0 ? (e2 * 78913) >> 18 : -((-e2 * 78913 + (1 << 18) - 1) >> 18);
+    for (int step = 0; step < 2; step++) {
+        double s9 = a * p10[8 - e10 - P10_MIN];
+        if (s9 >= 1e9)
+            e10++;
+        else if (s9 < 1e8)
+            e10--;
+        else
+            break;
+    }
+
+    /*
+     * Find the fewest digits whose nearest decimal reads back. Inside a binade the rounding
+     * interval is symmetric, so "n digits read back" is monotone in n and a binary search
+     * finds the least n; at a power of two the interval is lopsided, so walk up from 1.
+     */
+    uint64_t m = 0;
+    int q = 0;
+    int n = 0;
+    uint32_t fbits;
+    memcpy(&fbits, &want, sizeof(fbits));
+    if ((fbits & 0x7fffff) == 0) {
+        for (int i = 1; i <= 9; i++) {
+            if (f32_candidate(a, want, e10, i, &m, &q)) {
+                n = i;
+                break;
+            }
+        }
+    } else {
+        int lo = 1, hi = 9;
+        uint64_t hm = 0;
+        int hq = 0;
+        bool have = false;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            uint64_t mm;
+            int qq;
+            if (f32_candidate(a, want, e10, mid, &mm, &qq)) {
+                hi = mid;
+                hm = mm;
+                hq = qq;
+                have = true;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        if (have) {
+            m = hm;
+            q = hq;
+            n = hi;
+        } else if (f32_candidate(a, want, e10, 9, &m, &q)) {
+            n = 9;
+        }
+    }
+    if (n == 0) {
+        /* Cannot happen (the nearest 9 digits always identify a float); stay correct anyway. */
+        char buf[32];
+        int len = snprintf(buf, sizeof(buf), "%.9g", a);
+        memcpy(o, buf, (size_t)len);
+        o += len;
+        if (memchr(buf, '.', (size_t)len) == NULL && memchr(buf, 'e', (size_t)len) == NULL) {
+            *o++ = '.';
+            *o++ = '0';
+        }
+        return (size_t)(o - dst);
+    }
+
+    /* Lay out the digits: fixed notation for 1e-4 <= a < 1e16, otherwise d.ddde[-]x. */
+    while (m % 10 == 0) {
+        m /= 10;
+        q++;
+    }
+    char digits[MG_NUMFMT_INT_MAX];
+    int nd = (int)mg_numfmt_write_u64(digits, m);
+    int lead = q + nd - 1;
+    if (lead >= -4 && lead < 16) {
+        if (lead >= 0) {
+            if (nd <= lead + 1) {
+                memcpy(o, digits, (size_t)nd);
+                o += nd;
+                for (int i = nd; i <= lead; i++)
+                    *o++ = '0';
+                *o++ = '.';
+                *o++ = '0';
+            } else {
+                memcpy(o, digits, (size_t)lead + 1);
+                o += lead + 1;
+                *o++ = '.';
+                memcpy(o, digits + lead + 1, (size_t)(nd - lead - 1));
+                o += nd - lead - 1;
+            }
+        } else {
+            *o++ = '0';
+            *o++ = '.';
+            for (int i = 0; i < -lead - 1; i++)
+                *o++ = '0';
+            memcpy(o, digits, (size_t)nd);
+            o += nd;
+        }
+    } else {
+        *o++ = digits[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, digits + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        *o++ = 'e';
+        o += mg_numfmt_write_i64(o, lead);
+    }
+    return (size_t)(o - dst);
+}
+
+size_t mg_numfmt_write_f64(char *dst, double v)
+{
+    if (!isfinite(v))
+        return write_nonfinite(dst, v);
+    if (v == 0.0) {
+        const char *z = signbit(v) ? "-0.0" : "0.0";
+        size_t n = strlen(z);
+        memcpy(dst, z, n);
+        return n;
+    }
+    char buf[MG_NUMFMT_F64_MAX + 8];
+    int len = snprintf(buf, sizeof(buf), "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        len = snprintf(buf, sizeof(buf), "%.17g", v);
+    size_t n = (size_t)len;
+    memcpy(dst, buf, n);
+    if (memchr(buf, '.', n) == NULL && memchr(buf, 'e', n) == NULL) {
+        dst[n++] = '.';
+        dst[n++] = '0';
+    }
+    return n;
+}
+
+/* ---- binary16 ---- */
+
+uint16_t mg_numfmt_f16_from_f64(double v)
+{
+    uint64_t b = dbits(v);
+    uint16_t sign = (uint16_t)((b >> 48) & 0x8000);
+    int bexp = (int)((b >> 52) & 0x7ff);
+    uint64_t frac = b & (((uint64_t)1 << 52) - 1);
+    if (bexp == 0x7ff)
+        return (uint16_t)(sign | (frac ? 0x7e00 : 0x7c00));
+    int e = bexp - 1023;
+    if (bexp == 0 || e < -25)
+        return sign; /* below half the smallest subnormal (2^-25): zero */
+    if (e > 15)
+        return (uint16_t)(sign | 0x7c00);
+    uint64_t h;
+    uint64_t rest, halfway;
+    if (e >= -14) {
+        h = ((uint64_t)(e + 15) << 10) | (frac >> 42);
+        rest = frac & (((uint64_t)1 << 42) - 1);
+        halfway = (uint64_t)1 << 41;
+    } else {
+        /* subnormal: units of 2^-24 */
+        uint64_t m = frac | ((uint64_t)1 << 52);
+        int shift = 28 - e; /* 43..53 */
+        h = m >> shift;
+        rest = m & (((uint64_t)1 << shift) - 1);
+        halfway = (uint64_t)1 << (shift - 1);
+    }
+    if (rest > halfway || (rest == halfway && (h & 1)))
+        h++; /* a carry moves to the next exponent, or to infinity: both are right */
+    return (uint16_t)(sign | h);
+}
+
+uint16_t mg_numfmt_f16_from_f32(float v)
+{
+    return mg_numfmt_f16_from_f64((double)v);
+}
+
+float mg_numfmt_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t e = (h >> 10) & 0x1f;
+    uint32_t m = h & 0x3ff;
+    uint32_t bits;
+    if (e == 0) {
+        float f = (float)m * 0x1p-24f; /* exact */
+        return sign ? -f : f;
+    }
+    if (e == 31)
+        bits = sign | 0x7f800000u | (m << 13);
+    else
+        bits = sign | ((e - 15 + 127) << 23) | (m << 13);
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}

@@ -1,0 +1,181 @@
+#include "repo/config.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mg_model_config_default(mg_model_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->policy = MG_VERSION_POLICY_LATEST;
+    cfg->latest_n = 1;
+    cfg->instance_count = 1;
+}
+
+/* Reads a non-negative integer member; absent leaves *out. */
+static int get_uint(json_t *obj, const char *key, int64_t max, int64_t *out, mg_err_t *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
+        return mg_err_set(err, MG_ECONFIG, "config.json: '%s' must be an integer from 0 to %lld", key, (long long)max);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* Reads a version number given as an integer or a numeric string ("2"). */
+static int parse_version(json_t *v, int64_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        long long n = strtoll(s, &end, 10);
+        if (*s >= '0' && *s <= '9' && *end == '\0' && n > 0) {
+            *out = n;
+            return 0;
+        }
+    }
+    return MG_ECONFIG;
+}
+
+static int parse_policy(json_t *pol, mg_model_config_t *cfg, mg_err_t *err)
+{
+    if (!json_is_object(pol) || json_object_size(pol) != 1)
+        return mg_err_set(err, MG_ECONFIG,
+                          "'version_policy' must be one of {\"latest\":{...}}, {\"all\":{}}, {\"specific\":{...}}");
+    json_t *v;
+    if ((v = json_object_get(pol, "all")) != NULL) {
+        cfg->policy = MG_VERSION_POLICY_ALL;
+        return 0;
+    }
+    if ((v = json_object_get(pol, "latest")) != NULL) {
+        int64_t n = 1;
+        if (!json_is_object(v) || get_uint(v, "num_versions", MG_VERSION_POLICY_MAX, &n, err) != 0 || n < 1)
+            return mg_err_set(err, MG_ECONFIG, "'version_policy.latest.num_versions' must be an integer from 1 to %d",
+                              MG_VERSION_POLICY_MAX);
+        cfg->policy = MG_VERSION_POLICY_LATEST;
+        cfg->latest_n = (int)n;
+        return 0;
+    }
+    if ((v = json_object_get(pol, "specific")) != NULL) {
+        json_t *list = json_is_object(v) ? json_object_get(v, "versions") : NULL;
+        if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > MG_VERSION_POLICY_MAX)
+            return mg_err_set(err, MG_ECONFIG, "'version_policy.specific.versions' must be a list of 1 to %d versions",
+                              MG_VERSION_POLICY_MAX);
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            if (parse_version(e, &cfg->specific[i]) != 0)
+                return mg_err_set(err, MG_ECONFIG, "'version_policy.specific.versions[%zu]' is not a positive version number", i);
+        }
+        cfg->policy = MG_VERSION_POLICY_SPECIFIC;
+        cfg->nspecific = (int)json_array_size(list);
+        return 0;
+    }
+    return mg_err_set(err, MG_ECONFIG, "'version_policy' must be one of \"latest\", \"all\", \"specific\"");
+}
+
+int mg_model_config_parse(const char *text, size_t len, const char *model, mg_model_config_t *cfg, mg_err_t *err)
+{
+    static const char *const known[] = {"name", "max_batch_size", "version_policy", "default_version",
+                                        "instance_count", "intra_op_threads", "warmup", "platform", "backend"};
+    mg_model_config_default(cfg);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return mg_err_set(err, MG_ECONFIG, "config.json: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+
+    int rc = MG_ECONFIG;
+    mg_model_config_t c;
+    mg_model_config_default(&c);
+    if (!json_is_object(root)) {
+        mg_err_set(err, MG_ECONFIG, "config.json: must be a JSON object");
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        size_t k = 0;
+        while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key) != 0)
+            k++;
+        if (k == sizeof(known) / sizeof(known[0])) {
+            mg_err_set(err, MG_ECONFIG, "config.json: unknown field '%s'", key);
+            goto out;
+        }
+    }
+    if ((v = json_object_get(root, "name")) != NULL && (!json_is_string(v) || strcmp(json_string_value(v), model) != 0)) {
+        mg_err_set(err, MG_ECONFIG, "config.json: 'name' must be \"%s\", the model's folder name", model);
+        goto out;
+    }
+    if ((v = json_object_get(root, "platform")) != NULL &&
+        (!json_is_string(v) || strcmp(json_string_value(v), "onnxruntime_onnx") != 0)) {
+        mg_err_set(err, MG_ECONFIG, "config.json: 'platform' must be \"onnxruntime_onnx\"");
+        goto out;
+    }
+    if ((v = json_object_get(root, "backend")) != NULL &&
+        (!json_is_string(v) || strcmp(json_string_value(v), "onnxruntime") != 0)) {
+        mg_err_set(err, MG_ECONFIG, "config.json: 'backend' must be \"onnxruntime\"");
+        goto out;
+    }
+    int64_t n;
+    if (get_uint(root, "max_batch_size", INT32_MAX, &c.max_batch_size, err) != 0)
+        goto out;
+    n = c.instance_count;
+    if (get_uint(root, "instance_count", 64, &n, err) != 0)
+        goto out;
+    if (n < 1) {
+        mg_err_set(err, MG_ECONFIG, "config.json: 'instance_count' must be at least 1");
+        goto out;
+    }
+    c.instance_count = (int)n;
+    n = 0;
+    if (get_uint(root, "intra_op_threads", 256, &n, err) != 0)
+        goto out;
+    c.intra_op_threads = (int)n;
+    if ((v = json_object_get(root, "version_policy")) != NULL && parse_policy(v, &c, err) != 0)
+        goto out;
+    if ((v = json_object_get(root, "default_version")) != NULL && parse_version(v, &c.default_version) != 0) {
+        mg_err_set(err, MG_ECONFIG, "config.json: 'default_version' must be a positive version number");
+        goto out;
+    }
+    if ((v = json_object_get(root, "warmup")) != NULL) {
+        n = 0;
+        if (!json_is_object(v) || get_uint(v, "runs", 1000, &n, err) != 0) {
+            mg_err_set(err, MG_ECONFIG, "config.json: 'warmup' must be {\"runs\": N} with N from 0 to 1000");
+            goto out;
+        }
+        c.warmup_runs = (int)n;
+    }
+    *cfg = c;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+int mg_model_config_select(const mg_model_config_t *cfg, const int64_t *found, int n, int64_t *out)
+{
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int take = cfg->policy != MG_VERSION_POLICY_SPECIFIC;
+        for (int k = 0; !take && k < cfg->nspecific; k++)
+            take = cfg->specific[k] == found[i];
+        if (take)
+            out[m++] = found[i];
+    }
+    qsort(out, (size_t)m, sizeof(out[0]), cmp_desc);
+    if (cfg->policy == MG_VERSION_POLICY_LATEST && m > cfg->latest_n)
+        m = cfg->latest_n;
+    return m;
+}

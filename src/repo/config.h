@@ -1,0 +1,58 @@
+/*
+ * A model's config.json: `<repo>/<model>/config.json`, optional, in the spirit of Triton's
+ * config.pbtxt but JSON:
+ *
+ *   {"max_batch_size": 64,
+ *    "version_policy": {"latest": {"num_versions": 2}} | {"all": {}} | {"specific": {"versions": [1, 3]}},
+ *    "default_version": "2",
+ *    "instance_count": 1,
+ *    "intra_op_threads": 0,
+ *    "warmup": {"runs": 2}}
+ *
+ * Every field is optional; unknown fields are an error, so a typo never passes silently.
+ */
+#ifndef MG_REPO_CONFIG_H
+#define MG_REPO_CONFIG_H
+
+#include "core/err.h"
+
+#include <stdint.h>
+
+#define MG_VERSION_POLICY_MAX 64
+
+typedef enum {
+    MG_VERSION_POLICY_LATEST = 0, /* the `num_versions` highest versions (default: 1) */
+    MG_VERSION_POLICY_ALL,
+    MG_VERSION_POLICY_SPECIFIC,
+} mg_version_policy_kind_t;
+
+typedef struct mg_model_config {
+    int64_t max_batch_size;       /* 0: no batching rule; >0: first dim of every input <= this */
+    mg_version_policy_kind_t policy;
+    int latest_n;                 /* with LATEST */
+    int nspecific;                /* with SPECIFIC */
+    int64_t specific[MG_VERSION_POLICY_MAX];
+    int64_t default_version;      /* 0: the highest ready version */
+    int instance_count;           /* sessions per version (>= 1) */
+    int intra_op_threads;         /* 0: share the global pools */
+    int warmup_runs;              /* 0: no warm-up */
+} mg_model_config_t;
+
+/** Fills `cfg` with the defaults (latest 1, no batching rule, one instance, no warm-up). */
+void mg_model_config_default(mg_model_config_t *cfg);
+
+/**
+ * Parses config.json text into `cfg` (starting from the defaults). `name`, when present in
+ * the file, must equal `model`. Returns 0, or MG_ECONFIG with `err` naming the field and why;
+ * `cfg` holds defaults on failure.
+ */
+int mg_model_config_parse(const char *json, size_t len, const char *model, mg_model_config_t *cfg,
+                          mg_err_t *err);
+
+/**
+ * Applies the version policy to the `n` versions found on disk (any order): writes the
+ * selected ones, highest first, to `out` (room for `n`) and returns how many.
+ */
+int mg_model_config_select(const mg_model_config_t *cfg, const int64_t *found, int n, int64_t *out);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * The one execute function every front end calls: checks a decoded request against the
+ * pinned model version's rules, runs it on one of the version's sessions and fills the
+ * response. Routing (which version) happens before; encoding after.
+ */
+#ifndef MG_SERVE_EXECUTE_H
+#define MG_SERVE_EXECUTE_H
+
+#include "core/err.h"
+#include "infer/request.h"
+#include "repo/registry.h"
+
+/**
+ * Runs `req` on version `v` (pinned by the caller, who keeps the pin until the response is
+ * encoded). Enforces the model's max_batch_size on the first dim of every input, then runs.
+ * On success `resp` names the model and version, echoes the request id and holds the outputs;
+ * release it with mg_execute_release(). Returns 0 or the MG_E* code of the first problem with
+ * `err` filled. Thread: any request thread.
+ */
+int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp, mg_err_t *err);
+
+/** Releases the outputs of a response filled by mg_execute(). Accepts an empty response. */
+void mg_execute_release(mg_infer_response_t *resp);
+
+#endif

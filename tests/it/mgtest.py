@@ -1,0 +1,147 @@
+"""Helpers for integration tests: a real modelgate daemon on an ephemeral loopback port."""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SOURCE_DIR = os.environ.get("MG_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD_DIR = os.environ.get("MG_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+MG_BIN = os.environ.get("MG_BIN", os.path.join(BUILD_DIR, "modelgate"))
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def make_repo(with_test_models=True, extra=None):
+    """Builds a temporary model repository: the demo digits model plus test models."""
+    root = tempfile.mkdtemp(prefix="mg-it-")
+    repo = os.path.join(root, "repo")
+    shutil.copytree(os.path.join(SOURCE_DIR, "models", "digits"), os.path.join(repo, "digits"))
+    if with_test_models:
+        gen = os.path.join(root, "gen")
+        subprocess.run([PYTHON, os.path.join(SOURCE_DIR, "scripts", "gen_test_models.py"), gen], check=True,
+                       stdout=subprocess.DEVNULL)
+        for f in sorted(os.listdir(gen)):
+            m = re.match(r"identity_(\w+)\.onnx$", f)
+            if m:
+                d = os.path.join(repo, "id_" + m.group(1).lower(), "1")
+                os.makedirs(d)
+                shutil.copy(os.path.join(gen, f), os.path.join(d, "model.onnx"))
+        d = os.path.join(repo, "addsub", "1")
+        os.makedirs(d)
+        shutil.copy(os.path.join(gen, "add_fp32.onnx"), os.path.join(d, "model.onnx"))
+        # A model whose file is not ONNX: it must be reported and must not stop the others.
+        d = os.path.join(repo, "broken", "1")
+        os.makedirs(d)
+        with open(os.path.join(d, "model.onnx"), "wb") as f:
+            f.write(b"this is not an onnx model")
+        # A model with an invalid config.json.
+        d = os.path.join(repo, "badconfig", "1")
+        os.makedirs(d)
+        shutil.copy(os.path.join(gen, "add_fp32.onnx"), os.path.join(d, "model.onnx"))
+        with open(os.path.join(repo, "badconfig", "config.json"), "w") as f:
+            f.write('{"max_batch_size": "many"}')
+    if extra:
+        extra(repo)
+    return root, repo
+
+
+class Daemon:
+    """Starts `modelgate serve` on 127.0.0.1:0 and waits until it has loaded the repository."""
+
+    def __init__(self, repo, args=(), ready_timeout=120):
+        self.repo = repo
+        self.proc = subprocess.Popen([MG_BIN, "serve", "--repo", repo, "--listen", "127.0.0.1:0", "--threads", "2",
+                                      "--ort-threads", "1", *args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log = []
+        self.port = None
+        ready = threading.Event()
+
+        def pump():
+            for line in self.proc.stderr:
+                self.log.append(line)
+                # Text ("main: ready addr=127.0.0.1:PORT") or JSON log lines.
+                m = re.search(r"\bready addr=[^ \"]*:(\d+)", line)
+                if m:
+                    self.port = int(m.group(1))
+                    ready.set()
+            ready.set()
+
+        self.reader = threading.Thread(target=pump, daemon=True)
+        self.reader.start()
+        if not ready.wait(ready_timeout) or self.port is None:
+            self.stop()
+            raise RuntimeError("modelgate did not become ready:\n" + "".join(self.log))
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """Sends one request on a new connection; returns (status, headers dict, body bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+            elif isinstance(body, str):
+                body = body.encode()
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, headers=None):
+        status, hdrs, data = self.request(method, path, body, headers)
+        return status, json.loads(data) if data else None
+
+    def stop(self):
+        """Stops the daemon with SIGTERM and returns its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(10)
+        return self.proc.returncode
+
+
+def binary_request(inputs, outputs=None, binary_output=None, request_id=None):
+    """Encodes a KServe v2 binary-extension request. inputs: [(name, datatype, shape, raw bytes)]."""
+    header = {"inputs": []}
+    if request_id is not None:
+        header["id"] = request_id
+    for name, dt, shape, raw in inputs:
+        header["inputs"].append({"name": name, "datatype": dt, "shape": shape,
+                                 "parameters": {"binary_data_size": len(raw)}})
+    if outputs is not None:
+        header["outputs"] = outputs
+    if binary_output is not None:
+        header["parameters"] = {"binary_data_output": binary_output}
+    js = json.dumps(header).encode()
+    return js + b"".join(raw for _, _, _, raw in inputs), len(js)
+
+
+def split_binary_response(hdrs, data):
+    """Splits a binary-extension response into (json header, {output name: raw bytes})."""
+    n = int(hdrs.get("inference-header-content-length", len(data)))
+    header = json.loads(data[:n])
+    off = n
+    raws = {}
+    for o in header["outputs"]:
+        size = o.get("parameters", {}).get("binary_data_size")
+        if size is not None:
+            raws[o["name"]] = data[off:off + size]
+            off += size
+    assert off == len(data), (off, len(data))
+    return header, raws
+
+
+def pack_bytes_elements(items):
+    return b"".join(struct.pack("<I", len(x)) + x for x in items)

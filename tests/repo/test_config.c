@@ -1,0 +1,117 @@
+#include "repo/config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static int parse(const char *json, mg_model_config_t *cfg, mg_err_t *err)
+{
+    return mg_model_config_parse(json, strlen(json), "digits", cfg, err);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    mg_model_config_t c;
+    mg_err_t err;
+    assert_int_equal(parse("{}", &c, &err), 0);
+    assert_int_equal(c.policy, MG_VERSION_POLICY_LATEST);
+    assert_int_equal(c.latest_n, 1);
+    assert_int_equal(c.instance_count, 1);
+    assert_int_equal(c.max_batch_size, 0);
+    assert_int_equal(c.default_version, 0);
+}
+
+static void test_full_config(void **state)
+{
+    (void)state;
+    mg_model_config_t c;
+    mg_err_t err;
+    const char *json = "{\"name\":\"digits\",\"max_batch_size\":64,\"version_policy\":{\"specific\":{\"versions\":[1,\"3\"]}},"
+                       "\"default_version\":\"3\",\"instance_count\":2,\"intra_op_threads\":1,\"warmup\":{\"runs\":2}}";
+    assert_int_equal(parse(json, &c, &err), 0);
+    assert_int_equal(c.max_batch_size, 64);
+    assert_int_equal(c.policy, MG_VERSION_POLICY_SPECIFIC);
+    assert_int_equal(c.nspecific, 2);
+    assert_int_equal(c.specific[0], 1);
+    assert_int_equal(c.specific[1], 3);
+    assert_int_equal(c.default_version, 3);
+    assert_int_equal(c.instance_count, 2);
+    assert_int_equal(c.intra_op_threads, 1);
+    assert_int_equal(c.warmup_runs, 2);
+}
+
+static void test_errors_name_the_field(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        const char *fragment;
+    } cases[] = {
+        {"{", "config.json: line"},
+        {"[]", "JSON object"},
+        {"{\"max_batch_size\":\"many\"}", "max_batch_size"},
+        {"{\"max_batch_size\":-1}", "max_batch_size"},
+        {"{\"instance_count\":0}", "instance_count"},
+        {"{\"version_policy\":{\"newest\":{}}}", "version_policy"},
+        {"{\"version_policy\":{\"latest\":{\"num_versions\":0}}}", "num_versions"},
+        {"{\"version_policy\":{\"specific\":{\"versions\":[]}}}", "specific.versions"},
+        {"{\"version_policy\":{\"specific\":{\"versions\":[0]}}}", "versions[0]"},
+        {"{\"default_version\":\"v2\"}", "default_version"},
+        {"{\"name\":\"other\"}", "'name' must be \"digits\""},
+        {"{\"max_batch\":4}", "unknown field 'max_batch'"},
+        {"{\"platform\":\"tensorflow\"}", "platform"},
+        {"{\"warmup\":{\"runs\":-3}}", "warmup"},
+        {"{\"a\":1,\"a\":2}", "config.json"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mg_model_config_t c;
+        mg_err_t err;
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(parse(cases[i].json, &c, &err), MG_ECONFIG);
+        if (strstr(err.msg, cases[i].fragment) == NULL)
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err.msg, cases[i].fragment);
+        /* The output holds defaults on failure. */
+        assert_int_equal(c.instance_count, 1);
+    }
+}
+
+static void test_select(void **state)
+{
+    (void)state;
+    int64_t found[] = {3, 1, 10, 2};
+    int64_t out[4];
+    mg_model_config_t c;
+    mg_model_config_default(&c);
+    assert_int_equal(mg_model_config_select(&c, found, 4, out), 1);
+    assert_int_equal(out[0], 10);
+    c.latest_n = 2;
+    assert_int_equal(mg_model_config_select(&c, found, 4, out), 2);
+    assert_int_equal(out[0], 10);
+    assert_int_equal(out[1], 3);
+    c.policy = MG_VERSION_POLICY_ALL;
+    assert_int_equal(mg_model_config_select(&c, found, 4, out), 4);
+    assert_int_equal(out[3], 1);
+    c.policy = MG_VERSION_POLICY_SPECIFIC;
+    c.nspecific = 2;
+    c.specific[0] = 2;
+    c.specific[1] = 7; /* not on disk: not selected */
+    assert_int_equal(mg_model_config_select(&c, found, 4, out), 1);
+    assert_int_equal(out[0], 2);
+    assert_int_equal(mg_model_config_select(&c, found, 0, out), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_errors_name_the_field),
+        cmocka_unit_test(test_select),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

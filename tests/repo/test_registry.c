@@ -1,0 +1,296 @@
+#include "repo/registry.h"
+
+#include "core/log.h"
+#include "infer/session.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <urcu.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+static char tmp[256];
+static char gen[300];
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    if (system(cmd) != 0)
+        fail_msg("command failed: %s", cmd);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static mg_str_t S(const char *s)
+{
+    return (mg_str_t){s, strlen(s)};
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *src = getenv("MG_SOURCE_DIR") ? getenv("MG_SOURCE_DIR") : "../..";
+    const char *py = getenv("MG_PYTHON") ? getenv("MG_PYTHON") : "/usr/bin/python3";
+    snprintf(tmp, sizeof(tmp), "/tmp/mg-registry-XXXXXX");
+    if (mkdtemp(tmp) == NULL)
+        return -1;
+    snprintf(gen, sizeof(gen), "%s/gen", tmp);
+    sh("%s %s/scripts/gen_test_models.py %s >/dev/null", py, src, gen);
+    /* repo: m (versions 1, 2, 3 of identity FP32; config: all, default 2), solo (one version). */
+    sh("mkdir -p %s/repo/m/1 %s/repo/m/2 %s/repo/m/3 %s/repo/solo/1 %s/repo/m/notaversion", tmp, tmp, tmp, tmp, tmp);
+    for (int v = 1; v <= 3; v++)
+        sh("cp %s/identity_FP32.onnx %s/repo/m/%d/model.onnx", gen, tmp, v);
+    sh("cp %s/identity_INT64.onnx %s/repo/solo/1/model.onnx", gen, tmp);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/repo/m/config.json", tmp);
+    write_file(path, "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
+    mg_log_configure(MG_LOG_ERROR, 0);
+    mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1, .log_level = 3};
+    mg_err_t err;
+    if (mg_infer_env_init(&eo, &err) != 0)
+        return -1;
+    rcu_register_thread();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rcu_unregister_thread();
+    mg_infer_env_deinit();
+    sh("rm -rf %s", tmp);
+    return 0;
+}
+
+static mg_registry_t *new_registry(void)
+{
+    char repo[300];
+    snprintf(repo, sizeof(repo), "%s/repo", tmp);
+    mg_registry_t *r = NULL;
+    mg_err_t err;
+    mg_registry_opts_t o = {.repo_dir = repo};
+    assert_int_equal(mg_registry_new(&r, &o, &err), 0);
+    return r;
+}
+
+static void test_missing_repository(void **state)
+{
+    (void)state;
+    mg_registry_t *r = NULL;
+    mg_err_t err;
+    mg_registry_opts_t o = {.repo_dir = "/nonexistent/repo"};
+    assert_int_equal(mg_registry_new(&r, &o, &err), MG_ENOENT);
+    assert_null(r);
+    assert_non_null(strstr(err.msg, "/nonexistent/repo"));
+}
+
+static void test_load_all_and_acquire(void **state)
+{
+    (void)state;
+    mg_registry_t *r = new_registry();
+    assert_false(mg_registry_all_ready(r));
+    assert_int_equal(mg_registry_load_all(r), 0);
+    assert_true(mg_registry_all_ready(r));
+
+    mg_model_version_t *v = NULL;
+    mg_err_t err;
+    assert_int_equal(mg_registry_acquire(r, S("m"), S(""), &v, &err), 0);
+    assert_int_equal(v->version, 2); /* the configured default, not the highest */
+    assert_string_equal(v->model_name, "m");
+    assert_int_equal(v->state, MG_MODEL_READY);
+    mg_model_version_unref(v);
+    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &v, &err), 0);
+    assert_string_equal(v->version_str, "3");
+    mg_model_version_unref(v);
+    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &v, &err), 0);
+    assert_int_equal(v->version, 1);
+    mg_model_version_unref(v);
+
+    assert_int_equal(mg_registry_acquire(r, S("nope"), S(""), &v, &err), MG_ENOENT);
+    assert_null(v);
+    assert_string_equal(err.msg, "unknown model 'nope'");
+    assert_int_equal(mg_registry_acquire(r, S("m"), S("9"), &v, &err), MG_ENOENT);
+    assert_string_equal(err.msg, "unknown version '9' of model 'm'");
+    assert_int_equal(mg_registry_acquire(r, S("m"), S("x1"), &v, &err), MG_ENOENT);
+
+    rcu_read_lock();
+    const mg_registry_snapshot_t *s = mg_registry_snapshot(r);
+    assert_int_equal(mg_registry_snapshot_count(s), 2);
+    assert_string_equal(mg_registry_snapshot_model(s, 0)->name, "m");
+    assert_int_equal(mg_registry_snapshot_model(s, 0)->nversions, 3);
+    rcu_read_unlock();
+
+    mg_buf_t names = {0};
+    size_t n = 0;
+    assert_int_equal(mg_registry_list_repository(r, &names, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(names.data, "m");
+    assert_string_equal(names.data + 2, "solo");
+    mg_buf_free(&names);
+    mg_registry_free(r);
+}
+
+static void test_unload_drains_pinned_version(void **state)
+{
+    (void)state;
+    mg_registry_t *r = new_registry();
+    mg_registry_load_all(r);
+    mg_model_version_t *v = NULL;
+    mg_err_t err;
+    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &v, &err), 0);
+    assert_int_equal(mg_registry_unload(r, "solo", &err), 0);
+    /* Still pinned: the session must still run after the unload. */
+    assert_int_equal(atomic_load(&v->refs), 1);
+    assert_non_null(mg_model_version_session(v));
+    mg_model_version_t *w = NULL;
+    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &w, &err), MG_EUNAVAIL);
+    assert_non_null(strstr(err.msg, "unloaded"));
+    mg_model_version_unref(v); /* the last reference frees it */
+    assert_int_equal(mg_registry_unload(r, "ghost", &err), MG_ENOENT);
+    assert_true(mg_registry_all_ready(r)); /* unloaded on purpose does not make the server unready */
+    assert_int_equal(mg_registry_load(r, "solo", &err), 0);
+    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &w, &err), 0);
+    mg_model_version_unref(w);
+    mg_registry_free(r);
+}
+
+static void test_reload_keeps_unchanged_and_replaces_changed(void **state)
+{
+    (void)state;
+    mg_registry_t *r = new_registry();
+    mg_registry_load_all(r);
+    mg_err_t err;
+    mg_model_version_t *v1 = NULL, *v3 = NULL;
+    assert_int_equal(mg_registry_acquire(r, S("m"), S("1"), &v1, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &v3, &err), 0);
+    /* Change version 3's bytes; version 1 is untouched. */
+    sh("cp %s/identity_FP64.onnx %s/repo/m/3/model.onnx", gen, tmp);
+    assert_int_equal(mg_registry_load(r, "m", &err), 0);
+    mg_model_version_t *n1 = NULL, *n3 = NULL;
+    assert_int_equal(mg_registry_acquire(r, S("m"), S("1"), &n1, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &n3, &err), 0);
+    assert_ptr_equal(n1, v1);
+    assert_ptr_not_equal(n3, v3);
+    assert_int_equal(mg_session_input(mg_model_version_session(n3), 0)->dtype, MG_DT_FP64);
+    assert_int_equal(mg_session_input(mg_model_version_session(v3), 0)->dtype, MG_DT_FP32);
+    mg_model_version_unref(v1);
+    mg_model_version_unref(v3);
+    mg_model_version_unref(n1);
+    mg_model_version_unref(n3);
+    sh("cp %s/identity_FP32.onnx %s/repo/m/3/model.onnx", gen, tmp);
+    mg_registry_free(r);
+}
+
+static void test_failures_are_reported_and_keep_serving(void **state)
+{
+    (void)state;
+    sh("mkdir -p %s/repo/bad/1 && echo garbage > %s/repo/bad/1/model.onnx", tmp, tmp);
+    mg_registry_t *r = new_registry();
+    assert_int_equal(mg_registry_load_all(r), 1);
+    assert_false(mg_registry_all_ready(r));
+    mg_model_version_t *v = NULL;
+    mg_err_t err;
+    assert_int_equal(mg_registry_acquire(r, S("bad"), S(""), &v, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, S("bad"), S("1"), &v, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, S("m"), S(""), &v, &err), 0);
+    mg_model_version_unref(v);
+    rcu_read_lock();
+    const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(r), S("bad"));
+    assert_non_null(e);
+    assert_int_equal(e->state, MG_MODEL_UNAVAILABLE);
+    assert_int_equal(e->versions[0]->state, MG_MODEL_UNAVAILABLE);
+    assert_true(strlen(e->versions[0]->reason) > 0);
+    rcu_read_unlock();
+
+    /* A reload that fails leaves the serving versions in place. */
+    char path[400];
+    snprintf(path, sizeof(path), "%s/repo/m/config.json", tmp);
+    write_file(path, "{\"instance_count\": \"two\"}");
+    assert_int_equal(mg_registry_load(r, "m", &err), MG_ECONFIG);
+    assert_non_null(strstr(err.msg, "instance_count"));
+    assert_int_equal(mg_registry_acquire(r, S("m"), S("2"), &v, &err), 0);
+    mg_model_version_unref(v);
+    write_file(path, "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
+    assert_int_equal(mg_registry_load(r, "nosuch", &err), MG_ENOENT);
+    assert_int_equal(mg_registry_load(r, "../m", &err), MG_ENOENT);
+    sh("rm -rf %s/repo/bad", tmp);
+    mg_registry_free(r);
+}
+
+/* Readers acquire and release in a loop while the writer reloads and unloads. */
+static atomic_bool stop_readers;
+static atomic_long reader_ok;
+
+static void *reader(void *arg)
+{
+    mg_registry_t *r = arg;
+    rcu_register_thread();
+    while (!atomic_load(&stop_readers)) {
+        mg_model_version_t *v = NULL;
+        mg_err_t err;
+        if (mg_registry_acquire(r, S("m"), S(""), &v, &err) == 0) {
+            assert_non_null(mg_model_version_session(v));
+            mg_model_version_unref(v);
+            atomic_fetch_add(&reader_ok, 1);
+        }
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+static void test_concurrent_readers_and_writer(void **state)
+{
+    (void)state;
+    mg_registry_t *r = new_registry();
+    mg_registry_load_all(r);
+    pthread_t t[3];
+    atomic_store(&stop_readers, false);
+    atomic_store(&reader_ok, 0);
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, reader, r);
+    mg_err_t err;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(mg_registry_load(r, "m", &err), 0);
+        assert_int_equal(mg_registry_unload(r, "solo", &err), 0);
+        assert_int_equal(mg_registry_load(r, "solo", &err), 0);
+    }
+    atomic_store(&stop_readers, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    assert_true(atomic_load(&reader_ok) > 0);
+    mg_registry_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_missing_repository),
+        cmocka_unit_test(test_load_all_and_acquire),
+        cmocka_unit_test(test_unload_drains_pinned_version),
+        cmocka_unit_test(test_reload_keeps_unchanged_and_replaces_changed),
+        cmocka_unit_test(test_failures_are_reported_and_keep_serving),
+        cmocka_unit_test(test_concurrent_readers_and_writer),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

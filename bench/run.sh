@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR: modelgate's benchmarks, all on loopback, in one run (`make bench`).
+#
+#   HTTP pair   nginx `return 200` (the HTTP ceiling) and modelgate serving the digits demo
+#               model (KServe v2 JSON), both driven by wrk -t2 -c64 --latency.
+#               Target: modelgate >= 0.80 x nginx requests/s, p99 <= 2 ms.
+#   CNN pair    bench_ort_raw (ONNX Runtime alone, 2 threads calling Run) and modelgate
+#               serving the benchmark CNN (KServe v2 binary extension), wrk -t2 -c4.
+#               Target: modelgate >= 0.90 x raw ONNX Runtime items/s.
+#
+# Both sides of a pair are up at once and measured alternately, run by run (A1 B1 A2 B2 ...),
+# so whatever else loads the machine hits both alike; a pair's ratio is the median of its
+# per-run ratios, throughputs and p99s are medians over the runs. A summary block is printed
+# and saved to bench/out/summary.txt (appended to bench/out/history.txt); every raw wrk and
+# driver output and every server log is kept in bench/out/ (git-ignored).
+#
+# Environment knobs (defaults in brackets):
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,ort,cnn]
+#   BENCH_DURATION       seconds per measured run [10]
+#   BENCH_WARMUP         seconds of warm-up load per server before measuring [2]
+#   BENCH_REPEAT         measured runs per part [3] (single 10 s runs swing by +-20% on a
+#                        shared 2-core VM)
+#   BENCH_THREADS        modelgate --threads, nginx worker_processes, wrk -t, Run callers [2]
+#   BENCH_CONNS          wrk connections for the HTTP pair [64]
+#   BENCH_CNN_CONNS      wrk connections for the CNN [4]
+#   BENCH_CNN_WIDTH      scripts/gen_cnn.py --width: channel multiplier of the CNN [1]
+#   BENCH_READY_TIMEOUT  seconds a server gets to answer its readiness URL [60]
+#   BENCH_STRICT=1       exit 1 when a target is missed (default: report only)
+# Exits 1 with a clear message when a tool is missing, a server does not become ready, a
+# smoke request fails, or a run has non-2xx responses or socket errors.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ $# -ne 1 ]; then
+    echo "usage: bash bench/run.sh BUILD_DIR" >&2
+    exit 2
+fi
+BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
+cd "$ROOT"
+
+PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
+PARTS=${BENCH_PARTS:-nginx,digits,ort,cnn}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+REPEAT=${BENCH_REPEAT:-3}
+THREADS=${BENCH_THREADS:-2}
+CONNS=${BENCH_CONNS:-64}
+CNN_CONNS=${BENCH_CNN_CONNS:-4}
+CNN_WIDTH=${BENCH_CNN_WIDTH:-1}
+READY_TIMEOUT=${BENCH_READY_TIMEOUT:-60}
+STRICT=${BENCH_STRICT:-0}
+MODELGATE=$BUILD/modelgate
+DIGITS_REPO=$ROOT/models
+SAMPLE=$DIGITS_REPO/digits/sample.json
+CNN_REPO=$ROOT/bench/models
+CNN_BATCH=1
+OUT=$ROOT/bench/out
+
+mkdir -p "$OUT"
+TMP=$(mktemp -d /tmp/modelgate-bench.XXXXXX)
+
+# Results: per-run values (space-separated) and their medians; the summary prints whatever is
+# there, also when a later part fails.
+R_NGINX="" R_NGINX_P99="" R_DIGITS="" R_DIGITS_P99="" R_HTTP_RATIO=""
+R_ORT="" R_ORT_MS="" R_CNN="" R_CNN_P99="" R_CNN_RATIO=""
+CNN_MFLOPS=""
+MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
+MACHINE+=" $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r)"
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+SERVER_PIDS=()
+CHILD=""
+
+# ---------------------------------------------------------------------------------------------
+# Process handling
+
+# stop_pid PID: TERM, up to 5 s grace, then KILL (its children too).
+stop_pid() {
+    local pid=$1 kids k i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kids=$(pgrep -P "$pid" 2>/dev/null || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "bench: pid $pid ignored SIGTERM for 5 s; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    for k in $kids; do kill -KILL "$k" 2>/dev/null || true; done
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_servers() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
+    SERVER_PIDS=()
+}
+
+cleanup() {
+    [ -n "$CHILD" ] && stop_pid "$CHILD"
+    stop_servers
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+# run_child OUT CMD...: runs a load generator or driver with its output in OUT. In the
+# background plus `wait`, so SIGINT/SIGTERM interrupt the script at once, not after CMD ends.
+# shellcheck disable=SC2317  # reached through callers shellcheck loses track of after die()
+run_child() {
+    local out=$1 rc=0
+    shift
+    "$@" >"$out" 2>&1 &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    return "$rc"
+}
+
+die() {
+    echo "bench: ERROR: $*" >&2
+    echo "bench: results so far:" >&2
+    summary >&2 || true
+    exit 1
+}
+
+want() { [[ ",$PARTS," == *",$1,"* ]]; }
+
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_ready URL PID LOG NAME: polls URL until it answers 200; dies if PID exits or time runs out.
+wait_ready() {
+    local url=$1 pid=$2 log=$3 name=$4 code deadline=$((SECONDS + READY_TIMEOUT))
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "bench: $name exited before it was ready; last lines of $log:" >&2
+            tail -n 30 "$log" >&2 || true
+            die "$name did not start"
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+        [ "$code" = 200 ] && return 0
+        if ((SECONDS >= deadline)); then
+            echo "bench: $name: last lines of $log:" >&2
+            tail -n 30 "$log" >&2 || true
+            die "$name did not answer 200 on $url within ${READY_TIMEOUT} s (last status '$code')"
+        fi
+        sleep 0.2
+    done
+}
+
+# start_modelgate NAME REPO: starts the daemon on a free port and waits until it is ready;
+# prints its base URL.
+start_modelgate() {
+    local name=$1 repo=$2 port log=$OUT/modelgate-$1.log
+    [ -x "$MODELGATE" ] || die "no modelgate binary at $MODELGATE (build first: make build)"
+    port=$(free_port)
+    echo "bench: $name: $MODELGATE serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS" >&2
+    "$MODELGATE" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" >"$log" 2>&1 &
+    SERVER_PIDS+=("$!")
+    wait_ready "http://127.0.0.1:$port/v2/health/ready" "$!" "$log" "modelgate ($name)"
+    echo "bench: $name: modelgate ready (pid $!)" >&2
+    MG_URL=http://127.0.0.1:$port
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+# wrk_field FILE FIELD: rps | p99_ms | p50_ms | non2xx | sockerr from a wrk --latency output.
+wrk_field() {
+    awk -v want="$2" '
+        function ms(v,   n, u) {
+            n = v; sub(/[a-z]+$/, "", n); u = v; sub(/^[0-9.]+/, "", u)
+            if (u == "us") return n / 1000; if (u == "ms") return n + 0
+            if (u == "s") return n * 1000; if (u == "m") return n * 60000; return n
+        }
+        /^Requests\/sec:/ { rps = $2 }
+        /^ +50% / { p50 = ms($2) }
+        /^ +99% / { p99 = ms($2) }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ { gsub(/,/, ""); sockerr = $4 + $6 + $8 + $10 }
+        END {
+            if (want == "rps") print rps; else if (want == "p99_ms") print p99
+            else if (want == "p50_ms") print p50; else if (want == "non2xx") print non2xx + 0
+            else if (want == "sockerr") print sockerr + 0
+        }' "$1"
+}
+
+# wrk_part PART OUT SECONDS CHECK: one wrk run of PART (nginx | digits | cnn) into OUT; CHECK=1
+# counts non-200 responses exactly (slower; warm-up only). Dies on non-2xx or socket errors.
+wrk_part() {
+    local part=$1 out=$2 secs=$3 check=$4 bad
+    local -a cmd=(wrk -t"$THREADS" -d"${secs}s" --latency)
+    case $part in
+    nginx) cmd+=(-c"$CONNS" "$NGINX_URL/") ;;
+    digits) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$DIGITS_URL" -- "$SAMPLE") ;;
+    cnn) cmd+=(-c"$CNN_CONNS" -s "$ROOT/bench/cnn_binary.lua" "$CNN_URL") ;;
+    esac
+    echo "bench: $part: ${cmd[*]}"
+    run_child "$out" env MG_BENCH_CHECK="$check" "${cmd[@]}" ||
+        die "$part: wrk failed: $(tail -n 5 "$out")"
+    [ -n "$(wrk_field "$out" rps)" ] || die "$part: no Requests/sec in $out: $(tail -n 5 "$out")"
+    bad=$(($(wrk_field "$out" non2xx) + $(wrk_field "$out" sockerr)))
+    if ((bad > 0)) || grep -q '^non-200 responses: [1-9]' "$out"; then
+        cat "$out" >&2
+        die "$part: non-2xx responses or socket errors (see above; kept in $out)"
+    fi
+}
+
+# ort_run OUT: one bench_ort_raw run on the CNN into OUT.
+ort_run() {
+    echo "bench: ort: $ORT_RAW cnn --seconds $DURATION --warmup $WARMUP --threads $THREADS --batch $CNN_BATCH"
+    run_child "$1" "$ORT_RAW" "$CNN_REPO/cnn/1/model.onnx" --seconds "$DURATION" \
+        --warmup "$WARMUP" --threads "$THREADS" --batch "$CNN_BATCH" ||
+        die "ort_raw failed: $(tail -n 5 "$1")"
+    grep -q '^ort_raw: items_per_s=' "$1" || die "ort_raw printed no result: $(tail -n 5 "$1")"
+}
+
+ort_field() { sed -n "s/^ort_raw: items_per_s=.* $2=\\([0-9.]*\\).*/\\1/p; s/^ort_raw: $2=\\([0-9.]*\\).*/\\1/p" "$1"; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "" }'; }
+r2() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
+verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
+# med FORMAT LIST DEFAULT: the median of the space-separated LIST printed with FORMAT, or DEFAULT.
+# shellcheck disable=SC2086  # LIST is meant to split
+med() { if [ -n "$2" ]; then awk -v a="$(median $2)" -v f="$1" 'BEGIN { printf f, a }'; else echo "$3"; fi; }
+
+# shellcheck disable=SC2086  # the R_* lists are meant to split
+summary() {
+    local ng dg ratio v o c
+    echo "modelgate benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $COMMIT"
+    echo "machine      : $MACHINE"
+    echo "load         : modelgate --threads $THREADS, nginx worker_processes $THREADS, wrk -t$THREADS;" \
+        "$REPEAT alternating runs of ${DURATION} s after ${WARMUP} s warm-up; medians; loopback"
+    ng="nginx $(med %.0f "$R_NGINX" "not run") rps p99 $(med %.2f "$R_NGINX_P99" '?') ms"
+    dg="modelgate $(med %.0f "$R_DIGITS" "not run") rps p99 $(med %.2f "$R_DIGITS_P99" '?') ms"
+    if [ -n "$R_HTTP_RATIO" ]; then
+        ratio=$(median $R_HTTP_RATIO)
+        v=$(verdict "$ratio >= 0.80 && $(median $R_DIGITS_P99) <= 2.0")
+        echo "digits JSON  : $dg | $ng | ratio $(r2 "$ratio") (target >= 0.80, p99 <= 2 ms) $v"
+    else
+        echo "digits JSON  : $dg | $ng | ratio n/a"
+    fi
+    o="raw ORT $(med %.0f "$R_ORT" "not run") items/s ($(med %.3f "$R_ORT_MS" '?') ms per Run, $THREADS callers)"
+    c="modelgate $(med %.0f "$R_CNN" "not run") items/s p99 $(med %.2f "$R_CNN_P99" '?') ms"
+    if [ -n "$R_CNN_RATIO" ]; then
+        ratio=$(median $R_CNN_RATIO)
+        v=$(verdict "$ratio >= 0.90")
+        echo "cnn binary   : $c | $o | ratio $(r2 "$ratio") (target >= 0.90) $v"
+    else
+        echo "cnn binary   : $c | $o | ratio n/a"
+    fi
+    echo "runs         : nginx rps [${R_NGINX}] digits rps [${R_DIGITS}] ratios [${R_HTTP_RATIO}]"
+    echo "               raw ORT items/s [${R_ORT}] cnn items/s [${R_CNN}] ratios [${R_CNN_RATIO}]"
+    echo "setup        : digits wrk -c$CONNS (models/digits/sample.json, default version);" \
+        "cnn batch $CNN_BATCH, wrk -c$CNN_CONNS, width $CNN_WIDTH, ${CNN_MFLOPS:-?} MFLOPs/item"
+}
+
+# ---------------------------------------------------------------------------------------------
+for tool in wrk curl awk pgrep; do
+    command -v "$tool" >/dev/null || die "$tool not found (run: make setup)"
+done
+[ -x "$PY" ] || die "$PY not found (run: make setup)"
+echo "bench: machine: $MACHINE"
+echo "bench: outputs in $OUT"
+
+# 1. HTTP pair: nginx and modelgate/digits --------------------------------------------------------
+if want nginx || want digits; then
+    rm -f "$OUT"/nginx.*wrk.txt "$OUT"/digits.*wrk.txt
+    if want nginx; then
+        NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+        [ -x "$NGINX" ] || die "nginx not found (run: make setup)"
+        port=$(free_port)
+        mkdir -p "$TMP/nginx"
+        # keepalive_requests: nginx (>= 1.19.10) closes a connection after 1000 requests by
+        # default; h2o keeps it open, so the baseline does too and wrk never reconnects.
+        cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes $THREADS;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $OUT/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 75s;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / { return 200 "ok"; }
+    }
+}
+EOF
+        cp "$TMP/nginx/nginx.conf" "$OUT/nginx.conf"
+        : >"$OUT/nginx-error.log"
+        echo "bench: nginx: worker_processes $THREADS on 127.0.0.1:$port"
+        "$NGINX" -e "$OUT/nginx-error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
+            >"$OUT/nginx-stderr.log" 2>&1 &
+        SERVER_PIDS+=("$!")
+        NGINX_URL=http://127.0.0.1:$port
+        wait_ready "$NGINX_URL/" "$!" "$OUT/nginx-error.log" nginx
+    fi
+    if want digits; then
+        [ -f "$SAMPLE" ] || die "no $SAMPLE (run: make models)"
+        start_modelgate digits "$DIGITS_REPO"
+        DIGITS_URL=$MG_URL
+        # Smoke: one request must give 200 and a 10-class distribution.
+        "$PY" - "$DIGITS_URL" "$SAMPLE" "$DIGITS_REPO/digits/sample_label.txt" <<'EOF' || die "digits: smoke request failed"
+import json, sys, urllib.error, urllib.request
+url, sample, label_file = sys.argv[1:4]
+req = urllib.request.Request(url + "/v2/models/digits/infer", data=open(sample, "rb").read(),
+                             headers={"Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, timeout=10) as r:
+        status, text = r.status, r.read().decode()
+except urllib.error.HTTPError as e:
+    status, text = e.code, e.read().decode(errors="replace")
+if status != 200:
+    sys.exit(f"bench: digits: smoke request: HTTP {status}: {text[:500]}")
+resp = json.loads(text)
+probs = {o["name"]: o for o in resp["outputs"]}["probabilities"]["data"]
+if len(probs) != 10:
+    sys.exit(f"bench: digits: smoke request: expected 10 probabilities, got {len(probs)}: {text[:500]}")
+label = int(open(label_file).read())
+pred = max(range(10), key=lambda k: probs[k])
+print(f"bench: digits: smoke ok: predicted {pred} (label {label}), p={probs[pred]:.4f}, "
+      f"model_version {resp.get('model_version', '?')}")
+EOF
+    fi
+    want nginx && wrk_part nginx "$OUT/nginx.warmup.wrk.txt" "$WARMUP" 1
+    want digits && wrk_part digits "$OUT/digits.warmup.wrk.txt" "$WARMUP" 1
+    for i in $(seq "$REPEAT"); do
+        if want nginx; then
+            f=$OUT/nginx.run$i.wrk.txt
+            wrk_part nginx "$f" "$DURATION" 0
+            R_NGINX="${R_NGINX:+$R_NGINX }$(wrk_field "$f" rps)"
+            R_NGINX_P99="${R_NGINX_P99:+$R_NGINX_P99 }$(wrk_field "$f" p99_ms)"
+            echo "bench: nginx: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms"
+        fi
+        if want digits; then
+            f=$OUT/digits.run$i.wrk.txt
+            wrk_part digits "$f" "$DURATION" 0
+            R_DIGITS="${R_DIGITS:+$R_DIGITS }$(wrk_field "$f" rps)"
+            R_DIGITS_P99="${R_DIGITS_P99:+$R_DIGITS_P99 }$(wrk_field "$f" p99_ms)"
+            echo "bench: digits: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms"
+        fi
+        if want nginx && want digits; then
+            R_HTTP_RATIO="${R_HTTP_RATIO:+$R_HTTP_RATIO }$(div "$(wrk_field "$OUT/digits.run$i.wrk.txt" rps)" "$(wrk_field "$OUT/nginx.run$i.wrk.txt" rps)")"
+        fi
+    done
+    stop_servers
+fi
+
+# 2. CNN pair: raw ONNX Runtime and modelgate/cnn -------------------------------------------------
+if want ort || want cnn; then
+    rm -f "$OUT"/ort_raw*.txt "$OUT"/cnn.*wrk.txt
+    gen=$("$PY" scripts/gen_cnn.py "$CNN_REPO" --width "$CNN_WIDTH") || die "scripts/gen_cnn.py failed"
+    echo "bench: $gen"
+    CNN_MFLOPS=$(echo "$gen" | sed -n 's/.*= \([0-9.]*\) MFLOPs.*/\1/p')
+    if want ort; then
+        ORT_RAW=$BUILD/bench_ort_raw
+        if [ ! -x "$ORT_RAW" ]; then
+            # Not built by CMake (older build dir): compile it against the bundled ONNX Runtime.
+            ORT_LIB=$ROOT/third_party/onnxruntime/lib
+            echo "bench: no $ORT_RAW; compiling bench/ort_raw.c"
+            gcc -std=c11 -O2 -I"$ROOT/third_party/onnxruntime/include" bench/ort_raw.c \
+                -L"$ORT_LIB" -Wl,-rpath,"$ORT_LIB" -lonnxruntime -lpthread -lm -o "$TMP/ort_raw" ||
+                die "cannot build bench/ort_raw.c"
+            ORT_RAW=$TMP/ort_raw
+        fi
+    fi
+    if want cnn; then
+        start_modelgate cnn "$CNN_REPO"
+        CNN_URL=$MG_URL
+        "$PY" - "$CNN_URL" <<'EOF' || die "cnn: smoke request failed"
+import json, struct, sys, urllib.error, urllib.request
+url = sys.argv[1]
+n = 3 * 224 * 224
+hdr = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
+                              "parameters": {"binary_data_size": 4 * n}}],
+                  "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}]},
+                 separators=(",", ":")).encode()
+req = urllib.request.Request(url + "/v2/models/cnn/infer", data=hdr + struct.pack("<f", 0.5) * n,
+                             headers={"Content-Type": "application/octet-stream",
+                                      "Inference-Header-Content-Length": str(len(hdr))})
+try:
+    with urllib.request.urlopen(req, timeout=30) as r:
+        body, hlen = r.read(), r.headers.get("Inference-Header-Content-Length")
+except urllib.error.HTTPError as e:
+    sys.exit(f"bench: cnn: smoke request: HTTP {e.code}: {e.read()[:500]!r}")
+if hlen is None:
+    sys.exit(f"bench: cnn: smoke request: no Inference-Header-Content-Length in the response: {body[:300]!r}")
+hlen = int(hlen)
+size = json.loads(body[:hlen])["outputs"][0]["parameters"]["binary_data_size"]
+if size != 4000 or len(body) - hlen != 4000:
+    sys.exit(f"bench: cnn: smoke request: expected 4000 bytes of probabilities; header says {size}, "
+             f"body has {len(body) - hlen}")
+probs = struct.unpack("<1000f", body[hlen:])
+print(f"bench: cnn: smoke ok: 1000 probabilities summing to {sum(probs):.4f}")
+EOF
+        wrk_part cnn "$OUT/cnn.warmup.wrk.txt" "$WARMUP" 1
+    fi
+    for i in $(seq "$REPEAT"); do
+        if want ort; then
+            f=$OUT/ort_raw.run$i.txt
+            ort_run "$f"
+            R_ORT="${R_ORT:+$R_ORT }$(ort_field "$f" items_per_s)"
+            R_ORT_MS="${R_ORT_MS:+$R_ORT_MS }$(ort_field "$f" mean_ms)"
+            echo "bench: ort: run $i/$REPEAT: $(grep '^ort_raw: items_per_s=' "$f" | cut -d' ' -f2-)"
+        fi
+        if want cnn; then
+            f=$OUT/cnn.run$i.wrk.txt
+            wrk_part cnn "$f" "$DURATION" 0
+            R_CNN="${R_CNN:+$R_CNN }$(awk -v r="$(wrk_field "$f" rps)" -v b="$CNN_BATCH" 'BEGIN { printf "%.1f", r * b }')"
+            R_CNN_P99="${R_CNN_P99:+$R_CNN_P99 }$(wrk_field "$f" p99_ms)"
+            echo "bench: cnn: run $i/$REPEAT: $(wrk_field "$f" rps) req/s (batch $CNN_BATCH), p99 $(wrk_field "$f" p99_ms) ms"
+        fi
+        if want ort && want cnn; then
+            R_CNN_RATIO="${R_CNN_RATIO:+$R_CNN_RATIO }$(div "${R_CNN##* }" "${R_ORT##* }")"
+        fi
+    done
+    stop_servers
+fi
+
+# 3. Summary ----------------------------------------------------------------------------------------
+summary | tee "$OUT/summary.txt"
+{ summary; echo; } >>"$OUT/history.txt"
+if [ "$STRICT" = 1 ] && grep -q ' MISS$' "$OUT/summary.txt"; then
+    echo "bench: a target was missed (BENCH_STRICT=1)" >&2
+    exit 1
+fi

@@ -58,11 +58,17 @@ mg_json_type_t mg_json_peek(mg_json_t *j)
     case 'f': return MG_JSON_FALSE;
     case 'n': return MG_JSON_NULL;
     case '-':
-    case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9':
-        return MG_JSON_NUMBER;
-    default:
-        return MG_JSON_INVALID;
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9': return MG_JSON_NUMBER;
+    default: return MG_JSON_INVALID;
     }
 }
 
@@ -121,14 +127,16 @@ int mg_json_read_string(mg_json_t *j, mg_str_t *raw)
             return mg_json_fail(j, "unterminated string");
         }
         switch (s[i + 1]) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-            i += 2;
-            continue;
-        case 'u':
-            break;
-        default:
-            j->pos = i;
-            return mg_json_fail(j, "invalid escape");
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't': i += 2; continue;
+        case 'u': break;
+        default: j->pos = i; return mg_json_fail(j, "invalid escape");
         }
         long cu = hex4(s, i + 2, len);
         if (cu < 0) {
@@ -441,8 +449,7 @@ int mg_json_skip(mg_json_t *j, mg_str_t *span)
             if ((rc = mg_json_read_null(j)) != 0)
                 return rc;
             break;
-        default:
-            return fail_expect(j, "expected a value");
+        default: return fail_expect(j, "expected a value");
         }
         /* Find the next value to read, closing finished containers on the way. */
         for (;;) {

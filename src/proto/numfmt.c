@@ -17,23 +17,19 @@
 #define P10_MIN (-80)
 #define P10_MAX 80
 static const double p10[] = {
-    1e-80, 1e-79, 1e-78, 1e-77, 1e-76, 1e-75, 1e-74, 1e-73, 1e-72, 1e-71,
-    1e-70, 1e-69, 1e-68, 1e-67, 1e-66, 1e-65, 1e-64, 1e-63, 1e-62, 1e-61,
-    1e-60, 1e-59, 1e-58, 1e-57, 1e-56, 1e-55, 1e-54, 1e-53, 1e-52, 1e-51,
-    1e-50, 1e-49, 1e-48, 1e-47, 1e-46, 1e-45, 1e-44, 1e-43, 1e-42, 1e-41,
-    1e-40, 1e-39, 1e-38, 1e-37, 1e-36, 1e-35, 1e-34, 1e-33, 1e-32, 1e-31,
-    1e-30, 1e-29, 1e-28, 1e-27, 1e-26, 1e-25, 1e-24, 1e-23, 1e-22, 1e-21,
-    1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15, 1e-14, 1e-13, 1e-12, 1e-11,
-    1e-10, 1e-9,  1e-8,  1e-7,  1e-6,  1e-5,  1e-4,  1e-3,  1e-2,  1e-1,
-    1e0,   1e1,   1e2,   1e3,   1e4,   1e5,   1e6,   1e7,   1e8,   1e9,
-    1e10,  1e11,  1e12,  1e13,  1e14,  1e15,  1e16,  1e17,  1e18,  1e19,
-    1e20,  1e21,  1e22,  1e23,  1e24,  1e25,  1e26,  1e27,  1e28,  1e29,
-    1e30,  1e31,  1e32,  1e33,  1e34,  1e35,  1e36,  1e37,  1e38,  1e39,
-    1e40,  1e41,  1e42,  1e43,  1e44,  1e45,  1e46,  1e47,  1e48,  1e49,
-    1e50,  1e51,  1e52,  1e53,  1e54,  1e55,  1e56,  1e57,  1e58,  1e59,
-    1e60,  1e61,  1e62,  1e63,  1e64,  1e65,  1e66,  1e67,  1e68,  1e69,
-    1e70,  1e71,  1e72,  1e73,  1e74,  1e75,  1e76,  1e77,  1e78,  1e79,
-    1e80,
+    1e-80, 1e-79, 1e-78, 1e-77, 1e-76, 1e-75, 1e-74, 1e-73, 1e-72, 1e-71, 1e-70, 1e-69, 1e-68,
+    1e-67, 1e-66, 1e-65, 1e-64, 1e-63, 1e-62, 1e-61, 1e-60, 1e-59, 1e-58, 1e-57, 1e-56, 1e-55,
+    1e-54, 1e-53, 1e-52, 1e-51, 1e-50, 1e-49, 1e-48, 1e-47, 1e-46, 1e-45, 1e-44, 1e-43, 1e-42,
+    1e-41, 1e-40, 1e-39, 1e-38, 1e-37, 1e-36, 1e-35, 1e-34, 1e-33, 1e-32, 1e-31, 1e-30, 1e-29,
+    1e-28, 1e-27, 1e-26, 1e-25, 1e-24, 1e-23, 1e-22, 1e-21, 1e-20, 1e-19, 1e-18, 1e-17, 1e-16,
+    1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9,  1e-8,  1e-7,  1e-6,  1e-5,  1e-4,  1e-3,
+    1e-2,  1e-1,  1e0,   1e1,   1e2,   1e3,   1e4,   1e5,   1e6,   1e7,   1e8,   1e9,   1e10,
+    1e11,  1e12,  1e13,  1e14,  1e15,  1e16,  1e17,  1e18,  1e19,  1e20,  1e21,  1e22,  1e23,
+    1e24,  1e25,  1e26,  1e27,  1e28,  1e29,  1e30,  1e31,  1e32,  1e33,  1e34,  1e35,  1e36,
+    1e37,  1e38,  1e39,  1e40,  1e41,  1e42,  1e43,  1e44,  1e45,  1e46,  1e47,  1e48,  1e49,
+    1e50,  1e51,  1e52,  1e53,  1e54,  1e55,  1e56,  1e57,  1e58,  1e59,  1e60,  1e61,  1e62,
+    1e63,  1e64,  1e65,  1e66,  1e67,  1e68,  1e69,  1e70,  1e71,  1e72,  1e73,  1e74,  1e75,
+    1e76,  1e77,  1e78,  1e79,  1e80,
 };
 
 /* 10^k exactly representable as float (5^10 < 2^24). */
@@ -81,8 +77,8 @@ size_t mg_numfmt_scan(const char *s, size_t n, mg_numfmt_decimal_t *out)
 {
     size_t i = 0;
     uint64_t mant = 0;
-    int kept = 0;     /* significant digits in mant */
-    int64_t exp = 0;  /* value = mant * 10^exp (plus dropped digits) */
+    int kept = 0;    /* significant digits in mant */
+    int64_t exp = 0; /* value = mant * 10^exp (plus dropped digits) */
     bool inexact = false;
     bool neg = false;
     bool integer = true;
@@ -283,19 +279,30 @@ static void slow_text(const mg_numfmt_decimal_t *d, char *buf)
     *o = '\0';
 }
 
+/* The correctly rounded conversions of libc, kept out of line so the fast paths stay lean. */
+static __attribute__((noinline)) double slow_f64(const mg_numfmt_decimal_t *d)
+{
+    char buf[SLOW_CAP];
+    slow_text(d, buf);
+    return fabs(strtod(buf, NULL));
+}
+
+static __attribute__((noinline)) float slow_f32(const mg_numfmt_decimal_t *d)
+{
+    char buf[SLOW_CAP];
+    slow_text(d, buf);
+    return fabsf(strtof(buf, NULL));
+}
+
 /*
  * mant * 10^exp with at most 3 ulp of error (one rounding each for mant, the table power
- * and the product), or false when exp is outside the table.
+ * and the product; a multiply, never a divide), or false when exp is outside the table.
  */
 static inline bool approx_scale(uint64_t mant, int exp, double *out)
 {
     if (exp < P10_MIN || exp > P10_MAX)
         return false;
-    double m = (double)mant;
-    if (exp < 0 && exp >= -22)
-        *out = m / p10[-exp - P10_MIN]; /* an exact divisor: one rounding */
-    else
-        *out = m * p10[exp - P10_MIN];
+    *out = (double)mant * p10[exp - P10_MIN];
     return true;
 }
 
@@ -356,9 +363,7 @@ int mg_numfmt_to_f64(const mg_numfmt_decimal_t *d, double *out)
         /* mant * 10^(exp-22) is still an exact integer below 2^53 */
         x = (double)(d->mant * p10u[exp - 22]) * 1e22;
     } else {
-        char buf[SLOW_CAP];
-        slow_text(d, buf);
-        x = fabs(strtod(buf, NULL));
+        x = slow_f64(d);
     }
     if (isinf(x))
         return MG_ERANGE;
@@ -372,9 +377,7 @@ int mg_numfmt_to_f32(const mg_numfmt_decimal_t *d, float *out)
     if (d->mant == 0) {
         f = 0.0f;
     } else if (!fast_f32(d->mant, d->exp10, !d->inexact, &f)) {
-        char buf[SLOW_CAP];
-        slow_text(d, buf);
-        f = fabsf(strtof(buf, NULL));
+        f = slow_f32(d);
     }
     if (isinf(f))
         return MG_ERANGE;
@@ -388,13 +391,10 @@ int mg_numfmt_to_f16(const mg_numfmt_decimal_t *d, uint16_t *out)
     double x;
     if (d->mant == 0) {
         h = 0;
-    } else if (approx_scale(d->mant, d->exp10, &x) && x < 65536.0 &&
-               rounding_is_safe(x, 11, -14)) {
+    } else if (approx_scale(d->mant, d->exp10, &x) && x < 65536.0 && rounding_is_safe(x, 11, -14)) {
         h = mg_numfmt_f16_from_f64(x);
     } else {
-        char buf[SLOW_CAP];
-        slow_text(d, buf);
-        h = mg_numfmt_f16_from_f64(fabs(strtod(buf, NULL)));
+        h = mg_numfmt_f16_from_f64(slow_f64(d));
     }
     if ((h & 0x7fff) == 0x7c00)
         return MG_ERANGE;
@@ -404,9 +404,10 @@ int mg_numfmt_to_f16(const mg_numfmt_decimal_t *d, uint16_t *out)
 
 /* ---- formatting ---- */
 
-static const char dig2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                           "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                           "8081828384858687888990919293949596979899";
+static const char dig2[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
 
 size_t mg_numfmt_write_u64(char *dst, uint64_t v)
 {
@@ -446,38 +447,26 @@ static size_t write_nonfinite(char *dst, double v)
     return n;
 }
 
-/* Round-half-even of 0 <= x < 2^53. */
+/*
+ * Round-half-even of 0 <= x < 2^52, without a branch: adding 2^52 leaves no fraction bits,
+ * so the addition itself rounds (to nearest even, the default mode).
+ */
 static inline uint64_t round_even(double x)
 {
-    uint64_t t = (uint64_t)x;
-    double r = x - (double)t;
-    if (r > 0.5 || (r == 0.5 && (t & 1)))
-        t++;
-    return t;
+    return (uint64_t)((x + 0x1p52) - 0x1p52);
 }
 
-/*
- * The `n`-significant-digit decimal nearest to a (> 0): *m * 10^*q with 10^(n-1) <= *m <
- * 10^n, given e10 ~ floor(log10(a)). Returns whether it reads back as the float a.
- */
-static bool f32_candidate(double a, float want, int e10, int n, uint64_t *m, int *q)
+/* A positive float to format, with the bounds of the decimals that read back to it. */
+typedef struct f32_target {
+    float want;
+    double a;  /* want, exactly */
+    double lo; /* half-way to the float below (exact in double) */
+    double hi; /* half-way to the float above */
+} f32_target_t;
+
+/* Whether mm * 10^qq reads back as t->want, decided exactly (double path or strtof). */
+static bool f32_reads_back(const f32_target_t *t, uint64_t mm, int qq)
 {
-    int k = n - 1 - e10;
-    double scaled;
-    if (k >= 0)
-        scaled = a * p10[k - P10_MIN];
-    else if (k >= -22)
-        scaled = a / p10[-k - P10_MIN];
-    else
-        scaled = a * p10[k - P10_MIN];
-    uint64_t mm = round_even(scaled);
-    int qq = -k;
-    if (mm >= p10u[n]) { /* rounded up to the next power of ten */
-        mm /= 10;
-        qq++;
-    }
-    *m = mm;
-    *q = qq;
     float back;
     if (!fast_f32(mm, qq, true, &back)) {
         char buf[48];
@@ -487,7 +476,37 @@ static bool f32_candidate(double a, float want, int e10, int n, uint64_t *m, int
         buf[len] = '\0';
         back = strtof(buf, NULL);
     }
-    return back == want;
+    return back == t->want;
+}
+
+/*
+ * The `n`-significant-digit decimal nearest to t->a: *m * 10^*q, given e10 = floor(log10(a)).
+ * Returns whether it reads back as the float. The test compares m with the rounding interval
+ * scaled by the same power of ten; products carry under 2^-51 relative error, so only a
+ * candidate within 2^-50 of an edge needs the exact check.
+ */
+static bool f32_candidate(const f32_target_t *t, int e10, int n, uint64_t *m, int *q)
+{
+    int k = n - 1 - e10;
+    double p = p10[k - P10_MIN];
+    uint64_t mm = round_even(t->a * p);
+    int qq = -k;
+    double fm = (double)mm;
+    double lo = t->lo * p, hi = t->hi * p;
+    double eps = (fm + 1.0) * 0x1p-50;
+    /* non-short-circuit: these outcomes are data-dependent, the fallback is rare */
+    bool inside = (fm - lo > eps) & (hi - fm > eps);
+    bool outside = (fm - lo < -eps) | (hi - fm < -eps);
+    bool ok = inside;
+    if (!(inside | outside))
+        ok = f32_reads_back(t, mm, qq);
+    if (mm >= p10u[n]) { /* rounded up to the next power of ten */
+        mm /= 10;
+        qq++;
+    }
+    *m = mm;
+    *q = qq;
+    return ok;
 }
 
 size_t mg_numfmt_write_f32(char *dst, float v)
@@ -502,6 +521,25 @@ size_t mg_numfmt_write_f32(char *dst, float v)
     if (a == 0.0) {
         memcpy(o, "0.0", 3);
         return (size_t)(o + 3 - dst);
+    }
+    if (a < 0x1p24 && a == (double)(uint32_t)a) {
+        /* an integer below 2^24: its neighbours are at most 1 away, so no shorter
+           decimal reads back; the digits are the integer's own */
+        o += mg_numfmt_write_u64(o, (uint32_t)a);
+        memcpy(o, ".0", 2);
+        return (size_t)(o + 2 - dst);
+    }
+    uint32_t fbits;
+    memcpy(&fbits, &want, sizeof(fbits));
+    f32_target_t t = {.want = want, .a = a};
+    {
+        uint32_t below = fbits - 1, above = fbits + 1;
+        float fb, fa;
+        memcpy(&fb, &below, sizeof(fb));
+        memcpy(&fa, &above, sizeof(fa));
+        t.lo = (a + (double)fb) / 2;
+        /* above FLT_MAX the next "float" is infinity: the interval ends half an ulp up */
+        t.hi = above == 0x7f800000u ? a + (a - (double)fb) / 2 : (a + (double)fa) / 2;
     }
 
     /* floor(log10(a)) from the binary exponent, then corrected against the 9-digit scale */
@@ -520,45 +558,31 @@ size_t mg_numfmt_write_f32(char *dst, float v)
 
     /*
      * Find the fewest digits whose nearest decimal reads back. Inside a binade the rounding
-     * interval is symmetric, so "n digits read back" is monotone in n and a binary search
-     * finds the least n; at a power of two the interval is lopsided, so walk up from 1.
+     * interval is symmetric, so "n digits read back" is monotone in n. Model outputs (random
+     * looking) need 6 to 9 digits, so walk down from 8 while candidates read back; a value
+     * that still reads back with 5 is short ("0.5"), so walk up from 1 instead. At a power
+     * of two the interval is lopsided and monotonicity fails: walk up from 1 there.
      */
-    uint64_t m = 0;
-    int q = 0;
+    uint64_t m = 0, mm;
+    int q = 0, qq;
     int n = 0;
-    uint32_t fbits;
-    memcpy(&fbits, &want, sizeof(fbits));
-    if ((fbits & 0x7fffff) == 0) {
-        for (int i = 1; i <= 9; i++) {
-            if (f32_candidate(a, want, e10, i, &m, &q)) {
+    if ((fbits & 0x7fffff) != 0) {
+        for (int i = 8; i >= 5 && f32_candidate(&t, e10, i, &mm, &qq); i--) {
+            n = i;
+            m = mm;
+            q = qq;
+        }
+        if (n == 0 && f32_candidate(&t, e10, 9, &m, &q))
+            n = 9;
+    }
+    if (n == 0 || n == 5) {
+        for (int i = 1; i <= (n ? 4 : 9); i++) {
+            if (f32_candidate(&t, e10, i, &mm, &qq)) {
                 n = i;
+                m = mm;
+                q = qq;
                 break;
             }
-        }
-    } else {
-        int lo = 1, hi = 9;
-        uint64_t hm = 0;
-        int hq = 0;
-        bool have = false;
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            uint64_t mm;
-            int qq;
-            if (f32_candidate(a, want, e10, mid, &mm, &qq)) {
-                hi = mid;
-                hm = mm;
-                hq = qq;
-                have = true;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        if (have) {
-            m = hm;
-            q = hq;
-            n = hi;
-        } else if (f32_candidate(a, want, e10, 9, &m, &q)) {
-            n = 9;
         }
     }
     if (n == 0) {

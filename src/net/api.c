@@ -4,7 +4,9 @@
 #include "infer/session.h"
 #include "proto/kserve.h"
 #include "serve/execute.h"
+#include "serve/route.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <urcu.h>
@@ -39,9 +41,11 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* Adds a response header; the value is copied (h2o keeps only the pointer until it sends). */
 static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
 {
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, value, len);
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
 }
 
 /* Sends `body` (copied into the request pool) with `status` and `content_type`. */
@@ -71,6 +75,19 @@ static int send_error(h2o_req_t *req, mg_buf_t *out, int status, const char *msg
     return send_json(req, status, out);
 }
 
+/* Formats the message and sends it as an error. */
+static int send_errorf(h2o_req_t *req, mg_buf_t *out, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int send_errorf(h2o_req_t *req, mg_buf_t *out, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return send_error(req, out, status, msg);
+}
+
 /* Status for a failure to find a model or version. */
 static int lookup_status(int code)
 {
@@ -96,10 +113,79 @@ static int request_status(int code)
 static int send_method_not_allowed(h2o_req_t *req, mg_buf_t *out, const char *allow)
 {
     add_header(req, "allow", allow, strlen(allow));
-    char msg[160];
-    snprintf(msg, sizeof(msg), "method %.*s not allowed on %.*s; use %s", (int)req->method.len, req->method.base,
-             (int)req->path_normalized.len, req->path_normalized.base, allow);
-    return send_error(req, out, 405, msg);
+    return send_errorf(req, out, 405, "method %.*s not allowed on %.*s; use %s", (int)req->method.len,
+                       req->method.base, (int)req->path_normalized.len, req->path_normalized.base, allow);
+}
+
+/* h2o keeps request header names in lower case. */
+static int find_header(void *ctx, const char *lname, size_t len, mg_str_t *value)
+{
+    h2o_req_t *req = ctx;
+    ssize_t i = h2o_find_header_by_str(&req->headers, lname, len, -1);
+    if (i < 0)
+        return 0;
+    *value = (mg_str_t){req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+    return 1;
+}
+
+static mg_str_t header_value(h2o_req_t *req, const char *lname)
+{
+    mg_str_t v = {"", 0};
+    find_header(req, lname, strlen(lname), &v);
+    return v;
+}
+
+/*
+ * Routes the request and pins the version. On failure the error response is sent and
+ * *v stays NULL. `rule` is the matched route rule or NULL.
+ */
+static int route_request(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model,
+                         mg_str_t url_version, const mg_route_rule_t *rule, mg_str_t parameters,
+                         mg_route_result_t *res)
+{
+    mg_route_input_t in;
+    memset(&in, 0, sizeof(in));
+    in.url_version = url_version;
+    in.header_version = header_value(req, "x-model-version");
+    in.ab_group = header_value(req, "x-ab-group");
+    in.stage = header_value(req, "x-stage");
+    mg_route_source_t src = {.header = find_header, .header_ctx = req, .parameters = parameters};
+    mg_err_t err;
+    int rc = mg_serve_route(api->registry, api->router, model, rule ? rule->traffic : NULL, &in, &src, res, &err);
+    if (rc != 0) {
+        send_error(req, &sc->out, rc == MG_EINVAL ? 400 : lookup_status(rc), err.msg);
+        return rc;
+    }
+    return 0;
+}
+
+/* X-Model-Version, X-Route-Reason, echoes of X-Trace-ID and X-AB-Group, and on request X-Route-Explain. */
+static void add_route_headers(h2o_req_t *req, const mg_route_result_t *res, const mg_route_rule_t *rule)
+{
+    const mg_model_version_t *v = res->version;
+    const char *reason = mg_route_reason_name(res->reason);
+    add_header(req, "x-model-version", v->version_str, strlen(v->version_str));
+    add_header(req, "x-route-reason", reason, strlen(reason));
+    static const char *const echo[] = {"x-trace-id", "x-ab-group"};
+    for (int i = 0; i < 2; i++) {
+        mg_str_t e = header_value(req, echo[i]);
+        if (e.len > 0)
+            add_header(req, echo[i], e.ptr, e.len);
+    }
+    mg_str_t explain = header_value(req, "x-route-explain");
+    if (explain.len == 1 && explain.ptr[0] == '1') {
+        char text[400];
+        int n = snprintf(text, sizeof(text), "rule=%s policy=%s reason=%s version=%s chosen=%lld",
+                         rule ? rule->name : "-", mg_policy_source_name(res->source), reason, v->version_str,
+                         (long long)res->chosen);
+        if (res->rule >= 0 && n > 0 && (size_t)n < sizeof(text))
+            snprintf(text + n, sizeof(text) - (size_t)n, " header-rule=%d", res->rule);
+        add_header(req, "x-route-explain", text, strlen(text));
+    }
+    if (mg_log_enabled(MG_LOG_DEBUG))
+        mg_log(MG_LOG_DEBUG, "http", "routed model=%s version=%s reason=%s policy=%s rule=%s trace=%.*s",
+               v->model_name, v->version_str, reason, mg_policy_source_name(res->source), rule ? rule->name : "-",
+               (int)header_value(req, "x-trace-id").len, header_value(req, "x-trace-id").ptr);
 }
 
 /* ---- path parsing ------------------------------------------------------------------------ */
@@ -273,13 +359,9 @@ static int binary_header_len(h2o_req_t *req, size_t *out)
     return 0;
 }
 
-static void add_version_header(h2o_req_t *req, const mg_model_version_t *v)
-{
-    add_header(req, "x-model-version", v->version_str, strlen(v->version_str));
-}
-
-/* POST /v2/models/{m}[/versions/{v}]/infer */
-static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model, mg_str_t version)
+/* POST /v2/models/{m}[/versions/{v}]/infer, or a route-table URL with api "infer". */
+static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model, mg_str_t version,
+                        const mg_route_rule_t *rule)
 {
     mg_buf_t *b = &sc->out;
     mg_err_t err;
@@ -287,20 +369,20 @@ static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
     if (binary_header_len(req, &header_len) != 0)
         return send_error(req, b, 400, "Inference-Header-Content-Length must be a decimal byte count");
 
-    mg_model_version_t *v;
-    int rc = mg_registry_acquire(api->registry, model, version, &v, &err);
-    if (rc != 0)
-        return send_error(req, b, lookup_status(rc), err.msg);
-
     mg_infer_request_t ireq;
     memset(&ireq, 0, sizeof(ireq));
     ireq.arena = &sc->arena;
     const char *body = req->entity.base ? req->entity.base : "";
+    int rc = mg_kserve_decode_request(body, req->entity.len, header_len, &ireq, &err);
+    if (rc != 0)
+        return send_error(req, b, request_status(rc), err.msg);
+
+    mg_route_result_t res;
+    if (route_request(api, sc, req, model, version, rule, ireq.parameters, &res) != 0)
+        return 0;
+    mg_model_version_t *v = res.version;
     mg_infer_response_t resp;
-    memset(&resp, 0, sizeof(resp));
-    rc = mg_kserve_decode_request(body, req->entity.len, header_len, &ireq, &err);
-    if (rc == 0)
-        rc = mg_execute(v, &ireq, &resp, &err);
+    rc = mg_execute(v, &ireq, &resp, &err);
     if (rc != 0) {
         send_error(req, b, request_status(rc), err.msg);
         mg_model_version_unref(v);
@@ -314,7 +396,7 @@ static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
         mg_model_version_unref(v);
         return send_error(req, b, 500, "out of memory encoding the response");
     }
-    add_version_header(req, v);
+    add_route_headers(req, &res, rule);
     mg_model_version_unref(v);
     if (out_header_len != MG_KSERVE_NO_BINARY) {
         char num[24];
@@ -326,7 +408,7 @@ static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
 }
 
 /* POST /predict: {"data": [...], "model"?: "...", "version"?: "..."} */
-static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
+static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, const mg_route_rule_t *rule)
 {
     mg_buf_t *b = &sc->out;
     mg_err_t err;
@@ -336,7 +418,8 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
     if (rc != 0)
         return send_error(req, b, request_status(rc), err.msg);
 
-    mg_str_t model = p.model;
+    /* A route rule names the model; otherwise the body may. */
+    mg_str_t model = rule != NULL ? (mg_str_t){rule->model, strlen(rule->model)} : p.model;
     if (model.len == 0 && api->default_model != NULL)
         model = (mg_str_t){api->default_model, strlen(api->default_model)};
     if (model.len == 0) {
@@ -354,11 +437,10 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
             return send_error(req, b, 400, "no \"model\" given and no default model configured (--default-model)");
     }
 
-    mg_model_version_t *v;
-    rc = mg_registry_acquire(api->registry, model, p.version, &v, &err);
-    if (rc != 0)
-        return send_error(req, b, lookup_status(rc), err.msg);
-
+    mg_route_result_t res;
+    if (route_request(api, sc, req, model, p.version, rule, (mg_str_t){"", 0}, &res) != 0)
+        return 0;
+    mg_model_version_t *v = res.version;
     mg_session_t *s = v->sessions[0];
     if (mg_session_ninputs(s) != 1) {
         snprintf(err.msg, sizeof(err.msg), "/predict needs a model with one input; '%s' has %zu, use /v2/models/%s/infer",
@@ -401,7 +483,7 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
     mg_buf_reset(b);
     rc = mg_predict_encode_response(&resp, b);
     mg_execute_release(&resp);
-    add_version_header(req, v);
+    add_route_headers(req, &res, rule);
     mg_model_version_unref(v);
     if (rc != 0)
         return send_error(req, b, 500, "out of memory encoding the response");
@@ -493,10 +575,155 @@ static int handle_repo_change(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
     return send_json(req, 200, b);
 }
 
-/* ---- dispatch ---------------------------------------------------------------------------- */
-
 #define GET_ONLY(call) (method_is(req, "GET") ? (call) : send_method_not_allowed(req, out, "GET"))
 #define POST_ONLY(call) (method_is(req, "POST") ? (call) : send_method_not_allowed(req, out, "POST"))
+#define GET_OR_PUT(call)                                                                                 \
+    (method_is(req, "GET") || method_is(req, "PUT") ? (call) : send_method_not_allowed(req, out, "GET, PUT"))
+
+/* ---- admin API ------------------------------------------------------------------------- */
+
+/* Collects the versions the registry lists for `model` (any state). Returns the count or -1. */
+static int model_versions(const mg_api_t *api, mg_str_t model, int64_t *out, int cap)
+{
+    int n = -1;
+    rcu_read_lock();
+    const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
+    if (e != NULL) {
+        n = 0;
+        for (int i = 0; i < e->nversions && n < cap; i++)
+            out[n++] = e->versions[i]->version;
+    }
+    rcu_read_unlock();
+    return n;
+}
+
+/* GET|PUT /v2/admin/models/{m}/traffic */
+static int handle_traffic(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model)
+{
+    mg_buf_t *b = &sc->out;
+    mg_err_t err;
+    char name[256];
+    if (model.len >= sizeof(name))
+        return send_error(req, b, 400, "model name too long");
+    memcpy(name, model.ptr, model.len);
+    name[model.len] = '\0';
+    int64_t versions[256];
+    int nversions = model_versions(api, model, versions, 256);
+    if (nversions < 0) {
+        return send_errorf(req, b, 404, "unknown model '%s'", name);
+    }
+    if (method_is(req, "PUT")) {
+        mg_traffic_policy_t p;
+        const char *body = req->entity.base ? req->entity.base : "";
+        if (mg_traffic_policy_parse(body, req->entity.len, &p, &err) != 0 ||
+            mg_traffic_policy_check_versions(&p, versions, nversions, &err) != 0) {
+            return send_errorf(req, b, 400, "traffic policy of '%s' rejected: %s", name, err.msg);
+        }
+        if (mg_router_set_policy(api->router, name, &p, &err) != 0)
+            return send_error(req, b, 500, err.msg);
+        mg_log(MG_LOG_INFO, "route", "traffic policy set model=%s revision=%llu", name,
+               (unsigned long long)mg_router_revision(api->router));
+    }
+    /* The effective policy: the admin one, else config.json's. */
+    mg_traffic_policy_t cur;
+    const char *source = "none";
+    rcu_read_lock();
+    const mg_traffic_policy_t *p = mg_router_policy(api->router, model);
+    if (p != NULL) {
+        cur = *p;
+        source = "admin";
+    } else {
+        const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
+        if (e != NULL && e->config.has_traffic) {
+            cur = e->config.traffic;
+            source = "config";
+        }
+    }
+    rcu_read_unlock();
+    mg_buf_reset(b);
+    int rc = strcmp(source, "none") == 0 ? mg_buf_puts(b, "{}") : mg_traffic_policy_to_json(&cur, b);
+    if (rc != 0)
+        return send_error(req, b, 500, "out of memory");
+    add_header(req, "x-policy-source", source, strlen(source));
+    return send_json(req, 200, b);
+}
+
+/* GET|PUT /v2/admin/routes */
+static int handle_routes(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
+{
+    mg_buf_t *b = &sc->out;
+    mg_err_t err;
+    if (method_is(req, "PUT")) {
+        mg_route_table_t *t = NULL;
+        const char *body = req->entity.base ? req->entity.base : "";
+        if (mg_route_table_parse(body, req->entity.len, &t, &err) != 0) {
+            return send_errorf(req, b, 400, "route table rejected: %s", err.msg);
+        }
+        /* Every rule must name a model the registry knows, and its override only its versions. */
+        for (size_t i = 0; i < mg_route_table_count(t); i++) {
+            const mg_route_rule_t *r = mg_route_table_rule(t, i);
+            int64_t versions[256];
+            int n = model_versions(api, (mg_str_t){r->model, strlen(r->model)}, versions, 256);
+            if (n < 0) {
+                send_errorf(req, b, 400, "route table rejected: route '%s': unknown model '%s'", r->name, r->model);
+                mg_route_table_free(t);
+                return 0;
+            }
+            if (r->traffic != NULL && mg_traffic_policy_check_versions(r->traffic, versions, n, &err) != 0) {
+                send_errorf(req, b, 400, "route table rejected: route '%s': traffic: %s", r->name, err.msg);
+                mg_route_table_free(t);
+                return 0;
+            }
+        }
+        size_t n = mg_route_table_count(t);
+        if (mg_router_set_table(api->router, t, &err) != 0)
+            return send_error(req, b, 500, err.msg);
+        mg_log(MG_LOG_INFO, "route", "route table set rules=%zu revision=%llu", n,
+               (unsigned long long)mg_router_revision(api->router));
+        mg_buf_reset(b);
+        mg_buf_printf(b, "{\"routes\":%zu,\"revision\":%llu}", n,
+                      (unsigned long long)mg_router_revision(api->router));
+        return send_json(req, 200, b);
+    }
+    mg_buf_reset(b);
+    if (mg_router_table_json(api->router, b) != 0)
+        return send_error(req, b, 500, "out of memory");
+    return send_json(req, 200, b);
+}
+
+/* An operator URL from the route table. Returns 1 when a rule matched (and answered). */
+static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
+{
+    h2o_iovec_t host = req->authority;
+    for (size_t i = 0; i < host.len; i++) {
+        if (host.base[i] == ':' && host.base[0] != '[') {
+            host.len = i;
+            break;
+        }
+    }
+    mg_route_request_t rr = {
+        .host = {host.base, host.len},
+        .path = {req->path_normalized.base, req->path_normalized.len},
+        .header = find_header,
+        .header_ctx = req,
+    };
+    /* The rule (and its policy) belong to the snapshot: keep the read section open. */
+    rcu_read_lock();
+    const mg_route_rule_t *rule = mg_router_match(api->router, &rr);
+    if (rule != NULL) {
+        mg_buf_t *out = &sc->out;
+        mg_str_t model = {rule->model, strlen(rule->model)};
+        if (rule->api == MG_ROUTE_API_PREDICT)
+            POST_ONLY(handle_predict(api, sc, req, rule));
+        else
+            POST_ONLY(handle_infer(api, sc, req, model, (mg_str_t){"", 0}, rule));
+    }
+    rcu_read_unlock();
+    return rule != NULL;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
 
 int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
 {
@@ -525,8 +752,12 @@ int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
             if (n == rest + 1 && mg_str_eq(seg[rest], "ready"))
                 return GET_ONLY(handle_model_get(api, sc, req, model, version, 1));
             if (n == rest + 1 && mg_str_eq(seg[rest], "infer"))
-                return POST_ONLY(handle_infer(api, sc, req, model, version));
+                return POST_ONLY(handle_infer(api, sc, req, model, version, NULL));
         }
+        if (n == 5 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "models") && mg_str_eq(seg[4], "traffic"))
+            return GET_OR_PUT(handle_traffic(api, sc, req, seg[3]));
+        if (n == 3 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "routes"))
+            return GET_OR_PUT(handle_routes(api, sc, req));
         if (n == 3 && mg_str_eq(seg[1], "repository") && mg_str_eq(seg[2], "index"))
             return POST_ONLY(handle_repo_index(api, sc, req));
         if (n == 5 && mg_str_eq(seg[1], "repository") && mg_str_eq(seg[2], "models")) {
@@ -536,14 +767,15 @@ int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
                 return POST_ONLY(handle_repo_change(api, sc, req, seg[3], 0));
         }
     } else if (n == 1 && mg_str_eq(seg[0], "predict")) {
-        return POST_ONLY(handle_predict(api, sc, req));
+        return POST_ONLY(handle_predict(api, sc, req, NULL));
     } else if (n == 1 && mg_str_eq(seg[0], "healthz")) {
         return GET_ONLY(handle_live(sc, req, 1));
     } else if (n == 1 && mg_str_eq(seg[0], "readyz")) {
         return GET_ONLY(handle_ready(api, sc, req, 1));
     }
-    char msg[300];
-    snprintf(msg, sizeof(msg), "no endpoint %.*s %.*s", (int)req->method.len, req->method.base,
-             (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len), req->path_normalized.base);
-    return send_error(req, out, 404, msg);
+    if (handle_table_route(api, sc, req))
+        return 0;
+    return send_errorf(req, out, 404, "no endpoint %.*s %.*s", (int)req->method.len, req->method.base,
+                       (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
+                       req->path_normalized.base);
 }

@@ -1,7 +1,8 @@
 /*
  * The HTTP endpoints: KServe v2 (health, server and model metadata, readiness, infer with
- * JSON and binary tensors), the repository extension (index, load, unload), and the simple
- * API (/predict, /healthz, /readyz). Every error is {"error": "..."} with the status the
+ * JSON and binary tensors), the repository extension (index, load, unload), the simple
+ * API (/predict, /healthz, /readyz), the admin API (traffic policies, route table), and the
+ * operators' own URLs of the route table. Every error is {"error": "..."} with the status the
  * KServe protocol gives it; a bad request never affects another.
  */
 #ifndef MG_NET_API_H
@@ -9,12 +10,14 @@
 
 #include "core/buf.h"
 #include "repo/registry.h"
+#include "route/router.h"
 
 #include <h2o.h>
 
 /** What the endpoints serve. Shared read-only by every event loop. */
 typedef struct mg_api {
     mg_registry_t *registry;
+    mg_router_t *router;       /* route table and admin traffic policies */
     const char *default_model; /* for /predict without "model"; NULL: the only model, if one */
 } mg_api_t;
 

@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include "cli/ctl.h"
 #include "cli/serve.h"
 #include "infer/session.h"
 
@@ -15,6 +16,8 @@ static void usage(FILE *f)
           "commands:\n"
           "  serve --repo DIR [--listen ADDR:PORT] [--threads N] [--config FILE]\n"
           "        serve every model of a Triton-layout repository (DIR/<model>/<version>/model.onnx)\n"
+          "  ctl [--server URL] traffic MODEL [V=W ...] | routes [FILE]\n"
+          "        read or change a running server's traffic policies and route table\n"
           "  check MODEL.onnx\n"
           "        load a model with ONNX Runtime and print its inputs and outputs; exit 1 if it is invalid\n"
           "\n"
@@ -41,6 +44,8 @@ int mg_cli_main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return mg_cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "ctl") == 0)
+        return mg_cli_ctl(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return mg_cli_check(argc - 1, argv + 1);
     fprintf(stderr, "modelgate: unknown command '%s'\n\n", cmd);

@@ -5,6 +5,7 @@
 #include "net/api.h"
 #include "net/http.h"
 #include "repo/registry.h"
+#include "route/router.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -253,6 +254,7 @@ int mg_cli_serve(int argc, char **argv)
     mg_err_t err;
     mg_err_clear(&err);
     mg_registry_t *reg = NULL;
+    mg_router_t *router = NULL;
     mg_http_server_t *http = NULL;
     rcu_register_thread();
 
@@ -268,7 +270,11 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
     }
-    mg_api_t api = {.registry = reg, .default_model = o.default_model[0] ? o.default_model : NULL};
+    if (mg_router_new(&router) != 0) {
+        mg_log(MG_LOG_ERROR, "main", "out of memory");
+        goto out;
+    }
+    mg_api_t api = {.registry = reg, .router = router, .default_model = o.default_model[0] ? o.default_model : NULL};
     mg_http_opts_t ho = {.host = o.host, .port = o.port, .threads = o.threads,
                          .max_body_bytes = (size_t)o.max_body_bytes, .api = &api};
     /* Listen first (liveness answers at once, readiness says 503 while loading), then load. */
@@ -285,6 +291,7 @@ int mg_cli_serve(int argc, char **argv)
     status = 0;
 out:
     mg_http_stop(http);
+    mg_router_free(router);
     mg_registry_free(reg);
     rcu_unregister_thread();
     mg_infer_env_deinit();

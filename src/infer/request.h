@@ -29,6 +29,7 @@ typedef struct mg_infer_request {
     size_t noutputs;
     bool binary_output;         /* parameters.binary_data_output: default for all outputs */
     mg_arena_t *arena;          /* owns decoded memory; reset by the front end */
+    mg_str_t parameters;        /* raw JSON of the request-level "parameters" object, or empty */
 } mg_infer_request_t;
 
 /**

@@ -84,16 +84,17 @@ static size_t slot_size(mg_dtype_t dt)
 typedef struct decoder {
     mg_json_t *j;
     mg_dtype_t dtype;
+    size_t esz;         /* slot size */
     unsigned char *dst; /* `cap` slots; elements past cap are checked and counted only */
     size_t cap;
     size_t count;
-    size_t str_bytes;   /* BYTES: sum of element lengths */
+    size_t str_bytes; /* BYTES: sum of element lengths */
     mg_arena_t *arena;
     const label_t *label;
     mg_err_t *err;
     /* shape inference, for mg_kserve_decode_data without a shape */
     bool infer;
-    int leaf_level;     /* nesting level of the scalars, 0 until the first one */
+    int leaf_level; /* nesting level of the scalars, 0 until the first one */
     int max_level;
     int64_t dims[MG_TENSOR_MAX_DIMS];
     int64_t run[MG_TENSOR_MAX_DIMS];
@@ -118,10 +119,54 @@ static bool nonfinite_value(mg_str_t raw, double *v)
     return true;
 }
 
-static int decode_float(decoder_t *d, mg_json_type_t t, size_t idx, void *slot)
+/*
+ * Converts a scanned number to an element of `dt` at `slot` (NULL: check only). Returns 0,
+ * MG_EDTYPE (not an integer, for an integer datatype) or MG_ERANGE (out of range).
+ */
+static inline int store_number(mg_dtype_t dt, const mg_numfmt_decimal_t *num, void *slot)
 {
     int rc;
-    if (t == MG_JSON_STRING) {
+    switch (dt) {
+    case MG_DT_FP32: {
+        float f;
+        if ((rc = mg_numfmt_to_f32(num, &f)) == 0 && slot != NULL)
+            memcpy(slot, &f, sizeof(f));
+        return rc;
+    }
+    case MG_DT_FP64: {
+        double v;
+        if ((rc = mg_numfmt_to_f64(num, &v)) == 0 && slot != NULL)
+            memcpy(slot, &v, sizeof(v));
+        return rc;
+    }
+    case MG_DT_FP16: {
+        uint16_t h;
+        if ((rc = mg_numfmt_to_f16(num, &h)) == 0 && slot != NULL)
+            memcpy(slot, &h, sizeof(h));
+        return rc;
+    }
+    default: {
+        int bits = int_bits(dt);
+        uint64_t u = 0;
+        if (bits > 0) {
+            rc = mg_numfmt_to_uint(num, bits, &u);
+        } else {
+            int64_t v = 0;
+            rc = mg_numfmt_to_int(num, -bits, &v);
+            u = (uint64_t)v;
+        }
+        /* little-endian host: the low bytes of the 64-bit value are the element */
+        if (rc == 0 && slot != NULL)
+            memcpy(slot, &u, (size_t)(bits > 0 ? bits : -bits) / 8);
+        return rc;
+    }
+    }
+}
+
+static int decode_number(decoder_t *d, mg_json_type_t t, size_t idx, void *slot)
+{
+    bool fp = dtype_is_float(d->dtype);
+    if (t == MG_JSON_STRING && fp) {
         mg_str_t raw;
         double v;
         if (mg_json_read_string(d->j, &raw) != 0)
@@ -145,75 +190,27 @@ static int decode_float(decoder_t *d, mg_json_type_t t, size_t idx, void *slot)
         return 0;
     }
     if (t != MG_JSON_NUMBER)
-        return lfail(d->err, MG_EDTYPE, d->label, "element %zu is not a number", idx);
+        return lfail(d->err, MG_EDTYPE, d->label, "element %zu is not %s", idx,
+                     fp ? "a number" : "an integer");
     mg_numfmt_decimal_t num;
     if (mg_json_read_number(d->j, &num) != 0)
         return json_err(d);
-    if (d->dtype == MG_DT_FP32) {
-        float f;
-        rc = mg_numfmt_to_f32(&num, &f);
-        if (rc == 0 && slot != NULL)
-            memcpy(slot, &f, sizeof(f));
-    } else if (d->dtype == MG_DT_FP64) {
-        double v;
-        rc = mg_numfmt_to_f64(&num, &v);
-        if (rc == 0 && slot != NULL)
-            memcpy(slot, &v, sizeof(v));
-    } else {
-        uint16_t h;
-        rc = mg_numfmt_to_f16(&num, &h);
-        if (rc == 0 && slot != NULL)
-            memcpy(slot, &h, sizeof(h));
-    }
-    if (rc != 0)
-        return lfail(d->err, MG_EDTYPE, d->label, "element %zu (%.*s) is out of range for %s",
-                     idx, quote_len(num.len), num.text, mg_dtype_name(d->dtype));
-    return 0;
-}
-
-static int decode_int(decoder_t *d, mg_json_type_t t, size_t idx, void *slot)
-{
-    int bits = int_bits(d->dtype);
-    if (t != MG_JSON_NUMBER)
-        return lfail(d->err, MG_EDTYPE, d->label, "element %zu is not an integer", idx);
-    mg_numfmt_decimal_t num;
-    if (mg_json_read_number(d->j, &num) != 0)
-        return json_err(d);
-    int rc;
-    uint64_t u = 0;
-    if (bits > 0) {
-        rc = mg_numfmt_to_uint(&num, bits, &u);
-    } else {
-        int64_t s = 0;
-        rc = mg_numfmt_to_int(&num, -bits, &s);
-        u = (uint64_t)s;
-    }
+    int rc = store_number(d->dtype, &num, slot);
     if (rc == MG_EDTYPE)
         return lfail(d->err, MG_EDTYPE, d->label, "element %zu (%.*s) is not an integer", idx,
                      quote_len(num.len), num.text);
     if (rc != 0)
-        return lfail(d->err, MG_EDTYPE, d->label, "element %zu (%.*s) is out of range for %s",
-                     idx, quote_len(num.len), num.text, mg_dtype_name(d->dtype));
-    if (slot != NULL) {
-        /* little-endian host: the low bytes of the 64-bit value are the element */
-        int nb = bits > 0 ? bits / 8 : -bits / 8;
-        memcpy(slot, &u, (size_t)nb);
-    }
+        return lfail(d->err, MG_EDTYPE, d->label, "element %zu (%.*s) is out of range for %s", idx,
+                     quote_len(num.len), num.text, mg_dtype_name(d->dtype));
     return 0;
 }
 
 static int decode_leaf(decoder_t *d, mg_json_type_t t)
 {
     size_t idx = d->count;
-    size_t sz = slot_size(d->dtype);
-    void *slot = idx < d->cap ? d->dst + idx * sz : NULL;
+    void *slot = idx < d->cap ? d->dst + idx * d->esz : NULL;
     int rc;
     switch (d->dtype) {
-    case MG_DT_FP32:
-    case MG_DT_FP64:
-    case MG_DT_FP16:
-        rc = decode_float(d, t, idx, slot);
-        break;
     case MG_DT_BOOL: {
         bool v;
         if (t != MG_JSON_TRUE && t != MG_JSON_FALSE)
@@ -240,9 +237,7 @@ static int decode_leaf(decoder_t *d, mg_json_type_t t)
         }
         break;
     }
-    default:
-        rc = decode_int(d, t, idx, slot);
-        break;
+    default: rc = decode_number(d, t, idx, slot); break;
     }
     if (rc != 0)
         return rc;
@@ -255,6 +250,63 @@ static int ragged(decoder_t *d)
     return lfail(d->err, MG_ESHAPE, d->label, "ragged nested array (element %zu)", d->count);
 }
 
+static inline bool is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/*
+ * The hot case, a flat array of plain numbers for a numeric datatype, in one tight loop
+ * over the bytes. Returns true when it consumed the whole array; false (cursor untouched)
+ * on anything else (nesting, strings, bad syntax, a value out of range), for the general
+ * walk to redo and, if need be, report.
+ */
+static bool decode_flat(decoder_t *d)
+{
+    mg_json_t *j = d->j;
+    const char *s = j->base;
+    size_t len = j->len;
+    size_t i = j->pos;
+    size_t count = 0;
+    if (i >= len || s[i] != '[' || j->depth >= MG_JSON_MAX_DEPTH)
+        return false;
+    i++;
+    while (i < len && is_ws(s[i]))
+        i++;
+    if (i < len && s[i] == ']') {
+        i++;
+    } else {
+        for (;;) {
+            mg_numfmt_decimal_t num;
+            size_t k = mg_numfmt_scan(s + i, len - i, &num);
+            if (k == 0)
+                return false;
+            i += k;
+            if (store_number(d->dtype, &num, count < d->cap ? d->dst + count * d->esz : NULL))
+                return false;
+            count++;
+            while (i < len && is_ws(s[i]))
+                i++;
+            if (i >= len)
+                return false;
+            char c = s[i++];
+            if (c == ']')
+                break;
+            if (c != ',')
+                return false;
+            while (i < len && is_ws(s[i]))
+                i++;
+        }
+    }
+    j->pos = i;
+    d->count = count;
+    /* what the general walk would have inferred for a flat array */
+    d->max_level = 1;
+    d->leaf_level = count ? 1 : 0;
+    d->dims[0] = (int64_t)count;
+    return true;
+}
+
 /*
  * Walks the array at the cursor, nested to any depth the cursor allows, decoding every
  * scalar in order. Iterative: `level` counts the arrays open inside the data.
@@ -263,6 +315,9 @@ static int decode_array(decoder_t *d)
 {
     mg_json_t *j = d->j;
     int rc;
+    mg_json_peek(j); /* to the '[' */
+    if (d->dtype != MG_DT_BOOL && d->dtype != MG_DT_BYTES && decode_flat(d))
+        return 0;
     if (mg_json_array_begin(j) != 0)
         return json_err(d);
     int level = 1;
@@ -368,7 +423,12 @@ static int count_mismatch(const mg_tensor_t *t, size_t want, size_t got, const l
 static int decode_known(mg_json_t *j, mg_tensor_t *t, size_t want, mg_arena_t *arena,
                         const label_t *l, mg_err_t *err)
 {
-    decoder_t d = {.j = j, .dtype = t->dtype, .arena = arena, .label = l, .err = err};
+    decoder_t d = {.j = j,
+                   .dtype = t->dtype,
+                   .esz = slot_size(t->dtype),
+                   .arena = arena,
+                   .label = l,
+                   .err = err};
     if (alloc_slots(arena, t->dtype, want, j->len - j->pos, &d.dst, &d.cap) != 0)
         return mg_err_set(err, MG_ENOMEM, "out of memory decoding the request");
     int rc = decode_array(&d);
@@ -389,7 +449,8 @@ int mg_kserve_decode_data(const char *json, size_t len, mg_tensor_t *t, mg_arena
     if (t->dtype <= MG_DT_INVALID || t->dtype >= MG_DT_COUNT_)
         return lfail(err, MG_EDTYPE, &l, "invalid datatype");
     if (t->ndim < 0 || t->ndim > MG_TENSOR_MAX_DIMS)
-        return lfail(err, MG_ESHAPE, &l, "shape has more than %d dims", MG_TENSOR_MAX_DIMS);
+        return lfail(err, MG_ESHAPE, &l, "rank %d is not within 0..%d", t->ndim,
+                     MG_TENSOR_MAX_DIMS);
     if (mg_json_peek(&j) != MG_JSON_ARRAY) {
         mg_json_fail(&j, "expected '['");
         return mg_json_error(&j, err);
@@ -406,7 +467,12 @@ int mg_kserve_decode_data(const char *json, size_t len, mg_tensor_t *t, mg_arena
         if (rc != 0)
             return rc;
     } else {
-        decoder_t d = {.j = &j, .dtype = t->dtype, .arena = arena, .label = &l, .err = err,
+        decoder_t d = {.j = &j,
+                       .dtype = t->dtype,
+                       .esz = slot_size(t->dtype),
+                       .arena = arena,
+                       .label = &l,
+                       .err = err,
                        .infer = true};
         /* The count is unknown until the end: size the slots for the most `len` can hold. */
         size_t most = t->dtype == MG_DT_BYTES ? len / 3 + 1 : len / 2 + 1;
@@ -517,11 +583,13 @@ static int parse_input_params(mg_json_t *j, input_extra_t *x, bool *seen_size, c
         if (mg_json_str_eq(key, "binary_data_size")) {
             mg_numfmt_decimal_t num;
             if (mg_json_peek(j) != MG_JSON_NUMBER)
-                return lfail(err, MG_EPARSE, l, "'binary_data_size' must be a non-negative integer");
+                return lfail(err, MG_EPARSE, l,
+                             "'binary_data_size' must be a non-negative integer");
             if (mg_json_read_number(j, &num) != 0)
                 return mg_json_error(j, err);
             if (mg_numfmt_to_uint(&num, 64, &x->binary_size) != 0)
-                return lfail(err, MG_EPARSE, l, "'binary_data_size' must be a non-negative integer");
+                return lfail(err, MG_EPARSE, l,
+                             "'binary_data_size' must be a non-negative integer");
             *seen_size = true;
         } else if (mg_json_skip(j, NULL) != 0) {
             return mg_json_error(j, err);
@@ -543,6 +611,17 @@ enum {
 static int dup_member(const label_t *l, const char *name, mg_err_t *err)
 {
     return lfail(err, MG_EPARSE, l, "duplicate '%s'", name);
+}
+
+/* The storage `want` elements of t's datatype take, or MG_ERANGE when it overflows. */
+static int tensor_bytes(const mg_tensor_t *t, size_t want, size_t *bytes, const label_t *l,
+                        mg_err_t *err)
+{
+    if (mg_mul_size(want, slot_size(t->dtype), bytes) == 0)
+        return 0;
+    char shape[128];
+    mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
+    return lfail(err, MG_ERANGE, l, "shape %s of %s is too large", shape, mg_dtype_name(t->dtype));
 }
 
 /*
@@ -614,7 +693,9 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
                 return lfail(err, MG_EPARSE, &l, "'data' must be an array");
             seen |= SEEN_DATA;
             if ((seen & SEEN_DTYPE) && (seen & SEEN_SHAPE)) {
-                if ((rc = decode_known(j, t, want, arena, &l, err)) != 0)
+                size_t bytes;
+                if ((rc = tensor_bytes(t, want, &bytes, &l, err)) != 0 ||
+                    (rc = decode_known(j, t, want, arena, &l, err)) != 0)
                     return rc;
                 decoded = true;
             } else {
@@ -640,12 +721,8 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
     if (!(seen & SEEN_DATA) && !seen_size)
         return lfail(err, MG_EPARSE, &l, "needs 'data' or parameters.binary_data_size");
     size_t bytes;
-    if (mg_mul_size(want, slot_size(t->dtype), &bytes) != 0) {
-        char shape[128];
-        mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
-        return lfail(err, MG_ERANGE, &l, "shape %s of %s is too large", shape,
-                     mg_dtype_name(t->dtype));
-    }
+    if ((rc = tensor_bytes(t, want, &bytes, &l, err)) != 0)
+        return rc;
     if ((seen & SEEN_DATA) && !decoded) {
         /* data came before datatype or shape: decode it from its saved position */
         if ((rc = decode_known(&data_at, t, want, arena, &l, err)) != 0)
@@ -661,8 +738,7 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
             mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
             return lfail(err, MG_ESHAPE, &l,
                          "binary_data_size %llu does not match shape %s of %s (%zu bytes)",
-                         (unsigned long long)x->binary_size, shape, mg_dtype_name(t->dtype),
-                         bytes);
+                         (unsigned long long)x->binary_size, shape, mg_dtype_name(t->dtype), bytes);
         }
         t->count = want;
         x->binary = true;
@@ -814,8 +890,8 @@ static int bind_binary_bytes(mg_tensor_t *t, const char *p, uint64_t size, mg_ar
         if (size - off < 4)
             goto bad;
         const unsigned char *b = (const unsigned char *)p + off;
-        uint32_t n = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-                     (uint32_t)b[3] << 24;
+        uint32_t n =
+            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
         off += 4;
         if (size - off < n)
             goto bad;
@@ -898,6 +974,7 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
     int rc;
 
     req->id = (mg_str_t){"", 0};
+    req->parameters = (mg_str_t){"", 0};
     req->inputs = NULL;
     req->ninputs = 0;
     req->outputs = NULL;
@@ -936,8 +1013,11 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
             if (seen_params)
                 return mg_err_set(err, MG_EPARSE, "duplicate 'parameters'");
             seen_params = true;
+            mg_json_peek(&j); /* skip whitespace: the span starts at '{' */
+            size_t start = j.pos;
             if ((rc = parse_request_params(&j, req, err)) != 0)
                 return rc;
+            req->parameters = (mg_str_t){j.base + start, j.pos - start};
         } else if (mg_json_skip(&j, NULL) != 0) {
             return mg_json_error(&j, err);
         }
@@ -1028,8 +1108,7 @@ static size_t write_value(char *o, mg_dtype_t dt, const unsigned char *p)
         memcpy(&v, p, sizeof(v));
         return mg_numfmt_write_f64(o, v);
     }
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -1120,18 +1199,18 @@ static int put_binary(mg_buf_t *out, const mg_tensor_t *t)
     const mg_str_t *s = t->data;
     for (size_t i = 0; i < t->count; i++) {
         uint32_t n = (uint32_t)s[i].len;
-        unsigned char le[4] = {(unsigned char)n, (unsigned char)(n >> 8),
-                               (unsigned char)(n >> 16), (unsigned char)(n >> 24)};
+        unsigned char le[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
+                               (unsigned char)(n >> 24)};
         if (mg_buf_append(out, le, 4) != 0 || mg_buf_append(out, s[i].ptr, s[i].len) != 0)
             return MG_ENOMEM;
     }
     return 0;
 }
 
-#define PUT(expr)                                                                              \
-    do {                                                                                       \
-        if ((rc = (expr)) != 0)                                                                \
-            goto fail;                                                                         \
+#define PUT(expr)                                                                                  \
+    do {                                                                                           \
+        if ((rc = (expr)) != 0)                                                                    \
+            goto fail;                                                                             \
     } while (0)
 #define PUTS(out, lit) PUT(mg_buf_append((out), (lit), sizeof(lit) - 1))
 
@@ -1311,6 +1390,8 @@ static int predict_from_scores(mg_buf_t *out, const mg_tensor_t *t)
 {
     int rc;
     size_t n = row_len(t);
+    if (n > t->count)
+        n = t->count; /* a shape that promises more than the data holds: stay inside */
     if (n == 0)
         return mg_buf_puts(out, ",\"prediction\":null,\"confidence\":null");
     size_t rows = single_row(t) ? 1 : t->count / n;
@@ -1348,7 +1429,7 @@ static int predict_from_labels(mg_buf_t *out, const mg_tensor_t *labels, const m
     size_t pn = 0, prows = 0;
     if (probs != NULL && dtype_is_float(probs->dtype) && probs->data != NULL) {
         pn = row_len(probs);
-        prows = pn ? probs->count / pn : 0;
+        prows = pn ? probs->count / pn : 0; /* whole rows only */
     }
     size_t rows = labels->count;
     const char *open = rows > 1 ? "[" : "";
@@ -1364,8 +1445,8 @@ static int predict_from_labels(mg_buf_t *out, const mg_tensor_t *labels, const m
         } else {
             char tmp[MG_NUMFMT_INT_MAX + 2];
             const unsigned char *p = labels->data;
-            PUT(mg_buf_append(out, tmp,
-                              write_value(tmp, labels->dtype, p + r * mg_dtype_size(labels->dtype))));
+            PUT(mg_buf_append(
+                out, tmp, write_value(tmp, labels->dtype, p + r * mg_dtype_size(labels->dtype))));
         }
     }
     PUT(mg_buf_puts(out, close));
@@ -1441,8 +1522,8 @@ int mg_json_put_error(mg_buf_t *out, const char *msg)
     size_t start = out->len;
     if (msg == NULL)
         msg = "";
-    if (mg_buf_append(out, "{\"error\":", 9) != 0 || mg_buf_json_string(out, msg, strlen(msg)) != 0 ||
-        mg_buf_append(out, "}", 1) != 0) {
+    if (mg_buf_append(out, "{\"error\":", 9) != 0 ||
+        mg_buf_json_string(out, msg, strlen(msg)) != 0 || mg_buf_append(out, "}", 1) != 0) {
         out->len = start;
         return MG_ENOMEM;
     }

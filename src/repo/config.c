@@ -83,7 +83,8 @@ static int parse_policy(json_t *pol, mg_model_config_t *cfg, mg_err_t *err)
 int mg_model_config_parse(const char *text, size_t len, const char *model, mg_model_config_t *cfg, mg_err_t *err)
 {
     static const char *const known[] = {"name", "max_batch_size", "version_policy", "default_version",
-                                        "instance_count", "intra_op_threads", "warmup", "platform", "backend"};
+                                        "instance_count", "intra_op_threads", "warmup", "platform", "backend",
+                                        "traffic"};
     mg_model_config_default(cfg);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -150,6 +151,17 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
             goto out;
         }
         c.warmup_runs = (int)n;
+    }
+    if ((v = json_object_get(root, "traffic")) != NULL) {
+        char *policy_text = json_dumps(v, JSON_COMPACT);
+        mg_err_t perr;
+        int prc = policy_text ? mg_traffic_policy_parse(policy_text, strlen(policy_text), &c.traffic, &perr) : MG_ENOMEM;
+        free(policy_text);
+        if (prc != 0) {
+            mg_err_set(err, MG_ECONFIG, "config.json: 'traffic': %s", prc == MG_ENOMEM ? "out of memory" : perr.msg);
+            goto out;
+        }
+        c.has_traffic = true;
     }
     *cfg = c;
     rc = 0;

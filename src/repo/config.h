@@ -7,7 +7,8 @@
  *    "default_version": "2",
  *    "instance_count": 1,
  *    "intra_op_threads": 0,
- *    "warmup": {"runs": 2}}
+ *    "warmup": {"runs": 2},
+ *    "traffic": {...}}                 the traffic policy, see route/policy.h
  *
  * Every field is optional; unknown fields are an error, so a typo never passes silently.
  */
@@ -15,6 +16,9 @@
 #define MG_REPO_CONFIG_H
 
 #include "core/err.h"
+#include "route/policy.h"
+
+#include <stdbool.h>
 
 #include <stdint.h>
 
@@ -36,6 +40,8 @@ typedef struct mg_model_config {
     int instance_count;           /* sessions per version (>= 1) */
     int intra_op_threads;         /* 0: share the global pools */
     int warmup_runs;              /* 0: no warm-up */
+    bool has_traffic;             /* a "traffic" policy was given */
+    mg_traffic_policy_t traffic;
 } mg_model_config_t;
 
 /** Fills `cfg` with the defaults (latest 1, no batching rule, one instance, no warm-up). */

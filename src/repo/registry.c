@@ -238,6 +238,16 @@ static const mg_model_version_t *find_version(const mg_model_entry_t *e, int64_t
     return NULL;
 }
 
+/* True when two configs build the same sessions (the traffic policy lives with the model). */
+static bool same_session_config(const mg_model_config_t *a, const mg_model_config_t *b)
+{
+    mg_model_config_t x = *a, y = *b;
+    x.has_traffic = y.has_traffic = false;
+    memset(&x.traffic, 0, sizeof(x.traffic));
+    memset(&y.traffic, 0, sizeof(y.traffic));
+    return memcmp(&x, &y, sizeof(x)) == 0;
+}
+
 /* Loads one version, reusing `prev` when its bytes and config are unchanged. Never NULL but on ENOMEM. */
 static mg_model_version_t *load_version(const char *repo, const char *model, int64_t version,
                                         const mg_model_config_t *cfg, const mg_model_version_t *prev)
@@ -273,7 +283,7 @@ static mg_model_version_t *load_version(const char *repo, const char *model, int
         goto done;
     }
     if (prev != NULL && prev->state == MG_MODEL_READY && memcmp(prev->sha256, v->sha256, 32) == 0 &&
-        memcmp(&prev->config, cfg, sizeof(*cfg)) == 0) {
+        same_session_config(&prev->config, cfg)) {
         /* Unchanged: hand back the version that is serving, with one more reference. */
         free(bytes);
         free((char *)v->model_name);
@@ -403,6 +413,19 @@ static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_
         e->versions[e->nversions++] = v;
     }
     qsort(e->versions, (size_t)e->nversions, sizeof(*e->versions), cmp_version_asc);
+    if (e->config.has_traffic) {
+        /* The policy may name only versions the version policy selected. */
+        mg_err_t perr;
+        if (mg_traffic_policy_check_versions(&e->config.traffic, selected, m, &perr) != 0) {
+            fmt_into(e->reason, sizeof(e->reason), "config.json: 'traffic': %s", perr.msg);
+            for (int i = 0; i < e->nversions; i++)
+                mg_model_version_unref(e->versions[i]);
+            e->nversions = 0;
+            e->state = MG_MODEL_UNAVAILABLE;
+            mg_log(MG_LOG_ERROR, "repo", "load failed model=%s (%s)", name, e->reason);
+            return mg_err_set(err, MG_ECONFIG, "model '%s': %s", name, e->reason);
+        }
+    }
     entry_finish(e);
     if (e->state != MG_MODEL_READY)
         return mg_err_set(err, MG_EMODEL, "failed to load '%s': %s", name, e->reason);

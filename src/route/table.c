@@ -1,0 +1,1486 @@
+/*
+ * The route table: parsing and validation (jansson), PCRE2 regexes compiled with JIT, and
+ * the index that makes a match cost a few hash probes and a short trie walk.
+ *
+ * Index. Rules are stored in match order; a rule's rank is its position there. Every rule
+ * lives in one host bucket: an exact host (open-addressing hash of the lower-case host), a
+ * wildcard suffix (".example.com" for "*.example.com", hashed the same way and probed once
+ * per dot of the request host) or the any-host bucket. A bucket is a byte-wise radix tree
+ * over paths; all buckets share one node pool. A node lists, ranks ascending, the prefix
+ * rules whose prefix is the node's string and the regex rules whose literal prefix it is
+ * (the root holds the regexes without one), and separately the exact rules whose path it is.
+ *
+ * Match. Walk each applicable bucket along the request path, collecting the lists met on the
+ * way (the exact list only where the path ends) as spans on the stack, then merge them in
+ * rank order and return the first rule whose remaining conditions (regex, headers) hold.
+ * Each list knows its first rule without conditions ("unconditional": a prefix or exact rule
+ * without headers); the smallest such rank met bounds the merge, so rules behind it are never
+ * looked at. When a pathological table produces more lists than the stack holds, the walk is
+ * repeated per candidate instead (slower, still no allocation and no full scan).
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#define XXH_INLINE_ALL
+
+#include "route/table.h"
+
+#include <jansson.h>
+#include <pcre2.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define NONE UINT32_MAX
+#define DEFAULT_PRIORITY 1000
+#define MAX_PRIORITY 1000000
+#define NAME_MAX_LEN 128
+#define MODEL_MAX_LEN 255
+#define HOST_MAX_LEN 253        /* a host pattern, "*." included */
+#define STR_MAX_LEN 4096        /* paths, regexes, header values */
+#define HEADER_NAME_MAX_LEN 128
+#define HEADERS_MAX 16          /* header matches per rule */
+#define HOST_TAIL 256           /* request-host bytes looked at for host buckets (>= HOST_MAX_LEN) */
+#define ROOTS_MAX (2 + HOST_TAIL / 2)
+#define SPANS_MAX 64
+#define MATCH_DATA_PAIRS 32
+#define REGEX_MATCH_LIMIT 100000 /* backtracking steps; a regex that needs more does not match */
+
+enum { HOST_ANY = 0, HOST_EXACT, HOST_WILD };
+enum { PATH_EXACT = 0, PATH_PREFIX, PATH_REGEX };
+enum { HDR_EXACT = 0, HDR_REGEX, HDR_PRESENT, HDR_ABSENT };
+
+typedef struct hdr {
+    char *name; /* lower-case */
+    size_t name_len;
+    int kind;
+    char *value; /* exact value or regex source; NULL for present/absent */
+    size_t value_len;
+    pcre2_code *re;
+    bool jit;
+} hdr_t;
+
+typedef struct rule {
+    mg_route_rule_t pub;
+    uint32_t file_index;
+    int host_kind;
+    int path_kind;
+    bool uncond; /* no condition beyond host and the trie position: exact/prefix, no headers */
+    bool path_jit;
+    char *name;
+    char *model;
+    char *host; /* lower-case pattern, "*." kept for wildcards; NULL for any host */
+    size_t host_len;
+    char *path; /* exact path, prefix or regex source */
+    size_t path_len;
+    char *lit; /* regex: literal text every match starts with at offset 0 (may be empty) */
+    size_t lit_len;
+    pcre2_code *path_re;
+    hdr_t *hdrs; /* sorted by name */
+    uint32_t nhdrs;
+    mg_traffic_policy_t *traffic;
+} rule_t;
+
+/*
+ * A radix-tree node (32 bytes); its string is the concatenation of the labels from the bucket
+ * root. Nodes are laid out breadth-first per bucket, so a node's children are consecutive and
+ * their labels and rank lists are near each other.
+ */
+typedef struct node {
+    uint32_t label;     /* offset into labels: the bytes leading into this node */
+    uint16_t label_len; /* <= STR_MAX_LEN */
+    uint16_t nkids;     /* <= 256, one per first byte */
+    uint32_t kids;      /* index of the first child; first_byte[kids..kids+nkids) ascending */
+    uint32_t list;      /* offset into ranks: nlist prefix/regex ranks, then nexact exact-path ranks */
+    uint32_t nlist;
+    uint32_t nexact;
+    uint32_t list_uncond;  /* smallest unconditional rank of the first list, or NONE */
+    uint32_t exact_uncond; /* same for the exact list */
+} node_t;
+
+_Static_assert(sizeof(node_t) == 32 && STR_MAX_LEN <= UINT16_MAX, "node layout");
+
+#define SLOT_INLINE 40
+
+/* One host-table slot (a cache line): the key is inline when short. len 0: empty. */
+typedef struct hslot {
+    uint64_t hash;
+    uint32_t len;
+    uint32_t root;
+    const char *key; /* the key when longer than SLOT_INLINE (it lives in a rule) */
+    char inline_key[SLOT_INLINE];
+} hslot_t;
+
+_Static_assert(sizeof(hslot_t) == 64, "one slot, one cache line");
+
+struct mg_route_table {
+    rule_t *rules; /* in match order */
+    uint32_t nrules;
+    node_t *nodes;
+    uint32_t nnodes;
+    uint8_t *first_byte; /* per node: the first byte of its label */
+    char *labels;
+    uint32_t *ranks;
+    hslot_t *hosts; /* exact hosts; NULL when none */
+    uint32_t hosts_mask;
+    hslot_t *wild; /* wildcard suffixes (".example.com"); NULL when none */
+    uint32_t wild_mask;
+    uint32_t wild_max;      /* longest suffix */
+    uint64_t wild_lens[4]; /* bit n: some suffix is n bytes long */
+    uint32_t any_root;
+    pcre2_match_context *mctx;
+};
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static inline unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* Copies n bytes lower-casing ASCII letters, eight at a time. */
+static inline void lower_copy(char *dst, const char *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, src + i, 8);
+        uint64_t h = x & 0x7f7f7f7f7f7f7f7full;
+        uint64_t ge_a = h + 0x3f3f3f3f3f3f3f3full; /* high bit set where h >= 'A' */
+        uint64_t gt_z = h + 0x2525252525252525ull; /* high bit set where h > 'Z' */
+        x |= ((ge_a & ~gt_z & ~x) & 0x8080808080808080ull) >> 2;
+        memcpy(dst + i, &x, 8);
+    }
+    for (; i < n; i++)
+        dst[i] = (char)lower((unsigned char)src[i]);
+}
+
+/* memcmp(a, b, n) == 0 for the short strings of the index, without a library call. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
+{
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return false;
+    }
+    for (; n > 0; n--)
+        if (*a++ != *b++)
+            return false;
+    return true;
+}
+
+static bool eq_nocase(const char *a, const char *lower_b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != (unsigned char)lower_b[i])
+            return false;
+    return true;
+}
+
+static char *dup_lower(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        d[i] = (char)lower((unsigned char)s[i]);
+    d[n] = '\0';
+    return d;
+}
+
+static char *dup_mem(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d == NULL)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static bool has_ctl(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return true;
+    return false;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t c = 8;
+    while (c < n)
+        c <<= 1;
+    return c;
+}
+
+/* ---- per-thread regex match data -------------------------------------------------------- */
+
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static pthread_key_t md_key;
+static bool md_key_ok;
+static _Thread_local pcre2_match_data *md;
+
+static void md_destroy(void *p)
+{
+    pcre2_match_data_free(p);
+}
+
+static void md_key_init(void)
+{
+    md_key_ok = pthread_key_create(&md_key, md_destroy) == 0;
+}
+
+/* The calling thread's match data, created on first use and freed when the thread exits. */
+static pcre2_match_data *thread_md(void)
+{
+    if (md != NULL)
+        return md;
+    pthread_once(&md_once, md_key_init);
+    md = pcre2_match_data_create(MATCH_DATA_PAIRS, NULL);
+    if (md != NULL && md_key_ok)
+        pthread_setspecific(md_key, md);
+    return md;
+}
+
+/* True when `re` matches somewhere in s[0..n). Errors (match limit, no memory) are no match. */
+static bool re_match(const mg_route_table_t *t, const pcre2_code *re, bool jit, const char *s, size_t n)
+{
+    pcre2_match_data *m = thread_md();
+    if (m == NULL)
+        return false;
+    PCRE2_SPTR subject = (PCRE2_SPTR)(s != NULL ? s : "");
+    int rc = jit ? pcre2_jit_match(re, subject, n, 0, 0, m, t->mctx) : pcre2_match(re, subject, n, 0, 0, m, t->mctx);
+    return rc >= 0;
+}
+
+/* ---- matching one rule ------------------------------------------------------------------ */
+
+static bool headers_match(const mg_route_table_t *t, const rule_t *r, const mg_route_request_t *req)
+{
+    for (uint32_t i = 0; i < r->nhdrs; i++) {
+        const hdr_t *h = &r->hdrs[i];
+        mg_str_t v = {NULL, 0};
+        int present = req->header != NULL && req->header(req->header_ctx, h->name, h->name_len, &v) == 1;
+        switch (h->kind) {
+        case HDR_PRESENT:
+            if (!present)
+                return false;
+            break;
+        case HDR_ABSENT:
+            if (present)
+                return false;
+            break;
+        case HDR_EXACT:
+            if (!present || v.len != h->value_len || (v.len != 0 && memcmp(v.ptr, h->value, v.len) != 0))
+                return false;
+            break;
+        default:
+            if (!present || !re_match(t, h->re, h->jit, v.ptr, v.len))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* The conditions the index does not decide: a path regex and the headers. */
+static inline bool rest_matches(const mg_route_table_t *t, const rule_t *r, const mg_route_request_t *req)
+{
+    if (r->path_kind == PATH_REGEX && !re_match(t, r->path_re, r->path_jit, req->path.ptr, req->path.len))
+        return false;
+    return r->nhdrs == 0 || headers_match(t, r, req);
+}
+
+static bool host_matches(const rule_t *r, mg_str_t host)
+{
+    switch (r->host_kind) {
+    case HOST_ANY:
+        return true;
+    case HOST_EXACT:
+        return host.len == r->host_len && eq_nocase(host.ptr, r->host, host.len);
+    default: {
+        /* "*.example.com": the host ends with ".example.com" and something precedes it. */
+        size_t sl = r->host_len - 1;
+        return host.len > sl && eq_nocase(host.ptr + host.len - sl, r->host + 1, sl);
+    }
+    }
+}
+
+static bool path_matches(const mg_route_table_t *t, const rule_t *r, mg_str_t path)
+{
+    switch (r->path_kind) {
+    case PATH_EXACT:
+        return path.len == r->path_len && memcmp(path.ptr, r->path, path.len) == 0;
+    case PATH_PREFIX:
+        return path.len >= r->path_len && memcmp(path.ptr, r->path, r->path_len) == 0;
+    default:
+        return re_match(t, r->path_re, r->path_jit, path.ptr, path.len);
+    }
+}
+
+const mg_route_rule_t *mg_route_table_match_linear(const mg_route_table_t *t, const mg_route_request_t *req)
+{
+    for (uint32_t i = 0; i < t->nrules; i++) {
+        const rule_t *r = &t->rules[i];
+        if (host_matches(r, req->host) && path_matches(t, r, req->path) &&
+            (r->nhdrs == 0 || headers_match(t, r, req)))
+            return &r->pub;
+    }
+    return NULL;
+}
+
+/* ---- indexed matching ------------------------------------------------------------------- */
+
+typedef struct span {
+    const uint32_t *p, *end;
+} span_t;
+
+typedef struct collect {
+    uint32_t bound; /* smallest unconditional rank met: the answer unless a smaller rank matches */
+    bool slow;      /* re-walk mode: find the smallest rank > `above` */
+    bool overflow;
+    int64_t above;
+    uint32_t next;
+    int nspans;
+    span_t spans[SPANS_MAX];
+} collect_t;
+
+static inline void take(collect_t *c, const uint32_t *list, uint32_t n, uint32_t uncond)
+{
+    if (n == 0 || list[0] >= c->bound)
+        return;
+    if (uncond < c->bound)
+        c->bound = uncond;
+    if (!c->slow) {
+        if (c->nspans < SPANS_MAX)
+            c->spans[c->nspans++] = (span_t){list, list + n};
+        else
+            c->overflow = true;
+        return;
+    }
+    /* First rank above c->above (lists are ascending). */
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if ((int64_t)list[mid] > c->above)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo < n && list[lo] < c->next)
+        c->next = list[lo];
+}
+
+static inline uint32_t find_kid(const mg_route_table_t *t, const node_t *n, unsigned char c)
+{
+    const uint8_t *b = t->first_byte + n->kids;
+    uint32_t cnt = n->nkids;
+    if (cnt <= 8) {
+        for (uint32_t i = 0; i < cnt; i++)
+            if (b[i] == c)
+                return n->kids + i;
+        return NONE;
+    }
+    uint32_t lo = 0, hi = cnt;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (b[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo < cnt && b[lo] == c) ? n->kids + lo : NONE;
+}
+
+/* Takes every list of bucket `root` whose rules' path (prefix, literal prefix, exact) fits. */
+static void walk(const mg_route_table_t *t, uint32_t root, mg_str_t path, collect_t *c)
+{
+    const node_t *n = &t->nodes[root];
+    size_t pos = 0;
+    for (;;) {
+        take(c, t->ranks + n->list, n->nlist, n->list_uncond);
+        if (pos == path.len) {
+            take(c, t->ranks + n->list + n->nlist, n->nexact, n->exact_uncond);
+            return;
+        }
+        uint32_t k = find_kid(t, n, (unsigned char)path.ptr[pos]);
+        if (k == NONE)
+            return;
+        n = &t->nodes[k];
+        if (n->label_len > path.len - pos || !bytes_eq(t->labels + n->label, path.ptr + pos, n->label_len))
+            return;
+        pos += n->label_len;
+    }
+}
+
+static inline const char *slot_key(const hslot_t *s)
+{
+    return s->len <= SLOT_INLINE ? s->inline_key : s->key;
+}
+
+static inline uint32_t hash_find(const hslot_t *tab, uint32_t mask, const char *key, size_t len)
+{
+    uint64_t h = XXH3_64bits(key, len);
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        const hslot_t *s = &tab[i];
+        if (s->len == 0)
+            return NONE;
+        if (s->hash == h && s->len == len && bytes_eq(slot_key(s), key, len))
+            return s->root;
+    }
+}
+
+/* The bucket roots that apply to `host`. Returns their number. */
+static int host_roots(const mg_route_table_t *t, mg_str_t host, uint32_t *roots)
+{
+    int n = 0;
+    if (t->any_root != NONE)
+        roots[n++] = t->any_root;
+    if (t->hosts == NULL && t->wild == NULL)
+        return n;
+    /* Only the last HOST_TAIL bytes can take part in a host or suffix of a pattern. */
+    char low[HOST_TAIL];
+    size_t tail = host.len > HOST_TAIL ? HOST_TAIL : host.len;
+    size_t off = host.len - tail;
+    lower_copy(low, host.ptr + off, tail);
+    if (t->hosts != NULL && host.len <= HOST_MAX_LEN) {
+        uint32_t r = hash_find(t->hosts, t->hosts_mask, low, tail);
+        if (r != NONE)
+            roots[n++] = r;
+    }
+    if (t->wild != NULL) {
+        /* Only suffix lengths some pattern has: a dot there with something before it. */
+        size_t most = t->wild_max < tail ? t->wild_max : tail;
+        for (size_t w = 0; w < 4 && w * 64 <= most; w++) {
+            for (uint64_t bits = t->wild_lens[w]; bits != 0; bits &= bits - 1) {
+                size_t sl = w * 64 + (size_t)__builtin_ctzll(bits);
+                if (sl > most)
+                    break;
+                size_t j = tail - sl;
+                if (low[j] != '.' || off + j == 0)
+                    continue;
+                uint32_t r = hash_find(t->wild, t->wild_mask, low + j, sl);
+                if (r != NONE && n < ROOTS_MAX)
+                    roots[n++] = r;
+            }
+        }
+    }
+    return n;
+}
+
+const mg_route_rule_t *mg_route_table_match(const mg_route_table_t *t, const mg_route_request_t *req)
+{
+    if (t->nrules == 0)
+        return NULL;
+    uint32_t roots[ROOTS_MAX];
+    int nroots = host_roots(t, req->host, roots);
+    mg_str_t path = req->path;
+    if (path.ptr == NULL)
+        path = (mg_str_t){"", 0};
+
+    collect_t c;
+    c.bound = NONE;
+    c.slow = false;
+    c.overflow = false;
+    c.nspans = 0;
+    for (int i = 0; i < nroots; i++)
+        walk(t, roots[i], path, &c);
+
+    if (!c.overflow) {
+        /* Merge the ascending spans; only ranks below the bound need a look. */
+        for (;;) {
+            uint32_t best = c.bound;
+            int bi = -1;
+            for (int i = 0; i < c.nspans; i++) {
+                if (c.spans[i].p < c.spans[i].end && *c.spans[i].p < best) {
+                    best = *c.spans[i].p;
+                    bi = i;
+                }
+            }
+            if (bi < 0)
+                break;
+            c.spans[bi].p++;
+            if (rest_matches(t, &t->rules[best], req))
+                return &t->rules[best].pub;
+        }
+    } else {
+        /* Too many lists to hold: find each next candidate by walking again. */
+        c.slow = true;
+        c.above = -1;
+        for (;;) {
+            c.next = c.bound;
+            for (int i = 0; i < nroots; i++)
+                walk(t, roots[i], path, &c);
+            if (c.next >= c.bound)
+                break;
+            if (rest_matches(t, &t->rules[c.next], req))
+                return &t->rules[c.next].pub;
+            c.above = c.next;
+        }
+    }
+    return c.bound == NONE ? NULL : &t->rules[c.bound].pub;
+}
+
+/* ---- accessors and free ----------------------------------------------------------------- */
+
+size_t mg_route_table_count(const mg_route_table_t *t)
+{
+    return t->nrules;
+}
+
+const mg_route_rule_t *mg_route_table_rule(const mg_route_table_t *t, size_t i)
+{
+    return i < t->nrules ? &t->rules[i].pub : NULL;
+}
+
+static void rule_free(rule_t *r)
+{
+    free(r->name);
+    free(r->model);
+    free(r->host);
+    free(r->path);
+    free(r->lit);
+    pcre2_code_free(r->path_re);
+    for (uint32_t i = 0; i < r->nhdrs; i++) {
+        free(r->hdrs[i].name);
+        free(r->hdrs[i].value);
+        pcre2_code_free(r->hdrs[i].re);
+    }
+    free(r->hdrs);
+    free(r->traffic);
+}
+
+void mg_route_table_free(mg_route_table_t *t)
+{
+    if (t == NULL)
+        return;
+    for (uint32_t i = 0; i < t->nrules; i++)
+        rule_free(&t->rules[i]);
+    free(t->rules);
+    free(t->nodes);
+    free(t->first_byte);
+    free(t->labels);
+    free(t->ranks);
+    free(t->hosts);
+    free(t->wild);
+    pcre2_match_context_free(t->mctx);
+    free(t);
+}
+
+/* ---- parsing ---------------------------------------------------------------------------- */
+
+/* A set of byte strings mapping to rule indices; build time only. */
+typedef struct sslot {
+    uint64_t hash;
+    const char *key;
+    size_t len;
+    uint32_t val;
+} sslot_t;
+
+typedef struct sset {
+    sslot_t *slots;
+    size_t mask;
+} sset_t;
+
+static int sset_init(sset_t *s, size_t n)
+{
+    size_t cap = pow2_at_least(2 * n);
+    s->slots = calloc(cap, sizeof(*s->slots));
+    s->mask = cap - 1;
+    return s->slots != NULL ? 0 : MG_ENOMEM;
+}
+
+/* Returns the value of an equal key already present, or adds `key` -> `val` and returns NONE. */
+static uint32_t sset_put(sset_t *s, const char *key, size_t len, uint32_t val)
+{
+    uint64_t h = XXH3_64bits(key, len);
+    size_t i = (size_t)h & s->mask;
+    for (; s->slots[i].key != NULL; i = (i + 1) & s->mask) {
+        const sslot_t *e = &s->slots[i];
+        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+            return e->val;
+    }
+    s->slots[i] = (sslot_t){h, key, len, val};
+    return NONE;
+}
+
+typedef struct build {
+    mg_route_table_t *t;
+    mg_err_t *err;
+    char who[NAME_MAX_LEN + 16]; /* "route 'name'" or "route #3" */
+    sset_t names;
+    sset_t matches;
+    char **keys; /* canonical match key per file index */
+    size_t *key_lens;
+    mg_buf_t scratch;
+} build_t;
+
+static int fail(build_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fills the error with the rule's label and the message; returns MG_EINVAL. */
+static int fail(build_t *b, const char *fmt, ...)
+{
+    char msg[sizeof(b->err->msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return mg_err_set(b->err, MG_EINVAL, "%s: %s", b->who, msg);
+}
+
+static int nomem(build_t *b)
+{
+    return mg_err_set(b->err, MG_ENOMEM, "route table: out of memory");
+}
+
+/* Returns the first member of `obj` that is not in `known`, or NULL. */
+static const char *unknown_field(json_t *obj, const char *const *known, size_t n)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        size_t k = 0;
+        while (k < n && strcmp(known[k], key) != 0)
+            k++;
+        if (k == n)
+            return key;
+    }
+    return NULL;
+}
+
+static bool label_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* A host name (dot-separated labels of letters, digits, '-', '_') or a bracketed IPv6 literal. */
+static bool host_name_ok(const char *h, size_t n)
+{
+    if (n == 0 || n > HOST_MAX_LEN)
+        return false;
+    if (h[0] == '[') {
+        if (n < 3 || h[n - 1] != ']')
+            return false;
+        for (size_t i = 1; i + 1 < n; i++) {
+            char c = h[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+                return false;
+        }
+        return true;
+    }
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i] == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if (label_char((unsigned char)h[i])) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+static bool header_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > HEADER_NAME_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(label_char(c) || (c != '\0' && strchr("!#$%&'*+.^`|~", c) != NULL)))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * True when the pattern might have a top-level alternative ("^/a|/b"), or uses a construct
+ * this scanner does not follow (\Q..\E, \c, comments, verbs, callouts, POSIX classes, '#' of
+ * the extended syntax); then no literal prefix is claimed.
+ */
+static bool maybe_top_level_alt(const char *p, size_t n)
+{
+    int depth = 0;
+    size_t i = 0;
+    while (i < n) {
+        char c = p[i];
+        if (c == '#')
+            return true;
+        if (c == '\\') {
+            if (i + 1 < n && (p[i + 1] == 'Q' || p[i + 1] == 'c'))
+                return true;
+            i += 2;
+            continue;
+        }
+        if (c == '[') {
+            i++;
+            if (i < n && p[i] == '^')
+                i++;
+            if (i < n && p[i] == ']')
+                i++;
+            while (i < n && p[i] != ']') {
+                if (p[i] == '\\') {
+                    if (i + 1 < n && (p[i + 1] == 'Q' || p[i + 1] == 'c'))
+                        return true;
+                    i += 2;
+                    continue;
+                }
+                if (p[i] == '[' && i + 1 < n && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '='))
+                    return true;
+                i++;
+            }
+            i++;
+            continue;
+        }
+        if (c == '(') {
+            if (i + 1 < n && p[i + 1] == '*')
+                return true;
+            if (i + 2 < n && p[i + 1] == '?' && (p[i + 2] == '#' || p[i + 2] == 'C'))
+                return true;
+            depth++;
+        } else if (c == ')') {
+            if (--depth < 0)
+                return true;
+        } else if (c == '|' && depth == 0) {
+            return true;
+        }
+        i++;
+    }
+    return false;
+}
+
+/*
+ * The literal text every match of `p` must start with at offset 0: the characters after a
+ * leading '^' up to the first metacharacter, minus the last one when a quantifier follows it.
+ * Written unescaped into `lit` (room for n bytes). Returns its length, 0 when none is proven.
+ */
+static size_t literal_prefix(const char *p, size_t n, char *lit)
+{
+    if (n == 0 || p[0] != '^' || maybe_top_level_alt(p, n))
+        return 0;
+    size_t m = 0, before_last = 0;
+    size_t i = 1;
+    while (i < n) {
+        char c = p[i];
+        if (c == '?' || c == '*' || c == '+' || c == '{') {
+            m = before_last; /* the last character is quantified */
+            break;
+        }
+        if (strchr("^$.|()[]", c) != NULL)
+            break;
+        if (c == '\\') {
+            unsigned char e = i + 1 < n ? (unsigned char)p[i + 1] : 0;
+            if (e == 0 || (e >= '0' && e <= '9') || (e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z'))
+                break; /* \d, \x41, \Q ...: not a plain literal */
+            before_last = m;
+            lit[m++] = (char)e;
+            i += 2;
+            continue;
+        }
+        before_last = m;
+        lit[m++] = c;
+        i++;
+    }
+    return m;
+}
+
+static int compile_regex(build_t *b, const char *what, const char *pat, size_t n, pcre2_code **out, bool *jit)
+{
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n, 0, &ec, &off, NULL);
+    if (re == NULL) {
+        PCRE2_UCHAR msg[128];
+        if (pcre2_get_error_message(ec, msg, sizeof(msg)) < 0)
+            snprintf((char *)msg, sizeof(msg), "error %d", ec);
+        int shown = n > 80 ? 80 : (int)n;
+        return fail(b, "%s '%.*s%s' does not compile: %s at offset %zu", what, shown, pat, n > 80 ? "..." : "",
+                    (const char *)msg, (size_t)off);
+    }
+    *jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
+    *out = re;
+    if (b->t->mctx == NULL) {
+        b->t->mctx = pcre2_match_context_create(NULL);
+        if (b->t->mctx == NULL)
+            return nomem(b);
+        pcre2_set_match_limit(b->t->mctx, REGEX_MATCH_LIMIT);
+    }
+    return 0;
+}
+
+/* Reads a string member as a byte range; absent gives NULL. */
+static const char *get_str(json_t *v, size_t *len)
+{
+    if (!json_is_string(v))
+        return NULL;
+    *len = json_string_length(v);
+    return json_string_value(v);
+}
+
+static int parse_host(build_t *b, json_t *v, rule_t *r)
+{
+    size_t n;
+    const char *h = get_str(v, &n);
+    if (h == NULL)
+        return fail(b, "'host' must be a string");
+    if (n == 1 && h[0] == '*')
+        return 0; /* any host, as when absent */
+    int kind = HOST_EXACT;
+    if (n >= 2 && h[0] == '*' && h[1] == '.')
+        kind = HOST_WILD;
+    if (!host_name_ok(kind == HOST_WILD ? h + 2 : h, kind == HOST_WILD ? n - 2 : n) || n > HOST_MAX_LEN ||
+        (kind == HOST_WILD && h[2] == '['))
+        return fail(b, "host '%.*s': bad pattern (a host name, or \"*.\" followed by one)", n > 80 ? 80 : (int)n, h);
+    if ((r->host = dup_lower(h, n)) == NULL)
+        return nomem(b);
+    r->host_len = n;
+    r->host_kind = kind;
+    return 0;
+}
+
+static int parse_path(build_t *b, json_t *v, rule_t *r)
+{
+    static const char *const known[] = {"exact", "prefix", "regex"};
+    if (!json_is_object(v))
+        return fail(b, "'path' needs exactly one of exact, prefix, regex");
+    const char *bad = unknown_field(v, known, 3);
+    if (bad != NULL)
+        return fail(b, "path: unknown field '%s'", bad);
+    if (json_object_size(v) != 1)
+        return fail(b, "'path' needs exactly one of exact, prefix, regex");
+    int kind = json_object_get(v, "exact") ? PATH_EXACT : json_object_get(v, "prefix") ? PATH_PREFIX : PATH_REGEX;
+    const char *kname = known[kind];
+    size_t n;
+    const char *s = get_str(json_object_get(v, kname), &n);
+    if (s == NULL)
+        return fail(b, "path %s must be a string", kname);
+    if (n > STR_MAX_LEN)
+        return fail(b, "path %s is longer than %d bytes", kname, STR_MAX_LEN);
+    if (kind != PATH_REGEX && (n == 0 || s[0] != '/'))
+        return fail(b, "path %s '%.*s' must start with '/'", kname, n > 80 ? 80 : (int)n, s);
+    if ((r->path = dup_mem(s, n)) == NULL)
+        return nomem(b);
+    r->path_len = n;
+    r->path_kind = kind;
+    if (kind != PATH_REGEX)
+        return 0;
+    int rc = compile_regex(b, "path regex", s, n, &r->path_re, &r->path_jit);
+    if (rc != 0)
+        return rc;
+    if ((r->lit = malloc(n + 1)) == NULL)
+        return nomem(b);
+    r->lit_len = literal_prefix(s, n, r->lit);
+    /* Belt and braces: PCRE2 must agree that every branch is anchored at the start. */
+    uint32_t opts = 0;
+    if (r->lit_len > 0 && (pcre2_pattern_info(r->path_re, PCRE2_INFO_ALLOPTIONS, &opts) != 0 ||
+                           (opts & PCRE2_ANCHORED) == 0))
+        r->lit_len = 0;
+    return 0;
+}
+
+static int hdr_cmp(const void *a, const void *b)
+{
+    const hdr_t *x = a, *y = b;
+    return strcmp(x->name, y->name);
+}
+
+static int parse_headers(build_t *b, json_t *v, rule_t *r)
+{
+    static const char *const known[] = {"name", "exact", "regex", "present"};
+    if (!json_is_array(v))
+        return fail(b, "'headers' must be a list");
+    size_t cnt = json_array_size(v);
+    if (cnt > HEADERS_MAX)
+        return fail(b, "more than %d header matches", HEADERS_MAX);
+    if (cnt == 0)
+        return 0;
+    if ((r->hdrs = calloc(cnt, sizeof(*r->hdrs))) == NULL)
+        return nomem(b);
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_object(e))
+            return fail(b, "headers[%zu] must be an object", i);
+        size_t nl;
+        const char *name = get_str(json_object_get(e, "name"), &nl);
+        if (name == NULL)
+            return fail(b, "headers[%zu] needs a 'name'", i);
+        if (!header_name_ok(name, nl))
+            return fail(b, "header name '%.*s' is not a valid header name", nl > 80 ? 80 : (int)nl, name);
+        const char *bad = unknown_field(e, known, 4);
+        if (bad != NULL)
+            return fail(b, "header '%s': unknown field '%s'", name, bad);
+        json_t *ex = json_object_get(e, "exact"), *rx = json_object_get(e, "regex"), *pr = json_object_get(e, "present");
+        if ((ex != NULL) + (rx != NULL) + (pr != NULL) != 1)
+            return fail(b, "header '%s' needs exactly one of exact, regex, present", name);
+        hdr_t *h = &r->hdrs[i];
+        r->nhdrs = (uint32_t)i + 1;
+        if ((h->name = dup_lower(name, nl)) == NULL)
+            return nomem(b);
+        h->name_len = nl;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(r->hdrs[k].name, h->name) == 0)
+                return fail(b, "header '%s' is matched twice", name);
+        if (pr != NULL) {
+            if (!json_is_boolean(pr))
+                return fail(b, "header '%s': 'present' must be true or false", name);
+            h->kind = json_is_true(pr) ? HDR_PRESENT : HDR_ABSENT;
+            continue;
+        }
+        size_t vl;
+        const char *val = get_str(ex != NULL ? ex : rx, &vl);
+        if (val == NULL)
+            return fail(b, "header '%s': '%s' must be a string", name, ex != NULL ? "exact" : "regex");
+        if (vl > STR_MAX_LEN)
+            return fail(b, "header '%s': value is longer than %d bytes", name, STR_MAX_LEN);
+        if ((h->value = dup_mem(val, vl)) == NULL)
+            return nomem(b);
+        h->value_len = vl;
+        h->kind = ex != NULL ? HDR_EXACT : HDR_REGEX;
+        if (h->kind == HDR_REGEX) {
+            char what[HEADER_NAME_MAX_LEN + 24];
+            snprintf(what, sizeof(what), "header '%s' regex", name);
+            int rc = compile_regex(b, what, val, vl, &h->re, &h->jit);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    qsort(r->hdrs, r->nhdrs, sizeof(*r->hdrs), hdr_cmp);
+    return 0;
+}
+
+static int parse_match(build_t *b, json_t *v, rule_t *r)
+{
+    static const char *const known[] = {"host", "path", "headers"};
+    if (!json_is_object(v))
+        return fail(b, "'match' must be an object");
+    const char *bad = unknown_field(v, known, 3);
+    if (bad != NULL)
+        return fail(b, "match: unknown field '%s'", bad);
+    json_t *e;
+    int rc;
+    if ((e = json_object_get(v, "host")) != NULL && (rc = parse_host(b, e, r)) != 0)
+        return rc;
+    if ((e = json_object_get(v, "path")) == NULL)
+        return fail(b, "missing 'path' in 'match'");
+    if ((rc = parse_path(b, e, r)) != 0)
+        return rc;
+    if ((e = json_object_get(v, "headers")) != NULL && (rc = parse_headers(b, e, r)) != 0)
+        return rc;
+    return 0;
+}
+
+static int put_field(mg_buf_t *k, int tag, const char *s, size_t n)
+{
+    uint32_t len = (uint32_t)n;
+    char head[5] = {(char)tag};
+    memcpy(head + 1, &len, 4);
+    if (mg_buf_append(k, head, 5) != 0 || mg_buf_append(k, s, n) != 0)
+        return MG_ENOMEM;
+    return 0;
+}
+
+/* The rule's match in a canonical byte form: equal keys, equal matches. */
+static int match_key(const rule_t *r, mg_buf_t *k)
+{
+    mg_buf_reset(k);
+    int rc = put_field(k, 'h' + r->host_kind, r->host ? r->host : "", r->host_len);
+    rc = rc ? rc : put_field(k, 'p' + r->path_kind, r->path, r->path_len);
+    for (uint32_t i = 0; rc == 0 && i < r->nhdrs; i++) {
+        rc = put_field(k, 'n', r->hdrs[i].name, r->hdrs[i].name_len);
+        rc = rc ? rc : put_field(k, 'a' + r->hdrs[i].kind, r->hdrs[i].value ? r->hdrs[i].value : "", r->hdrs[i].value_len);
+    }
+    return rc;
+}
+
+static int parse_rule(build_t *b, json_t *item, uint32_t idx, rule_t *r)
+{
+    static const char *const known[] = {"name", "priority", "match", "model", "api", "traffic"};
+    snprintf(b->who, sizeof(b->who), "route #%u", idx + 1);
+    r->file_index = idx;
+    r->pub.priority = DEFAULT_PRIORITY;
+    if (!json_is_object(item))
+        return fail(b, "must be an object");
+
+    /* Name first, so every later message can say which rule. */
+    json_t *v = json_object_get(item, "name");
+    size_t n;
+    const char *name = get_str(v, &n);
+    if (v == NULL)
+        return fail(b, "missing 'name'");
+    if (name == NULL || n == 0 || n > NAME_MAX_LEN || has_ctl(name, n))
+        return fail(b, "'name' must be a string of 1 to %d characters without control characters", NAME_MAX_LEN);
+    if ((r->name = dup_mem(name, n)) == NULL)
+        return nomem(b);
+    r->pub.name = r->name;
+    snprintf(b->who, sizeof(b->who), "route '%s'", r->name);
+    if (sset_put(&b->names, r->name, n, idx) != NONE)
+        return fail(b, "duplicate name");
+
+    const char *bad = unknown_field(item, known, 6);
+    if (bad != NULL)
+        return fail(b, "unknown field '%s'", bad);
+
+    if ((v = json_object_get(item, "priority")) != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > MAX_PRIORITY)
+            return fail(b, "'priority' must be an integer from 0 to %d", MAX_PRIORITY);
+        r->pub.priority = (int)json_integer_value(v);
+    }
+
+    int rc;
+    if ((v = json_object_get(item, "match")) == NULL)
+        return fail(b, "missing 'match'");
+    if ((rc = parse_match(b, v, r)) != 0)
+        return rc;
+    r->uncond = r->path_kind != PATH_REGEX && r->nhdrs == 0;
+
+    if ((v = json_object_get(item, "model")) == NULL)
+        return fail(b, "missing 'model'");
+    const char *model = get_str(v, &n);
+    if (model == NULL || n == 0 || n > MODEL_MAX_LEN || has_ctl(model, n))
+        return fail(b, "'model' must be a string of 1 to %d characters without control characters", MODEL_MAX_LEN);
+    if ((r->model = dup_mem(model, n)) == NULL)
+        return nomem(b);
+    r->pub.model = r->model;
+
+    r->pub.api = MG_ROUTE_API_INFER;
+    if ((v = json_object_get(item, "api")) != NULL) {
+        const char *api = json_string_value(v);
+        if (api != NULL && strcmp(api, "infer") == 0)
+            r->pub.api = MG_ROUTE_API_INFER;
+        else if (api != NULL && strcmp(api, "predict") == 0)
+            r->pub.api = MG_ROUTE_API_PREDICT;
+        else
+            return fail(b, "'api' must be \"infer\" or \"predict\"");
+    }
+
+    if ((v = json_object_get(item, "traffic")) != NULL) {
+        if (!json_is_object(v))
+            return fail(b, "'traffic' must be an object");
+        char *text = json_dumps(v, JSON_COMPACT);
+        if (text == NULL || (r->traffic = malloc(sizeof(*r->traffic))) == NULL) {
+            free(text);
+            return nomem(b);
+        }
+        mg_err_t perr;
+        mg_err_clear(&perr);
+        rc = mg_traffic_policy_parse(text, strlen(text), r->traffic, &perr);
+        free(text);
+        if (rc == MG_ENOMEM)
+            return nomem(b);
+        if (rc != 0)
+            return fail(b, "traffic: %s", perr.msg);
+        r->pub.traffic = r->traffic;
+    }
+
+    /* Same host, path and headers as an earlier rule: the later one could never match. */
+    if (match_key(r, &b->scratch) != 0 || (b->keys[idx] = dup_mem(b->scratch.data, b->scratch.len)) == NULL)
+        return nomem(b);
+    b->key_lens[idx] = b->scratch.len;
+    uint32_t prev = sset_put(&b->matches, b->keys[idx], b->key_lens[idx], idx);
+    if (prev != NONE)
+        return fail(b, "same match as route '%s'", b->t->rules[prev].name);
+    return 0;
+}
+
+/* ---- index building --------------------------------------------------------------------- */
+
+typedef struct u32vec {
+    uint32_t *v;
+    uint32_t n, cap;
+} u32vec_t;
+
+static int u32vec_insert(u32vec_t *a, uint32_t at, uint32_t x)
+{
+    if (a->n == a->cap) {
+        uint32_t cap = a->cap ? a->cap * 2 : 2;
+        uint32_t *v = realloc(a->v, cap * sizeof(*v));
+        if (v == NULL)
+            return MG_ENOMEM;
+        a->v = v;
+        a->cap = cap;
+    }
+    if (at < a->n)
+        memmove(a->v + at + 1, a->v + at, (a->n - at) * sizeof(*a->v));
+    a->v[at] = x;
+    a->n++;
+    return 0;
+}
+
+typedef struct bnode {
+    const char *label;
+    uint32_t label_len;
+    u32vec_t kids; /* sorted by first label byte */
+    u32vec_t list;
+    u32vec_t exact;
+} bnode_t;
+
+typedef struct trie_build {
+    bnode_t *n;
+    uint32_t count, cap;
+} trie_build_t;
+
+static int bnode_new(trie_build_t *tb, const char *label, uint32_t len, uint32_t *out)
+{
+    if (tb->count == tb->cap) {
+        uint32_t cap = tb->cap ? tb->cap * 2 : 64;
+        bnode_t *n = realloc(tb->n, cap * sizeof(*n));
+        if (n == NULL)
+            return MG_ENOMEM;
+        tb->n = n;
+        tb->cap = cap;
+    }
+    tb->n[tb->count] = (bnode_t){.label = label, .label_len = len};
+    *out = tb->count++;
+    return 0;
+}
+
+static void trie_build_free(trie_build_t *tb)
+{
+    for (uint32_t i = 0; i < tb->count; i++) {
+        free(tb->n[i].kids.v);
+        free(tb->n[i].list.v);
+        free(tb->n[i].exact.v);
+    }
+    free(tb->n);
+}
+
+/* Adds `rank` to the node for s[0..len) under `root`, splitting edges as needed. */
+static int trie_insert(trie_build_t *tb, uint32_t root, const char *s, size_t len, uint32_t rank, bool exact)
+{
+    uint32_t cur = root;
+    size_t pos = 0;
+    while (pos < len) {
+        unsigned char c = (unsigned char)s[pos];
+        u32vec_t *kids = &tb->n[cur].kids;
+        uint32_t at = 0;
+        while (at < kids->n && (unsigned char)tb->n[kids->v[at]].label[0] < c)
+            at++;
+        if (at == kids->n || (unsigned char)tb->n[kids->v[at]].label[0] != c) {
+            uint32_t k;
+            if (bnode_new(tb, s + pos, (uint32_t)(len - pos), &k) != 0 ||
+                u32vec_insert(&tb->n[cur].kids, at, k) != 0)
+                return MG_ENOMEM;
+            cur = k;
+            pos = len;
+            break;
+        }
+        uint32_t k = kids->v[at];
+        bnode_t *kid = &tb->n[k];
+        size_t common = 0, most = kid->label_len < len - pos ? kid->label_len : len - pos;
+        while (common < most && kid->label[common] == s[pos + common])
+            common++;
+        if (common < kid->label_len) {
+            /* Split: a new node takes the common part, the kid keeps the rest below it. */
+            uint32_t mid;
+            if (bnode_new(tb, kid->label, (uint32_t)common, &mid) != 0 || u32vec_insert(&tb->n[mid].kids, 0, k) != 0)
+                return MG_ENOMEM;
+            kid = &tb->n[k]; /* bnode_new may have moved the array */
+            kid->label += common;
+            kid->label_len -= (uint32_t)common;
+            tb->n[cur].kids.v[at] = mid;
+            k = mid;
+        }
+        cur = k;
+        pos += common;
+    }
+    u32vec_t *list = exact ? &tb->n[cur].exact : &tb->n[cur].list;
+    return u32vec_insert(list, list->n, rank);
+}
+
+/*
+ * Finds or adds the bucket for `key` (which lives as long as the table) in an open-addressing
+ * table; *root is its trie root (a build node index until the freeze renumbers it).
+ */
+static int bucket_root(trie_build_t *tb, hslot_t *tab, uint32_t mask, const char *key, size_t len, uint32_t *root)
+{
+    uint64_t h = XXH3_64bits(key, len);
+    uint32_t i = (uint32_t)h & mask;
+    for (; tab[i].len != 0; i = (i + 1) & mask) {
+        if (tab[i].hash == h && tab[i].len == len && memcmp(slot_key(&tab[i]), key, len) == 0) {
+            *root = tab[i].root;
+            return 0;
+        }
+    }
+    if (bnode_new(tb, "", 0, root) != 0)
+        return MG_ENOMEM;
+    hslot_t *sl = &tab[i];
+    sl->hash = h;
+    sl->len = (uint32_t)len;
+    sl->root = *root;
+    sl->key = key;
+    if (len <= SLOT_INLINE)
+        memcpy(sl->inline_key, key, len);
+    return 0;
+}
+
+static uint32_t first_uncond(const mg_route_table_t *t, const u32vec_t *l)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (t->rules[l->v[i]].uncond)
+            return l->v[i];
+    return NONE;
+}
+
+/*
+ * Lays the build trees out flat, breadth-first per bucket: a node's children get consecutive
+ * indices, and labels and rank lists follow the same order. Renumbers the bucket roots.
+ */
+static int freeze(mg_route_table_t *t, trie_build_t *tb, const u32vec_t *roots)
+{
+    uint32_t nlabel = 0;
+    for (uint32_t i = 0; i < tb->count; i++)
+        nlabel += tb->n[i].label_len;
+    uint32_t *order = malloc((tb->count ? tb->count : 1) * sizeof(*order)); /* BFS position -> build node */
+    uint32_t *renum = malloc((tb->count ? tb->count : 1) * sizeof(*renum)); /* build node -> index */
+    t->nodes = calloc(tb->count ? tb->count : 1, sizeof(*t->nodes));
+    t->first_byte = calloc(tb->count ? tb->count : 1, 1);
+    t->labels = malloc(nlabel ? nlabel : 1);
+    t->ranks = malloc((t->nrules ? t->nrules : 1) * sizeof(*t->ranks));
+    int rc = MG_ENOMEM;
+    if (order == NULL || renum == NULL || t->nodes == NULL || t->first_byte == NULL || t->labels == NULL ||
+        t->ranks == NULL)
+        goto out;
+
+    uint32_t next = 0;
+    for (uint32_t r = 0; r < roots->n; r++) {
+        uint32_t head = next;
+        order[next] = roots->v[r];
+        renum[roots->v[r]] = next++;
+        while (head < next) {
+            const bnode_t *b = &tb->n[order[head++]];
+            for (uint32_t k = 0; k < b->kids.n; k++) {
+                order[next] = b->kids.v[k];
+                renum[b->kids.v[k]] = next++;
+            }
+        }
+    }
+    uint32_t lo = 0, ro = 0;
+    for (uint32_t i = 0; i < next; i++) {
+        const bnode_t *b = &tb->n[order[i]];
+        node_t *n = &t->nodes[i];
+        n->label = lo;
+        n->label_len = (uint16_t)b->label_len;
+        if (b->label_len > 0) {
+            memcpy(t->labels + lo, b->label, b->label_len);
+            t->first_byte[i] = (uint8_t)b->label[0];
+        }
+        lo += b->label_len;
+        n->nkids = (uint16_t)b->kids.n;
+        n->kids = b->kids.n > 0 ? renum[b->kids.v[0]] : 0;
+        n->list = ro;
+        n->nlist = b->list.n;
+        n->nexact = b->exact.n;
+        n->list_uncond = first_uncond(t, &b->list);
+        n->exact_uncond = first_uncond(t, &b->exact);
+        if (b->list.n > 0)
+            memcpy(t->ranks + ro, b->list.v, b->list.n * sizeof(uint32_t));
+        ro += b->list.n;
+        if (b->exact.n > 0)
+            memcpy(t->ranks + ro, b->exact.v, b->exact.n * sizeof(uint32_t));
+        ro += b->exact.n;
+    }
+    t->nnodes = next;
+    if (t->any_root != NONE)
+        t->any_root = renum[t->any_root];
+    for (uint32_t i = 0; t->hosts != NULL && i <= t->hosts_mask; i++)
+        if (t->hosts[i].len != 0)
+            t->hosts[i].root = renum[t->hosts[i].root];
+    for (uint32_t i = 0; t->wild != NULL && i <= t->wild_mask; i++)
+        if (t->wild[i].len != 0)
+            t->wild[i].root = renum[t->wild[i].root];
+    rc = 0;
+out:
+    free(order);
+    free(renum);
+    return rc;
+}
+
+static int build_index(mg_route_table_t *t)
+{
+    trie_build_t tb = {0};
+    u32vec_t roots = {0};
+    int rc = MG_ENOMEM;
+    uint32_t nexact = 0, nwild = 0;
+    for (uint32_t i = 0; i < t->nrules; i++) {
+        nexact += t->rules[i].host_kind == HOST_EXACT;
+        nwild += t->rules[i].host_kind == HOST_WILD;
+    }
+    t->any_root = NONE;
+    if (nexact > 0) {
+        size_t cap = pow2_at_least(2 * (size_t)nexact);
+        if ((t->hosts = calloc(cap, sizeof(*t->hosts))) == NULL)
+            goto out;
+        t->hosts_mask = (uint32_t)(cap - 1);
+    }
+    if (nwild > 0) {
+        size_t cap = pow2_at_least(2 * (size_t)nwild);
+        if ((t->wild = calloc(cap, sizeof(*t->wild))) == NULL)
+            goto out;
+        t->wild_mask = (uint32_t)(cap - 1);
+    }
+
+    /* Insert in rank order, so every node list comes out ascending. */
+    for (uint32_t i = 0; i < t->nrules; i++) {
+        const rule_t *r = &t->rules[i];
+        uint32_t root, before = tb.count;
+        if (r->host_kind == HOST_ANY) {
+            if (t->any_root == NONE && bnode_new(&tb, "", 0, &t->any_root) != 0)
+                goto out;
+            root = t->any_root;
+        } else if (r->host_kind == HOST_EXACT) {
+            if (bucket_root(&tb, t->hosts, t->hosts_mask, r->host, r->host_len, &root) != 0)
+                goto out;
+        } else {
+            uint32_t sl = (uint32_t)r->host_len - 1;
+            if (bucket_root(&tb, t->wild, t->wild_mask, r->host + 1, sl, &root) != 0)
+                goto out;
+            t->wild_max = sl > t->wild_max ? sl : t->wild_max;
+            t->wild_lens[sl >> 6] |= (uint64_t)1 << (sl & 63);
+        }
+        if (tb.count != before && u32vec_insert(&roots, roots.n, root) != 0)
+            goto out;
+        const char *key = r->path_kind == PATH_REGEX ? r->lit : r->path;
+        size_t klen = r->path_kind == PATH_REGEX ? r->lit_len : r->path_len;
+        if (trie_insert(&tb, root, key, klen, i, r->path_kind == PATH_EXACT) != 0)
+            goto out;
+    }
+    rc = freeze(t, &tb, &roots);
+out:
+    trie_build_free(&tb);
+    free(roots.v);
+    return rc;
+}
+
+static int rule_order(const void *a, const void *b)
+{
+    const rule_t *x = a, *y = b;
+    if (x->pub.priority != y->pub.priority)
+        return x->pub.priority < y->pub.priority ? -1 : 1;
+    return (x->file_index > y->file_index) - (x->file_index < y->file_index);
+}
+
+int mg_route_table_parse(const char *json, size_t len, mg_route_table_t **out, mg_err_t *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return mg_err_set(err, MG_EINVAL, "routes: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+
+    build_t b = {.err = err};
+    int rc = MG_EINVAL;
+    size_t n = 0;
+    mg_route_table_t *t = calloc(1, sizeof(*t));
+    b.t = t;
+    if (t == NULL) {
+        rc = nomem(&b);
+        goto out;
+    }
+    json_t *routes = json_is_object(root) ? json_object_get(root, "routes") : NULL;
+    if (routes == NULL || !json_is_array(routes)) {
+        mg_err_set(err, MG_EINVAL, "routes: the table must be an object {\"routes\": [...]}");
+        goto out;
+    }
+    if (json_object_size(root) != 1) {
+        static const char *const known[] = {"routes"};
+        mg_err_set(err, MG_EINVAL, "routes: unknown field '%s'", unknown_field(root, known, 1));
+        goto out;
+    }
+    n = json_array_size(routes);
+    if (n > MG_ROUTE_MAX_RULES) {
+        mg_err_set(err, MG_EINVAL, "routes: %zu rules, more than the limit of %d", n, MG_ROUTE_MAX_RULES);
+        goto out;
+    }
+    if ((n > 0 && (t->rules = calloc(n, sizeof(*t->rules))) == NULL) || sset_init(&b.names, n) != 0 ||
+        sset_init(&b.matches, n) != 0 || (n > 0 && (b.keys = calloc(n, sizeof(*b.keys))) == NULL) ||
+        (n > 0 && (b.key_lens = calloc(n, sizeof(*b.key_lens))) == NULL)) {
+        rc = nomem(&b);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        t->nrules = (uint32_t)i + 1; /* so a failure frees what this rule got */
+        if ((rc = parse_rule(&b, json_array_get(routes, i), (uint32_t)i, &t->rules[i])) != 0)
+            goto out;
+    }
+    if (t->nrules > 1)
+        qsort(t->rules, t->nrules, sizeof(*t->rules), rule_order);
+    if ((rc = build_index(t)) != 0) {
+        nomem(&b);
+        goto out;
+    }
+    *out = t;
+    t = NULL;
+    rc = 0;
+out:
+    if (b.keys != NULL)
+        for (size_t i = 0; i < n; i++)
+            free(b.keys[i]);
+    free(b.keys);
+    free(b.key_lens);
+    free(b.names.slots);
+    free(b.matches.slots);
+    mg_buf_free(&b.scratch);
+    mg_route_table_free(t);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- JSON output ------------------------------------------------------------------------ */
+
+static int rule_to_json(const rule_t *r, mg_buf_t *o)
+{
+    static const char *const path_kind[] = {"exact", "prefix", "regex"};
+    int rc = mg_buf_puts(o, "{\"name\":");
+    rc = rc ? rc : mg_buf_json_string(o, r->name, strlen(r->name));
+    rc = rc ? rc : mg_buf_printf(o, ",\"priority\":%d,\"match\":{", r->pub.priority);
+    if (rc == 0 && r->host != NULL) {
+        rc = mg_buf_puts(o, "\"host\":");
+        rc = rc ? rc : mg_buf_json_string(o, r->host, r->host_len);
+        rc = rc ? rc : mg_buf_puts(o, ",");
+    }
+    rc = rc ? rc : mg_buf_printf(o, "\"path\":{\"%s\":", path_kind[r->path_kind]);
+    rc = rc ? rc : mg_buf_json_string(o, r->path, r->path_len);
+    rc = rc ? rc : mg_buf_puts(o, "}");
+    if (rc == 0 && r->nhdrs > 0) {
+        rc = mg_buf_puts(o, ",\"headers\":[");
+        for (uint32_t i = 0; rc == 0 && i < r->nhdrs; i++) {
+            const hdr_t *h = &r->hdrs[i];
+            rc = mg_buf_puts(o, i ? ",{\"name\":" : "{\"name\":");
+            rc = rc ? rc : mg_buf_json_string(o, h->name, h->name_len);
+            if (h->kind == HDR_PRESENT || h->kind == HDR_ABSENT) {
+                rc = rc ? rc : mg_buf_puts(o, h->kind == HDR_PRESENT ? ",\"present\":true}" : ",\"present\":false}");
+                continue;
+            }
+            rc = rc ? rc : mg_buf_puts(o, h->kind == HDR_EXACT ? ",\"exact\":" : ",\"regex\":");
+            rc = rc ? rc : mg_buf_json_string(o, h->value, h->value_len);
+            rc = rc ? rc : mg_buf_puts(o, "}");
+        }
+        rc = rc ? rc : mg_buf_puts(o, "]");
+    }
+    rc = rc ? rc : mg_buf_puts(o, "},\"model\":");
+    rc = rc ? rc : mg_buf_json_string(o, r->model, strlen(r->model));
+    rc = rc ? rc : mg_buf_puts(o, r->pub.api == MG_ROUTE_API_PREDICT ? ",\"api\":\"predict\"" : ",\"api\":\"infer\"");
+    if (rc == 0 && r->traffic != NULL) {
+        rc = mg_buf_puts(o, ",\"traffic\":");
+        rc = rc ? rc : mg_traffic_policy_to_json(r->traffic, o);
+    }
+    rc = rc ? rc : mg_buf_puts(o, "}");
+    return rc ? MG_ENOMEM : 0;
+}
+
+int mg_route_table_to_json(const mg_route_table_t *t, mg_buf_t *out)
+{
+    int rc = mg_buf_puts(out, "{\"routes\":[");
+    for (uint32_t i = 0; rc == 0 && i < t->nrules; i++) {
+        rc = mg_buf_puts(out, i ? ",\n" : "\n");
+        rc = rc ? rc : rule_to_json(&t->rules[i], out);
+    }
+    rc = rc ? rc : mg_buf_puts(out, t->nrules ? "\n]}" : "]}");
+    return rc ? MG_ENOMEM : 0;
+}

@@ -26,6 +26,7 @@
 #   BENCH_CNN_WIDTH      scripts/gen_cnn.py --width: channel multiplier of the CNN [1]
 #   BENCH_READY_TIMEOUT  seconds a server gets to answer its readiness URL [60]
 #   BENCH_STRICT=1       exit 1 when a target is missed (default: report only)
+#   BENCH_MG_ARGS        extra `modelgate serve` flags, e.g. "--ort-threads 1" []
 # Exits 1 with a clear message when a tool is missing, a server does not become ready, a
 # smoke request fails, or a run has non-2xx responses or socket errors.
 set -euo pipefail
@@ -49,6 +50,7 @@ CNN_CONNS=${BENCH_CNN_CONNS:-4}
 CNN_WIDTH=${BENCH_CNN_WIDTH:-1}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-60}
 STRICT=${BENCH_STRICT:-0}
+read -r -a MG_ARGS <<<"${BENCH_MG_ARGS:-}"
 MODELGATE=$BUILD/modelgate
 DIGITS_REPO=$ROOT/models
 SAMPLE=$DIGITS_REPO/digits/sample.json
@@ -158,8 +160,8 @@ start_modelgate() {
     local name=$1 repo=$2 port log=$OUT/modelgate-$1.log
     [ -x "$MODELGATE" ] || die "no modelgate binary at $MODELGATE (build first: make build)"
     port=$(free_port)
-    echo "bench: $name: $MODELGATE serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS" >&2
-    "$MODELGATE" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" >"$log" 2>&1 &
+    echo "bench: $name: $MODELGATE serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS ${MG_ARGS[*]}" >&2
+    "$MODELGATE" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" "${MG_ARGS[@]}" >"$log" 2>&1 &
     SERVER_PIDS+=("$!")
     wait_ready "http://127.0.0.1:$port/v2/health/ready" "$!" "$log" "modelgate ($name)"
     echo "bench: $name: modelgate ready (pid $!)" >&2

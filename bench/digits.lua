@@ -1,5 +1,6 @@
 -- wrk script: KServe v2 JSON inference on the digits demo model.
---   wrk -t2 -c64 -d10s --latency -s bench/digits.lua http://127.0.0.1:PORT [-- SAMPLE.json]
+--   wrk -t2 -c64 -d10s --latency -s bench/digits.lua http://127.0.0.1:PORT [-- SAMPLE.json [PATH [HOST]]]
+-- PATH and HOST (optional) send the request to a route-table URL instead of the KServe one.
 -- POSTs SAMPLE.json (default models/digits/sample.json, relative to the working directory)
 -- to /v2/models/digits/infer with Content-Type application/json, and reports non-200
 -- responses in done().
@@ -28,6 +29,12 @@ end
 function init(args)
    local body = read_file(args[1] or "models/digits/sample.json")
    wrk.body = body:gsub("%s+$", "")
+   if args[2] then
+      wrk.path = args[2]
+   end
+   if args[3] then
+      wrk.headers["Host"] = args[3]
+   end
 end
 
 local strict = os.getenv("MG_BENCH_CHECK") == "1"

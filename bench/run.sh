@@ -4,6 +4,13 @@
 #   HTTP pair   nginx `return 200` (the HTTP ceiling) and modelgate serving the digits demo
 #               model (KServe v2 JSON), both driven by wrk -t2 -c64 --latency.
 #               Target: modelgate >= 0.80 x nginx requests/s, p99 <= 2 ms.
+#   routed      modelgate with an 18,000-rule route table and a 90/10 weighted split on digits,
+#               requests to one of the table's URLs, measured in the same alternation as the
+#               HTTP pair; then once more while the policy is replaced 100 times a second.
+#               Target: >= 0.75 x nginx requests/s, p99 <= 2.73 ms, no failed request, and
+#               p99 under updates within 10 % of p99 without.
+#   micro       bench_route_bench (1, 1,000, 18,000 rules, indexed vs linear) and
+#               bench_policy_bench, printed as they report.
 #   CNN pair    bench_ort_raw (ONNX Runtime alone, 2 threads calling Run) and modelgate
 #               serving the benchmark CNN (KServe v2 binary extension), wrk -t2 -c4.
 #               Target: modelgate >= 0.90 x raw ONNX Runtime items/s.
@@ -40,7 +47,7 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,ort,cnn}
+PARTS=${BENCH_PARTS:-nginx,digits,routed,micro,ort,cnn}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 REPEAT=${BENCH_REPEAT:-3}
@@ -64,6 +71,7 @@ TMP=$(mktemp -d /tmp/modelgate-bench.XXXXXX)
 # Results: per-run values (space-separated) and their medians; the summary prints whatever is
 # there, also when a later part fails.
 R_NGINX="" R_NGINX_P99="" R_DIGITS="" R_DIGITS_P99="" R_HTTP_RATIO=""
+R_ROUTED="" R_ROUTED_P99="" R_ROUTED_RATIO="" R_UPD="" R_UPD_P99="" UPDATES_DONE=""
 R_ORT="" R_ORT_MS="" R_CNN="" R_CNN_P99="" R_CNN_RATIO=""
 CNN_MFLOPS=""
 MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
@@ -199,6 +207,7 @@ wrk_part() {
     case $part in
     nginx) cmd+=(-c"$CONNS" "$NGINX_URL/") ;;
     digits) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$DIGITS_URL" -- "$SAMPLE") ;;
+    routed) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$ROUTED_URL" -- "$SAMPLE" "$ROUTED_PATH" "$ROUTED_HOST") ;;
     cnn) cmd+=(-c"$CNN_CONNS" -s "$ROOT/bench/cnn_binary.lua" "$CNN_URL") ;;
     esac
     echo "bench: $part: ${cmd[*]}"
@@ -248,6 +257,17 @@ summary() {
     else
         echo "digits JSON  : $dg | $ng | ratio n/a"
     fi
+    if [ -n "$R_ROUTED_RATIO" ]; then
+        ratio=$(median $R_ROUTED_RATIO)
+        v=$(verdict "$ratio >= 0.75 && $(median $R_ROUTED_P99) <= 2.73")
+        echo "routed 18k   : modelgate $(med %.0f "$R_ROUTED" '?') rps p99 $(med %.2f "$R_ROUTED_P99" '?') ms | $ng | ratio $(r2 "$ratio") (target >= 0.75, p99 <= 2.73 ms) $v"
+    fi
+    if [ -n "$R_UPD" ]; then
+        local change
+        change=$(awk -v a="$(median $R_UPD_P99)" -v b="$(median $R_ROUTED_P99)" 'BEGIN { printf "%+.1f", (a / b - 1) * 100 }')
+        v=$(verdict "$change <= 10")
+        echo "updates      : $UPDATES_DONE policy updates at 100/s during load, 0 failed | modelgate $(med %.0f "$R_UPD" '?') rps p99 $(med %.2f "$R_UPD_P99" '?') ms, p99 change $change % (target <= +10 %) $v"
+    fi
     o="raw ORT $(med %.0f "$R_ORT" "not run") items/s ($(med %.3f "$R_ORT_MS" '?') ms per Run, $THREADS callers)"
     c="modelgate $(med %.0f "$R_CNN" "not run") items/s p99 $(med %.2f "$R_CNN_P99" '?') ms"
     if [ -n "$R_CNN_RATIO" ]; then
@@ -258,6 +278,7 @@ summary() {
         echo "cnn binary   : $c | $o | ratio n/a"
     fi
     echo "runs         : nginx rps [${R_NGINX}] digits rps [${R_DIGITS}] ratios [${R_HTTP_RATIO}]"
+    echo "               routed rps [${R_ROUTED}] ratios [${R_ROUTED_RATIO}] p99 [${R_ROUTED_P99}] with updates p99 [${R_UPD_P99}]"
     echo "               raw ORT items/s [${R_ORT}] cnn items/s [${R_CNN}] ratios [${R_CNN_RATIO}]"
     echo "setup        : digits wrk -c$CONNS (models/digits/sample.json, default version);" \
         "cnn batch $CNN_BATCH, wrk -c$CNN_CONNS, width $CNN_WIDTH, ${CNN_MFLOPS:-?} MFLOPs/item"
@@ -272,8 +293,8 @@ echo "bench: machine: $MACHINE"
 echo "bench: outputs in $OUT"
 
 # 1. HTTP pair: nginx and modelgate/digits --------------------------------------------------------
-if want nginx || want digits; then
-    rm -f "$OUT"/nginx.*wrk.txt "$OUT"/digits.*wrk.txt
+if want nginx || want digits || want routed; then
+    rm -f "$OUT"/nginx.*wrk.txt "$OUT"/digits.*wrk.txt "$OUT"/routed.*wrk.txt "$OUT"/updates.*
     if want nginx; then
         NGINX=$(command -v nginx || echo /usr/sbin/nginx)
         [ -x "$NGINX" ] || die "nginx not found (run: make setup)"
@@ -338,8 +359,28 @@ print(f"bench: digits: smoke ok: predicted {pred} (label {label}), p={probs[pred
       f"model_version {resp.get('model_version', '?')}")
 EOF
     fi
+    if want routed; then
+        start_modelgate routed "$DIGITS_REPO"
+        ROUTED_URL=$MG_URL
+        ROUTE_BENCH=$BUILD/bench_route_bench
+        [ -x "$ROUTE_BENCH" ] || die "no $ROUTE_BENCH (build first: make build)"
+        run_child "$OUT/route_table.txt" "$ROUTE_BENCH" --write-table "$TMP/routes.json" --seconds 0.2 ||
+            die "bench_route_bench --write-table failed"
+        curl -sf -X PUT --data-binary @"$TMP/routes.json" "$ROUTED_URL/v2/admin/routes" >"$OUT/routed.put.txt" ||
+            die "routed: PUT /v2/admin/routes failed: $(cat "$OUT/routed.put.txt")"
+        curl -sf -X PUT -d '{"weights":{"1":90,"2":10},"stable":"1"}' \
+            "$ROUTED_URL/v2/admin/models/digits/traffic" >/dev/null || die "routed: PUT traffic failed"
+        # A URL in the middle of the table: exact host, path prefix, no header condition.
+        read -r ROUTED_HOST ROUTED_PATH ROUTED_RULE < <("$PY" bench/pick_route.py "$TMP/routes.json")
+        hdrs=$(curl -s -o /dev/null -D - -H "Host: $ROUTED_HOST" -H "X-Route-Explain: 1" --data-binary @"$SAMPLE" \
+            "$ROUTED_URL$ROUTED_PATH" | tr -d '\r')
+        echo "$hdrs" | grep -qi "^x-route-explain: rule=$ROUTED_RULE policy=admin" ||
+            die "routed: $ROUTED_PATH (host $ROUTED_HOST) was not routed by rule $ROUTED_RULE: $hdrs"
+        echo "bench: routed: $(cat "$OUT/routed.put.txt"); requests to http://$ROUTED_HOST$ROUTED_PATH (rule $ROUTED_RULE), digits 90/10"
+    fi
     want nginx && wrk_part nginx "$OUT/nginx.warmup.wrk.txt" "$WARMUP" 1
     want digits && wrk_part digits "$OUT/digits.warmup.wrk.txt" "$WARMUP" 1
+    want routed && wrk_part routed "$OUT/routed.warmup.wrk.txt" "$WARMUP" 1
     for i in $(seq "$REPEAT"); do
         if want nginx; then
             f=$OUT/nginx.run$i.wrk.txt
@@ -358,11 +399,48 @@ EOF
         if want nginx && want digits; then
             R_HTTP_RATIO="${R_HTTP_RATIO:+$R_HTTP_RATIO }$(div "$(wrk_field "$OUT/digits.run$i.wrk.txt" rps)" "$(wrk_field "$OUT/nginx.run$i.wrk.txt" rps)")"
         fi
+        if want routed; then
+            f=$OUT/routed.run$i.wrk.txt
+            wrk_part routed "$f" "$DURATION" 0
+            R_ROUTED="${R_ROUTED:+$R_ROUTED }$(wrk_field "$f" rps)"
+            R_ROUTED_P99="${R_ROUTED_P99:+$R_ROUTED_P99 }$(wrk_field "$f" p99_ms)"
+            echo "bench: routed: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms"
+            if want nginx; then
+                R_ROUTED_RATIO="${R_ROUTED_RATIO:+$R_ROUTED_RATIO }$(div "$(wrk_field "$f" rps)" "$(wrk_field "$OUT/nginx.run$i.wrk.txt" rps)")"
+            fi
+        fi
     done
+    if want routed; then
+        # The same load while a client replaces the policy 100 times a second (90/10 <-> 89/11).
+        for i in $(seq "$REPEAT"); do
+            "$PY" bench/policy_updater.py "$ROUTED_URL" "$OUT/updates.run$i.txt" &
+            upd=$!
+            f=$OUT/routed.updates$i.wrk.txt
+            wrk_part routed "$f" "$DURATION" 0
+            kill -INT "$upd" 2>/dev/null || true
+            wait "$upd" 2>/dev/null || true
+            grep -q 'failed=0$' "$OUT/updates.run$i.txt" || die "routed: policy updates failed: $(cat "$OUT/updates.run$i.txt")"
+            n=$(sed -n 's/updates=\([0-9]*\).*/\1/p' "$OUT/updates.run$i.txt")
+            UPDATES_DONE=$((${UPDATES_DONE:-0} + n))
+            R_UPD="${R_UPD:+$R_UPD }$(wrk_field "$f" rps)"
+            R_UPD_P99="${R_UPD_P99:+$R_UPD_P99 }$(wrk_field "$f" p99_ms)"
+            echo "bench: routed+updates: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms, $n updates"
+        done
+    fi
     stop_servers
 fi
 
-# 2. CNN pair: raw ONNX Runtime and modelgate/cnn -------------------------------------------------
+# 2. Micro-benchmarks: routing decision and policy pick ---------------------------------------
+if want micro; then
+    for b in route_bench policy_bench; do
+        [ -x "$BUILD/bench_$b" ] || die "no $BUILD/bench_$b (build first: make build)"
+        echo "bench: $b"
+        run_child "$OUT/$b.txt" "$BUILD/bench_$b" || die "bench_$b failed: $(tail -n 5 "$OUT/$b.txt")"
+        cat "$OUT/$b.txt"
+    done
+fi
+
+# 3. CNN pair: raw ONNX Runtime and modelgate/cnn -------------------------------------------------
 if want ort || want cnn; then
     rm -f "$OUT"/ort_raw*.txt "$OUT"/cnn.*wrk.txt
     gen=$("$PY" scripts/gen_cnn.py "$CNN_REPO" --width "$CNN_WIDTH") || die "scripts/gen_cnn.py failed"
@@ -433,8 +511,13 @@ EOF
     stop_servers
 fi
 
-# 3. Summary ----------------------------------------------------------------------------------------
-summary | tee "$OUT/summary.txt"
+# 4. Summary ----------------------------------------------------------------------------------------
+{
+    summary
+    if [ -f "$OUT/route_bench.txt" ]; then
+        grep -E '^ *(rules|1|1000|18000) +\|' "$OUT/route_bench.txt" | sed 's/^/route table  : /'
+    fi
+} | tee "$OUT/summary.txt"
 { summary; echo; } >>"$OUT/history.txt"
 if [ "$STRICT" = 1 ] && grep -q ' MISS$' "$OUT/summary.txt"; then
     echo "bench: a target was missed (BENCH_STRICT=1)" >&2

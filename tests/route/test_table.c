@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -160,6 +161,16 @@ static void test_headers(void **state)
     mg_route_request_t req = {.host = MG_STR_LIT("h"), .path = MG_STR_LIT("/")};
     assert_string_equal(mg_route_table_match(t, &req)->name, "rest");
     assert_ptr_equal(mg_route_table_match(t, &req), mg_route_table_match_linear(t, &req));
+    mg_route_table_free(t);
+
+    /* A zeroed request (no host, no path, no headers) matches only what needs nothing. */
+    t = parse_ok("{\"routes\":[{\"name\":\"h\",\"match\":{\"host\":\"a\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
+                 "{\"name\":\"w\",\"match\":{\"host\":\"*.a\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
+                 "{\"name\":\"r\",\"match\":{\"path\":{\"regex\":\"^$\"},\"headers\":[{\"name\":\"x\",\"present\":false}]},"
+                 "\"model\":\"m\"}]}");
+    mg_route_request_t zero = {{NULL, 0}, {NULL, 0}, NULL, NULL};
+    assert_string_equal(mg_route_table_match(t, &zero)->name, "r");
+    assert_ptr_equal(mg_route_table_match(t, &zero), mg_route_table_match_linear(t, &zero));
     mg_route_table_free(t);
 }
 
@@ -351,6 +362,10 @@ static void test_validation(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         expect_error(cases[i].json, cases[i].want);
+    /* The error report is optional. */
+    mg_route_table_t *none = NULL;
+    assert_int_equal(mg_route_table_parse("{\"routes\":[1]}", 14, &none, NULL), MG_EINVAL);
+    assert_null(none);
 
     /* Not duplicates: they differ in path kind, header kind or value. */
     mg_route_table_t *t = parse_ok(
@@ -532,6 +547,97 @@ static void test_many_lists_on_one_path(void **state)
     }
     mg_route_table_free(t);
     mg_buf_free(&b);
+}
+
+/* Nodes with many children (searched by bisection) and host keys too long to sit in a slot. */
+static void test_wide_nodes_and_long_hosts(void **state)
+{
+    (void)state;
+    static const char long_host[] = "a-very-very-very-long-label-to-test-slots.subdomain.example.com";
+    static const char long_wild[] = "*.another-long-label-to-test-inline-slot-keys.example.com";
+    mg_buf_t b = {0};
+    assert_int_equal(mg_buf_puts(&b, "{\"routes\":["), 0);
+    const char chars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ-_.~";
+    for (size_t i = 0; i < sizeof(chars) - 1; i++) {
+        assert_int_equal(mg_buf_printf(&b, "{\"name\":\"k%zu\",\"match\":{\"path\":{\"prefix\":\"/k%c\"}},\"model\":\"m\"},", i,
+                                       chars[i]),
+                         0);
+        assert_int_equal(mg_buf_printf(&b, "{\"name\":\"e%zu\",\"match\":{\"host\":\"%s\",\"path\":{\"exact\":\"/%c\"}},"
+                                           "\"model\":\"m\"},",
+                                       i, long_host, chars[i]),
+                         0);
+        assert_int_equal(mg_buf_printf(&b, "{\"name\":\"w%zu\",\"match\":{\"host\":\"%s\",\"path\":{\"exact\":\"/w%c\"}},"
+                                           "\"model\":\"m\"},",
+                                       i, long_wild, chars[i]),
+                         0);
+    }
+    assert_int_equal(mg_buf_puts(&b, "{\"name\":\"z\",\"priority\":2000,\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"}]}"), 0);
+    assert_int_equal(mg_buf_append(&b, "", 1), 0);
+    mg_route_table_t *t = parse_ok(b.data);
+    char want[16], path[8], host[128];
+    for (size_t i = 0; i < sizeof(chars) - 1; i++) {
+        snprintf(path, sizeof(path), "/k%c/x", chars[i]);
+        snprintf(want, sizeof(want), "k%zu", i);
+        assert_string_equal(match(t, "h", path), want);
+        snprintf(path, sizeof(path), "/%c", chars[i]);
+        snprintf(want, sizeof(want), "e%zu", i);
+        assert_string_equal(match(t, long_host, path), want);
+        assert_string_equal(match(t, "h", path), "z");
+        snprintf(path, sizeof(path), "/w%c", chars[i]);
+        snprintf(want, sizeof(want), "w%zu", i);
+        snprintf(host, sizeof(host), "X.%s", long_wild + 2);
+        assert_string_equal(match(t, host, path), want);
+    }
+    assert_string_equal(match(t, "h", "/k!"), "z");
+    assert_string_equal(match(t, "h", "/kz"), "k35");
+    mg_route_table_free(t);
+    mg_buf_free(&b);
+}
+
+/* Threads match at once; each gets its own regex match data, freed when it exits. */
+typedef struct thread_arg {
+    const mg_route_table_t *t;
+    int seed;
+    int wrong;
+} thread_arg_t;
+
+static void *match_thread(void *p)
+{
+    thread_arg_t *a = p;
+    for (int i = 0; i < 3000; i++) {
+        char path[32], val[16];
+        int k = (i * 7 + a->seed) % 100;
+        snprintf(path, sizeof(path), "/m/%d", k);
+        snprintf(val, sizeof(val), "v%d", k % 3);
+        hdrs_t h = {1, {"x-v"}, {val}};
+        mg_route_request_t req = {{"h", 1}, {path, strlen(path)}, hdr_lookup, &h};
+        const mg_route_rule_t *r = mg_route_table_match(a->t, &req);
+        const char *want = k % 3 == 0 ? "hdr" : k % 2 == 0 ? "even" : "odd";
+        if (r == NULL || strcmp(r->name, want) != 0)
+            a->wrong++;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    mg_route_table_t *t = parse_ok(
+        "{\"routes\":["
+        "{\"name\":\"hdr\",\"match\":{\"path\":{\"regex\":\"^/m/\"},\"headers\":[{\"name\":\"X-V\",\"regex\":\"^v0$\"}]},\"model\":\"m\"},"
+        "{\"name\":\"even\",\"match\":{\"path\":{\"regex\":\"^/m/[0-9]*[02468]$\"}},\"model\":\"m\"},"
+        "{\"name\":\"odd\",\"match\":{\"path\":{\"regex\":\"[13579]$\"}},\"model\":\"m\"}]}");
+    pthread_t th[4];
+    thread_arg_t args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg_t){t, i * 13, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, match_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].wrong, 0);
+    }
+    mg_route_table_free(t);
 }
 
 /* ---- randomized equivalence ------------------------------------------------------------- */
@@ -840,6 +946,8 @@ int main(void)
         cmocka_unit_test(test_to_json_round_trip),
         cmocka_unit_test(test_regex_prefixes),
         cmocka_unit_test(test_many_lists_on_one_path),
+        cmocka_unit_test(test_wide_nodes_and_long_hosts),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_random_equivalence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,16 +4,17 @@
 Usage: /usr/bin/python3 scripts/gen_digits.py OUTDIR      (the repository root, e.g. `models`)
 
 Writes, under OUTDIR/digits/:
-  1/model.onnx       version 1: multinomial logistic regression  (Mul, MatMul, Add, Softmax)
-  2/model.onnx       version 2: MLP, one hidden layer of 64 ReLU  (Mul, MatMul, Add, Relu, ..., Softmax)
+  1/model.onnx       version 1: multinomial logistic regression  (MatMul, Add, Softmax)
+  2/model.onnx       version 2: MLP, one hidden layer of 64 ReLU  (MatMul, Add, Relu, ..., Softmax)
   config.json        the daemon's model config (version 2 is the default)
   sample.json        a KServe v2 JSON request holding the first held-out image
   sample_label.txt   that image's true label
   ACCURACY.md        each version's held-out accuracy
 
 Both graphs take input "input" FP32 [batch, 64]: the raw pixel values 0..16 of sklearn's
-load_digits() (row-major 8x8). The 1/16 scaling used in training is baked into each graph as
-its first node (Mul by 0.0625), so clients send raw pixels. Output "probabilities" FP32
+load_digits() (row-major 8x8). The 1/16 scaling used in training is folded into the first
+layer's weights (W / 16: a power of two, so exact), so clients send raw pixels and the graph
+has no extra node to run. Output "probabilities" FP32
 [batch, 10], class k = digit k.
 
 The data set ships with Debian's python3-sklearn (no download). Everything is seeded and the
@@ -60,14 +61,17 @@ def f32(name, array):
 
 
 def make_model(graph_name, doc, layers):
-    """Builds input -> Mul(1/16) -> [MatMul -> Add (-> Relu between layers)]* -> Softmax.
+    """Builds input -> [MatMul -> Add (-> Relu between layers)]* -> Softmax.
 
     `layers` is a list of (W [in, out], b [out]) in float32; Relu follows every layer but the last.
+    The pixel scaling is folded into the first layer: x * s @ W == x @ (W * s) exactly, s = 2^-4.
     """
-    nodes = [helper.make_node("Mul", ["input", "pixel_scale"], ["scaled"], name="scale")]
-    inits = [f32("pixel_scale", np.array(PIXEL_SCALE))]
-    x = "scaled"
+    nodes = []
+    inits = []
+    x = "input"
     for i, (w, b) in enumerate(layers):
+        if i == 0:
+            w = (w * PIXEL_SCALE).astype(np.float32)
         last = i == len(layers) - 1
         nodes.append(helper.make_node("MatMul", [x, f"W{i}"], [f"mm{i}"], name=f"matmul{i}"))
         y = "logits" if last else f"pre{i}"
@@ -153,10 +157,10 @@ def main():
     versions = [
         ("1", "logistic regression", logreg, v1,
          "digits v1: multinomial logistic regression on sklearn load_digits; "
-         "input raw pixels 0..16 (scaled by 1/16 inside the graph)"),
+         "input raw pixels 0..16 (1/16 scaling folded into the first layer)"),
         ("2", "MLP 64 relu", mlp, v2,
          "digits v2: MLP (64 ReLU hidden units) on sklearn load_digits; "
-         "input raw pixels 0..16 (scaled by 1/16 inside the graph)"),
+         "input raw pixels 0..16 (1/16 scaling folded into the first layer)"),
     ]
     n_test = len(y_te)
     accuracy_lines = []

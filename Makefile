@@ -2,10 +2,11 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 LISTEN ?= 127.0.0.1:8000
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build run test unit asan bench fuzz clean models
+.PHONY: all setup build run test unit asan tsan bench fuzz clean models
 
 all: build
 
@@ -32,7 +33,14 @@ asan: setup
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS)
 
-test: unit asan
+# ThreadSanitizer: the unit tests (readers and writers of the RCU snapshots, the route table
+# under concurrent matching, sessions run from several threads).
+tsan: setup
+	cmake -S . -B $(TSAN_BUILD) -DMG_WERROR=ON -DMG_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:exitcode=66 ctest --output-on-failure -j $(JOBS) -R '^unit[.]'
+
+test: unit asan tsan
 
 bench: build
 	bash bench/run.sh $(BUILD)
@@ -41,4 +49,4 @@ models:
 	/usr/bin/python3 scripts/gen_digits.py models
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -417,7 +417,7 @@ EOF
             upd=$!
             f=$OUT/routed.updates$i.wrk.txt
             wrk_part routed "$f" "$DURATION" 0
-            kill -INT "$upd" 2>/dev/null || true
+            kill -TERM "$upd" 2>/dev/null || true
             wait "$upd" 2>/dev/null || true
             grep -q 'failed=0$' "$OUT/updates.run$i.txt" || die "routed: policy updates failed: $(cat "$OUT/updates.run$i.txt")"
             n=$(sed -n 's/updates=\([0-9]*\).*/\1/p' "$OUT/updates.run$i.txt")

@@ -9,7 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <urcu.h>
+#include "core/rcu.h"
 
 #define MG_SERVER_NAME "modelgate"
 
@@ -269,7 +269,7 @@ static int handle_ready(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
         if (e->state != MG_MODEL_READY && strcmp(e->reason, "unloaded") != 0)
             mg_buf_printf(&why, "%smodel '%s' is not ready (%s)", why.len ? "; " : "", e->name, e->reason);
     }
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
     mg_buf_puts(b, simple ? "{\"status\":\"not ready\",\"ready\":false,\"error\":" : "{\"ready\":false,\"error\":");
     const char *msg = why.len ? why.data : "models are still loading";
     mg_buf_json_string(b, msg, why.len ? why.len : strlen(msg));
@@ -324,7 +324,7 @@ static int handle_model_get(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t
                 first = 0;
             }
         }
-        rcu_read_unlock();
+        mg_rcu_read_unlock();
     }
     mg_buf_printf(b, "],\"platform\":\"onnxruntime_onnx\",\"max_batch_size\":%lld,\"inputs\":",
                   (long long)v->config.max_batch_size);
@@ -432,7 +432,7 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
             if (copy != NULL)
                 model = (mg_str_t){copy, strlen(copy)};
         }
-        rcu_read_unlock();
+        mg_rcu_read_unlock();
         if (model.len == 0)
             return send_error(req, b, 400, "no \"model\" given and no default model configured (--default-model)");
     }
@@ -548,7 +548,7 @@ static int handle_repo_index(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_
         mg_buf_puts(b, "}");
         first = 0;
     }
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
     mg_buf_free(&names);
     if (mg_buf_puts(b, "]") != 0)
         return send_error(req, b, 500, "out of memory");
@@ -593,7 +593,7 @@ static int model_versions(const mg_api_t *api, mg_str_t model, int64_t *out, int
         for (int i = 0; i < e->nversions && n < cap; i++)
             out[n++] = e->versions[i]->version;
     }
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
     return n;
 }
 
@@ -639,7 +639,7 @@ static int handle_traffic(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
             source = "config";
         }
     }
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
     mg_buf_reset(b);
     int rc = strcmp(source, "none") == 0 ? mg_buf_puts(b, "{}") : mg_traffic_policy_to_json(&cur, b);
     if (rc != 0)
@@ -718,7 +718,7 @@ static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
         else
             POST_ONLY(handle_infer(api, sc, req, model, (mg_str_t){"", 0}, rule));
     }
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
     return rule != NULL;
 }
 

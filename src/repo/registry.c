@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <urcu.h>
+#include "core/rcu.h"
 
 /* A model file larger than this is refused rather than read into memory. */
 #define MG_MODEL_FILE_MAX ((size_t)4 << 30)
@@ -25,7 +25,7 @@ struct mg_registry_snapshot {
 
 struct mg_registry {
     char *repo_dir;
-    mg_registry_snapshot_t *live; /* RCU-protected */
+    _Atomic(mg_registry_snapshot_t *) live; /* C11 atomic for publication; liburcu for grace periods */
     pthread_mutex_t write_lock;   /* serialises writers */
     atomic_bool loaded;
 };
@@ -153,12 +153,18 @@ static int snapshot_with(const mg_registry_snapshot_t *old, mg_model_entry_t *re
     return 0;
 }
 
+/* The live snapshot as the writer (lock held) or the last user sees it. */
+static mg_registry_snapshot_t *writer_live(mg_registry_t *r)
+{
+    return atomic_load_explicit(&r->live, memory_order_relaxed);
+}
+
 /* Publishes `s` and frees the previous snapshot after a grace period. Writer lock held. */
 static void publish(mg_registry_t *r, mg_registry_snapshot_t *s)
 {
-    mg_registry_snapshot_t *old = rcu_xchg_pointer(&r->live, s);
+    mg_registry_snapshot_t *old = atomic_exchange_explicit(&r->live, s, memory_order_acq_rel);
     if (old != NULL) {
-        synchronize_rcu();
+        mg_rcu_synchronize();
         snapshot_free(old);
     }
 }
@@ -440,7 +446,7 @@ static int load_locked(mg_registry_t *r, const char *name, mg_err_t *err)
 {
     mg_model_entry_t e;
     /* The writer lock keeps r->live and its versions in place: no read section needed. */
-    const mg_model_entry_t *prev = mg_registry_snapshot_find(r->live, (mg_str_t){name, strlen(name)});
+    const mg_model_entry_t *prev = mg_registry_snapshot_find(writer_live(r), (mg_str_t){name, strlen(name)});
     int rc = build_entry(r, name, prev, &e, err);
     if (e.name == NULL) /* no such folder, or no memory for the name */
         return rc;
@@ -451,7 +457,7 @@ static int load_locked(mg_registry_t *r, const char *name, mg_err_t *err)
         return rc;
     }
     mg_registry_snapshot_t *s;
-    int prc = snapshot_with(r->live, &e, &s);
+    int prc = snapshot_with(writer_live(r), &e, &s);
     if (prc != 0) {
         entry_clear(&e);
         return mg_err_set(err, prc, "out of memory publishing model '%s'", name);
@@ -472,8 +478,9 @@ int mg_registry_new(mg_registry_t **out, const mg_registry_opts_t *opts, mg_err_
         free(r);
         return mg_err_set(err, MG_ENOMEM, "out of memory");
     }
-    r->live = calloc(1, sizeof(*r->live));
-    if (r->live == NULL) {
+    mg_registry_snapshot_t *empty = calloc(1, sizeof(*empty));
+    atomic_init(&r->live, empty);
+    if (empty == NULL) {
         free(r->repo_dir);
         free(r);
         return mg_err_set(err, MG_ENOMEM, "out of memory");
@@ -488,7 +495,7 @@ void mg_registry_free(mg_registry_t *r)
 {
     if (r == NULL)
         return;
-    snapshot_free(r->live);
+    snapshot_free(writer_live(r));
     pthread_mutex_destroy(&r->write_lock);
     free(r->repo_dir);
     free(r);
@@ -590,7 +597,7 @@ int mg_registry_load(mg_registry_t *r, const char *name, mg_err_t *err)
 int mg_registry_unload(mg_registry_t *r, const char *name, mg_err_t *err)
 {
     pthread_mutex_lock(&r->write_lock);
-    const mg_model_entry_t *cur = mg_registry_snapshot_find(r->live, (mg_str_t){name, strlen(name)});
+    const mg_model_entry_t *cur = mg_registry_snapshot_find(writer_live(r), (mg_str_t){name, strlen(name)});
     int rc = 0;
     if (cur == NULL) {
         rc = mg_err_set(err, MG_ENOENT, "unknown model '%s'", name);
@@ -602,7 +609,7 @@ int mg_registry_unload(mg_registry_t *r, const char *name, mg_err_t *err)
         e.state = MG_MODEL_UNAVAILABLE;
         snprintf(e.reason, sizeof(e.reason), "unloaded");
         mg_registry_snapshot_t *s;
-        if (e.name == NULL || snapshot_with(r->live, &e, &s) != 0) {
+        if (e.name == NULL || snapshot_with(writer_live(r), &e, &s) != 0) {
             free(e.name);
             rc = mg_err_set(err, MG_ENOMEM, "out of memory");
         } else {
@@ -616,7 +623,7 @@ int mg_registry_unload(mg_registry_t *r, const char *name, mg_err_t *err)
 
 const mg_registry_snapshot_t *mg_registry_snapshot(mg_registry_t *r)
 {
-    return rcu_dereference(r->live);
+    return atomic_load_explicit(&r->live, memory_order_acquire);
 }
 
 size_t mg_registry_snapshot_count(const mg_registry_snapshot_t *s)
@@ -656,7 +663,7 @@ int mg_registry_acquire(mg_registry_t *r, mg_str_t model, mg_str_t version, mg_m
 {
     int rc = 0;
     rcu_read_lock();
-    const mg_model_entry_t *e = mg_registry_snapshot_find(rcu_dereference(r->live), model);
+    const mg_model_entry_t *e = mg_registry_snapshot_find(atomic_load_explicit(&r->live, memory_order_acquire), model);
     mg_model_version_t *v = NULL;
     if (e == NULL) {
         rc = mg_err_set(err, MG_ENOENT, "unknown model '%.*s'", (int)model.len, model.ptr);
@@ -682,7 +689,7 @@ int mg_registry_acquire(mg_registry_t *r, mg_str_t model, mg_str_t version, mg_m
     }
     if (v != NULL)
         mg_model_version_ref(v);
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
     *out = v;
     return rc;
 }
@@ -693,11 +700,11 @@ bool mg_registry_all_ready(mg_registry_t *r)
         return false;
     bool ok = true;
     rcu_read_lock();
-    const mg_registry_snapshot_t *s = rcu_dereference(r->live);
+    const mg_registry_snapshot_t *s = atomic_load_explicit(&r->live, memory_order_acquire);
     for (size_t i = 0; i < s->nmodels; i++) {
         if (s->models[i].state != MG_MODEL_READY && strcmp(s->models[i].reason, "unloaded") != 0)
             ok = false;
     }
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
     return ok;
 }

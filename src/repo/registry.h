@@ -108,7 +108,7 @@ void mg_model_version_unref(mg_model_version_t *v);
 mg_session_t *mg_model_version_session(mg_model_version_t *v);
 
 /**
- * Returns the live snapshot. Only valid between rcu_read_lock() and rcu_read_unlock(),
+ * Returns the live snapshot. Only valid between rcu_read_lock() and mg_rcu_read_unlock(),
  * which the caller takes. Thread: any RCU-registered thread.
  */
 const mg_registry_snapshot_t *mg_registry_snapshot(mg_registry_t *r);

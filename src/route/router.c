@@ -1,9 +1,10 @@
 #include "route/router.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <urcu.h>
+#include "core/rcu.h"
 
 typedef struct named_policy {
     char *model;
@@ -18,10 +19,21 @@ typedef struct snapshot {
     size_t npolicies;
 } snapshot_t;
 
+/*
+ * The live pointer is a C11 atomic (release on publish, acquire on read: a plain load on
+ * x86, the same as rcu_dereference) so that ThreadSanitizer sees the publication; liburcu
+ * provides the read sections and the grace period before the old snapshot is freed.
+ */
 struct mg_router {
-    snapshot_t *live; /* RCU-protected */
+    _Atomic(snapshot_t *) live;
     pthread_mutex_t write_lock;
 };
+
+/* The live snapshot; inside a read section. */
+static inline const snapshot_t *live(mg_router_t *r)
+{
+    return atomic_load_explicit(&r->live, memory_order_acquire);
+}
 
 static void snapshot_free(snapshot_t *s)
 {
@@ -72,8 +84,8 @@ nomem:
 /* Publishes `s`, waits a grace period and frees the previous snapshot. Writer lock held. */
 static void publish(mg_router_t *r, snapshot_t *s)
 {
-    snapshot_t *old = rcu_xchg_pointer(&r->live, s);
-    synchronize_rcu();
+    snapshot_t *old = atomic_exchange_explicit(&r->live, s, memory_order_acq_rel);
+    mg_rcu_synchronize();
     snapshot_free(old);
 }
 
@@ -91,7 +103,7 @@ int mg_router_new(mg_router_t **out)
     s->revision = 1;
     s->table = t;
     s->owns_table = 1;
-    r->live = s;
+    atomic_init(&r->live, s);
     pthread_mutex_init(&r->write_lock, NULL);
     *out = r;
     return 0;
@@ -101,14 +113,14 @@ void mg_router_free(mg_router_t *r)
 {
     if (r == NULL)
         return;
-    snapshot_free(r->live);
+    snapshot_free(atomic_load_explicit(&r->live, memory_order_acquire));
     pthread_mutex_destroy(&r->write_lock);
     free(r);
 }
 
 const mg_traffic_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
 {
-    const snapshot_t *s = rcu_dereference(r->live);
+    const snapshot_t *s = live(r);
     size_t lo = 0, hi = s->npolicies;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -129,7 +141,7 @@ const mg_traffic_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
 
 const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t *req)
 {
-    const snapshot_t *s = rcu_dereference(r->live);
+    const snapshot_t *s = live(r);
     if (mg_route_table_count(s->table) == 0)
         return NULL;
     return mg_route_table_match(s->table, req);
@@ -138,7 +150,7 @@ const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t 
 int mg_router_set_policy(mg_router_t *r, const char *model, const mg_traffic_policy_t *p, mg_err_t *err)
 {
     pthread_mutex_lock(&r->write_lock);
-    snapshot_t *old = r->live;
+    snapshot_t *old = atomic_load_explicit(&r->live, memory_order_relaxed); /* writer lock held */
     snapshot_t *s = calloc(1, sizeof(*s));
     int rc = s ? copy_policies(old, model, p, s) : MG_ENOMEM;
     if (rc != 0) {
@@ -159,7 +171,7 @@ int mg_router_set_policy(mg_router_t *r, const char *model, const mg_traffic_pol
 int mg_router_set_table(mg_router_t *r, mg_route_table_t *t, mg_err_t *err)
 {
     pthread_mutex_lock(&r->write_lock);
-    snapshot_t *old = r->live;
+    snapshot_t *old = atomic_load_explicit(&r->live, memory_order_relaxed); /* writer lock held */
     snapshot_t *s = calloc(1, sizeof(*s));
     /* Copy the policies unchanged: replace a name that cannot exist with nothing. */
     int rc = s ? copy_policies(old, "", NULL, s) : MG_ENOMEM;
@@ -180,23 +192,23 @@ int mg_router_set_table(mg_router_t *r, mg_route_table_t *t, mg_err_t *err)
 int mg_router_table_json(mg_router_t *r, mg_buf_t *out)
 {
     rcu_read_lock();
-    int rc = mg_route_table_to_json(rcu_dereference(r->live)->table, out);
-    rcu_read_unlock();
+    int rc = mg_route_table_to_json(live(r)->table, out);
+    mg_rcu_read_unlock();
     return rc;
 }
 
 size_t mg_router_table_count(mg_router_t *r)
 {
     rcu_read_lock();
-    size_t n = mg_route_table_count(rcu_dereference(r->live)->table);
-    rcu_read_unlock();
+    size_t n = mg_route_table_count(live(r)->table);
+    mg_rcu_read_unlock();
     return n;
 }
 
 uint64_t mg_router_revision(mg_router_t *r)
 {
     rcu_read_lock();
-    uint64_t v = rcu_dereference(r->live)->revision;
-    rcu_read_unlock();
+    uint64_t v = live(r)->revision;
+    mg_rcu_read_unlock();
     return v;
 }

@@ -25,13 +25,13 @@ void mg_router_free(mg_router_t *r);
 
 /**
  * Inside an RCU read section: the policy set for `model` through the admin API, or NULL.
- * The pointer is valid until rcu_read_unlock(). Thread: any RCU-registered thread.
+ * The pointer is valid until mg_rcu_read_unlock(). Thread: any RCU-registered thread.
  */
 const mg_traffic_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model);
 
 /**
  * Inside an RCU read section: the first route-table rule matching `req`, or NULL; valid
- * until rcu_read_unlock(). Thread: any RCU-registered thread.
+ * until mg_rcu_read_unlock(). Thread: any RCU-registered thread.
  */
 const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t *req);
 

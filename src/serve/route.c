@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <urcu.h>
+#include "core/rcu.h"
 
 const char *mg_policy_source_name(mg_policy_source_t s)
 {
@@ -88,7 +88,7 @@ int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model, cons
     mg_route_decision_t d;
     int rc = mg_traffic_policy_pick(p, in, &d, err);
     int64_t stable = p != NULL ? p->stable : 0;
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
     if (rc != 0)
         return rc;
 

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <urcu.h>
+#include "core/rcu.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -139,7 +139,7 @@ static void test_load_all_and_acquire(void **state)
     assert_int_equal(mg_registry_snapshot_count(s), 2);
     assert_string_equal(mg_registry_snapshot_model(s, 0)->name, "m");
     assert_int_equal(mg_registry_snapshot_model(s, 0)->nversions, 3);
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
 
     mg_buf_t names = {0};
     size_t n = 0;
@@ -221,7 +221,7 @@ static void test_failures_are_reported_and_keep_serving(void **state)
     assert_int_equal(e->state, MG_MODEL_UNAVAILABLE);
     assert_int_equal(e->versions[0]->state, MG_MODEL_UNAVAILABLE);
     assert_true(strlen(e->versions[0]->reason) > 0);
-    rcu_read_unlock();
+    mg_rcu_read_unlock();
 
     /* A reload that fails leaves the serving versions in place. */
     char path[400];

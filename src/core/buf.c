@@ -11,6 +11,13 @@ int mg_str_eq(mg_str_t a, const char *lit)
     return a.len == n && memcmp(a.ptr, lit, n) == 0;
 }
 
+int mg_str_cmp(const char *a, mg_str_t b)
+{
+    size_t alen = strlen(a);
+    int c = memcmp(a, b.ptr, alen < b.len ? alen : b.len);
+    return c != 0 ? c : (alen > b.len) - (alen < b.len);
+}
+
 int mg_buf_reserve(mg_buf_t *b, size_t extra)
 {
     if (b->cap - b->len >= extra)

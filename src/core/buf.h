@@ -23,6 +23,9 @@ typedef struct mg_str {
 /** Returns non-zero when `a` equals the NUL-terminated `lit`. */
 int mg_str_eq(mg_str_t a, const char *lit);
 
+/** Orders the NUL-terminated `a` against `b` like strcmp (<0, 0, >0), for sorted name tables. */
+int mg_str_cmp(const char *a, mg_str_t b);
+
 /** A growable byte buffer; `data` is owned, zero-initialise to start empty. */
 typedef struct mg_buf {
     char *data;

@@ -644,11 +644,7 @@ const mg_model_entry_t *mg_registry_snapshot_find(const mg_registry_snapshot_t *
     size_t lo = 0, hi = s->nmodels;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        const char *m = s->models[mid].name;
-        size_t mlen = strlen(m);
-        int c = memcmp(m, name.ptr, mlen < name.len ? mlen : name.len);
-        if (c == 0)
-            c = (mlen > name.len) - (mlen < name.len);
+        int c = mg_str_cmp(s->models[mid].name, name);
         if (c == 0)
             return &s->models[mid];
         if (c < 0)

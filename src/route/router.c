@@ -124,11 +124,7 @@ const mg_traffic_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
     size_t lo = 0, hi = s->npolicies;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        const char *m = s->policies[mid].model;
-        size_t mlen = strlen(m);
-        int c = memcmp(m, model.ptr, mlen < model.len ? mlen : model.len);
-        if (c == 0)
-            c = (mlen > model.len) - (mlen < model.len);
+        int c = mg_str_cmp(s->policies[mid].model, model);
         if (c == 0)
             return &s->policies[mid].policy;
         if (c < 0)

@@ -707,19 +707,41 @@ static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
         .header = find_header,
         .header_ctx = req,
     };
-    /* The rule (and its policy) belong to the snapshot: keep the read section open. */
+    /*
+     * The rule belongs to the snapshot: copy what the request needs into the arena and leave
+     * the read section before running the model, so a long Run never holds up a writer.
+     */
+    mg_route_rule_t copy;
+    int matched = 0, copied = 1;
     rcu_read_lock();
     const mg_route_rule_t *rule = mg_router_match(api->router, &rr);
     if (rule != NULL) {
-        mg_buf_t *out = &sc->out;
-        mg_str_t model = {rule->model, strlen(rule->model)};
-        if (rule->api == MG_ROUTE_API_PREDICT)
-            POST_ONLY(handle_predict(api, sc, req, rule));
-        else
-            POST_ONLY(handle_infer(api, sc, req, model, (mg_str_t){"", 0}, rule));
+        matched = 1;
+        copy = *rule;
+        copy.name = mg_arena_strndup(&sc->arena, rule->name, strlen(rule->name));
+        copy.model = mg_arena_strndup(&sc->arena, rule->model, strlen(rule->model));
+        if (rule->traffic != NULL) {
+            mg_traffic_policy_t *p = mg_arena_alloc(&sc->arena, sizeof(*p));
+            if (p != NULL)
+                *p = *rule->traffic;
+            copy.traffic = p;
+        }
+        copied = copy.name != NULL && copy.model != NULL && (rule->traffic == NULL || copy.traffic != NULL);
     }
     mg_rcu_read_unlock();
-    return rule != NULL;
+    if (!matched)
+        return 0;
+    mg_buf_t *out = &sc->out;
+    if (!copied) {
+        send_error(req, out, 500, "out of memory");
+        return 1;
+    }
+    mg_str_t model = {copy.model, strlen(copy.model)};
+    if (copy.api == MG_ROUTE_API_PREDICT)
+        POST_ONLY(handle_predict(api, sc, req, &copy));
+    else
+        POST_ONLY(handle_infer(api, sc, req, model, (mg_str_t){"", 0}, &copy));
+    return 1;
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */

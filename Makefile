@@ -6,7 +6,7 @@ TSAN_BUILD ?= build-tsan
 LISTEN ?= 127.0.0.1:8000
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build run test unit asan tsan bench fuzz clean models
+.PHONY: all setup build run test unit asan tsan format format-check bench fuzz clean models
 
 all: build
 
@@ -40,7 +40,16 @@ tsan: setup
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:exitcode=66:suppressions=$(CURDIR)/tests/tsan.supp ctest --output-on-failure -j $(JOBS) -R '^unit[.]'
 
-test: unit asan tsan
+C_SOURCES = $(wildcard src/*.c src/*/*.c src/*/*.h tests/*/*.c bench/*.c fuzz/*.c)
+
+# .clang-format (LLVM base, 4 spaces, 100 columns) over every C file.
+format-check: setup
+	clang-format --dry-run -Werror $(C_SOURCES)
+
+format:
+	clang-format -i $(C_SOURCES)
+
+test: format-check unit asan tsan
 
 bench: build
 	bash bench/run.sh $(BUILD)

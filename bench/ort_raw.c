@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_IO 16
-#define MAX_DIMS 8
+#define MAX_IO      16
+#define MAX_DIMS    8
 #define MAX_THREADS 64
 #define MAX_SAMPLES (1u << 20) /* per-thread latency samples kept for percentiles */
 
@@ -76,8 +76,8 @@ typedef struct worker {
     pthread_t tid;
     float *buffers[MAX_IO];
     OrtValue *inputs[MAX_IO];
-    uint64_t runs;     /* Runs that finished inside the measured window */
-    float *lat_ms;     /* their latencies, first MAX_SAMPLES */
+    uint64_t runs; /* Runs that finished inside the measured window */
+    float *lat_ms; /* their latencies, first MAX_SAMPLES */
     size_t nlat;
 } worker_t;
 
@@ -97,10 +97,9 @@ static void *worker_main(void *arg)
         for (size_t k = 0; k < n; k++) {
             w->buffers[i][k] = 0.5f;
         }
-        check(ort->CreateTensorWithDataAsOrtValue(mem, w->buffers[i], n * sizeof(float),
-                                                  b->input_shape[i], b->input_ndim[i],
-                                                  ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
-                                                  &w->inputs[i]),
+        check(ort->CreateTensorWithDataAsOrtValue(
+                  mem, w->buffers[i], n * sizeof(float), b->input_shape[i], b->input_ndim[i],
+                  ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &w->inputs[i]),
               "input tensor");
     }
     ort->ReleaseMemoryInfo(mem);
@@ -221,8 +220,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ort_raw: more than %d inputs or outputs\n", MAX_IO);
         return 1;
     }
-    printf("ort_raw: model=%s load_s=%.3f threads=%d batch=%d intra_op=%d spin=%d\n", model,
-           t_load, threads, batch, intra, spin);
+    printf("ort_raw: model=%s load_s=%.3f threads=%d batch=%d intra_op=%d spin=%d\n", model, t_load,
+           threads, batch, intra, spin);
     for (size_t i = 0; i < b.ninputs; i++) {
         OrtTypeInfo *ti = NULL;
         const OrtTensorTypeAndShapeInfo *si = NULL;

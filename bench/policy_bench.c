@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#define NKEYS 4096 /* a power of two: indices wrap with a mask */
+#define NKEYS    4096 /* a power of two: indices wrap with a mask */
 #define MAX_REPS 101
 
 static char keys[NKEYS][32];
@@ -112,24 +112,12 @@ static double run(op_t op, const mg_traffic_policy_t *p, const mg_ring_t *r, int
                 mg_traffic_policy_pick(p, &in, &d, NULL);
                 acc += d.version;
                 break;
-            case OP_LOOKUP:
-                acc += mg_traffic_policy_lookup(p, points[j]);
-                break;
-            case OP_BISECT:
-                acc += lookup_bisect(p, points[j]);
-                break;
-            case OP_SCAN:
-                acc += lookup_scan(p, points[j]);
-                break;
-            case OP_COUNT:
-                acc += lookup_count(p, points[j]);
-                break;
-            case OP_HASH:
-                acc += mg_sticky_hash(keys[j], key_len[j]);
-                break;
-            case OP_RING:
-                acc += mg_ring_lookup(r, keys[j], key_len[j]);
-                break;
+            case OP_LOOKUP: acc += mg_traffic_policy_lookup(p, points[j]); break;
+            case OP_BISECT: acc += lookup_bisect(p, points[j]); break;
+            case OP_SCAN: acc += lookup_scan(p, points[j]); break;
+            case OP_COUNT: acc += lookup_count(p, points[j]); break;
+            case OP_HASH: acc += mg_sticky_hash(keys[j], key_len[j]); break;
+            case OP_RING: acc += mg_ring_lookup(r, keys[j], key_len[j]); break;
             }
         }
         t[k] = (now_ns() - t0) / (double)iters;

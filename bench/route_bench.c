@@ -27,18 +27,19 @@
 #include <string.h>
 #include <time.h>
 
-#define BATCH 64
-#define NREQ 8192
+#define BATCH            64
+#define NREQ             8192
 #define TARGET_MEDIAN_NS 200.0
-#define TARGET_P99_NS 1000.0
+#define TARGET_P99_NS    1000.0
 
 static const char *const models[] = {"resnet", "bert", "digits", "xgb"};
-#define NMODELS 4
+#define NMODELS          4
 #define RULES_PER_TENANT 18
 
 enum { K_EXACT, K_PREFIX, K_REGEX, K_HEADER, K_SHARED, K_WILD, K_CATCHALL, K_MISS, K_COUNT };
-static const char *const kind_names[K_COUNT] = {"exact path",  "prefix",      "regex",     "header",
-                                                "any-host area", "wildcard host", "catch-all", "miss"};
+static const char *const kind_names[K_COUNT] = {"exact path", "prefix",        "regex",
+                                                "header",     "any-host area", "wildcard host",
+                                                "catch-all",  "miss"};
 
 typedef struct breq {
     char host[64];
@@ -85,7 +86,8 @@ static int is_shared(int k)
     return k % 5 == 4;
 }
 
-static void emit(mg_buf_t *b, int *count, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void emit(mg_buf_t *b, int *count, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void emit(mg_buf_t *b, int *count, const char *fmt, ...)
 {
@@ -108,8 +110,9 @@ static int table_json(int n, mg_buf_t *b)
     mg_buf_reset(b);
     mg_buf_puts(b, "{\"routes\":[");
     /* Broad rules first in the file, last in priority. */
-    emit(b, &count, "{\"name\":\"catch-all\",\"priority\":100000,\"match\":{\"path\":{\"prefix\":\"/api/\"}},"
-                    "\"model\":\"digits\"}");
+    emit(b, &count,
+         "{\"name\":\"catch-all\",\"priority\":100000,\"match\":{\"path\":{\"prefix\":\"/api/\"}},"
+         "\"model\":\"digits\"}");
     static const char *const fixed[] = {
         "{\"name\":\"eu-edge\",\"priority\":900,"
         "\"match\":{\"host\":\"*.eu.models.example.com\",\"path\":{\"prefix\":\"/api/\"}},"
@@ -141,10 +144,12 @@ static int table_json(int n, mg_buf_t *b)
         /* 1 header rule, 1 regex, 12 exact endpoints, 4 model prefixes. */
         if (count < n)
             emit(b, &count,
-                 "{\"name\":\"t%d-canary\",\"priority\":10,\"match\":{%s\"path\":{\"prefix\":\"%s/%s/\"},"
+                 "{\"name\":\"t%d-canary\",\"priority\":10,\"match\":{%s\"path\":{\"prefix\":\"%s/"
+                 "%s/\"},"
                  "\"headers\":[{\"name\":\"X-Canary\",\"exact\":\"1\"}]},\"model\":\"digits\"%s}",
                  k, host, base, models[k % NMODELS],
-                 k % 10 == 0 ? ",\"traffic\":{\"weights\":{\"1\":90,\"2\":10},\"stable\":\"1\"}" : "");
+                 k % 10 == 0 ? ",\"traffic\":{\"weights\":{\"1\":90,\"2\":10},\"stable\":\"1\"}"
+                             : "");
         if (count < n)
             emit(b, &count,
                  "{\"name\":\"t%d-versioned\",\"priority\":50,"
@@ -155,9 +160,11 @@ static int table_json(int n, mg_buf_t *b)
         for (int m = 0; m < NMODELS; m++)
             for (int e = 0; e < 3 && count < n; e++)
                 emit(b, &count,
-                     "{\"name\":\"t%d-%s-%s\",\"priority\":100,\"match\":{%s\"path\":{\"exact\":\"%s/%s/%s\"}},"
+                     "{\"name\":\"t%d-%s-%s\",\"priority\":100,\"match\":{%s\"path\":{\"exact\":\"%"
+                     "s/%s/%s\"}},"
                      "\"model\":\"digits\",\"api\":\"%s\"}",
-                     k, models[m], endpoints[e], host, base, models[m], endpoints[e], e == 1 ? "predict" : "infer");
+                     k, models[m], endpoints[e], host, base, models[m], endpoints[e],
+                     e == 1 ? "predict" : "infer");
         for (int m = 0; m < NMODELS && count < n; m++)
             emit(b, &count,
                  "{\"name\":\"t%d-%s\",\"priority\":500,"
@@ -171,9 +178,10 @@ static int table_json(int n, mg_buf_t *b)
 
 static void make_request(breq_t *r, int tenants)
 {
-    static const int mix[] = {K_EXACT,  K_EXACT,  K_EXACT, K_EXACT, K_EXACT, K_EXACT,  K_PREFIX, K_PREFIX,
-                              K_PREFIX, K_PREFIX, K_PREFIX, K_REGEX, K_REGEX, K_HEADER, K_HEADER, K_SHARED,
-                              K_SHARED, K_WILD,   K_WILD,  K_CATCHALL, K_MISS, K_MISS};
+    static const int mix[] = {K_EXACT,  K_EXACT,    K_EXACT,  K_EXACT,  K_EXACT,  K_EXACT,
+                              K_PREFIX, K_PREFIX,   K_PREFIX, K_PREFIX, K_PREFIX, K_REGEX,
+                              K_REGEX,  K_HEADER,   K_HEADER, K_SHARED, K_SHARED, K_WILD,
+                              K_WILD,   K_CATCHALL, K_MISS,   K_MISS};
     int kind = mix[rnd(sizeof(mix) / sizeof(mix[0]))];
     if (tenants == 0 && kind <= K_SHARED)
         kind = K_CATCHALL + (int)rnd(2);
@@ -193,19 +201,23 @@ static void make_request(breq_t *r, int tenants)
     r->hname[r->nh] = "user-agent";
     r->hvalue[r->nh++] = "python-requests/2.31";
     if (rnd(2))
-        r->hname[r->nh] = "x-request-id", r->hvalue[r->nh++] = "6f1c0c1e-2b1d-4c36-9c1e-0d2b3a4c5d6e";
+        r->hname[r->nh] = "x-request-id",
+        r->hvalue[r->nh++] = "6f1c0c1e-2b1d-4c36-9c1e-0d2b3a4c5d6e";
     /* One host in eight comes with capitals: hosts match case-insensitively. */
     int caps = rnd(8) == 0;
     char th[64];
-    snprintf(th, sizeof(th), "%s%d.%s", caps ? "T" : "t", k, caps ? "Models.Example.COM" : "models.example.com");
+    snprintf(th, sizeof(th), "%s%d.%s", caps ? "T" : "t", k,
+             caps ? "Models.Example.COM" : "models.example.com");
     switch (kind) {
     case K_EXACT:
         snprintf(r->host, sizeof(r->host), "%s", th);
-        snprintf(r->path, sizeof(r->path), "/api/t%d/%s/%s", k, model, rnd(2) ? "infer" : "predict");
+        snprintf(r->path, sizeof(r->path), "/api/t%d/%s/%s", k, model,
+                 rnd(2) ? "infer" : "predict");
         break;
     case K_PREFIX:
         snprintf(r->host, sizeof(r->host), "%s", th);
-        snprintf(r->path, sizeof(r->path), "/api/t%d/%s/v%u/batch/%u", k, model, rnd(4), rnd(100000));
+        snprintf(r->path, sizeof(r->path), "/api/t%d/%s/v%u/batch/%u", k, model, rnd(4),
+                 rnd(100000));
         break;
     case K_REGEX:
         snprintf(r->host, sizeof(r->host), "%s", th);
@@ -267,8 +279,8 @@ static volatile uintptr_t sink;
  * system call there would flush the TLB on kernels with page-table isolation and no PCID
  * (this VM) and charge every batch a cold start.
  */
-static stats_t measure(const mg_route_table_t *t, int linear, const mg_route_request_t *reqs, size_t nreq,
-                       size_t max_batches, double budget_ns)
+static stats_t measure(const mg_route_table_t *t, int linear, const mg_route_request_t *reqs,
+                       size_t nreq, size_t max_batches, double budget_ns)
 {
     double *samples = malloc(max_batches * sizeof(double));
     size_t nb = 0, at = 0;
@@ -312,11 +324,12 @@ int main(int argc, char **argv)
     mg_route_request_t *reqs = calloc(NREQ, sizeof(*reqs));
     mg_buf_t json = {0};
     int failed = 0;
-    printf("route_bench: ns per lookup = time of a batch of %d lookups / %d; median and p99 over batches;\n"
+    printf("route_bench: ns per lookup = time of a batch of %d lookups / %d; median and p99 over "
+           "batches;\n"
            "%d requests cycled, %.1f s per measurement\n",
            BATCH, BATCH, NREQ, seconds);
-    printf("%6s | %7s | %8s | %8s | %8s | %8s | %8s | %7s | %s\n", "rules", "build", "idx med", "idx p99", "lin med",
-           "lin p99", "lin/idx", "matched", "target (med<=200, p99<=1000)");
+    printf("%6s | %7s | %8s | %8s | %8s | %8s | %8s | %7s | %s\n", "rules", "build", "idx med",
+           "idx p99", "lin med", "lin p99", "lin/idx", "matched", "target (med<=200, p99<=1000)");
     for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
         int n = sizes[s];
         int tenants = table_json(n, &json);
@@ -329,21 +342,24 @@ int main(int argc, char **argv)
         }
         double build_ms = (now_ns() - b0) / 1e6;
         if (mg_route_table_count(t) != (size_t)n) {
-            fprintf(stderr, "route_bench: table has %zu rules, wanted %d\n", mg_route_table_count(t), n);
+            fprintf(stderr, "route_bench: table has %zu rules, wanted %d\n",
+                    mg_route_table_count(t), n);
             return 1;
         }
         if (write_table != NULL && n == 18000) {
             /* The canonical form, checked to load back as the same number of rules. */
             mg_buf_t out = {0};
             mg_route_table_t *back = NULL;
-            if (mg_route_table_to_json(t, &out) != 0 || mg_route_table_parse(out.data, out.len, &back, &err) != 0 ||
+            if (mg_route_table_to_json(t, &out) != 0 ||
+                mg_route_table_parse(out.data, out.len, &back, &err) != 0 ||
                 mg_route_table_count(back) != (size_t)n) {
                 fprintf(stderr, "route_bench: the table's JSON does not load back\n");
                 return 1;
             }
             mg_route_table_free(back);
             FILE *f = fopen(write_table, "w");
-            if (f == NULL || fwrite(out.data, 1, out.len, f) != out.len || fputc('\n', f) == EOF || fclose(f) != 0) {
+            if (f == NULL || fwrite(out.data, 1, out.len, f) != out.len || fputc('\n', f) == EOF ||
+                fclose(f) != 0) {
                 fprintf(stderr, "route_bench: cannot write %s\n", write_table);
                 return 1;
             }
@@ -357,10 +373,11 @@ int main(int argc, char **argv)
         for (int i = 0; i < NREQ; i++) {
             make_request(&raw[i], tenants);
             reqs[i] = as_request(&raw[i]);
-            const mg_route_rule_t *a = mg_route_table_match(t, &reqs[i]), *l = mg_route_table_match_linear(t, &reqs[i]);
+            const mg_route_rule_t *a = mg_route_table_match(t, &reqs[i]),
+                                  *l = mg_route_table_match_linear(t, &reqs[i]);
             if (a != l) {
-                fprintf(stderr, "route_bench: MISMATCH host %s path %s: indexed %s, linear %s\n", raw[i].host,
-                        raw[i].path, a ? a->name : "-", l ? l->name : "-");
+                fprintf(stderr, "route_bench: MISMATCH host %s path %s: indexed %s, linear %s\n",
+                        raw[i].host, raw[i].path, a ? a->name : "-", l ? l->name : "-");
                 failed = 1;
             }
             matched += a != NULL;
@@ -371,8 +388,9 @@ int main(int argc, char **argv)
         stats_t ix = measure(t, 0, reqs, NREQ, 200000, seconds * 1e9);
         stats_t ln = measure(t, 1, reqs, NREQ, 200000, seconds * 1e9);
         int pass = ix.median <= TARGET_MEDIAN_NS && ix.p99 <= TARGET_P99_NS;
-        printf("%6d | %5.1fms | %8.1f | %8.1f | %8.1f | %8.1f | %7.1fx | %6.1f%% | %s\n", n, build_ms, ix.median,
-               ix.p99, ln.median, ln.p99, ln.median / ix.median, 100.0 * matched / NREQ, pass ? "PASS" : "MISS");
+        printf("%6d | %5.1fms | %8.1f | %8.1f | %8.1f | %8.1f | %7.1fx | %6.1f%% | %s\n", n,
+               build_ms, ix.median, ix.p99, ln.median, ln.p99, ln.median / ix.median,
+               100.0 * matched / NREQ, pass ? "PASS" : "MISS");
 
         if (n == 18000) {
             /* The same table, one request kind at a time: which decisions cost most. */
@@ -386,8 +404,8 @@ int main(int argc, char **argv)
                     continue;
                 measure(t, 0, reqs, m, 64, 1e12);
                 stats_t k = measure(t, 0, reqs, m, 100000, seconds * 0.25e9);
-                printf("  %-14s %5zu requests | median %6.1f ns | p99 %6.1f ns\n", kind_names[kind], m, k.median,
-                       k.p99);
+                printf("  %-14s %5zu requests | median %6.1f ns | p99 %6.1f ns\n", kind_names[kind],
+                       m, k.median, k.p99);
             }
         }
         mg_route_table_free(t);

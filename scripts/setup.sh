@@ -15,7 +15,7 @@ DEB_PACKAGES=(
     build-essential cmake pkg-config git ca-certificates curl
     libh2o-evloop-dev liburcu-dev libssl-dev libjansson-dev libxxhash-dev
     libpcre2-dev libcurl4-openssl-dev libcmocka-dev
-    clang libclang-rt-14-dev
+    clang clang-format libclang-rt-14-dev
     python3 python3-onnx python3-numpy python3-sklearn
     nginx-light wrk
 )

@@ -9,22 +9,25 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: modelgate <command> [options]\n"
-          "\n"
-          "An ONNX model server (KServe v2 / Open Inference Protocol over HTTP) and canary gateway.\n"
-          "\n"
-          "commands:\n"
-          "  serve --repo DIR [--listen ADDR:PORT] [--threads N] [--config FILE]\n"
-          "        serve every model of a Triton-layout repository (DIR/<model>/<version>/model.onnx)\n"
-          "  ctl [--server URL] traffic MODEL [V=W ...] | routes [FILE]\n"
-          "        read or change a running server's traffic policies and route table\n"
-          "  check MODEL.onnx\n"
-          "        load a model with ONNX Runtime and print its inputs and outputs; exit 1 if it is invalid\n"
-          "\n"
-          "options:\n"
-          "  -h, --help      show this help (or `modelgate <command> --help`)\n"
-          "  -V, --version   show the version of modelgate and of ONNX Runtime\n",
-          f);
+    fputs(
+        "usage: modelgate <command> [options]\n"
+        "\n"
+        "An ONNX model server (KServe v2 / Open Inference Protocol over HTTP) and canary gateway.\n"
+        "\n"
+        "commands:\n"
+        "  serve --repo DIR [--listen ADDR:PORT] [--threads N] [--config FILE]\n"
+        "        serve every model of a Triton-layout repository "
+        "(DIR/<model>/<version>/model.onnx)\n"
+        "  ctl [--server URL] traffic MODEL [V=W ...] | routes [FILE]\n"
+        "        read or change a running server's traffic policies and route table\n"
+        "  check MODEL.onnx\n"
+        "        load a model with ONNX Runtime and print its inputs and outputs; exit 1 if it is "
+        "invalid\n"
+        "\n"
+        "options:\n"
+        "  -h, --help      show this help (or `modelgate <command> --help`)\n"
+        "  -V, --version   show the version of modelgate and of ONNX Runtime\n",
+        f);
 }
 
 int mg_cli_main(int argc, char **argv)

@@ -16,12 +16,15 @@ static void ctl_usage(FILE *f)
           "       modelgate ctl [--server URL] routes [FILE]\n"
           "\n"
           "  traffic MODEL            print the model's live traffic policy\n"
-          "  traffic MODEL 1=90 2=10  set the weights (other fields of the policy are kept; the stable\n"
-          "                           version stays, or is the heaviest version when it has no weight)\n"
+          "  traffic MODEL 1=90 2=10  set the weights (other fields of the policy are kept; the "
+          "stable\n"
+          "                           version stays, or is the heaviest version when it has no "
+          "weight)\n"
           "  routes                   print the live route table\n"
           "  routes FILE              replace the route table with FILE (JSON)\n"
           "\n"
-          "  --server URL   the modelgate to talk to (default $MODELGATE_SERVER or " DEFAULT_SERVER ")\n",
+          "  --server URL   the modelgate to talk to (default $MODELGATE_SERVER or " DEFAULT_SERVER
+          ")\n",
           f);
 }
 
@@ -31,8 +34,10 @@ static size_t collect(char *data, size_t size, size_t n, void *userdata)
     return mg_buf_append(b, data, size * n) == 0 ? size * n : 0;
 }
 
-/* One HTTP exchange. Returns the status (0 when the server could not be reached, with why in `body`). */
-static long http_call(const char *method, const char *url, const char *body, size_t len, mg_buf_t *resp)
+/* One HTTP exchange. Returns the status (0 when the server could not be reached, with why in
+ * `body`). */
+static long http_call(const char *method, const char *url, const char *body, size_t len,
+                      mg_buf_t *resp)
 {
     CURL *c = curl_easy_init();
     if (c == NULL)
@@ -74,7 +79,8 @@ static int refused(const char *what, long status, const mg_buf_t *resp)
     }
     json_t *j = json_loadb(resp->data, resp->len, 0, NULL);
     const char *msg = json_string_value(json_object_get(j, "error"));
-    fprintf(stderr, "modelgate ctl: %s: the server refused (%ld): %s\n", what, status, msg ? msg : resp->data);
+    fprintf(stderr, "modelgate ctl: %s: the server refused (%ld): %s\n", what, status,
+            msg ? msg : resp->data);
     json_decref(j);
     return 1;
 }
@@ -91,8 +97,10 @@ static void describe_policy(json_t *p, char *out, size_t cap)
         snprintf(out, cap, "(no policy: the default version takes all traffic)");
         return;
     }
-    json_object_foreach(w, k, v) {
-        int n = snprintf(out + len, cap - len, "%s%s=%lld", len ? " " : "", k, (long long)json_integer_value(v));
+    json_object_foreach(w, k, v)
+    {
+        int n = snprintf(out + len, cap - len, "%s%s=%lld", len ? " " : "", k,
+                         (long long)json_integer_value(v));
         if (n < 0 || (size_t)n >= cap - len)
             return;
         len += (size_t)n;
@@ -164,7 +172,8 @@ static int ctl_traffic(const char *server, int argc, char **argv)
     json_object_set_new(next, "weights", weights);
     const char *old_stable = json_string_value(json_object_get(cur, "stable"));
     if (stable == NULL)
-        stable = old_stable != NULL && json_object_get(weights, old_stable) != NULL ? old_stable : heaviest;
+        stable = old_stable != NULL && json_object_get(weights, old_stable) != NULL ? old_stable
+                                                                                    : heaviest;
     if (stable != NULL)
         json_object_set_new(next, "stable", json_string(stable));
     char *body = json_dumps(next, JSON_COMPACT);

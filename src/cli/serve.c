@@ -33,12 +33,17 @@ static void serve_usage(FILE *f)
 {
     fputs("usage: modelgate serve --repo DIR [options]\n"
           "\n"
-          "  --repo DIR             model repository: DIR/<model>/<version>/model.onnx [+ DIR/<model>/config.json]\n"
-          "  --listen ADDR:PORT     address to listen on (default 127.0.0.1:8000; port 0 picks a free one)\n"
+          "  --repo DIR             model repository: DIR/<model>/<version>/model.onnx [+ "
+          "DIR/<model>/config.json]\n"
+          "  --listen ADDR:PORT     address to listen on (default 127.0.0.1:8000; port 0 picks a "
+          "free one)\n"
           "  --threads N            event loops, one per core by default\n"
-          "  --config FILE          server config as JSON: {\"repo\",\"listen\",\"threads\",\"max_body_bytes\",\n"
-          "                         \"default_model\",\"ort_threads\",\"log_level\",\"log_format\"}; flags win\n"
-          "  --max-body-bytes N     largest request body accepted (default 67108864, 64 MiB); larger gets 413\n"
+          "  --config FILE          server config as JSON: "
+          "{\"repo\",\"listen\",\"threads\",\"max_body_bytes\",\n"
+          "                         "
+          "\"default_model\",\"ort_threads\",\"log_level\",\"log_format\"}; flags win\n"
+          "  --max-body-bytes N     largest request body accepted (default 67108864, 64 MiB); "
+          "larger gets 413\n"
           "  --default-model NAME   model for /predict requests that name none\n"
           "  --ort-threads N        ONNX Runtime global intra-op threads (default: one per core)\n"
           "  --log-level LEVEL      debug, info, warn or error (default info)\n"
@@ -92,8 +97,9 @@ static int parse_int(const char *s, long long min, long long max, long long *out
 /* Reads --config FILE into `o`. Returns 0 or -1 after printing why. */
 static int load_config_file(const char *path, serve_opts_t *o)
 {
-    static const char *const known[] = {"repo", "listen", "threads", "max_body_bytes", "default_model",
-                                        "ort_threads", "log_level", "log_format"};
+    static const char *const known[] = {"repo",           "listen",        "threads",
+                                        "max_body_bytes", "default_model", "ort_threads",
+                                        "log_level",      "log_format"};
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
@@ -107,7 +113,8 @@ static int load_config_file(const char *path, serve_opts_t *o)
         fprintf(stderr, "modelgate: %s: must be a JSON object\n", path);
         goto out;
     }
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         size_t k = 0;
         while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key) != 0)
             k++;
@@ -130,11 +137,13 @@ static int load_config_file(const char *path, serve_opts_t *o)
         else if (strcmp(key, "max_body_bytes") == 0)
             ok = iv >= 1 && ((o->max_body_bytes = iv), 1);
         else if (strcmp(key, "default_model") == 0)
-            ok = is_str && snprintf(o->default_model, sizeof(o->default_model), "%s", sv) < (int)sizeof(o->default_model);
+            ok = is_str && snprintf(o->default_model, sizeof(o->default_model), "%s", sv) <
+                               (int)sizeof(o->default_model);
         else if (strcmp(key, "log_level") == 0)
             ok = is_str && mg_log_level_parse(sv, &o->log_level) == 0;
         else if (strcmp(key, "log_format") == 0)
-            ok = is_str && (strcmp(sv, "json") == 0 || strcmp(sv, "text") == 0) && ((o->log_json = sv[0] == 'j'), 1);
+            ok = is_str && (strcmp(sv, "json") == 0 || strcmp(sv, "text") == 0) &&
+                 ((o->log_json = sv[0] == 'j'), 1);
         if (!ok) {
             fprintf(stderr, "modelgate: %s: invalid value for '%s'\n", path, key);
             goto out;
@@ -180,9 +189,7 @@ int mg_cli_serve(int argc, char **argv)
     long long n;
     while ((c = getopt_long(argc, argv, "r:l:t:c:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'r':
-            snprintf(o.repo, sizeof(o.repo), "%s", optarg);
-            break;
+        case 'r': snprintf(o.repo, sizeof(o.repo), "%s", optarg); break;
         case 'l':
             if (parse_listen(optarg, &o) != 0) {
                 fprintf(stderr, "modelgate: --listen wants ADDR:PORT, got '%s'\n", optarg);
@@ -196,11 +203,12 @@ int mg_cli_serve(int argc, char **argv)
             }
             o.threads = (int)n;
             break;
-        case 'c':
-            break; /* read above */
+        case 'c': break; /* read above */
         case OPT_MAX_BODY:
             if (parse_int(optarg, 1, (long long)1 << 40, &n) != 0) {
-                fprintf(stderr, "modelgate: --max-body-bytes wants a positive byte count, got '%s'\n", optarg);
+                fprintf(stderr,
+                        "modelgate: --max-body-bytes wants a positive byte count, got '%s'\n",
+                        optarg);
                 return 2;
             }
             o.max_body_bytes = n;
@@ -217,19 +225,15 @@ int mg_cli_serve(int argc, char **argv)
             break;
         case OPT_LOG_LEVEL:
             if (mg_log_level_parse(optarg, &o.log_level) != 0) {
-                fprintf(stderr, "modelgate: --log-level wants debug, info, warn or error, got '%s'\n", optarg);
+                fprintf(stderr,
+                        "modelgate: --log-level wants debug, info, warn or error, got '%s'\n",
+                        optarg);
                 return 2;
             }
             break;
-        case OPT_LOG_JSON:
-            o.log_json = 1;
-            break;
-        case 'h':
-            serve_usage(stdout);
-            return 0;
-        default:
-            serve_usage(stderr);
-            return 2;
+        case OPT_LOG_JSON: o.log_json = 1; break;
+        case 'h': serve_usage(stdout); return 0;
+        default: serve_usage(stderr); return 2;
         }
     }
     if (optind < argc) {
@@ -258,7 +262,8 @@ int mg_cli_serve(int argc, char **argv)
     mg_http_server_t *http = NULL;
     rcu_register_thread();
 
-    mg_infer_env_opts_t eo = {.intra_op_threads = o.ort_threads, .inter_op_threads = 1, .log_level = 3};
+    mg_infer_env_opts_t eo = {
+        .intra_op_threads = o.ort_threads, .inter_op_threads = 1, .log_level = 3};
     if (mg_infer_env_init(&eo, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "onnx runtime init failed (%s)", err.msg);
         goto out;
@@ -274,9 +279,14 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "out of memory");
         goto out;
     }
-    mg_api_t api = {.registry = reg, .router = router, .default_model = o.default_model[0] ? o.default_model : NULL};
-    mg_http_opts_t ho = {.host = o.host, .port = o.port, .threads = o.threads,
-                         .max_body_bytes = (size_t)o.max_body_bytes, .api = &api};
+    mg_api_t api = {.registry = reg,
+                    .router = router,
+                    .default_model = o.default_model[0] ? o.default_model : NULL};
+    mg_http_opts_t ho = {.host = o.host,
+                         .port = o.port,
+                         .threads = o.threads,
+                         .max_body_bytes = (size_t)o.max_body_bytes,
+                         .api = &api};
     /* Listen first (liveness answers at once, readiness says 503 while loading), then load. */
     if (mg_http_start(&http, &ho, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);

@@ -49,7 +49,10 @@ int mg_buf_printf(mg_buf_t *b, const char *fmt, ...) __attribute__((format(print
 int mg_buf_json_string(mg_buf_t *b, const char *s, size_t n);
 
 /** Empties the buffer and keeps its memory. */
-static inline void mg_buf_reset(mg_buf_t *b) { b->len = 0; }
+static inline void mg_buf_reset(mg_buf_t *b)
+{
+    b->len = 0;
+}
 
 /** Frees the memory; the buffer is empty and reusable afterwards. */
 void mg_buf_free(mg_buf_t *b);

@@ -27,26 +27,16 @@ void mg_err_clear(mg_err_t *err)
 const char *mg_strerror(int code)
 {
     switch (code) {
-    case MG_OK:
-        return "success";
-    case MG_EPARSE:
-        return "malformed input";
-    case MG_EDTYPE:
-        return "datatype mismatch";
-    case MG_ESHAPE:
-        return "shape mismatch";
-    case MG_ETOOBIG:
-        return "over the size limit";
-    case MG_EUNAVAIL:
-        return "not ready";
-    case MG_EMODEL:
-        return "invalid model";
-    case MG_ERUNTIME:
-        return "inference failed";
-    case MG_ECONFIG:
-        return "invalid configuration";
-    case MG_EMETHOD:
-        return "method not allowed";
+    case MG_OK: return "success";
+    case MG_EPARSE: return "malformed input";
+    case MG_EDTYPE: return "datatype mismatch";
+    case MG_ESHAPE: return "shape mismatch";
+    case MG_ETOOBIG: return "over the size limit";
+    case MG_EUNAVAIL: return "not ready";
+    case MG_EMODEL: return "invalid model";
+    case MG_ERUNTIME: return "inference failed";
+    case MG_ECONFIG: return "invalid configuration";
+    case MG_EMETHOD: return "method not allowed";
     default:
         if (code < 0 && code > -1000)
             return strerror(-code);

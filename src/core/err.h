@@ -12,23 +12,23 @@
 
 enum {
     MG_OK = 0,
-    MG_EINVAL = -EINVAL,   /* bad argument or malformed input */
-    MG_ENOMEM = -ENOMEM,   /* an allocation failed */
-    MG_ENOENT = -ENOENT,   /* no such model, version, file or input */
-    MG_EIO = -EIO,         /* a read or write failed */
-    MG_EEXIST = -EEXIST,   /* already present */
-    MG_EBUSY = -EBUSY,     /* in use */
-    MG_ERANGE = -ERANGE,   /* a size or number out of range (overflow) */
+    MG_EINVAL = -EINVAL, /* bad argument or malformed input */
+    MG_ENOMEM = -ENOMEM, /* an allocation failed */
+    MG_ENOENT = -ENOENT, /* no such model, version, file or input */
+    MG_EIO = -EIO,       /* a read or write failed */
+    MG_EEXIST = -EEXIST, /* already present */
+    MG_EBUSY = -EBUSY,   /* in use */
+    MG_ERANGE = -ERANGE, /* a size or number out of range (overflow) */
 
-    MG_EPARSE = -1000,     /* malformed JSON or protocol framing */
-    MG_EDTYPE = -1001,     /* wrong or unsupported datatype */
-    MG_ESHAPE = -1002,     /* shape or element count mismatch */
-    MG_ETOOBIG = -1003,    /* body or tensor over the configured limit */
-    MG_EUNAVAIL = -1004,   /* model or version exists but is not ready */
-    MG_EMODEL = -1005,     /* the model file is invalid or failed to load */
-    MG_ERUNTIME = -1006,   /* ONNX Runtime failed while running a model */
-    MG_ECONFIG = -1007,    /* invalid configuration */
-    MG_EMETHOD = -1008,    /* HTTP method not allowed on this path */
+    MG_EPARSE = -1000,   /* malformed JSON or protocol framing */
+    MG_EDTYPE = -1001,   /* wrong or unsupported datatype */
+    MG_ESHAPE = -1002,   /* shape or element count mismatch */
+    MG_ETOOBIG = -1003,  /* body or tensor over the configured limit */
+    MG_EUNAVAIL = -1004, /* model or version exists but is not ready */
+    MG_EMODEL = -1005,   /* the model file is invalid or failed to load */
+    MG_ERUNTIME = -1006, /* ONNX Runtime failed while running a model */
+    MG_ECONFIG = -1007,  /* invalid configuration */
+    MG_EMETHOD = -1008,  /* HTTP method not allowed on this path */
 };
 
 /** A failure with a message that says which field and why; `code` is an MG_E* value. */
@@ -41,8 +41,7 @@ typedef struct mg_err {
  * Fills `err` (when not NULL) with `code` and a printf-formatted message and returns `code`,
  * so callers can write `return mg_err_set(err, MG_EINVAL, "...")`. Thread: any.
  */
-int mg_err_set(mg_err_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int mg_err_set(mg_err_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /** Clears `err` to MG_OK with an empty message. Accepts NULL. */
 void mg_err_clear(mg_err_t *err);

@@ -73,14 +73,16 @@ void mg_log(mg_log_level_t level, const char *area, const char *fmt, ...)
     char line[1400];
     size_t len;
     if (json_sink) {
-        len = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"area\":\"%s\",\"msg\":\"",
-                               when, level_names[level], area);
+        len = (size_t)snprintf(line, sizeof(line),
+                               "{\"ts\":\"%s\",\"level\":\"%s\",\"area\":\"%s\",\"msg\":\"", when,
+                               level_names[level], area);
         append_json_escaped(line, &len, sizeof(line) - 3, msg);
         line[len++] = '"';
         line[len++] = '}';
         line[len++] = '\n';
     } else {
-        len = (size_t)snprintf(line, sizeof(line), "%s %-5s %s: %s\n", when, level_names[level], area, msg);
+        len = (size_t)snprintf(line, sizeof(line), "%s %-5s %s: %s\n", when, level_names[level],
+                               area, msg);
         if (len >= sizeof(line)) {
             len = sizeof(line) - 1;
             line[len - 1] = '\n';

@@ -22,14 +22,14 @@ typedef struct mg_output_spec {
  * the front end keeps alive until the response is sent) or into `arena`.
  */
 typedef struct mg_infer_request {
-    mg_str_t id;                /* "id" to echo; empty when absent */
+    mg_str_t id; /* "id" to echo; empty when absent */
     mg_tensor_t *inputs;
     size_t ninputs;
-    mg_output_spec_t *outputs;  /* requested outputs; NULL with noutputs 0 means all */
+    mg_output_spec_t *outputs; /* requested outputs; NULL with noutputs 0 means all */
     size_t noutputs;
-    bool binary_output;         /* parameters.binary_data_output: default for all outputs */
-    mg_arena_t *arena;          /* owns decoded memory; reset by the front end */
-    mg_str_t parameters;        /* raw JSON of the request-level "parameters" object, or empty */
+    bool binary_output;  /* parameters.binary_data_output: default for all outputs */
+    mg_arena_t *arena;   /* owns decoded memory; reset by the front end */
+    mg_str_t parameters; /* raw JSON of the request-level "parameters" object, or empty */
 } mg_infer_request_t;
 
 /**
@@ -41,7 +41,7 @@ typedef struct mg_infer_response {
     const char *model_version;
     mg_str_t id;
     mg_tensor_t *outputs;
-    bool *binary;               /* per output: encode in the binary extension */
+    bool *binary; /* per output: encode in the binary extension */
     size_t noutputs;
     void *owner;
 } mg_infer_response_t;

@@ -26,10 +26,10 @@
 #endif
 #ifdef MG_LSAN
 #include <sanitizer/lsan_interface.h>
-#define LSAN_PAUSE() __lsan_disable()
+#define LSAN_PAUSE()  __lsan_disable()
 #define LSAN_RESUME() __lsan_enable()
 #else
-#define LSAN_PAUSE() ((void)0)
+#define LSAN_PAUSE()  ((void)0)
 #define LSAN_RESUME() ((void)0)
 #endif
 
@@ -40,9 +40,9 @@ static OrtMemoryInfo *cpu_mem;  /* describes request memory handed to ORT withou
 static OrtAllocator *cpu_alloc; /* ORT's default allocator: owned by ORT, never released */
 static OrtRunOptions *run_opts; /* shared by every Run (ORT only reads it) */
 
-#define NONE SIZE_MAX      /* "no index" in slot maps */
-#define NAME_MAX_SHOWN 128 /* cap for a client-supplied name in a message */
-#define SHAPE_TEXT 160     /* "[d0,...,d7]" with 8 full int64 dims */
+#define NONE           SIZE_MAX /* "no index" in slot maps */
+#define NAME_MAX_SHOWN 128      /* cap for a client-supplied name in a message */
+#define SHAPE_TEXT     160      /* "[d0,...,d7]" with 8 full int64 dims */
 
 struct mg_session {
     OrtSession *ort;

@@ -9,10 +9,12 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[MG_DT_COUNT_] = {
-    [MG_DT_INVALID] = {"INVALID", 0}, [MG_DT_BOOL] = {"BOOL", 1},   [MG_DT_UINT8] = {"UINT8", 1},
-    [MG_DT_UINT16] = {"UINT16", 2},   [MG_DT_UINT32] = {"UINT32", 4}, [MG_DT_UINT64] = {"UINT64", 8},
-    [MG_DT_INT8] = {"INT8", 1},       [MG_DT_INT16] = {"INT16", 2},   [MG_DT_INT32] = {"INT32", 4},
-    [MG_DT_INT64] = {"INT64", 8},     [MG_DT_FP16] = {"FP16", 2},     [MG_DT_FP32] = {"FP32", 4},
+    [MG_DT_INVALID] = {"INVALID", 0}, [MG_DT_BOOL] = {"BOOL", 1},
+    [MG_DT_UINT8] = {"UINT8", 1},     [MG_DT_UINT16] = {"UINT16", 2},
+    [MG_DT_UINT32] = {"UINT32", 4},   [MG_DT_UINT64] = {"UINT64", 8},
+    [MG_DT_INT8] = {"INT8", 1},       [MG_DT_INT16] = {"INT16", 2},
+    [MG_DT_INT32] = {"INT32", 4},     [MG_DT_INT64] = {"INT64", 8},
+    [MG_DT_FP16] = {"FP16", 2},       [MG_DT_FP32] = {"FP32", 4},
     [MG_DT_FP64] = {"FP64", 8},       [MG_DT_BYTES] = {"BYTES", 0},
 };
 

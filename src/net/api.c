@@ -45,16 +45,19 @@ static const char *reason_phrase(int status)
 static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
 {
     h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base,
+                          v.len);
 }
 
 /* Sends `body` (copied into the request pool) with `status` and `content_type`. */
-static int send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+static int send_body(h2o_req_t *req, int status, const char *content_type, const char *body,
+                     size_t len)
 {
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     req->res.content_length = len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                   strlen(content_type));
     h2o_send_inline(req, body, len);
     return 0;
 }
@@ -70,8 +73,9 @@ static int send_error(h2o_req_t *req, mg_buf_t *out, int status, const char *msg
     if (mg_json_put_error(out, msg) != 0)
         return send_body(req, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
     if (status >= 500 || mg_log_enabled(MG_LOG_DEBUG))
-        mg_log(status >= 500 ? MG_LOG_WARN : MG_LOG_DEBUG, "http", "request failed status=%d path=%.*s (%s)", status,
-               (int)req->path.len, req->path.base, msg);
+        mg_log(status >= 500 ? MG_LOG_WARN : MG_LOG_DEBUG, "http",
+               "request failed status=%d path=%.*s (%s)", status, (int)req->path.len,
+               req->path.base, msg);
     return send_json(req, status, out);
 }
 
@@ -113,8 +117,9 @@ static int request_status(int code)
 static int send_method_not_allowed(h2o_req_t *req, mg_buf_t *out, const char *allow)
 {
     add_header(req, "allow", allow, strlen(allow));
-    return send_errorf(req, out, 405, "method %.*s not allowed on %.*s; use %s", (int)req->method.len,
-                       req->method.base, (int)req->path_normalized.len, req->path_normalized.base, allow);
+    return send_errorf(req, out, 405, "method %.*s not allowed on %.*s; use %s",
+                       (int)req->method.len, req->method.base, (int)req->path_normalized.len,
+                       req->path_normalized.base, allow);
 }
 
 /* h2o keeps request header names in lower case. */
@@ -151,7 +156,8 @@ static int route_request(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *r
     in.stage = header_value(req, "x-stage");
     mg_route_source_t src = {.header = find_header, .header_ctx = req, .parameters = parameters};
     mg_err_t err;
-    int rc = mg_serve_route(api->registry, api->router, model, rule ? rule->traffic : NULL, &in, &src, res, &err);
+    int rc = mg_serve_route(api->registry, api->router, model, rule ? rule->traffic : NULL, &in,
+                            &src, res, &err);
     if (rc != 0) {
         send_error(req, &sc->out, rc == MG_EINVAL ? 400 : lookup_status(rc), err.msg);
         return rc;
@@ -159,8 +165,10 @@ static int route_request(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *r
     return 0;
 }
 
-/* X-Model-Version, X-Route-Reason, echoes of X-Trace-ID and X-AB-Group, and on request X-Route-Explain. */
-static void add_route_headers(h2o_req_t *req, const mg_route_result_t *res, const mg_route_rule_t *rule)
+/* X-Model-Version, X-Route-Reason, echoes of X-Trace-ID and X-AB-Group, and on request
+ * X-Route-Explain. */
+static void add_route_headers(h2o_req_t *req, const mg_route_result_t *res,
+                              const mg_route_rule_t *rule)
 {
     const mg_model_version_t *v = res->version;
     const char *reason = mg_route_reason_name(res->reason);
@@ -176,15 +184,16 @@ static void add_route_headers(h2o_req_t *req, const mg_route_result_t *res, cons
     if (explain.len == 1 && explain.ptr[0] == '1') {
         char text[400];
         int n = snprintf(text, sizeof(text), "rule=%s policy=%s reason=%s version=%s chosen=%lld",
-                         rule ? rule->name : "-", mg_policy_source_name(res->source), reason, v->version_str,
-                         (long long)res->chosen);
+                         rule ? rule->name : "-", mg_policy_source_name(res->source), reason,
+                         v->version_str, (long long)res->chosen);
         if (res->rule >= 0 && n > 0 && (size_t)n < sizeof(text))
             snprintf(text + n, sizeof(text) - (size_t)n, " header-rule=%d", res->rule);
         add_header(req, "x-route-explain", text, strlen(text));
     }
     if (mg_log_enabled(MG_LOG_DEBUG))
-        mg_log(MG_LOG_DEBUG, "http", "routed model=%s version=%s reason=%s policy=%s rule=%s trace=%.*s",
-               v->model_name, v->version_str, reason, mg_policy_source_name(res->source), rule ? rule->name : "-",
+        mg_log(MG_LOG_DEBUG, "http",
+               "routed model=%s version=%s reason=%s policy=%s rule=%s trace=%.*s", v->model_name,
+               v->version_str, reason, mg_policy_source_name(res->source), rule ? rule->name : "-",
                (int)header_value(req, "x-trace-id").len, header_value(req, "x-trace-id").ptr);
 }
 
@@ -240,7 +249,9 @@ static int handle_server_metadata(mg_api_scratch_t *sc, h2o_req_t *req)
 {
     mg_buf_t *b = &sc->out;
     mg_buf_reset(b);
-    mg_buf_printf(b, "{\"name\":\"%s\",\"version\":\"%s\",\"extensions\":[\"binary_tensor_data\",\"model_repository\"]}",
+    mg_buf_printf(b,
+                  "{\"name\":\"%s\",\"version\":\"%s\",\"extensions\":[\"binary_tensor_data\","
+                  "\"model_repository\"]}",
                   MG_SERVER_NAME, MG_VERSION);
     return send_json(req, 200, b);
 }
@@ -267,10 +278,12 @@ static int handle_ready(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
     for (size_t i = 0; i < mg_registry_snapshot_count(s); i++) {
         const mg_model_entry_t *e = mg_registry_snapshot_model(s, i);
         if (e->state != MG_MODEL_READY && strcmp(e->reason, "unloaded") != 0)
-            mg_buf_printf(&why, "%smodel '%s' is not ready (%s)", why.len ? "; " : "", e->name, e->reason);
+            mg_buf_printf(&why, "%smodel '%s' is not ready (%s)", why.len ? "; " : "", e->name,
+                          e->reason);
     }
     mg_rcu_read_unlock();
-    mg_buf_puts(b, simple ? "{\"status\":\"not ready\",\"ready\":false,\"error\":" : "{\"ready\":false,\"error\":");
+    mg_buf_puts(b, simple ? "{\"status\":\"not ready\",\"ready\":false,\"error\":"
+                          : "{\"ready\":false,\"error\":");
     const char *msg = why.len ? why.data : "models are still loading";
     mg_buf_json_string(b, msg, why.len ? why.len : strlen(msg));
     mg_buf_puts(b, "}");
@@ -279,8 +292,8 @@ static int handle_ready(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
 }
 
 /* GET /v2/models/{m}[/versions/{v}] and .../ready */
-static int handle_model_get(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model, mg_str_t version,
-                            int ready)
+static int handle_model_get(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req,
+                            mg_str_t model, mg_str_t version, int ready)
 {
     mg_buf_t *b = &sc->out;
     mg_err_t err;
@@ -317,7 +330,8 @@ static int handle_model_get(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t
         /* Every READY version of the model, ascending. */
         int first = 1;
         rcu_read_lock();
-        const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
+        const mg_model_entry_t *e =
+            mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
         for (int i = 0; e != NULL && i < e->nversions; i++) {
             if (e->versions[i]->state == MG_MODEL_READY) {
                 mg_buf_printf(b, first ? "\"%s\"" : ",\"%s\"", e->versions[i]->version_str);
@@ -360,14 +374,15 @@ static int binary_header_len(h2o_req_t *req, size_t *out)
 }
 
 /* POST /v2/models/{m}[/versions/{v}]/infer, or a route-table URL with api "infer". */
-static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model, mg_str_t version,
-                        const mg_route_rule_t *rule)
+static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model,
+                        mg_str_t version, const mg_route_rule_t *rule)
 {
     mg_buf_t *b = &sc->out;
     mg_err_t err;
     size_t header_len;
     if (binary_header_len(req, &header_len) != 0)
-        return send_error(req, b, 400, "Inference-Header-Content-Length must be a decimal byte count");
+        return send_error(req, b, 400,
+                          "Inference-Header-Content-Length must be a decimal byte count");
 
     mg_infer_request_t ireq;
     memset(&ireq, 0, sizeof(ireq));
@@ -408,7 +423,8 @@ static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
 }
 
 /* POST /predict: {"data": [...], "model"?: "...", "version"?: "..."} */
-static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, const mg_route_rule_t *rule)
+static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req,
+                          const mg_route_rule_t *rule)
 {
     mg_buf_t *b = &sc->out;
     mg_err_t err;
@@ -434,7 +450,9 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
         }
         mg_rcu_read_unlock();
         if (model.len == 0)
-            return send_error(req, b, 400, "no \"model\" given and no default model configured (--default-model)");
+            return send_error(
+                req, b, 400,
+                "no \"model\" given and no default model configured (--default-model)");
     }
 
     mg_route_result_t res;
@@ -443,7 +461,8 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
     mg_model_version_t *v = res.version;
     mg_session_t *s = v->sessions[0];
     if (mg_session_ninputs(s) != 1) {
-        snprintf(err.msg, sizeof(err.msg), "/predict needs a model with one input; '%s' has %zu, use /v2/models/%s/infer",
+        snprintf(err.msg, sizeof(err.msg),
+                 "/predict needs a model with one input; '%s' has %zu, use /v2/models/%s/infer",
                  v->model_name, mg_session_ninputs(s), v->model_name);
         send_error(req, b, 400, err.msg);
         mg_model_version_unref(v);
@@ -501,7 +520,9 @@ static int handle_repo_index(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_
         while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
             p++;
         if (p == end || *p != '{')
-            return send_error(req, b, 400, "repository index body must be a JSON object such as {\"ready\": true}");
+            return send_error(
+                req, b, 400,
+                "repository index body must be a JSON object such as {\"ready\": true}");
         ready_only = memmem(req->entity.base, req->entity.len, "true", 4) != NULL &&
                      memmem(req->entity.base, req->entity.len, "\"ready\"", 7) != NULL;
     }
@@ -556,7 +577,8 @@ static int handle_repo_index(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_
 }
 
 /* POST /v2/repository/models/{m}/load|unload */
-static int handle_repo_change(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model, int load)
+static int handle_repo_change(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req,
+                              mg_str_t model, int load)
 {
     mg_buf_t *b = &sc->out;
     char name[256];
@@ -566,7 +588,8 @@ static int handle_repo_change(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
     name[model.len] = '\0';
     mg_err_t err;
     mg_err_clear(&err);
-    int rc = load ? mg_registry_load(api->registry, name, &err) : mg_registry_unload(api->registry, name, &err);
+    int rc = load ? mg_registry_load(api->registry, name, &err)
+                  : mg_registry_unload(api->registry, name, &err);
     if (rc != 0)
         return send_error(req, b, rc == MG_ENOENT ? 404 : 400, err.msg);
     mg_log(MG_LOG_INFO, "http", "repository %s model=%s", load ? "load" : "unload", name);
@@ -576,9 +599,12 @@ static int handle_repo_change(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
 }
 
 #define GET_ONLY(call) (method_is(req, "GET") ? (call) : send_method_not_allowed(req, out, "GET"))
-#define POST_ONLY(call) (method_is(req, "POST") ? (call) : send_method_not_allowed(req, out, "POST"))
-#define GET_OR_PUT(call)                                                                                 \
-    (method_is(req, "GET") || method_is(req, "PUT") ? (call) : send_method_not_allowed(req, out, "GET, PUT"))
+#define POST_ONLY(call)                                                                            \
+    (method_is(req, "POST") ? (call) : send_method_not_allowed(req, out, "POST"))
+#define GET_OR_PUT(call)                                                                           \
+    (method_is(req, "GET") || method_is(req, "PUT")                                                \
+         ? (call)                                                                                  \
+         : send_method_not_allowed(req, out, "GET, PUT"))
 
 /* ---- admin API ------------------------------------------------------------------------- */
 
@@ -587,7 +613,8 @@ static int model_versions(const mg_api_t *api, mg_str_t model, int64_t *out, int
 {
     int n = -1;
     rcu_read_lock();
-    const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
+    const mg_model_entry_t *e =
+        mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
     if (e != NULL) {
         n = 0;
         for (int i = 0; i < e->nversions && n < cap; i++)
@@ -633,7 +660,8 @@ static int handle_traffic(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
         cur = *p;
         source = "admin";
     } else {
-        const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
+        const mg_model_entry_t *e =
+            mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
         if (e != NULL && e->config.has_traffic) {
             cur = e->config.traffic;
             source = "config";
@@ -641,7 +669,8 @@ static int handle_traffic(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
     }
     mg_rcu_read_unlock();
     mg_buf_reset(b);
-    int rc = strcmp(source, "none") == 0 ? mg_buf_puts(b, "{}") : mg_traffic_policy_to_json(&cur, b);
+    int rc =
+        strcmp(source, "none") == 0 ? mg_buf_puts(b, "{}") : mg_traffic_policy_to_json(&cur, b);
     if (rc != 0)
         return send_error(req, b, 500, "out of memory");
     add_header(req, "x-policy-source", source, strlen(source));
@@ -665,12 +694,15 @@ static int handle_routes(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *r
             int64_t versions[256];
             int n = model_versions(api, (mg_str_t){r->model, strlen(r->model)}, versions, 256);
             if (n < 0) {
-                send_errorf(req, b, 400, "route table rejected: route '%s': unknown model '%s'", r->name, r->model);
+                send_errorf(req, b, 400, "route table rejected: route '%s': unknown model '%s'",
+                            r->name, r->model);
                 mg_route_table_free(t);
                 return 0;
             }
-            if (r->traffic != NULL && mg_traffic_policy_check_versions(r->traffic, versions, n, &err) != 0) {
-                send_errorf(req, b, 400, "route table rejected: route '%s': traffic: %s", r->name, err.msg);
+            if (r->traffic != NULL &&
+                mg_traffic_policy_check_versions(r->traffic, versions, n, &err) != 0) {
+                send_errorf(req, b, 400, "route table rejected: route '%s': traffic: %s", r->name,
+                            err.msg);
                 mg_route_table_free(t);
                 return 0;
             }
@@ -726,7 +758,8 @@ static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
                 *p = *rule->traffic;
             copy.traffic = p;
         }
-        copied = copy.name != NULL && copy.model != NULL && (rule->traffic == NULL || copy.traffic != NULL);
+        copied = copy.name != NULL && copy.model != NULL &&
+                 (rule->traffic == NULL || copy.traffic != NULL);
     }
     mg_rcu_read_unlock();
     if (!matched)
@@ -745,7 +778,6 @@ static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
-
 
 int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
 {
@@ -776,7 +808,8 @@ int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
             if (n == rest + 1 && mg_str_eq(seg[rest], "infer"))
                 return POST_ONLY(handle_infer(api, sc, req, model, version, NULL));
         }
-        if (n == 5 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "models") && mg_str_eq(seg[4], "traffic"))
+        if (n == 5 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "models") &&
+            mg_str_eq(seg[4], "traffic"))
             return GET_OR_PUT(handle_traffic(api, sc, req, seg[3]));
         if (n == 3 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "routes"))
             return GET_OR_PUT(handle_routes(api, sc, req));
@@ -797,7 +830,8 @@ int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
     }
     if (handle_table_route(api, sc, req))
         return 0;
-    return send_errorf(req, out, 404, "no endpoint %.*s %.*s", (int)req->method.len, req->method.base,
+    return send_errorf(req, out, 404, "no endpoint %.*s %.*s", (int)req->method.len,
+                       req->method.base,
                        (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
                        req->path_normalized.base);
 }

@@ -82,7 +82,8 @@ static void json_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
         mg_buf_t b = {0};
         char msg[200];
         if (req->res.status == 413)
-            snprintf(msg, sizeof(msg), "request body is larger than the %zu-byte limit (--max-body-bytes)",
+            snprintf(msg, sizeof(msg),
+                     "request body is larger than the %zu-byte limit (--max-body-bytes)",
                      f->max_body_bytes);
         else
             snprintf(msg, sizeof(msg), "%s", req->res.reason ? req->res.reason : "bad request");
@@ -90,11 +91,13 @@ static void json_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
             *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
         if (mg_buf_puts(&b, "{\"error\":") == 0 && mg_buf_json_string(&b, msg, strlen(msg)) == 0 &&
             mg_buf_puts(&b, "}") == 0) {
-            json_error_ostream_t *o = (json_error_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
+            json_error_ostream_t *o =
+                (json_error_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
             o->super.do_send = json_error_send;
             o->body = h2o_strdup(&req->pool, b.data, b.len);
             req->res.content_length = b.len;
-            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                           H2O_STRLIT("application/json"), 1);
             slot = &o->super.next;
         }
         mg_buf_free(&b);
@@ -133,7 +136,8 @@ static int open_listener(const char *host, int port, int reuseport, int *bound_p
         sin6->sin6_port = htons((uint16_t)port);
         sslen = sizeof(*sin6);
     } else {
-        mg_err_set(err, MG_EINVAL, "listen address '%s' is not a numeric IPv4 or IPv6 address", host);
+        mg_err_set(err, MG_EINVAL, "listen address '%s' is not a numeric IPv4 or IPv6 address",
+                   host);
         return -1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -189,12 +193,14 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
     h2o_config_init(&s->config);
     s->config.max_request_entity_size = opts->max_body_bytes;
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("modelgate"));
-    h2o_hostconf_t *host = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     api_handler_t *h = (api_handler_t *)h2o_create_handler(path, sizeof(*h));
     h->super.on_req = on_req;
     h->server = s;
-    json_error_filter_t *jf = (json_error_filter_t *)h2o_create_filter(&host->fallback_path, sizeof(*jf));
+    json_error_filter_t *jf =
+        (json_error_filter_t *)h2o_create_filter(&host->fallback_path, sizeof(*jf));
     jf->super.on_setup_ostream = json_error_setup;
     jf->max_body_bytes = opts->max_body_bytes;
 
@@ -234,7 +240,8 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
         t->accept_ctx.ctx = &t->ctx;
         t->accept_ctx.hosts = s->config.hosts;
         mg_api_scratch_init(&t->scratch);
-        t->listener = h2o_evloop_socket_create(t->ctx.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+        t->listener =
+            h2o_evloop_socket_create(t->ctx.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
         t->listener->data = t;
         h2o_socket_read_start(t->listener, on_accept);
         if (pthread_create(&t->tid, NULL, loop_main, t) != 0) {
@@ -244,8 +251,8 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
         }
         t->started = 1;
     }
-    mg_log(MG_LOG_INFO, "http", "listening addr=%s:%d threads=%d max_body=%zu", opts->host, s->port, nthreads,
-           opts->max_body_bytes);
+    mg_log(MG_LOG_INFO, "http", "listening addr=%s:%d threads=%d max_body=%zu", opts->host, s->port,
+           nthreads, opts->max_body_bytes);
     *out = s;
     return 0;
 }

@@ -12,11 +12,11 @@
 #include <stddef.h>
 
 typedef struct mg_http_opts {
-    const char *host;       /* numeric IPv4 or IPv6 address to listen on */
-    int port;               /* 0: an ephemeral port (see mg_http_port) */
-    int threads;            /* event loops; 0: number of cores */
-    size_t max_body_bytes;  /* larger request bodies get 413 */
-    const mg_api_t *api;    /* endpoints and what they serve; must outlive the server */
+    const char *host;      /* numeric IPv4 or IPv6 address to listen on */
+    int port;              /* 0: an ephemeral port (see mg_http_port) */
+    int threads;           /* event loops; 0: number of cores */
+    size_t max_body_bytes; /* larger request bodies get 413 */
+    const mg_api_t *api;   /* endpoints and what they serve; must outlive the server */
 } mg_http_opts_t;
 
 typedef struct mg_http_server mg_http_server_t;

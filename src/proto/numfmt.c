@@ -59,7 +59,7 @@ static const uint64_t p10u[] = {
 };
 
 #define EXP_CLAMP 1000000
-#define TWO53 ((uint64_t)1 << 53)
+#define TWO53     ((uint64_t)1 << 53)
 
 static inline int is_digit(char c)
 {

@@ -19,7 +19,8 @@ static int get_uint(json_t *obj, const char *key, int64_t max, int64_t *out, mg_
     if (v == NULL)
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
-        return mg_err_set(err, MG_ECONFIG, "config.json: '%s' must be an integer from 0 to %lld", key, (long long)max);
+        return mg_err_set(err, MG_ECONFIG, "config.json: '%s' must be an integer from 0 to %lld",
+                          key, (long long)max);
     *out = json_integer_value(v);
     return 0;
 }
@@ -47,7 +48,8 @@ static int parse_policy(json_t *pol, mg_model_config_t *cfg, mg_err_t *err)
 {
     if (!json_is_object(pol) || json_object_size(pol) != 1)
         return mg_err_set(err, MG_ECONFIG,
-                          "'version_policy' must be one of {\"latest\":{...}}, {\"all\":{}}, {\"specific\":{...}}");
+                          "'version_policy' must be one of {\"latest\":{...}}, {\"all\":{}}, "
+                          "{\"specific\":{...}}");
     json_t *v;
     if ((v = json_object_get(pol, "all")) != NULL) {
         cfg->policy = MG_VERSION_POLICY_ALL;
@@ -55,41 +57,54 @@ static int parse_policy(json_t *pol, mg_model_config_t *cfg, mg_err_t *err)
     }
     if ((v = json_object_get(pol, "latest")) != NULL) {
         int64_t n = 1;
-        if (!json_is_object(v) || get_uint(v, "num_versions", MG_VERSION_POLICY_MAX, &n, err) != 0 || n < 1)
-            return mg_err_set(err, MG_ECONFIG, "'version_policy.latest.num_versions' must be an integer from 1 to %d",
-                              MG_VERSION_POLICY_MAX);
+        if (!json_is_object(v) ||
+            get_uint(v, "num_versions", MG_VERSION_POLICY_MAX, &n, err) != 0 || n < 1)
+            return mg_err_set(
+                err, MG_ECONFIG,
+                "'version_policy.latest.num_versions' must be an integer from 1 to %d",
+                MG_VERSION_POLICY_MAX);
         cfg->policy = MG_VERSION_POLICY_LATEST;
         cfg->latest_n = (int)n;
         return 0;
     }
     if ((v = json_object_get(pol, "specific")) != NULL) {
         json_t *list = json_is_object(v) ? json_object_get(v, "versions") : NULL;
-        if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > MG_VERSION_POLICY_MAX)
-            return mg_err_set(err, MG_ECONFIG, "'version_policy.specific.versions' must be a list of 1 to %d versions",
-                              MG_VERSION_POLICY_MAX);
+        if (!json_is_array(list) || json_array_size(list) == 0 ||
+            json_array_size(list) > MG_VERSION_POLICY_MAX)
+            return mg_err_set(
+                err, MG_ECONFIG,
+                "'version_policy.specific.versions' must be a list of 1 to %d versions",
+                MG_VERSION_POLICY_MAX);
         size_t i;
         json_t *e;
-        json_array_foreach(list, i, e) {
+        json_array_foreach(list, i, e)
+        {
             if (parse_version(e, &cfg->specific[i]) != 0)
-                return mg_err_set(err, MG_ECONFIG, "'version_policy.specific.versions[%zu]' is not a positive version number", i);
+                return mg_err_set(
+                    err, MG_ECONFIG,
+                    "'version_policy.specific.versions[%zu]' is not a positive version number", i);
         }
         cfg->policy = MG_VERSION_POLICY_SPECIFIC;
         cfg->nspecific = (int)json_array_size(list);
         return 0;
     }
-    return mg_err_set(err, MG_ECONFIG, "'version_policy' must be one of \"latest\", \"all\", \"specific\"");
+    return mg_err_set(err, MG_ECONFIG,
+                      "'version_policy' must be one of \"latest\", \"all\", \"specific\"");
 }
 
-int mg_model_config_parse(const char *text, size_t len, const char *model, mg_model_config_t *cfg, mg_err_t *err)
+int mg_model_config_parse(const char *text, size_t len, const char *model, mg_model_config_t *cfg,
+                          mg_err_t *err)
 {
-    static const char *const known[] = {"name", "max_batch_size", "version_policy", "default_version",
-                                        "instance_count", "intra_op_threads", "warmup", "platform", "backend",
-                                        "traffic"};
+    static const char *const known[] = {
+        "name",           "max_batch_size",   "version_policy", "default_version",
+        "instance_count", "intra_op_threads", "warmup",         "platform",
+        "backend",        "traffic"};
     mg_model_config_default(cfg);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
-        return mg_err_set(err, MG_ECONFIG, "config.json: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        return mg_err_set(err, MG_ECONFIG, "config.json: line %d column %d: %s", jerr.line,
+                          jerr.column, jerr.text);
 
     int rc = MG_ECONFIG;
     mg_model_config_t c;
@@ -100,7 +115,8 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     }
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         size_t k = 0;
         while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key) != 0)
             k++;
@@ -109,8 +125,10 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
             goto out;
         }
     }
-    if ((v = json_object_get(root, "name")) != NULL && (!json_is_string(v) || strcmp(json_string_value(v), model) != 0)) {
-        mg_err_set(err, MG_ECONFIG, "config.json: 'name' must be \"%s\", the model's folder name", model);
+    if ((v = json_object_get(root, "name")) != NULL &&
+        (!json_is_string(v) || strcmp(json_string_value(v), model) != 0)) {
+        mg_err_set(err, MG_ECONFIG, "config.json: 'name' must be \"%s\", the model's folder name",
+                   model);
         goto out;
     }
     if ((v = json_object_get(root, "platform")) != NULL &&
@@ -140,14 +158,17 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     c.intra_op_threads = (int)n;
     if ((v = json_object_get(root, "version_policy")) != NULL && parse_policy(v, &c, err) != 0)
         goto out;
-    if ((v = json_object_get(root, "default_version")) != NULL && parse_version(v, &c.default_version) != 0) {
-        mg_err_set(err, MG_ECONFIG, "config.json: 'default_version' must be a positive version number");
+    if ((v = json_object_get(root, "default_version")) != NULL &&
+        parse_version(v, &c.default_version) != 0) {
+        mg_err_set(err, MG_ECONFIG,
+                   "config.json: 'default_version' must be a positive version number");
         goto out;
     }
     if ((v = json_object_get(root, "warmup")) != NULL) {
         n = 0;
         if (!json_is_object(v) || get_uint(v, "runs", 1000, &n, err) != 0) {
-            mg_err_set(err, MG_ECONFIG, "config.json: 'warmup' must be {\"runs\": N} with N from 0 to 1000");
+            mg_err_set(err, MG_ECONFIG,
+                       "config.json: 'warmup' must be {\"runs\": N} with N from 0 to 1000");
             goto out;
         }
         c.warmup_runs = (int)n;
@@ -155,10 +176,13 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     if ((v = json_object_get(root, "traffic")) != NULL) {
         char *policy_text = json_dumps(v, JSON_COMPACT);
         mg_err_t perr;
-        int prc = policy_text ? mg_traffic_policy_parse(policy_text, strlen(policy_text), &c.traffic, &perr) : MG_ENOMEM;
+        int prc = policy_text
+                      ? mg_traffic_policy_parse(policy_text, strlen(policy_text), &c.traffic, &perr)
+                      : MG_ENOMEM;
         free(policy_text);
         if (prc != 0) {
-            mg_err_set(err, MG_ECONFIG, "config.json: 'traffic': %s", prc == MG_ENOMEM ? "out of memory" : perr.msg);
+            mg_err_set(err, MG_ECONFIG, "config.json: 'traffic': %s",
+                       prc == MG_ENOMEM ? "out of memory" : perr.msg);
             goto out;
         }
         c.has_traffic = true;

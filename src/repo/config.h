@@ -3,12 +3,9 @@
  * config.pbtxt but JSON:
  *
  *   {"max_batch_size": 64,
- *    "version_policy": {"latest": {"num_versions": 2}} | {"all": {}} | {"specific": {"versions": [1, 3]}},
- *    "default_version": "2",
- *    "instance_count": 1,
- *    "intra_op_threads": 0,
- *    "warmup": {"runs": 2},
- *    "traffic": {...}}                 the traffic policy, see route/policy.h
+ *    "version_policy": {"latest": {"num_versions": 2}} | {"all": {}} | {"specific": {"versions":
+ * [1, 3]}}, "default_version": "2", "instance_count": 1, "intra_op_threads": 0, "warmup": {"runs":
+ * 2}, "traffic": {...}}                 the traffic policy, see route/policy.h
  *
  * Every field is optional; unknown fields are an error, so a typo never passes silently.
  */
@@ -31,16 +28,16 @@ typedef enum {
 } mg_version_policy_kind_t;
 
 typedef struct mg_model_config {
-    int64_t max_batch_size;       /* 0: no batching rule; >0: first dim of every input <= this */
+    int64_t max_batch_size; /* 0: no batching rule; >0: first dim of every input <= this */
     mg_version_policy_kind_t policy;
-    int latest_n;                 /* with LATEST */
-    int nspecific;                /* with SPECIFIC */
+    int latest_n;  /* with LATEST */
+    int nspecific; /* with SPECIFIC */
     int64_t specific[MG_VERSION_POLICY_MAX];
-    int64_t default_version;      /* 0: the highest ready version */
-    int instance_count;           /* sessions per version (>= 1) */
-    int intra_op_threads;         /* 0: share the global pools */
-    int warmup_runs;              /* 0: no warm-up */
-    bool has_traffic;             /* a "traffic" policy was given */
+    int64_t default_version; /* 0: the highest ready version */
+    int instance_count;      /* sessions per version (>= 1) */
+    int intra_op_threads;    /* 0: share the global pools */
+    int warmup_runs;         /* 0: no warm-up */
+    bool has_traffic;        /* a "traffic" policy was given */
     mg_traffic_policy_t traffic;
 } mg_model_config_t;
 

@@ -16,7 +16,7 @@
 
 /* A model file larger than this is refused rather than read into memory. */
 #define MG_MODEL_FILE_MAX ((size_t)4 << 30)
-#define MG_MODELS_MAX 4096
+#define MG_MODELS_MAX     4096
 
 struct mg_registry_snapshot {
     mg_model_entry_t *models; /* sorted by name */
@@ -25,13 +25,15 @@ struct mg_registry_snapshot {
 
 struct mg_registry {
     char *repo_dir;
-    _Atomic(mg_registry_snapshot_t *) live; /* C11 atomic for publication; liburcu for grace periods */
-    pthread_mutex_t write_lock;   /* serialises writers */
+    _Atomic(mg_registry_snapshot_t *)
+        live;                   /* C11 atomic for publication; liburcu for grace periods */
+    pthread_mutex_t write_lock; /* serialises writers */
     atomic_bool loaded;
 };
 
 /* Formats a reason or path into a fixed buffer; long text is cut, which is fine for messages. */
-static void fmt_into(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fmt_into(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void fmt_into(char *dst, size_t cap, const char *fmt, ...)
 {
     va_list ap;
@@ -61,7 +63,8 @@ void mg_model_version_unref(mg_model_version_t *v)
     if (v == NULL)
         return;
     if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
-        mg_log(MG_LOG_INFO, "repo", "version released model=%s version=%lld", v->model_name, (long long)v->version);
+        mg_log(MG_LOG_INFO, "repo", "version released model=%s version=%lld", v->model_name,
+               (long long)v->version);
         version_destroy(v);
     }
 }
@@ -115,7 +118,8 @@ static int entry_copy(mg_model_entry_t *dst, const mg_model_entry_t *e)
  * Builds a snapshot equal to `old` with the model named `repl->name` replaced by `repl`
  * (or added). Takes `repl` (its contents move into the new snapshot).
  */
-static int snapshot_with(const mg_registry_snapshot_t *old, mg_model_entry_t *repl, mg_registry_snapshot_t **out)
+static int snapshot_with(const mg_registry_snapshot_t *old, mg_model_entry_t *repl,
+                         mg_registry_snapshot_t **out)
 {
     size_t n = old ? old->nmodels : 0;
     mg_registry_snapshot_t *s = calloc(1, sizeof(*s));
@@ -175,7 +179,8 @@ static int read_file(const char *path, size_t max, char **out, size_t *len, mg_e
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return mg_err_set(err, errno == ENOENT ? MG_ENOENT : MG_EIO, "cannot open %s: %s", path, strerror(errno));
+        return mg_err_set(err, errno == ENOENT ? MG_ENOENT : MG_EIO, "cannot open %s: %s", path,
+                          strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -183,7 +188,8 @@ static int read_file(const char *path, size_t max, char **out, size_t *len, mg_e
     }
     if ((size_t)st.st_size > max) {
         close(fd);
-        return mg_err_set(err, MG_ETOOBIG, "%s is %lld bytes, over the %zu-byte limit", path, (long long)st.st_size, max);
+        return mg_err_set(err, MG_ETOOBIG, "%s is %lld bytes, over the %zu-byte limit", path,
+                          (long long)st.st_size, max);
     }
     char *buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
@@ -254,9 +260,11 @@ static bool same_session_config(const mg_model_config_t *a, const mg_model_confi
     return memcmp(&x, &y, sizeof(x)) == 0;
 }
 
-/* Loads one version, reusing `prev` when its bytes and config are unchanged. Never NULL but on ENOMEM. */
+/* Loads one version, reusing `prev` when its bytes and config are unchanged. Never NULL but on
+ * ENOMEM. */
 static mg_model_version_t *load_version(const char *repo, const char *model, int64_t version,
-                                        const mg_model_config_t *cfg, const mg_model_version_t *prev)
+                                        const mg_model_config_t *cfg,
+                                        const mg_model_version_t *prev)
 {
     mg_model_version_t *v = calloc(1, sizeof(*v));
     if (v == NULL)
@@ -309,7 +317,8 @@ static mg_model_version_t *load_version(const char *repo, const char *model, int
             goto done;
         }
         v->nsessions++;
-        if (cfg->warmup_runs > 0 && mg_session_warmup(v->sessions[i], cfg->warmup_runs, &err) != 0) {
+        if (cfg->warmup_runs > 0 &&
+            mg_session_warmup(v->sessions[i], cfg->warmup_runs, &err) != 0) {
             fmt_into(v->reason, sizeof(v->reason), "warm-up failed: %s", err.msg);
             goto done;
         }
@@ -323,17 +332,19 @@ done:
         free(v->sessions);
         v->sessions = NULL;
         v->nsessions = 0;
-        mg_log(MG_LOG_ERROR, "repo", "load failed model=%s version=%lld (%s)", model, (long long)version, v->reason);
+        mg_log(MG_LOG_ERROR, "repo", "load failed model=%s version=%lld (%s)", model,
+               (long long)version, v->reason);
     } else {
-        mg_log(MG_LOG_INFO, "repo", "version ready model=%s version=%lld instances=%d", model, (long long)version,
-               v->nsessions);
+        mg_log(MG_LOG_INFO, "repo", "version ready model=%s version=%lld instances=%d", model,
+               (long long)version, v->nsessions);
     }
     return v;
 }
 
 static int cmp_version_asc(const void *a, const void *b)
 {
-    int64_t x = (*(mg_model_version_t *const *)a)->version, y = (*(mg_model_version_t *const *)b)->version;
+    int64_t x = (*(mg_model_version_t *const *)a)->version,
+            y = (*(mg_model_version_t *const *)b)->version;
     return (x > y) - (x < y);
 }
 
@@ -356,16 +367,18 @@ static void entry_finish(mg_model_entry_t *e)
     e->state = any_ready ? MG_MODEL_READY : MG_MODEL_UNAVAILABLE;
     if (!any_ready && e->reason[0] == '\0') {
         if (e->nversions == 0)
-            fmt_into(e->reason, sizeof(e->reason), "no version folder selected by the version policy");
+            fmt_into(e->reason, sizeof(e->reason),
+                     "no version folder selected by the version policy");
         else
-            fmt_into(e->reason, sizeof(e->reason), "version %s: %s", e->versions[e->nversions - 1]->version_str,
+            fmt_into(e->reason, sizeof(e->reason), "version %s: %s",
+                     e->versions[e->nversions - 1]->version_str,
                      e->versions[e->nversions - 1]->reason);
     }
 }
 
 /* Builds the entry for model `name` from disk. Writer lock held. */
-static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_t *prev, mg_model_entry_t *e,
-                       mg_err_t *err)
+static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_t *prev,
+                       mg_model_entry_t *e, mg_err_t *err)
 {
     memset(e, 0, sizeof(*e));
     e->name = strdup(name);
@@ -413,7 +426,8 @@ static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_
             return mg_err_set(err, MG_ENOMEM, "out of memory");
     }
     for (int i = 0; i < m; i++) {
-        mg_model_version_t *v = load_version(r->repo_dir, name, selected[i], &e->config, find_version(prev, selected[i]));
+        mg_model_version_t *v = load_version(r->repo_dir, name, selected[i], &e->config,
+                                             find_version(prev, selected[i]));
         if (v == NULL)
             return mg_err_set(err, MG_ENOMEM, "out of memory");
         e->versions[e->nversions++] = v;
@@ -446,13 +460,15 @@ static int load_locked(mg_registry_t *r, const char *name, mg_err_t *err)
 {
     mg_model_entry_t e;
     /* The writer lock keeps r->live and its versions in place: no read section needed. */
-    const mg_model_entry_t *prev = mg_registry_snapshot_find(writer_live(r), (mg_str_t){name, strlen(name)});
+    const mg_model_entry_t *prev =
+        mg_registry_snapshot_find(writer_live(r), (mg_str_t){name, strlen(name)});
     int rc = build_entry(r, name, prev, &e, err);
     if (e.name == NULL) /* no such folder, or no memory for the name */
         return rc;
     if (rc != 0 && prev != NULL && prev->state == MG_MODEL_READY) {
         /* A failed reload never takes down what is serving. */
-        mg_log(MG_LOG_WARN, "repo", "reload failed, previous versions keep serving model=%s (%s)", name, err->msg);
+        mg_log(MG_LOG_WARN, "repo", "reload failed, previous versions keep serving model=%s (%s)",
+               name, err->msg);
         entry_clear(&e);
         return rc;
     }
@@ -472,7 +488,8 @@ int mg_registry_new(mg_registry_t **out, const mg_registry_opts_t *opts, mg_err_
 {
     struct stat st;
     if (opts->repo_dir == NULL || stat(opts->repo_dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return mg_err_set(err, MG_ENOENT, "model repository '%s' is not a folder", opts->repo_dir ? opts->repo_dir : "");
+        return mg_err_set(err, MG_ENOENT, "model repository '%s' is not a folder",
+                          opts->repo_dir ? opts->repo_dir : "");
     mg_registry_t *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->repo_dir = strdup(opts->repo_dir)) == NULL) {
         free(r);
@@ -570,7 +587,8 @@ int mg_registry_load_all(mg_registry_t *r)
     }
     mg_buf_free(&names);
     atomic_store(&r->loaded, true);
-    mg_log(MG_LOG_INFO, "repo", "repository loaded dir=%s models=%zu failed=%d", r->repo_dir, n, failed);
+    mg_log(MG_LOG_INFO, "repo", "repository loaded dir=%s models=%zu failed=%d", r->repo_dir, n,
+           failed);
     return failed;
 }
 
@@ -597,7 +615,8 @@ int mg_registry_load(mg_registry_t *r, const char *name, mg_err_t *err)
 int mg_registry_unload(mg_registry_t *r, const char *name, mg_err_t *err)
 {
     pthread_mutex_lock(&r->write_lock);
-    const mg_model_entry_t *cur = mg_registry_snapshot_find(writer_live(r), (mg_str_t){name, strlen(name)});
+    const mg_model_entry_t *cur =
+        mg_registry_snapshot_find(writer_live(r), (mg_str_t){name, strlen(name)});
     int rc = 0;
     if (cur == NULL) {
         rc = mg_err_set(err, MG_ENOENT, "unknown model '%s'", name);
@@ -655,11 +674,13 @@ const mg_model_entry_t *mg_registry_snapshot_find(const mg_registry_snapshot_t *
     return NULL;
 }
 
-int mg_registry_acquire(mg_registry_t *r, mg_str_t model, mg_str_t version, mg_model_version_t **out, mg_err_t *err)
+int mg_registry_acquire(mg_registry_t *r, mg_str_t model, mg_str_t version,
+                        mg_model_version_t **out, mg_err_t *err)
 {
     int rc = 0;
     rcu_read_lock();
-    const mg_model_entry_t *e = mg_registry_snapshot_find(atomic_load_explicit(&r->live, memory_order_acquire), model);
+    const mg_model_entry_t *e =
+        mg_registry_snapshot_find(atomic_load_explicit(&r->live, memory_order_acquire), model);
     mg_model_version_t *v = NULL;
     if (e == NULL) {
         rc = mg_err_set(err, MG_ENOENT, "unknown model '%.*s'", (int)model.len, model.ptr);
@@ -675,11 +696,11 @@ int mg_registry_acquire(mg_registry_t *r, mg_str_t model, mg_str_t version, mg_m
             want = want * 10 + (version.ptr[i] - '0');
         const mg_model_version_t *found = i == version.len ? find_version(e, want) : NULL;
         if (found == NULL)
-            rc = mg_err_set(err, MG_ENOENT, "unknown version '%.*s' of model '%s'", (int)version.len, version.ptr,
-                            e->name);
+            rc = mg_err_set(err, MG_ENOENT, "unknown version '%.*s' of model '%s'",
+                            (int)version.len, version.ptr, e->name);
         else if (found->state != MG_MODEL_READY)
-            rc = mg_err_set(err, MG_EUNAVAIL, "version %s of model '%s' is not ready (%s)", found->version_str, e->name,
-                            found->reason);
+            rc = mg_err_set(err, MG_EUNAVAIL, "version %s of model '%s' is not ready (%s)",
+                            found->version_str, e->name, found->reason);
         else
             v = (mg_model_version_t *)found;
     }

@@ -29,22 +29,22 @@ typedef enum {
 typedef struct mg_model_version {
     atomic_int refs;
     atomic_uint next_instance;
-    const char *model_name;     /* points at the owning model's name copy */
+    const char *model_name; /* points at the owning model's name copy */
     int64_t version;
     char version_str[24];
     mg_model_state_t state;
     char reason[256];
     mg_model_config_t config;
     unsigned char sha256[32];
-    mg_session_t **sessions;    /* config.instance_count sessions when READY */
+    mg_session_t **sessions; /* config.instance_count sessions when READY */
     int nsessions;
 } mg_model_version_t;
 
 /** A model and its versions (ascending), as one snapshot sees it. */
 typedef struct mg_model_entry {
     char *name;
-    mg_model_state_t state;     /* READY when at least one version is READY */
-    char reason[256];           /* why the model is unavailable */
+    mg_model_state_t state; /* READY when at least one version is READY */
+    char reason[256];       /* why the model is unavailable */
     mg_model_config_t config;
     mg_model_version_t **versions;
     int nversions;
@@ -95,8 +95,8 @@ int mg_registry_unload(mg_registry_t *r, const char *name, mg_err_t *err);
  * default. Returns 0 with *out pinned, MG_ENOENT (unknown model or version) or MG_EUNAVAIL
  * (known but not ready), with `err` saying which. Lock-free. Thread: any RCU-registered thread.
  */
-int mg_registry_acquire(mg_registry_t *r, mg_str_t model, mg_str_t version, mg_model_version_t **out,
-                        mg_err_t *err);
+int mg_registry_acquire(mg_registry_t *r, mg_str_t model, mg_str_t version,
+                        mg_model_version_t **out, mg_err_t *err);
 
 /** Takes one more reference on a pinned version. */
 void mg_model_version_ref(mg_model_version_t *v);

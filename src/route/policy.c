@@ -7,7 +7,7 @@
 
 #define WEIGHT_MAX 1000000
 #define HASH_SPACE ((uint64_t)1 << 32)
-#define SHOWN_MAX 64 /* bytes of an offending request value quoted in a message */
+#define SHOWN_MAX  64 /* bytes of an offending request value quoted in a message */
 
 static const char *const reason_names[MG_ROUTE_REASON_COUNT_] = {
     [MG_ROUTE_URL] = "url",           [MG_ROUTE_HEADER] = "header",
@@ -78,7 +78,8 @@ static int parse_rules(const json_t *obj, const char *field, mg_policy_rule_t *r
     int n = 0;
     const char *key;
     json_t *v;
-    json_object_foreach ((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         size_t len = strlen(key); /* jansson rejects \u0000 in keys */
         if (len == 0 || len >= MG_POLICY_NAME_MAX)
             return mg_err_set(err, MG_EINVAL,
@@ -114,7 +115,8 @@ static int parse_sticky(const json_t *obj, mg_traffic_policy_t *p, mg_err_t *err
         return mg_err_set(err, MG_EINVAL, "%s", shape);
     const char *key;
     json_t *v;
-    json_object_foreach ((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         if (strcmp(key, "header") == 0)
             p->sticky_source = MG_STICKY_HEADER;
         else if (strcmp(key, "parameter") == 0)
@@ -153,7 +155,8 @@ static int parse_weights(const json_t *obj, mg_traffic_policy_t *p, mg_err_t *er
     int n = 0;
     const char *key;
     json_t *v;
-    json_object_foreach ((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         int64_t version;
         if (!parse_version_text(key, strlen(key), &version))
             return mg_err_set(err, MG_EINVAL,
@@ -232,7 +235,8 @@ int mg_traffic_policy_parse(const char *json, size_t len, mg_traffic_policy_t *o
     }
     const char *key;
     json_t *v;
-    json_object_foreach (root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         size_t k = 0;
         while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key) != 0)
             k++;

@@ -29,18 +29,18 @@
 #include <stdint.h>
 
 #define MG_POLICY_MAX_VERSIONS 16
-#define MG_POLICY_MAX_RULES 32
-#define MG_POLICY_NAME_MAX 64
+#define MG_POLICY_MAX_RULES    32
+#define MG_POLICY_NAME_MAX     64
 
 typedef enum {
-    MG_ROUTE_URL = 0,   /* /v2/models/{m}/versions/{v}/... */
-    MG_ROUTE_HEADER,    /* X-Model-Version */
-    MG_ROUTE_AB_GROUP,  /* X-AB-Group rule */
-    MG_ROUTE_STAGE,     /* X-Stage rule */
-    MG_ROUTE_STICKY,    /* hash of the sticky key */
-    MG_ROUTE_WEIGHT,    /* weighted random split */
-    MG_ROUTE_DEFAULT,   /* no policy: the model's default version */
-    MG_ROUTE_FALLBACK,  /* the chosen version could not serve; the stable one did */
+    MG_ROUTE_URL = 0,  /* /v2/models/{m}/versions/{v}/... */
+    MG_ROUTE_HEADER,   /* X-Model-Version */
+    MG_ROUTE_AB_GROUP, /* X-AB-Group rule */
+    MG_ROUTE_STAGE,    /* X-Stage rule */
+    MG_ROUTE_STICKY,   /* hash of the sticky key */
+    MG_ROUTE_WEIGHT,   /* weighted random split */
+    MG_ROUTE_DEFAULT,  /* no policy: the model's default version */
+    MG_ROUTE_FALLBACK, /* the chosen version could not serve; the stable one did */
     MG_ROUTE_REASON_COUNT_
 } mg_route_reason_t;
 
@@ -67,7 +67,7 @@ typedef struct mg_traffic_policy {
     uint32_t weights[MG_POLICY_MAX_VERSIONS]; /* weights[i] is for versions[i] */
     int64_t stable;
     mg_sticky_source_t sticky_source;
-    char sticky_name[MG_POLICY_NAME_MAX];    /* header names lower-case; parameter names as given */
+    char sticky_name[MG_POLICY_NAME_MAX]; /* header names lower-case; parameter names as given */
     int nab_groups;
     mg_policy_rule_t ab_groups[MG_POLICY_MAX_RULES];
     int nstages;
@@ -102,7 +102,8 @@ int mg_traffic_policy_parse(const char *json, size_t len, mg_traffic_policy_t *o
  * Checks that every version the policy names (weights, stable, rules) is among the `n`
  * `known` versions of the model. Returns 0 or MG_EINVAL: "unknown version 7 in 'weights'".
  */
-int mg_traffic_policy_check_versions(const mg_traffic_policy_t *p, const int64_t *known, int n, mg_err_t *err);
+int mg_traffic_policy_check_versions(const mg_traffic_policy_t *p, const int64_t *known, int n,
+                                     mg_err_t *err);
 
 /**
  * Appends the policy as canonical JSON in the form it is parsed from: compact, every field
@@ -122,9 +123,9 @@ typedef struct mg_route_input {
 } mg_route_input_t;
 
 typedef struct mg_route_decision {
-    int64_t version;          /* 0: none chosen (no policy and nothing explicit) */
+    int64_t version; /* 0: none chosen (no policy and nothing explicit) */
     mg_route_reason_t reason;
-    int rule;                 /* index of the ab_groups/stages rule that decided, or -1 */
+    int rule; /* index of the ab_groups/stages rule that decided, or -1 */
 } mg_route_decision_t;
 
 /**
@@ -139,8 +140,8 @@ typedef struct mg_route_decision {
  * Lock-free, no allocation. Returns 0, or MG_EINVAL with `err` filled (it may be NULL) and
  * *out untouched. Thread: any.
  */
-int mg_traffic_policy_pick(const mg_traffic_policy_t *p, const mg_route_input_t *in, mg_route_decision_t *out,
-                           mg_err_t *err);
+int mg_traffic_policy_pick(const mg_traffic_policy_t *p, const mg_route_input_t *in,
+                           mg_route_decision_t *out, mg_err_t *err);
 
 /**
  * Maps a key to its point in the 2^32 hash space (XXH3_64bits, seed 0, high 32 bits). The

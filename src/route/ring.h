@@ -21,7 +21,8 @@ typedef struct mg_ring mg_ring_t;
  * Returns 0, MG_EINVAL (n <= 0, no version with weight > 0, bad alpha) or MG_ENOMEM (also
  * when the ring would exceed 2^26 virtual nodes); *out untouched on failure.
  */
-int mg_ring_new(mg_ring_t **out, const int64_t *versions, const uint32_t *weights, int n, double alpha);
+int mg_ring_new(mg_ring_t **out, const int64_t *versions, const uint32_t *weights, int n,
+                double alpha);
 
 /** Frees the ring. Accepts NULL. */
 void mg_ring_free(mg_ring_t *r);

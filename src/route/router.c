@@ -48,7 +48,8 @@ static void snapshot_free(snapshot_t *s)
 }
 
 /* Copies the policies of `old`, replacing/adding/removing `model`. */
-static int copy_policies(const snapshot_t *old, const char *model, const mg_traffic_policy_t *p, snapshot_t *s)
+static int copy_policies(const snapshot_t *old, const char *model, const mg_traffic_policy_t *p,
+                         snapshot_t *s)
 {
     size_t n = old->npolicies + 1;
     s->policies = calloc(n, sizeof(*s->policies));
@@ -143,7 +144,8 @@ const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t 
     return mg_route_table_match(s->table, req);
 }
 
-int mg_router_set_policy(mg_router_t *r, const char *model, const mg_traffic_policy_t *p, mg_err_t *err)
+int mg_router_set_policy(mg_router_t *r, const char *model, const mg_traffic_policy_t *p,
+                         mg_err_t *err)
 {
     pthread_mutex_lock(&r->write_lock);
     snapshot_t *old = atomic_load_explicit(&r->live, memory_order_relaxed); /* writer lock held */

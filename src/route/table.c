@@ -39,20 +39,20 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define NONE UINT32_MAX
-#define DEFAULT_PRIORITY 1000
-#define MAX_PRIORITY 1000000
-#define NAME_MAX_LEN 128
-#define MODEL_MAX_LEN 255
-#define HOST_MAX_LEN 253        /* a host pattern, "*." included */
-#define STR_MAX_LEN 4096        /* paths, regexes, header values */
+#define NONE                UINT32_MAX
+#define DEFAULT_PRIORITY    1000
+#define MAX_PRIORITY        1000000
+#define NAME_MAX_LEN        128
+#define MODEL_MAX_LEN       255
+#define HOST_MAX_LEN        253  /* a host pattern, "*." included */
+#define STR_MAX_LEN         4096 /* paths, regexes, header values */
 #define HEADER_NAME_MAX_LEN 128
-#define HEADERS_MAX 16          /* header matches per rule */
-#define HOST_TAIL 256           /* request-host bytes looked at for host buckets (>= HOST_MAX_LEN) */
-#define ROOTS_MAX (2 + HOST_TAIL / 2)
-#define SPANS_MAX 64
-#define MATCH_DATA_PAIRS 32
-#define REGEX_MATCH_LIMIT 100000 /* backtracking steps; a regex that needs more does not match */
+#define HEADERS_MAX         16  /* header matches per rule */
+#define HOST_TAIL           256 /* request-host bytes looked at for host buckets (>= HOST_MAX_LEN) */
+#define ROOTS_MAX           (2 + HOST_TAIL / 2)
+#define SPANS_MAX           64
+#define MATCH_DATA_PAIRS    32
+#define REGEX_MATCH_LIMIT   100000 /* backtracking steps; a regex that needs more does not match */
 
 enum { HOST_ANY = 0, HOST_EXACT, HOST_WILD };
 enum { PATH_EXACT = 0, PATH_PREFIX, PATH_REGEX };
@@ -89,7 +89,7 @@ typedef struct rule {
     mg_traffic_policy_t *traffic;
 } rule_t;
 
-#define NODE_KIDS_INLINE 8
+#define NODE_KIDS_INLINE  8
 #define NODE_LABEL_INLINE 16
 
 /*
@@ -99,17 +99,17 @@ typedef struct rule {
  * children, and one-rule lists (most lists) in list_first / exact_first.
  */
 typedef struct node {
-    uint32_t nlist;        /* prefix and regex rules whose (literal) prefix is this node's string */
-    uint32_t nexact;       /* exact-path rules whose path it is */
-    uint32_t list;         /* offset into ranks: nlist ranks, then nexact ranks, each ascending */
-    uint32_t list_first;   /* the first rank of each list (NONE when empty) */
+    uint32_t nlist;      /* prefix and regex rules whose (literal) prefix is this node's string */
+    uint32_t nexact;     /* exact-path rules whose path it is */
+    uint32_t list;       /* offset into ranks: nlist ranks, then nexact ranks, each ascending */
+    uint32_t list_first; /* the first rank of each list (NONE when empty) */
     uint32_t exact_first;
-    uint32_t list_uncond;  /* smallest unconditional rank of each list, or NONE */
+    uint32_t list_uncond; /* smallest unconditional rank of each list, or NONE */
     uint32_t exact_uncond;
-    uint32_t kids;         /* index of the first child; children are consecutive, by first byte */
-    uint32_t label;        /* offset into labels when label_len > NODE_LABEL_INLINE */
-    uint16_t label_len;    /* <= STR_MAX_LEN */
-    uint16_t nkids;        /* <= 256 */
+    uint32_t kids;      /* index of the first child; children are consecutive, by first byte */
+    uint32_t label;     /* offset into labels when label_len > NODE_LABEL_INLINE */
+    uint16_t label_len; /* <= STR_MAX_LEN */
+    uint16_t nkids;     /* <= 256 */
     uint8_t kid_bytes[NODE_KIDS_INLINE]; /* first label bytes of the children, when that few */
     char inline_label[NODE_LABEL_INLINE];
 } node_t;
@@ -141,7 +141,7 @@ struct mg_route_table {
     uint32_t hosts_mask;
     hslot_t *wild; /* wildcard suffixes (".example.com"); NULL when none */
     uint32_t wild_mask;
-    uint32_t wild_max;      /* longest suffix */
+    uint32_t wild_max;     /* longest suffix */
     uint64_t wild_lens[4]; /* bit n: some suffix is n bytes long */
     uint32_t any_root;
     pcre2_match_context *mctx;
@@ -262,13 +262,15 @@ static pcre2_match_data *thread_md(void)
 }
 
 /* True when `re` matches somewhere in s[0..n). Errors (match limit, no memory) are no match. */
-static bool re_match(const mg_route_table_t *t, const pcre2_code *re, bool jit, const char *s, size_t n)
+static bool re_match(const mg_route_table_t *t, const pcre2_code *re, bool jit, const char *s,
+                     size_t n)
 {
     pcre2_match_data *m = thread_md();
     if (m == NULL)
         return false;
     PCRE2_SPTR subject = (PCRE2_SPTR)(s != NULL ? s : "");
-    int rc = jit ? pcre2_jit_match(re, subject, n, 0, 0, m, t->mctx) : pcre2_match(re, subject, n, 0, 0, m, t->mctx);
+    int rc = jit ? pcre2_jit_match(re, subject, n, 0, 0, m, t->mctx)
+                 : pcre2_match(re, subject, n, 0, 0, m, t->mctx);
     return rc >= 0;
 }
 
@@ -279,7 +281,8 @@ static bool headers_match(const mg_route_table_t *t, const rule_t *r, const mg_r
     for (uint32_t i = 0; i < r->nhdrs; i++) {
         const hdr_t *h = &r->hdrs[i];
         mg_str_t v = {NULL, 0};
-        int present = req->header != NULL && req->header(req->header_ctx, h->name, h->name_len, &v) == 1;
+        int present =
+            req->header != NULL && req->header(req->header_ctx, h->name, h->name_len, &v) == 1;
         switch (h->kind) {
         case HDR_PRESENT:
             if (!present)
@@ -290,7 +293,8 @@ static bool headers_match(const mg_route_table_t *t, const rule_t *r, const mg_r
                 return false;
             break;
         case HDR_EXACT:
-            if (!present || v.len != h->value_len || (v.len != 0 && memcmp(v.ptr, h->value, v.len) != 0))
+            if (!present || v.len != h->value_len ||
+                (v.len != 0 && memcmp(v.ptr, h->value, v.len) != 0))
                 return false;
             break;
         default:
@@ -302,9 +306,11 @@ static bool headers_match(const mg_route_table_t *t, const rule_t *r, const mg_r
 }
 
 /* The conditions the index does not decide: a path regex and the headers. */
-static inline bool rest_matches(const mg_route_table_t *t, const rule_t *r, const mg_route_request_t *req)
+static inline bool rest_matches(const mg_route_table_t *t, const rule_t *r,
+                                const mg_route_request_t *req)
 {
-    if (r->path_kind == PATH_REGEX && !re_match(t, r->path_re, r->path_jit, req->path.ptr, req->path.len))
+    if (r->path_kind == PATH_REGEX &&
+        !re_match(t, r->path_re, r->path_jit, req->path.ptr, req->path.len))
         return false;
     return r->nhdrs == 0 || headers_match(t, r, req);
 }
@@ -312,10 +318,8 @@ static inline bool rest_matches(const mg_route_table_t *t, const rule_t *r, cons
 static bool host_matches(const rule_t *r, mg_str_t host)
 {
     switch (r->host_kind) {
-    case HOST_ANY:
-        return true;
-    case HOST_EXACT:
-        return host.len == r->host_len && eq_nocase(host.ptr, r->host, host.len);
+    case HOST_ANY: return true;
+    case HOST_EXACT: return host.len == r->host_len && eq_nocase(host.ptr, r->host, host.len);
     default: {
         /* "*.example.com": the host ends with ".example.com" and something precedes it. */
         size_t sl = r->host_len - 1;
@@ -327,16 +331,14 @@ static bool host_matches(const rule_t *r, mg_str_t host)
 static bool path_matches(const mg_route_table_t *t, const rule_t *r, mg_str_t path)
 {
     switch (r->path_kind) {
-    case PATH_EXACT:
-        return path.len == r->path_len && memcmp(path.ptr, r->path, path.len) == 0;
-    case PATH_PREFIX:
-        return path.len >= r->path_len && memcmp(path.ptr, r->path, r->path_len) == 0;
-    default:
-        return re_match(t, r->path_re, r->path_jit, path.ptr, path.len);
+    case PATH_EXACT: return path.len == r->path_len && memcmp(path.ptr, r->path, path.len) == 0;
+    case PATH_PREFIX: return path.len >= r->path_len && memcmp(path.ptr, r->path, r->path_len) == 0;
+    default: return re_match(t, r->path_re, r->path_jit, path.ptr, path.len);
     }
 }
 
-const mg_route_rule_t *mg_route_table_match_linear(const mg_route_table_t *t, const mg_route_request_t *req)
+const mg_route_rule_t *mg_route_table_match_linear(const mg_route_table_t *t,
+                                                   const mg_route_request_t *req)
 {
     for (uint32_t i = 0; i < t->nrules; i++) {
         const rule_t *r = &t->rules[i];
@@ -364,7 +366,8 @@ typedef struct collect {
 } collect_t;
 
 /* Considers one node list: `first` is its first rank (NONE when empty), `list` its n ranks. */
-static inline void take(collect_t *c, uint32_t first, const uint32_t *list, uint32_t n, uint32_t uncond)
+static inline void take(collect_t *c, uint32_t first, const uint32_t *list, uint32_t n,
+                        uint32_t uncond)
 {
     if (first >= c->bound)
         return;
@@ -417,9 +420,11 @@ static void walk(const mg_route_table_t *t, uint32_t root, mg_str_t path, collec
     const node_t *n = &t->nodes[root];
     size_t pos = 0;
     for (;;) {
-        take(c, n->list_first, n->nlist == 1 ? &n->list_first : t->ranks + n->list, n->nlist, n->list_uncond);
+        take(c, n->list_first, n->nlist == 1 ? &n->list_first : t->ranks + n->list, n->nlist,
+             n->list_uncond);
         if (pos == path.len) {
-            take(c, n->exact_first, n->nexact == 1 ? &n->exact_first : t->ranks + n->list + n->nlist, n->nexact,
+            take(c, n->exact_first,
+                 n->nexact == 1 ? &n->exact_first : t->ranks + n->list + n->nlist, n->nexact,
                  n->exact_uncond);
             return;
         }
@@ -427,7 +432,8 @@ static void walk(const mg_route_table_t *t, uint32_t root, mg_str_t path, collec
         if (k == NONE)
             return;
         n = &t->nodes[k];
-        const char *label = n->label_len <= NODE_LABEL_INLINE ? n->inline_label : t->labels + n->label;
+        const char *label =
+            n->label_len <= NODE_LABEL_INLINE ? n->inline_label : t->labels + n->label;
         if (n->label_len > path.len - pos || !bytes_eq(label, path.ptr + pos, n->label_len))
             return;
         pos += n->label_len;
@@ -497,7 +503,8 @@ static int host_roots(const mg_route_table_t *t, mg_str_t host, uint32_t *roots)
     return n;
 }
 
-const mg_route_rule_t *mg_route_table_match(const mg_route_table_t *t, const mg_route_request_t *req)
+const mg_route_rule_t *mg_route_table_match(const mg_route_table_t *t,
+                                            const mg_route_request_t *req)
 {
     if (t->nrules == 0)
         return NULL;
@@ -666,7 +673,8 @@ static const char *unknown_field(json_t *obj, const char *const *known, size_t n
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         size_t k = 0;
         while (k < n && strcmp(known[k], key) != 0)
             k++;
@@ -678,7 +686,8 @@ static const char *unknown_field(json_t *obj, const char *const *known, size_t n
 
 static bool label_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 /* A host name (dot-separated labels of letters, digits, '-', '_') or a bracketed IPv6 literal. */
@@ -691,7 +700,8 @@ static bool host_name_ok(const char *h, size_t n)
             return false;
         for (size_t i = 1; i + 1 < n; i++) {
             char c = h[i];
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                  c == ':' || c == '.'))
                 return false;
         }
         return true;
@@ -756,7 +766,8 @@ static bool maybe_top_level_alt(const char *p, size_t n)
                     i += 2;
                     continue;
                 }
-                if (p[i] == '[' && i + 1 < n && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '='))
+                if (p[i] == '[' && i + 1 < n &&
+                    (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '='))
                     return true;
                 i++;
             }
@@ -801,7 +812,8 @@ static size_t literal_prefix(const char *p, size_t n, char *lit)
             break;
         if (c == '\\') {
             unsigned char e = i + 1 < n ? (unsigned char)p[i + 1] : 0;
-            if (e == 0 || (e >= '0' && e <= '9') || (e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z'))
+            if (e == 0 || (e >= '0' && e <= '9') || (e >= 'a' && e <= 'z') ||
+                (e >= 'A' && e <= 'Z'))
                 break; /* \d, \x41, \Q ...: not a plain literal */
             before_last = m;
             lit[m++] = (char)e;
@@ -815,7 +827,8 @@ static size_t literal_prefix(const char *p, size_t n, char *lit)
     return m;
 }
 
-static int compile_regex(build_t *b, const char *what, const char *pat, size_t n, pcre2_code **out, bool *jit)
+static int compile_regex(build_t *b, const char *what, const char *pat, size_t n, pcre2_code **out,
+                         bool *jit)
 {
     int ec;
     PCRE2_SIZE off;
@@ -825,8 +838,8 @@ static int compile_regex(build_t *b, const char *what, const char *pat, size_t n
         if (pcre2_get_error_message(ec, msg, sizeof(msg)) < 0)
             snprintf((char *)msg, sizeof(msg), "error %d", ec);
         int shown = n > 80 ? 80 : (int)n;
-        return fail(b, "%s '%.*s%s' does not compile: %s at offset %zu", what, shown, pat, n > 80 ? "..." : "",
-                    (const char *)msg, (size_t)off);
+        return fail(b, "%s '%.*s%s' does not compile: %s at offset %zu", what, shown, pat,
+                    n > 80 ? "..." : "", (const char *)msg, (size_t)off);
     }
     *jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
     *out = re;
@@ -859,9 +872,10 @@ static int parse_host(build_t *b, json_t *v, rule_t *r)
     int kind = HOST_EXACT;
     if (n >= 2 && h[0] == '*' && h[1] == '.')
         kind = HOST_WILD;
-    if (!host_name_ok(kind == HOST_WILD ? h + 2 : h, kind == HOST_WILD ? n - 2 : n) || n > HOST_MAX_LEN ||
-        (kind == HOST_WILD && h[2] == '['))
-        return fail(b, "host '%.*s': bad pattern (a host name, or \"*.\" followed by one)", n > 80 ? 80 : (int)n, h);
+    if (!host_name_ok(kind == HOST_WILD ? h + 2 : h, kind == HOST_WILD ? n - 2 : n) ||
+        n > HOST_MAX_LEN || (kind == HOST_WILD && h[2] == '['))
+        return fail(b, "host '%.*s': bad pattern (a host name, or \"*.\" followed by one)",
+                    n > 80 ? 80 : (int)n, h);
     if ((r->host = dup_lower(h, n)) == NULL)
         return nomem(b);
     r->host_len = n;
@@ -879,7 +893,9 @@ static int parse_path(build_t *b, json_t *v, rule_t *r)
         return fail(b, "path: unknown field '%s'", bad);
     if (json_object_size(v) != 1)
         return fail(b, "'path' needs exactly one of exact, prefix, regex");
-    int kind = json_object_get(v, "exact") ? PATH_EXACT : json_object_get(v, "prefix") ? PATH_PREFIX : PATH_REGEX;
+    int kind = json_object_get(v, "exact")    ? PATH_EXACT
+               : json_object_get(v, "prefix") ? PATH_PREFIX
+                                              : PATH_REGEX;
     const char *kname = known[kind];
     size_t n;
     const char *s = get_str(json_object_get(v, kname), &n);
@@ -936,7 +952,8 @@ static int parse_headers(build_t *b, json_t *v, rule_t *r)
         if (name == NULL)
             return fail(b, "headers[%zu] needs a 'name'", i);
         if (!header_name_ok(name, nl))
-            return fail(b, "header name '%.*s' is not a valid header name", nl > 80 ? 80 : (int)nl, name);
+            return fail(b, "header name '%.*s' is not a valid header name", nl > 80 ? 80 : (int)nl,
+                        name);
         const char *bad = unknown_field(e, known, 4);
         if (bad != NULL)
             return fail(b, "header '%s': unknown field '%s'", name, bad);
@@ -961,7 +978,8 @@ static int parse_headers(build_t *b, json_t *v, rule_t *r)
         size_t vl;
         const char *val = get_str(ex != NULL ? ex : rx, &vl);
         if (val == NULL)
-            return fail(b, "header '%s': '%s' must be a string", name, ex != NULL ? "exact" : "regex");
+            return fail(b, "header '%s': '%s' must be a string", name,
+                        ex != NULL ? "exact" : "regex");
         if (vl > STR_MAX_LEN)
             return fail(b, "header '%s': value is longer than %d bytes", name, STR_MAX_LEN);
         if ((h->value = dup_mem(val, vl)) == NULL)
@@ -1041,7 +1059,8 @@ static int parse_rule(build_t *b, json_t *item, uint32_t idx, rule_t *r)
     if (v == NULL)
         return fail(b, "missing 'name'");
     if (name == NULL || n == 0 || n > NAME_MAX_LEN || has_ctl(name, n))
-        return fail(b, "'name' must be a string of 1 to %d characters without control characters", NAME_MAX_LEN);
+        return fail(b, "'name' must be a string of 1 to %d characters without control characters",
+                    NAME_MAX_LEN);
     if ((r->name = dup_mem(name, n)) == NULL)
         return nomem(b);
     r->pub.name = r->name;
@@ -1054,7 +1073,8 @@ static int parse_rule(build_t *b, json_t *item, uint32_t idx, rule_t *r)
         return fail(b, "unknown field '%s'", bad);
 
     if ((v = json_object_get(item, "priority")) != NULL) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > MAX_PRIORITY)
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > MAX_PRIORITY)
             return fail(b, "'priority' must be an integer from 0 to %d", MAX_PRIORITY);
         r->pub.priority = (int)json_integer_value(v);
     }
@@ -1070,7 +1090,8 @@ static int parse_rule(build_t *b, json_t *item, uint32_t idx, rule_t *r)
         return fail(b, "missing 'model'");
     const char *model = get_str(v, &n);
     if (model == NULL || n == 0 || n > MODEL_MAX_LEN || has_ctl(model, n))
-        return fail(b, "'model' must be a string of 1 to %d characters without control characters", MODEL_MAX_LEN);
+        return fail(b, "'model' must be a string of 1 to %d characters without control characters",
+                    MODEL_MAX_LEN);
     if ((r->model = dup_mem(model, n)) == NULL)
         return nomem(b);
     r->pub.model = r->model;
@@ -1106,7 +1127,8 @@ static int parse_rule(build_t *b, json_t *item, uint32_t idx, rule_t *r)
     }
 
     /* Same host, path and headers as an earlier rule: the later one could never match. */
-    if (match_key(r, &b->scratch) != 0 || (b->keys[idx] = dup_mem(b->scratch.data, b->scratch.len)) == NULL)
+    if (match_key(r, &b->scratch) != 0 ||
+        (b->keys[idx] = dup_mem(b->scratch.data, b->scratch.len)) == NULL)
         return nomem(b);
     b->key_lens[idx] = b->scratch.len;
     uint32_t prev = sset_put(&b->matches, b->keys[idx], b->key_lens[idx], idx);
@@ -1178,7 +1200,8 @@ static void trie_build_free(trie_build_t *tb)
 }
 
 /* Adds `rank` to the node for s[0..len) under `root`, splitting edges as needed. */
-static int trie_insert(trie_build_t *tb, uint32_t root, const char *s, size_t len, uint32_t rank, bool exact)
+static int trie_insert(trie_build_t *tb, uint32_t root, const char *s, size_t len, uint32_t rank,
+                       bool exact)
 {
     uint32_t cur = root;
     size_t pos = 0;
@@ -1205,7 +1228,8 @@ static int trie_insert(trie_build_t *tb, uint32_t root, const char *s, size_t le
         if (common < kid->label_len) {
             /* Split: a new node takes the common part, the kid keeps the rest below it. */
             uint32_t mid;
-            if (bnode_new(tb, kid->label, (uint32_t)common, &mid) != 0 || u32vec_insert(&tb->n[mid].kids, 0, k) != 0)
+            if (bnode_new(tb, kid->label, (uint32_t)common, &mid) != 0 ||
+                u32vec_insert(&tb->n[mid].kids, 0, k) != 0)
                 return MG_ENOMEM;
             kid = &tb->n[k]; /* bnode_new may have moved the array */
             kid->label += common;
@@ -1224,7 +1248,8 @@ static int trie_insert(trie_build_t *tb, uint32_t root, const char *s, size_t le
  * Finds or adds the bucket for `key` (which lives as long as the table) in an open-addressing
  * table; *root is its trie root (a build node index until the freeze renumbers it).
  */
-static int bucket_root(trie_build_t *tb, hslot_t *tab, uint32_t mask, const char *key, size_t len, uint32_t *root)
+static int bucket_root(trie_build_t *tb, hslot_t *tab, uint32_t mask, const char *key, size_t len,
+                       uint32_t *root)
 {
     uint64_t h = XXH3_64bits(key, len);
     uint32_t i = (uint32_t)h & mask;
@@ -1263,15 +1288,17 @@ static int freeze(mg_route_table_t *t, trie_build_t *tb, const u32vec_t *roots)
     uint32_t nlabel = 0;
     for (uint32_t i = 0; i < tb->count; i++)
         nlabel += tb->n[i].label_len;
-    uint32_t *order = malloc((tb->count ? tb->count : 1) * sizeof(*order)); /* BFS position -> build node */
-    uint32_t *renum = malloc((tb->count ? tb->count : 1) * sizeof(*renum)); /* build node -> index */
+    uint32_t *order =
+        malloc((tb->count ? tb->count : 1) * sizeof(*order)); /* BFS position -> build node */
+    uint32_t *renum =
+        malloc((tb->count ? tb->count : 1) * sizeof(*renum)); /* build node -> index */
     t->nodes = calloc(tb->count ? tb->count : 1, sizeof(*t->nodes));
     t->first_byte = calloc(tb->count ? tb->count : 1, 1);
     t->labels = malloc(nlabel ? nlabel : 1);
     t->ranks = malloc((t->nrules ? t->nrules : 1) * sizeof(*t->ranks));
     int rc = MG_ENOMEM;
-    if (order == NULL || renum == NULL || t->nodes == NULL || t->first_byte == NULL || t->labels == NULL ||
-        t->ranks == NULL)
+    if (order == NULL || renum == NULL || t->nodes == NULL || t->first_byte == NULL ||
+        t->labels == NULL || t->ranks == NULL)
         goto out;
 
     uint32_t next = 0;
@@ -1419,7 +1446,8 @@ int mg_route_table_parse(const char *json, size_t len, mg_route_table_t **out, m
     json_error_t jerr;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
-        return mg_err_set(err, MG_EINVAL, "routes: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        return mg_err_set(err, MG_EINVAL, "routes: line %d column %d: %s", jerr.line, jerr.column,
+                          jerr.text);
 
     build_t b = {.err = err};
     int rc = MG_EINVAL;
@@ -1442,11 +1470,13 @@ int mg_route_table_parse(const char *json, size_t len, mg_route_table_t **out, m
     }
     n = json_array_size(routes);
     if (n > MG_ROUTE_MAX_RULES) {
-        mg_err_set(err, MG_EINVAL, "routes: %zu rules, more than the limit of %d", n, MG_ROUTE_MAX_RULES);
+        mg_err_set(err, MG_EINVAL, "routes: %zu rules, more than the limit of %d", n,
+                   MG_ROUTE_MAX_RULES);
         goto out;
     }
-    if ((n > 0 && (t->rules = calloc(n, sizeof(*t->rules))) == NULL) || sset_init(&b.names, n) != 0 ||
-        sset_init(&b.matches, n) != 0 || (n > 0 && (b.keys = calloc(n, sizeof(*b.keys))) == NULL) ||
+    if ((n > 0 && (t->rules = calloc(n, sizeof(*t->rules))) == NULL) ||
+        sset_init(&b.names, n) != 0 || sset_init(&b.matches, n) != 0 ||
+        (n > 0 && (b.keys = calloc(n, sizeof(*b.keys))) == NULL) ||
         (n > 0 && (b.key_lens = calloc(n, sizeof(*b.key_lens))) == NULL)) {
         rc = nomem(&b);
         goto out;
@@ -1502,7 +1532,9 @@ static int rule_to_json(const rule_t *r, mg_buf_t *o)
             rc = mg_buf_puts(o, i ? ",{\"name\":" : "{\"name\":");
             rc = rc ? rc : mg_buf_json_string(o, h->name, h->name_len);
             if (h->kind == HDR_PRESENT || h->kind == HDR_ABSENT) {
-                rc = rc ? rc : mg_buf_puts(o, h->kind == HDR_PRESENT ? ",\"present\":true}" : ",\"present\":false}");
+                rc = rc ? rc
+                        : mg_buf_puts(o, h->kind == HDR_PRESENT ? ",\"present\":true}"
+                                                                : ",\"present\":false}");
                 continue;
             }
             rc = rc ? rc : mg_buf_puts(o, h->kind == HDR_EXACT ? ",\"exact\":" : ",\"regex\":");
@@ -1513,7 +1545,9 @@ static int rule_to_json(const rule_t *r, mg_buf_t *o)
     }
     rc = rc ? rc : mg_buf_puts(o, "},\"model\":");
     rc = rc ? rc : mg_buf_json_string(o, r->model, strlen(r->model));
-    rc = rc ? rc : mg_buf_puts(o, r->pub.api == MG_ROUTE_API_PREDICT ? ",\"api\":\"predict\"" : ",\"api\":\"infer\"");
+    rc = rc ? rc
+            : mg_buf_puts(o, r->pub.api == MG_ROUTE_API_PREDICT ? ",\"api\":\"predict\""
+                                                                : ",\"api\":\"infer\"");
     if (rc == 0 && r->traffic != NULL) {
         rc = mg_buf_puts(o, ",\"traffic\":");
         rc = rc ? rc : mg_traffic_policy_to_json(r->traffic, o);

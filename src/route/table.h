@@ -14,12 +14,12 @@
  *     {"name": "scores-eu",                       required, unique, 1..128 bytes, no control chars
  *      "priority": 10,                            optional, default 1000, integer 0..1000000
  *      "match": {"host": "api.example.com" | "*.example.com",        optional (any host)
- *                "path": {"exact": "/x"} | {"prefix": "/api/"} | {"regex": "^/m/[0-9]+$"},  required
- *                "headers": [{"name": "X-Tenant", "exact": "eu"} | {"name": "X-Tenant", "regex": "^e"}
- *                            | {"name": "X-Debug", "present": true}]},            optional, all must match
- *      "model": "digits",                        required, 1..255 bytes
- *      "api": "infer" | "predict",               optional, default "infer": the body's protocol
- *      "traffic": { ...route/policy.h... }}      optional override of the model's policy
+ *                "path": {"exact": "/x"} | {"prefix": "/api/"} | {"regex": "^/m/[0-9]+$"}, required
+ *                "headers": [{"name": "X-Tenant", "exact": "eu"} | {"name": "X-Tenant", "regex":
+ * "^e"} | {"name": "X-Debug", "present": true}]},            optional, all must match "model":
+ * "digits",                        required, 1..255 bytes "api": "infer" | "predict", optional,
+ * default "infer": the body's protocol "traffic": { ...route/policy.h... }}      optional override
+ * of the model's policy
  *   ]}
  *
  * Match semantics:
@@ -111,10 +111,12 @@ const mg_route_rule_t *mg_route_table_rule(const mg_route_table_t *t, size_t i);
  * regex match data on its first use (freed when the thread exits; without it regexes do not
  * match). Thread: any; the table is read-only.
  */
-const mg_route_rule_t *mg_route_table_match(const mg_route_table_t *t, const mg_route_request_t *req);
+const mg_route_rule_t *mg_route_table_match(const mg_route_table_t *t,
+                                            const mg_route_request_t *req);
 
 /** The same answer by testing every rule in order: the baseline for tests and benchmarks. */
-const mg_route_rule_t *mg_route_table_match_linear(const mg_route_table_t *t, const mg_route_request_t *req);
+const mg_route_rule_t *mg_route_table_match_linear(const mg_route_table_t *t,
+                                                   const mg_route_request_t *req);
 
 /**
  * Appends the table as JSON in the form it is parsed from, canonically: rules in match order,

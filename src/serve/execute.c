@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp, mg_err_t *err)
+int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp,
+               mg_err_t *err)
 {
     memset(resp, 0, sizeof(*resp));
     int64_t max_batch = v->config.max_batch_size;
@@ -10,9 +11,11 @@ int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_re
         for (size_t i = 0; i < req->ninputs; i++) {
             const mg_tensor_t *t = &req->inputs[i];
             if (t->ndim > 0 && t->shape[0] > max_batch)
-                return mg_err_set(err, MG_ESHAPE, "input '%.*s': batch size %lld exceeds max_batch_size %lld of model '%s'",
-                                  (int)t->name.len, t->name.ptr, (long long)t->shape[0], (long long)max_batch,
-                                  v->model_name);
+                return mg_err_set(
+                    err, MG_ESHAPE,
+                    "input '%.*s': batch size %lld exceeds max_batch_size %lld of model '%s'",
+                    (int)t->name.len, t->name.ptr, (long long)t->shape[0], (long long)max_batch,
+                    v->model_name);
         }
     }
     int rc = mg_session_run(mg_model_version_session(v), req, resp, err);

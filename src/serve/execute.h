@@ -17,7 +17,8 @@
  * release it with mg_execute_release(). Returns 0 or the MG_E* code of the first problem with
  * `err` filled. Thread: any request thread.
  */
-int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp, mg_err_t *err);
+int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp,
+               mg_err_t *err);
 
 /** Releases the outputs of a response filled by mg_execute(). Accepts an empty response. */
 void mg_execute_release(mg_infer_response_t *resp);

@@ -60,8 +60,9 @@ static mg_str_t sticky_key(const mg_traffic_policy_t *p, const mg_route_source_t
     return key;
 }
 
-int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model, const mg_traffic_policy_t *rule_policy,
-                   mg_route_input_t *in, const mg_route_source_t *src, mg_route_result_t *out, mg_err_t *err)
+int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
+                   const mg_traffic_policy_t *rule_policy, mg_route_input_t *in,
+                   const mg_route_source_t *src, mg_route_result_t *out, mg_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     out->rule = -1;
@@ -102,12 +103,14 @@ int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model, cons
         version = (mg_str_t){vtext, (size_t)n};
     }
     rc = mg_registry_acquire(reg, model, version, &out->version, err);
-    int policy_chose = d.reason != MG_ROUTE_URL && d.reason != MG_ROUTE_HEADER && d.reason != MG_ROUTE_DEFAULT;
+    int policy_chose =
+        d.reason != MG_ROUTE_URL && d.reason != MG_ROUTE_HEADER && d.reason != MG_ROUTE_DEFAULT;
     if (rc == MG_EUNAVAIL && policy_chose && stable > 0 && stable != d.version) {
         /* The chosen version cannot serve: the stable one takes the request. */
         int n = snprintf(vtext, sizeof(vtext), "%lld", (long long)stable);
         mg_err_t ferr;
-        if (mg_registry_acquire(reg, model, (mg_str_t){vtext, (size_t)n}, &out->version, &ferr) == 0) {
+        if (mg_registry_acquire(reg, model, (mg_str_t){vtext, (size_t)n}, &out->version, &ferr) ==
+            0) {
             out->reason = MG_ROUTE_FALLBACK;
             return 0;
         }

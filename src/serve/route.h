@@ -28,29 +28,30 @@ const char *mg_policy_source_name(mg_policy_source_t s);
 
 /** The routing outcome that travels with the request into headers, logs and metrics. */
 typedef struct mg_route_result {
-    mg_model_version_t *version;   /* pinned; release with mg_model_version_unref */
+    mg_model_version_t *version; /* pinned; release with mg_model_version_unref */
     mg_route_reason_t reason;
     mg_policy_source_t source;
-    int rule;                      /* the AB-group/stage rule index, or -1 */
-    int64_t chosen;                /* the version the policy chose (differs on fallback) */
+    int rule;       /* the AB-group/stage rule index, or -1 */
+    int64_t chosen; /* the version the policy chose (differs on fallback) */
 } mg_route_result_t;
 
 /** Where the sticky key can come from: request headers and the request-level "parameters". */
 typedef struct mg_route_source {
     mg_route_header_fn header; /* lower-case header lookup, or NULL */
     void *header_ctx;
-    mg_str_t parameters;       /* raw JSON of the body's "parameters" object, or empty */
+    mg_str_t parameters; /* raw JSON of the body's "parameters" object, or empty */
 } mg_route_source_t;
 
 /**
  * Routes a request for `model` and pins the version. The sticky key is read from `src` as
- * the chosen policy says (its header, or its field of `parameters`). `rule_policy` is the matched route
- * rule's override or NULL. Must be called inside an RCU read section when `rule_policy`
+ * the chosen policy says (its header, or its field of `parameters`). `rule_policy` is the matched
+ * route rule's override or NULL. Must be called inside an RCU read section when `rule_policy`
  * points into a router snapshot. `in->random` is filled here when zero. Returns 0, or
  * MG_EINVAL (bad version text), MG_ENOENT (unknown model or version), MG_EUNAVAIL (nothing
  * ready to serve) with `err` filled. Thread: any RCU-registered request thread.
  */
-int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model, const mg_traffic_policy_t *rule_policy,
-                   mg_route_input_t *in, const mg_route_source_t *src, mg_route_result_t *out, mg_err_t *err);
+int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
+                   const mg_traffic_policy_t *rule_policy, mg_route_input_t *in,
+                   const mg_route_source_t *src, mg_route_result_t *out, mg_err_t *err);
 
 #endif

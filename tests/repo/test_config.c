@@ -31,8 +31,10 @@ static void test_full_config(void **state)
     (void)state;
     mg_model_config_t c;
     mg_err_t err;
-    const char *json = "{\"name\":\"digits\",\"max_batch_size\":64,\"version_policy\":{\"specific\":{\"versions\":[1,\"3\"]}},"
-                       "\"default_version\":\"3\",\"instance_count\":2,\"intra_op_threads\":1,\"warmup\":{\"runs\":2}}";
+    const char *json = "{\"name\":\"digits\",\"max_batch_size\":64,\"version_policy\":{"
+                       "\"specific\":{\"versions\":[1,\"3\"]}},"
+                       "\"default_version\":\"3\",\"instance_count\":2,\"intra_op_threads\":1,"
+                       "\"warmup\":{\"runs\":2}}";
     assert_int_equal(parse(json, &c, &err), 0);
     assert_int_equal(c.max_batch_size, 64);
     assert_int_equal(c.policy, MG_VERSION_POLICY_SPECIFIC);

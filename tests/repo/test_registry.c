@@ -58,13 +58,15 @@ static int setup(void **state)
     snprintf(gen, sizeof(gen), "%s/gen", tmp);
     sh("%s %s/scripts/gen_test_models.py %s >/dev/null", py, src, gen);
     /* repo: m (versions 1, 2, 3 of identity FP32; config: all, default 2), solo (one version). */
-    sh("mkdir -p %s/repo/m/1 %s/repo/m/2 %s/repo/m/3 %s/repo/solo/1 %s/repo/m/notaversion", tmp, tmp, tmp, tmp, tmp);
+    sh("mkdir -p %s/repo/m/1 %s/repo/m/2 %s/repo/m/3 %s/repo/solo/1 %s/repo/m/notaversion", tmp,
+       tmp, tmp, tmp, tmp);
     for (int v = 1; v <= 3; v++)
         sh("cp %s/identity_FP32.onnx %s/repo/m/%d/model.onnx", gen, tmp, v);
     sh("cp %s/identity_INT64.onnx %s/repo/solo/1/model.onnx", gen, tmp);
     char path[400];
     snprintf(path, sizeof(path), "%s/repo/m/config.json", tmp);
-    write_file(path, "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
+    write_file(path,
+               "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
     mg_log_configure(MG_LOG_ERROR, 0);
     mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1, .log_level = 3};
     mg_err_t err;
@@ -168,7 +170,8 @@ static void test_unload_drains_pinned_version(void **state)
     assert_non_null(strstr(err.msg, "unloaded"));
     mg_model_version_unref(v); /* the last reference frees it */
     assert_int_equal(mg_registry_unload(r, "ghost", &err), MG_ENOENT);
-    assert_true(mg_registry_all_ready(r)); /* unloaded on purpose does not make the server unready */
+    assert_true(
+        mg_registry_all_ready(r)); /* unloaded on purpose does not make the server unready */
     assert_int_equal(mg_registry_load(r, "solo", &err), 0);
     assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &w, &err), 0);
     mg_model_version_unref(w);
@@ -231,7 +234,8 @@ static void test_failures_are_reported_and_keep_serving(void **state)
     assert_non_null(strstr(err.msg, "instance_count"));
     assert_int_equal(mg_registry_acquire(r, S("m"), S("2"), &v, &err), 0);
     mg_model_version_unref(v);
-    write_file(path, "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
+    write_file(path,
+               "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
     assert_int_equal(mg_registry_load(r, "nosuch", &err), MG_ENOENT);
     assert_int_equal(mg_registry_load(r, "../m", &err), MG_ENOENT);
     sh("rm -rf %s/repo/bad", tmp);

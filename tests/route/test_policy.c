@@ -20,9 +20,9 @@
 
 #include <cmocka.h>
 
-#define NKEYS 1000000
-#define TOL_PP 0.5 /* allowed deviation, in percentage points */
-#define KEY_SEED UINT64_C(0x6d6f64656c676174)
+#define NKEYS     1000000
+#define TOL_PP    0.5 /* allowed deviation, in percentage points */
+#define KEY_SEED  UINT64_C(0x6d6f64656c676174)
 #define DRAW_SEED UINT64_C(0x5eed5eed5eed5eed)
 
 /* The keys "user-<n>" with n from splitmix64, their lengths and sticky hashes; built once. */

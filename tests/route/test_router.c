@@ -43,7 +43,8 @@ static void *reader(void *arg)
     rcu_register_thread();
     uint64_t n = 0;
     while (!atomic_load(&stop)) {
-        mg_route_request_t req = {.host = {"h", 1}, .path = {"/api/score", 10}, .header = no_headers};
+        mg_route_request_t req = {
+            .host = {"h", 1}, .path = {"/api/score", 10}, .header = no_headers};
         rcu_read_lock();
         const mg_traffic_policy_t *p = mg_router_policy(router, (mg_str_t){"m", 1});
         if (p != NULL) {
@@ -54,7 +55,8 @@ static void *reader(void *arg)
             memset(&in, 0, sizeof(in));
             in.random = ++n * 0x9e3779b97f4a7c15ULL;
             mg_route_decision_t d;
-            if (sum != 100 || mg_traffic_policy_pick(p, &in, &d, NULL) != 0 || (d.version != 1 && d.version != 2))
+            if (sum != 100 || mg_traffic_policy_pick(p, &in, &d, NULL) != 0 ||
+                (d.version != 1 && d.version != 2))
                 atomic_fetch_add(&bad_reads, 1);
         }
         const mg_route_rule_t *rule = mg_router_match(router, &req);
@@ -82,7 +84,8 @@ static void test_readers_never_see_a_torn_snapshot(void **state)
     for (int i = 0; i < UPDATES; i++) {
         char json[256];
         int w = i % 101;
-        snprintf(json, sizeof(json), "{\"weights\":{\"1\":%d,\"2\":%d},\"stable\":\"1\"}", 100 - w, w);
+        snprintf(json, sizeof(json), "{\"weights\":{\"1\":%d,\"2\":%d},\"stable\":\"1\"}", 100 - w,
+                 w);
         mg_traffic_policy_t p;
         if (w == 100) /* all weight on 2: keep 1 stable with 0 weight is fine */
             snprintf(json, sizeof(json), "{\"weights\":{\"1\":0,\"2\":100},\"stable\":\"1\"}");
@@ -91,15 +94,18 @@ static void test_readers_never_see_a_torn_snapshot(void **state)
         if (i % 10 == 0) {
             char table[512];
             snprintf(table, sizeof(table),
-                     "{\"routes\":[{\"name\":\"gen-%d\",\"match\":{\"path\":{\"prefix\":\"/api/\"}},\"model\":\"m\"},"
-                     "{\"name\":\"gen-%d-x\",\"match\":{\"path\":{\"regex\":\"^/x/%d$\"}},\"model\":\"m\"}]}",
+                     "{\"routes\":[{\"name\":\"gen-%d\",\"match\":{\"path\":{\"prefix\":\"/api/"
+                     "\"}},\"model\":\"m\"},"
+                     "{\"name\":\"gen-%d-x\",\"match\":{\"path\":{\"regex\":\"^/x/"
+                     "%d$\"}},\"model\":\"m\"}]}",
                      i, i, i);
             mg_route_table_t *tab = NULL;
             assert_int_equal(mg_route_table_parse(table, strlen(table), &tab, &err), 0);
             assert_int_equal(mg_router_set_table(router, tab, &err), 0);
         }
         if (i % 50 == 25)
-            assert_int_equal(mg_router_set_policy(router, "m", NULL, &err), 0); /* cleared for a moment */
+            assert_int_equal(mg_router_set_policy(router, "m", NULL, &err),
+                             0); /* cleared for a moment */
     }
     atomic_store(&stop, true);
     for (int i = 0; i < READERS; i++)

@@ -51,7 +51,8 @@ static mg_route_table_t *parse_ok(const char *json)
 }
 
 /* The matched rule's name ("" for none); indexed and linear must agree. */
-static const char *match_h(const mg_route_table_t *t, const char *host, const char *path, const hdrs_t *h)
+static const char *match_h(const mg_route_table_t *t, const char *host, const char *path,
+                           const hdrs_t *h)
 {
     mg_route_request_t req = {
         .host = {host, strlen(host)},
@@ -62,7 +63,8 @@ static const char *match_h(const mg_route_table_t *t, const char *host, const ch
     const mg_route_rule_t *a = mg_route_table_match(t, &req);
     const mg_route_rule_t *b = mg_route_table_match_linear(t, &req);
     if (a != b)
-        fail_msg("host '%s' path '%s': indexed '%s' linear '%s'", host, path, a ? a->name : "-", b ? b->name : "-");
+        fail_msg("host '%s' path '%s': indexed '%s' linear '%s'", host, path, a ? a->name : "-",
+                 b ? b->name : "-");
     return a ? a->name : "";
 }
 
@@ -76,12 +78,17 @@ static const char *match(const mg_route_table_t *t, const char *host, const char
 static void test_hosts(void **state)
 {
     (void)state;
-    mg_route_table_t *t = parse_ok("{\"routes\":["
-                                   "{\"name\":\"exact\",\"match\":{\"host\":\"API.example.com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"deep\",\"match\":{\"host\":\"*.eu.example.com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"wild\",\"match\":{\"host\":\"*.Example.com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"ip\",\"match\":{\"host\":\"[::1]\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"any\",\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"}]}");
+    mg_route_table_t *t =
+        parse_ok("{\"routes\":["
+                 "{\"name\":\"exact\",\"match\":{\"host\":\"API.example.com\",\"path\":{\"prefix\":"
+                 "\"/\"}},\"model\":\"m\"},"
+                 "{\"name\":\"deep\",\"match\":{\"host\":\"*.eu.example.com\",\"path\":{\"prefix\":"
+                 "\"/\"}},\"model\":\"m\"},"
+                 "{\"name\":\"wild\",\"match\":{\"host\":\"*.Example.com\",\"path\":{\"prefix\":\"/"
+                 "\"}},\"model\":\"m\"},"
+                 "{\"name\":\"ip\",\"match\":{\"host\":\"[::1]\",\"path\":{\"prefix\":\"/"
+                 "\"}},\"model\":\"m\"},"
+                 "{\"name\":\"any\",\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"}]}");
     assert_int_equal(mg_route_table_count(t), 5);
     assert_string_equal(match(t, "api.example.com", "/x"), "exact");
     assert_string_equal(match(t, "API.EXAMPLE.COM", "/x"), "exact");
@@ -108,12 +115,13 @@ static void test_hosts(void **state)
 static void test_paths(void **state)
 {
     (void)state;
-    mg_route_table_t *t = parse_ok("{\"routes\":["
-                                   "{\"name\":\"exact\",\"match\":{\"path\":{\"exact\":\"/api/m\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"prefix\",\"match\":{\"path\":{\"prefix\":\"/api/m\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"re\",\"match\":{\"path\":{\"regex\":\"^/m/[0-9]+$\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"anywhere\",\"match\":{\"path\":{\"regex\":\"/deep/\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"slash\",\"match\":{\"path\":{\"exact\":\"/\"}},\"model\":\"m\"}]}");
+    mg_route_table_t *t = parse_ok(
+        "{\"routes\":["
+        "{\"name\":\"exact\",\"match\":{\"path\":{\"exact\":\"/api/m\"}},\"model\":\"m\"},"
+        "{\"name\":\"prefix\",\"match\":{\"path\":{\"prefix\":\"/api/m\"}},\"model\":\"m\"},"
+        "{\"name\":\"re\",\"match\":{\"path\":{\"regex\":\"^/m/[0-9]+$\"}},\"model\":\"m\"},"
+        "{\"name\":\"anywhere\",\"match\":{\"path\":{\"regex\":\"/deep/\"}},\"model\":\"m\"},"
+        "{\"name\":\"slash\",\"match\":{\"path\":{\"exact\":\"/\"}},\"model\":\"m\"}]}");
     assert_string_equal(match(t, "h", "/api/m"), "exact");
     assert_string_equal(match(t, "h", "/api/m2"), "prefix");
     assert_string_equal(match(t, "h", "/api/m/x"), "prefix");
@@ -133,11 +141,15 @@ static void test_headers(void **state)
     (void)state;
     mg_route_table_t *t = parse_ok(
         "{\"routes\":["
-        "{\"name\":\"eu\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-Tenant\",\"exact\":\"eu\"}]},\"model\":\"m\"},"
-        "{\"name\":\"re\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-Tenant\",\"regex\":\"^a[0-9]\"}]},\"model\":\"m\"},"
-        "{\"name\":\"dbg\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-Debug\",\"present\":true},"
+        "{\"name\":\"eu\",\"match\":{\"path\":{\"prefix\":\"/"
+        "\"},\"headers\":[{\"name\":\"X-Tenant\",\"exact\":\"eu\"}]},\"model\":\"m\"},"
+        "{\"name\":\"re\",\"match\":{\"path\":{\"prefix\":\"/"
+        "\"},\"headers\":[{\"name\":\"X-Tenant\",\"regex\":\"^a[0-9]\"}]},\"model\":\"m\"},"
+        "{\"name\":\"dbg\",\"match\":{\"path\":{\"prefix\":\"/"
+        "\"},\"headers\":[{\"name\":\"X-Debug\",\"present\":true},"
         "{\"name\":\"X-Skip\",\"present\":false}]},\"model\":\"m\"},"
-        "{\"name\":\"both\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"x-a\",\"exact\":\"1\"},"
+        "{\"name\":\"both\",\"match\":{\"path\":{\"prefix\":\"/"
+        "\"},\"headers\":[{\"name\":\"x-a\",\"exact\":\"1\"},"
         "{\"name\":\"X-B\",\"exact\":\"\"}]},\"model\":\"m\"},"
         "{\"name\":\"rest\",\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"}]}");
     hdrs_t h = {1, {"x-tenant"}, {"eu"}};
@@ -164,10 +176,13 @@ static void test_headers(void **state)
     mg_route_table_free(t);
 
     /* A zeroed request (no host, no path, no headers) matches only what needs nothing. */
-    t = parse_ok("{\"routes\":[{\"name\":\"h\",\"match\":{\"host\":\"a\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
-                 "{\"name\":\"w\",\"match\":{\"host\":\"*.a\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
-                 "{\"name\":\"r\",\"match\":{\"path\":{\"regex\":\"^$\"},\"headers\":[{\"name\":\"x\",\"present\":false}]},"
-                 "\"model\":\"m\"}]}");
+    t = parse_ok(
+        "{\"routes\":[{\"name\":\"h\",\"match\":{\"host\":\"a\",\"path\":{\"prefix\":\"/"
+        "\"}},\"model\":\"m\"},"
+        "{\"name\":\"w\",\"match\":{\"host\":\"*.a\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
+        "{\"name\":\"r\",\"match\":{\"path\":{\"regex\":\"^$\"},\"headers\":[{\"name\":\"x\","
+        "\"present\":false}]},"
+        "\"model\":\"m\"}]}");
     mg_route_request_t zero = {{NULL, 0}, {NULL, 0}, NULL, NULL};
     assert_string_equal(mg_route_table_match(t, &zero)->name, "r");
     assert_ptr_equal(mg_route_table_match(t, &zero), mg_route_table_match_linear(t, &zero));
@@ -177,12 +192,17 @@ static void test_headers(void **state)
 static void test_priorities_and_ties(void **state)
 {
     (void)state;
-    mg_route_table_t *t = parse_ok("{\"routes\":["
-                                   "{\"name\":\"late\",\"priority\":50,\"match\":{\"path\":{\"prefix\":\"/a\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"default\",\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"tie1\",\"priority\":10,\"match\":{\"path\":{\"prefix\":\"/a/b\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"tie2\",\"priority\":10,\"match\":{\"path\":{\"exact\":\"/a/b\"}},\"model\":\"m\"},"
-                                   "{\"name\":\"zero\",\"priority\":0,\"match\":{\"path\":{\"exact\":\"/z\"}},\"model\":\"m\"}]}");
+    mg_route_table_t *t =
+        parse_ok("{\"routes\":["
+                 "{\"name\":\"late\",\"priority\":50,\"match\":{\"path\":{\"prefix\":\"/"
+                 "a\"}},\"model\":\"m\"},"
+                 "{\"name\":\"default\",\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
+                 "{\"name\":\"tie1\",\"priority\":10,\"match\":{\"path\":{\"prefix\":\"/a/"
+                 "b\"}},\"model\":\"m\"},"
+                 "{\"name\":\"tie2\",\"priority\":10,\"match\":{\"path\":{\"exact\":\"/a/"
+                 "b\"}},\"model\":\"m\"},"
+                 "{\"name\":\"zero\",\"priority\":0,\"match\":{\"path\":{\"exact\":\"/"
+                 "z\"}},\"model\":\"m\"}]}");
     /* Match order: ascending priority, then file order. */
     const char *order[] = {"zero", "tie1", "tie2", "late", "default"};
     for (size_t i = 0; i < 5; i++)
@@ -200,20 +220,28 @@ static void test_priorities_and_ties(void **state)
 static void test_first_match_across_buckets(void **state)
 {
     (void)state;
-    mg_route_table_t *t = parse_ok(
-        "{\"routes\":["
-        "{\"name\":\"exact-host\",\"priority\":10,\"match\":{\"host\":\"a.example.com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
-        "{\"name\":\"wild-host\",\"priority\":5,\"match\":{\"host\":\"*.example.com\",\"path\":{\"prefix\":\"/v\"}},\"model\":\"m\"},"
-        "{\"name\":\"any-host\",\"priority\":1,\"match\":{\"path\":{\"exact\":\"/v/x\"}},\"model\":\"m\"},"
-        "{\"name\":\"any-hdr\",\"priority\":0,\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"x-k\",\"present\":true}]},\"model\":\"m\"},"
-        "{\"name\":\"tie-exact\",\"priority\":20,\"match\":{\"host\":\"b.example.com\",\"path\":{\"prefix\":\"/w\"}},\"model\":\"m\"},"
-        "{\"name\":\"tie-wild\",\"priority\":20,\"match\":{\"host\":\"*.example.com\",\"path\":{\"prefix\":\"/w\"}},\"model\":\"m\"}]}");
-    assert_string_equal(match(t, "a.example.com", "/v/y"), "wild-host"); /* better priority beats exact host */
+    mg_route_table_t *t =
+        parse_ok("{\"routes\":["
+                 "{\"name\":\"exact-host\",\"priority\":10,\"match\":{\"host\":\"a.example.com\","
+                 "\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"},"
+                 "{\"name\":\"wild-host\",\"priority\":5,\"match\":{\"host\":\"*.example.com\","
+                 "\"path\":{\"prefix\":\"/v\"}},\"model\":\"m\"},"
+                 "{\"name\":\"any-host\",\"priority\":1,\"match\":{\"path\":{\"exact\":\"/v/"
+                 "x\"}},\"model\":\"m\"},"
+                 "{\"name\":\"any-hdr\",\"priority\":0,\"match\":{\"path\":{\"prefix\":\"/"
+                 "\"},\"headers\":[{\"name\":\"x-k\",\"present\":true}]},\"model\":\"m\"},"
+                 "{\"name\":\"tie-exact\",\"priority\":20,\"match\":{\"host\":\"b.example.com\","
+                 "\"path\":{\"prefix\":\"/w\"}},\"model\":\"m\"},"
+                 "{\"name\":\"tie-wild\",\"priority\":20,\"match\":{\"host\":\"*.example.com\","
+                 "\"path\":{\"prefix\":\"/w\"}},\"model\":\"m\"}]}");
+    assert_string_equal(match(t, "a.example.com", "/v/y"),
+                        "wild-host"); /* better priority beats exact host */
     assert_string_equal(match(t, "a.example.com", "/v/x"), "any-host");
     assert_string_equal(match(t, "a.example.com", "/u"), "exact-host");
     hdrs_t h = {1, {"x-k"}, {"1"}};
     assert_string_equal(match_h(t, "a.example.com", "/v/x", &h), "any-hdr");
-    assert_string_equal(match(t, "b.example.com", "/w"), "tie-exact"); /* equal priority: file order */
+    assert_string_equal(match(t, "b.example.com", "/w"),
+                        "tie-exact"); /* equal priority: file order */
     assert_string_equal(match(t, "c.example.com", "/w"), "tie-wild");
     mg_route_table_free(t);
 }
@@ -221,11 +249,12 @@ static void test_first_match_across_buckets(void **state)
 static void test_api_and_traffic(void **state)
 {
     (void)state;
-    mg_route_table_t *t = parse_ok(
-        "{\"routes\":["
-        "{\"name\":\"p\",\"match\":{\"path\":{\"prefix\":\"/p\"}},\"model\":\"digits\",\"api\":\"predict\","
-        "\"traffic\":{\"weights\":{\"1\":90,\"2\":10},\"stable\":\"1\"}},"
-        "{\"name\":\"i\",\"match\":{\"path\":{\"prefix\":\"/i\"}},\"model\":\"other\"}]}");
+    mg_route_table_t *t =
+        parse_ok("{\"routes\":["
+                 "{\"name\":\"p\",\"match\":{\"path\":{\"prefix\":\"/"
+                 "p\"}},\"model\":\"digits\",\"api\":\"predict\","
+                 "\"traffic\":{\"weights\":{\"1\":90,\"2\":10},\"stable\":\"1\"}},"
+                 "{\"name\":\"i\",\"match\":{\"path\":{\"prefix\":\"/i\"}},\"model\":\"other\"}]}");
     mg_route_request_t req = {.host = MG_STR_LIT("h"), .path = MG_STR_LIT("/p/1")};
     const mg_route_rule_t *r = mg_route_table_match(t, &req);
     assert_non_null(r);
@@ -253,7 +282,7 @@ static void test_api_and_traffic(void **state)
 
 #define R(body) "{\"name\":\"x\"," body "}"
 #define M(path) "\"match\":{\"path\":" path "},\"model\":\"m\""
-#define OK_A "{\"name\":\"a\"," M("{\"prefix\":\"/\"}") "}"
+#define OK_A    "{\"name\":\"a\"," M("{\"prefix\":\"/\"}") "}"
 
 static void expect_error(const char *json, const char *want)
 {
@@ -262,7 +291,8 @@ static void expect_error(const char *json, const char *want)
     mg_err_clear(&err);
     int rc = mg_route_table_parse(json, strlen(json), &t, &err);
     if (rc != MG_EINVAL || strstr(err.msg, want) == NULL)
-        fail_msg("for %s\nwant rc %d and \"%s\"\ngot rc %d and \"%s\"", json, MG_EINVAL, want, rc, err.msg);
+        fail_msg("for %s\nwant rc %d and \"%s\"\ngot rc %d and \"%s\"", json, MG_EINVAL, want, rc,
+                 err.msg);
     assert_int_equal(err.code, MG_EINVAL);
     assert_ptr_equal(t, (mg_route_table_t *)(uintptr_t)1); /* *out untouched */
 }
@@ -279,84 +309,136 @@ static void test_validation(void **state)
         {"{\"routes\":{}}", "must be an object {\"routes\""},
         {"{\"routes\":[],\"x\":1}", "routes: unknown field 'x'"},
         {"{\"routes\":[" OK_A ",1]}", "route #2: must be an object"},
-        {"{\"routes\":[" OK_A "," OK_A ",{" M("{\"prefix\":\"/\"}") "}]}", "route 'a': duplicate name"},
-        {"{\"routes\":[" OK_A ",{\"name\":\"b\"," M("{\"prefix\":\"/b\"}") "},{" M("{\"prefix\":\"/\"}") "}]}",
+        {"{\"routes\":[" OK_A "," OK_A ",{" M("{\"prefix\":\"/\"}") "}]}",
+         "route 'a': duplicate name"},
+        {"{\"routes\":[" OK_A
+         ",{\"name\":\"b\"," M("{\"prefix\":\"/b\"}") "},{" M("{\"prefix\":\"/\"}") "}]}",
          "route #3: missing 'name'"},
-        {"{\"routes\":[{\"name\":\"\"," M("{\"prefix\":\"/\"}") "}]}", "route #1: 'name' must be a string"},
-        {"{\"routes\":[{\"name\":7," M("{\"prefix\":\"/\"}") "}]}", "route #1: 'name' must be a string"},
-        {"{\"routes\":[" R("\"prio\":1," M("{\"prefix\":\"/\"}")) "]}", "route 'x': unknown field 'prio'"},
-        {"{\"routes\":[" R("\"priority\":-1," M("{\"prefix\":\"/\"}")) "]}", "route 'x': 'priority' must be an integer from 0 to 1000000"},
-        {"{\"routes\":[" R("\"priority\":1000001," M("{\"prefix\":\"/\"}")) "]}", "'priority' must be an integer"},
-        {"{\"routes\":[" R("\"priority\":\"1\"," M("{\"prefix\":\"/\"}")) "]}", "'priority' must be an integer"},
-        {"{\"routes\":[" R("\"priority\":1.5," M("{\"prefix\":\"/\"}")) "]}", "'priority' must be an integer"},
+        {"{\"routes\":[{\"name\":\"\"," M("{\"prefix\":\"/\"}") "}]}",
+         "route #1: 'name' must be a string"},
+        {"{\"routes\":[{\"name\":7," M("{\"prefix\":\"/\"}") "}]}",
+         "route #1: 'name' must be a string"},
+        {"{\"routes\":[" R("\"prio\":1," M("{\"prefix\":\"/\"}")) "]}",
+         "route 'x': unknown field 'prio'"},
+        {"{\"routes\":[" R("\"priority\":-1," M("{\"prefix\":\"/\"}")) "]}",
+         "route 'x': 'priority' must be an integer from 0 to 1000000"},
+        {"{\"routes\":[" R("\"priority\":1000001," M("{\"prefix\":\"/\"}")) "]}",
+         "'priority' must be an integer"},
+        {"{\"routes\":[" R("\"priority\":\"1\"," M("{\"prefix\":\"/\"}")) "]}",
+         "'priority' must be an integer"},
+        {"{\"routes\":[" R("\"priority\":1.5," M("{\"prefix\":\"/\"}")) "]}",
+         "'priority' must be an integer"},
         {"{\"routes\":[" R("\"model\":\"m\"") "]}", "route 'x': missing 'match'"},
-        {"{\"routes\":[" R("\"match\":[],\"model\":\"m\"") "]}", "route 'x': 'match' must be an object"},
-        {"{\"routes\":[" R("\"match\":{\"hosts\":\"a\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R("\"match\":[],\"model\":\"m\"") "]}",
+         "route 'x': 'match' must be an object"},
+        {"{\"routes\":[" R(
+             "\"match\":{\"hosts\":\"a\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
          "route 'x': match: unknown field 'hosts'"},
-        {"{\"routes\":[" R("\"match\":{\"host\":\"a\"},\"model\":\"m\"") "]}", "route 'x': missing 'path' in 'match'"},
-        {"{\"routes\":[" R(M("{}")) "]}", "route 'x': 'path' needs exactly one of exact, prefix, regex"},
-        {"{\"routes\":[" R(M("{\"exact\":\"/a\",\"prefix\":\"/a\"}")) "]}", "route 'x': 'path' needs exactly one of exact, prefix, regex"},
-        {"{\"routes\":[" R(M("\"/a\"")) "]}", "route 'x': 'path' needs exactly one of exact, prefix, regex"},
+        {"{\"routes\":[" R("\"match\":{\"host\":\"a\"},\"model\":\"m\"") "]}",
+         "route 'x': missing 'path' in 'match'"},
+        {"{\"routes\":[" R(M("{}")) "]}",
+         "route 'x': 'path' needs exactly one of exact, prefix, regex"},
+        {"{\"routes\":[" R(M("{\"exact\":\"/a\",\"prefix\":\"/a\"}")) "]}",
+         "route 'x': 'path' needs exactly one of exact, prefix, regex"},
+        {"{\"routes\":[" R(M("\"/a\"")) "]}",
+         "route 'x': 'path' needs exactly one of exact, prefix, regex"},
         {"{\"routes\":[" R(M("{\"exct\":\"/a\"}")) "]}", "route 'x': path: unknown field 'exct'"},
         {"{\"routes\":[" R(M("{\"exact\":3}")) "]}", "route 'x': path exact must be a string"},
-        {"{\"routes\":[" R(M("{\"prefix\":\"api/\"}")) "]}", "route 'x': path prefix 'api/' must start with '/'"},
-        {"{\"routes\":[" R(M("{\"exact\":\"\"}")) "]}", "route 'x': path exact '' must start with '/'"},
+        {"{\"routes\":[" R(M("{\"prefix\":\"api/\"}")) "]}",
+         "route 'x': path prefix 'api/' must start with '/'"},
+        {"{\"routes\":[" R(M("{\"exact\":\"\"}")) "]}",
+         "route 'x': path exact '' must start with '/'"},
         {"{\"routes\":[{\"name\":\"scores-eu\"," M("{\"regex\":\"^/m/(\"}") "}]}",
-         "route 'scores-eu': path regex '^/m/(' does not compile: missing closing parenthesis at offset 5"},
-        {"{\"routes\":[" R(M("{\"regex\":\"a**\"}")) "]}", "route 'x': path regex 'a**' does not compile: "},
-        {"{\"routes\":[" R("\"match\":{\"host\":\"*.\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
+         "route 'scores-eu': path regex '^/m/(' does not compile: missing closing parenthesis at "
+         "offset 5"},
+        {"{\"routes\":[" R(M("{\"regex\":\"a**\"}")) "]}",
+         "route 'x': path regex 'a**' does not compile: "},
+        {"{\"routes\":[" R(
+             "\"match\":{\"host\":\"*.\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
          "route 'x': host '*.': bad pattern"},
-        {"{\"routes\":[" R("\"match\":{\"host\":\"a.*.com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R(
+             "\"match\":{\"host\":\"a.*.com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
          "route 'x': host 'a.*.com': bad pattern"},
-        {"{\"routes\":[" R("\"match\":{\"host\":\"*example.com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R("\"match\":{\"host\":\"*example.com\",\"path\":{\"prefix\":\"/"
+                           "\"}},\"model\":\"m\"") "]}",
          "route 'x': host '*example.com': bad pattern"},
-        {"{\"routes\":[" R("\"match\":{\"host\":\"a..com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R(
+             "\"match\":{\"host\":\"a..com\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
          "route 'x': host 'a..com': bad pattern"},
-        {"{\"routes\":[" R("\"match\":{\"host\":\"a.com:80\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R(
+             "\"match\":{\"host\":\"a.com:80\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
          "route 'x': host 'a.com:80': bad pattern"},
-        {"{\"routes\":[" R("\"match\":{\"host\":\"\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R(
+             "\"match\":{\"host\":\"\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
          "route 'x': host '': bad pattern"},
-        {"{\"routes\":[" R("\"match\":{\"host\":5,\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R(
+             "\"match\":{\"host\":5,\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"") "]}",
          "route 'x': 'host' must be a string"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":{}},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R(
+             "\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":{}},\"model\":\"m\"") "]}",
          "route 'x': 'headers' must be a list"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-T\"}]},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/"
+                           "\"},\"headers\":[{\"name\":\"X-T\"}]},\"model\":\"m\"") "]}",
          "route 'x': header 'X-T' needs exactly one of exact, regex, present"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-T\",\"exact\":\"a\",\"present\":true}]},"
+        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/"
+                           "\"},\"headers\":[{\"name\":\"X-T\",\"exact\":\"a\",\"present\":true}]},"
                            "\"model\":\"m\"") "]}",
          "route 'x': header 'X-T' needs exactly one of exact, regex, present"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-T\",\"exact\":\"a\",\"value\":1}]},"
+        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/"
+                           "\"},\"headers\":[{\"name\":\"X-T\",\"exact\":\"a\",\"value\":1}]},"
                            "\"model\":\"m\"") "]}",
          "route 'x': header 'X-T': unknown field 'value'"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"exact\":\"a\"}]},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/"
+                           "\"},\"headers\":[{\"exact\":\"a\"}]},\"model\":\"m\"") "]}",
          "route 'x': headers[0] needs a 'name'"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X T\",\"exact\":\"a\"}]},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X "
+                           "T\",\"exact\":\"a\"}]},\"model\":\"m\"") "]}",
          "route 'x': header name 'X T' is not a valid header name"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-T\",\"present\":1}]},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R(
+             "\"match\":{\"path\":{\"prefix\":\"/"
+             "\"},\"headers\":[{\"name\":\"X-T\",\"present\":1}]},\"model\":\"m\"") "]}",
          "route 'x': header 'X-T': 'present' must be true or false"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-T\",\"exact\":1}]},\"model\":\"m\"") "]}",
+        {"{\"routes\":[" R(
+             "\"match\":{\"path\":{\"prefix\":\"/"
+             "\"},\"headers\":[{\"name\":\"X-T\",\"exact\":1}]},\"model\":\"m\"") "]}",
          "route 'x': header 'X-T': 'exact' must be a string"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-T\",\"regex\":\"(\"}]},\"model\":\"m\"") "]}",
-         "route 'x': header 'X-T' regex '(' does not compile: missing closing parenthesis at offset 1"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"X-T\",\"present\":true},"
+        {"{\"routes\":[" R(
+             "\"match\":{\"path\":{\"prefix\":\"/"
+             "\"},\"headers\":[{\"name\":\"X-T\",\"regex\":\"(\"}]},\"model\":\"m\"") "]}",
+         "route 'x': header 'X-T' regex '(' does not compile: missing closing parenthesis at "
+         "offset 1"},
+        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/"
+                           "\"},\"headers\":[{\"name\":\"X-T\",\"present\":true},"
                            "{\"name\":\"x-t\",\"exact\":\"1\"}]},\"model\":\"m\"") "]}",
          "route 'x': header 'x-t' is matched twice"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"}}") "]}", "route 'x': missing 'model'"},
-        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"\"") "]}", "route 'x': 'model' must be a string"},
-        {"{\"routes\":[" R(M("{\"prefix\":\"/\"}") ",\"api\":\"grpc\"") "]}", "route 'x': 'api' must be \"infer\" or \"predict\""},
-        {"{\"routes\":[" R(M("{\"prefix\":\"/\"}") ",\"api\":1") "]}", "route 'x': 'api' must be \"infer\" or \"predict\""},
-        {"{\"routes\":[" R(M("{\"prefix\":\"/\"}") ",\"traffic\":[]") "]}", "route 'x': 'traffic' must be an object"},
-        {"{\"routes\":[" R(M("{\"prefix\":\"/\"}") ",\"traffic\":{\"weights\":{\"1\":-5}}") "]}", "route 'x': traffic: "},
-        {"{\"routes\":[" OK_A ",{\"name\":\"b\"," M("{\"prefix\":\"/\"}") "}]}", "route 'b': same match as route 'a'"},
+        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"}}") "]}",
+         "route 'x': missing 'model'"},
+        {"{\"routes\":[" R("\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"\"") "]}",
+         "route 'x': 'model' must be a string"},
+        {"{\"routes\":[" R(M("{\"prefix\":\"/\"}") ",\"api\":\"grpc\"") "]}",
+         "route 'x': 'api' must be \"infer\" or \"predict\""},
+        {"{\"routes\":[" R(M("{\"prefix\":\"/\"}") ",\"api\":1") "]}",
+         "route 'x': 'api' must be \"infer\" or \"predict\""},
+        {"{\"routes\":[" R(M("{\"prefix\":\"/\"}") ",\"traffic\":[]") "]}",
+         "route 'x': 'traffic' must be an object"},
+        {"{\"routes\":[" R(M("{\"prefix\":\"/\"}") ",\"traffic\":{\"weights\":{\"1\":-5}}") "]}",
+         "route 'x': traffic: "},
+        {"{\"routes\":[" OK_A ",{\"name\":\"b\"," M("{\"prefix\":\"/\"}") "}]}",
+         "route 'b': same match as route 'a'"},
         /* Same match: host case, "*" = any host, header order and name case do not matter. */
-        {"{\"routes\":[{\"name\":\"a\",\"match\":{\"host\":\"A.com\",\"path\":{\"exact\":\"/\"}},\"model\":\"m\"},"
-         "{\"name\":\"b\",\"match\":{\"host\":\"a.COM\",\"path\":{\"exact\":\"/\"}},\"model\":\"m\"}]}",
+        {"{\"routes\":[{\"name\":\"a\",\"match\":{\"host\":\"A.com\",\"path\":{\"exact\":\"/"
+         "\"}},\"model\":\"m\"},"
+         "{\"name\":\"b\",\"match\":{\"host\":\"a.COM\",\"path\":{\"exact\":\"/"
+         "\"}},\"model\":\"m\"}]}",
          "route 'b': same match as route 'a'"},
-        {"{\"routes\":[" OK_A ",{\"name\":\"b\",\"match\":{\"host\":\"*\",\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"}]}",
+        {"{\"routes\":[" OK_A ",{\"name\":\"b\",\"match\":{\"host\":\"*\",\"path\":{\"prefix\":\"/"
+                              "\"}},\"model\":\"m\"}]}",
          "route 'b': same match as route 'a'"},
-        {"{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"A\",\"exact\":\"1\"},"
+        {"{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":{\"prefix\":\"/"
+         "\"},\"headers\":[{\"name\":\"A\",\"exact\":\"1\"},"
          "{\"name\":\"b\",\"present\":true}]},\"model\":\"m\"},"
-         "{\"name\":\"b\",\"priority\":3,\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"B\",\"present\":true},"
+         "{\"name\":\"b\",\"priority\":3,\"match\":{\"path\":{\"prefix\":\"/"
+         "\"},\"headers\":[{\"name\":\"B\",\"present\":true},"
          "{\"name\":\"a\",\"exact\":\"1\"}]},\"model\":\"n\"}]}",
          "route 'b': same match as route 'a'"},
     };
@@ -368,12 +450,19 @@ static void test_validation(void **state)
     assert_null(none);
 
     /* Not duplicates: they differ in path kind, header kind or value. */
-    mg_route_table_t *t = parse_ok(
-        "{\"routes\":[" OK_A ",{\"name\":\"b\"," M("{\"exact\":\"/\"}") "},"
-        "{\"name\":\"c\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"a\",\"present\":true}]},\"model\":\"m\"},"
-        "{\"name\":\"d\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"a\",\"present\":false}]},\"model\":\"m\"},"
-        "{\"name\":\"e\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"a\",\"exact\":\"x\"}]},\"model\":\"m\"},"
-        "{\"name\":\"f\",\"match\":{\"path\":{\"prefix\":\"/\"},\"headers\":[{\"name\":\"a\",\"regex\":\"x\"}]},\"model\":\"m\"}]}");
+    mg_route_table_t *t = parse_ok("{\"routes\":[" OK_A ",{\"name\":\"b\"," M(
+        "{\"exact\":\"/\"}") "},"
+                             "{\"name\":\"c\",\"match\":{\"path\":{\"prefix\":\"/"
+                             "\"},\"headers\":[{\"name\":\"a\",\"present\":true}]},\"model\":\"m\"}"
+                             ","
+                             "{\"name\":\"d\",\"match\":{\"path\":{\"prefix\":\"/"
+                             "\"},\"headers\":[{\"name\":\"a\",\"present\":false}]},\"model\":"
+                             "\"m\"},"
+                             "{\"name\":\"e\",\"match\":{\"path\":{\"prefix\":\"/"
+                             "\"},\"headers\":[{\"name\":\"a\",\"exact\":\"x\"}]},\"model\":\"m\"},"
+                             "{\"name\":\"f\",\"match\":{\"path\":{\"prefix\":\"/"
+                             "\"},\"headers\":[{\"name\":\"a\",\"regex\":\"x\"}]},\"model\":\"m\"}]"
+                             "}");
     assert_int_equal(mg_route_table_count(t), 6);
     mg_route_table_free(t);
 
@@ -395,11 +484,14 @@ static void test_to_json_round_trip(void **state)
     (void)state;
     const char *json =
         "{\"routes\":["
-        "{\"name\":\"q\\\"uote\",\"priority\":7,\"match\":{\"host\":\"*.Example.com\",\"path\":{\"regex\":\"^/m/\\\\d+$\"},"
-        "\"headers\":[{\"name\":\"X-Z\",\"regex\":\"^a\"},{\"name\":\"X-A\",\"exact\":\"v\"},{\"name\":\"X-P\",\"present\":true},"
+        "{\"name\":\"q\\\"uote\",\"priority\":7,\"match\":{\"host\":\"*.Example.com\",\"path\":{"
+        "\"regex\":\"^/m/\\\\d+$\"},"
+        "\"headers\":[{\"name\":\"X-Z\",\"regex\":\"^a\"},{\"name\":\"X-A\",\"exact\":\"v\"},{"
+        "\"name\":\"X-P\",\"present\":true},"
         "{\"name\":\"X-N\",\"present\":false}]},\"model\":\"digits\",\"api\":\"predict\","
         "\"traffic\":{\"weights\":{\"1\":90,\"2\":10},\"stable\":\"1\"}},"
-        "{\"name\":\"b\",\"match\":{\"host\":\"API.example.com\",\"path\":{\"exact\":\"/x\"}},\"model\":\"m\"},"
+        "{\"name\":\"b\",\"match\":{\"host\":\"API.example.com\",\"path\":{\"exact\":\"/"
+        "x\"}},\"model\":\"m\"},"
         "{\"name\":\"a\",\"priority\":7,\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"}]}";
     mg_route_table_t *t = parse_ok(json);
     mg_buf_t out = {0}, again = {0};
@@ -422,8 +514,10 @@ static void test_to_json_round_trip(void **state)
     }
     /* Lower-case hosts and header names, sorted headers, explicit defaults. */
     assert_non_null(strstr(out.data, "\"host\":\"*.example.com\""));
-    assert_non_null(strstr(out.data, "\"headers\":[{\"name\":\"x-a\",\"exact\":\"v\"},{\"name\":\"x-n\",\"present\":false},"
-                                     "{\"name\":\"x-p\",\"present\":true},{\"name\":\"x-z\",\"regex\":\"^a\"}]"));
+    assert_non_null(strstr(
+        out.data,
+        "\"headers\":[{\"name\":\"x-a\",\"exact\":\"v\"},{\"name\":\"x-n\",\"present\":false},"
+        "{\"name\":\"x-p\",\"present\":true},{\"name\":\"x-z\",\"regex\":\"^a\"}]"));
     assert_non_null(strstr(out.data, "\"regex\":\"^/m/\\\\d+$\""));
     assert_non_null(strstr(out.data, "\"name\":\"b\",\"priority\":1000,"));
     assert_non_null(strstr(out.data, "\"api\":\"infer\""));
@@ -488,10 +582,13 @@ static void test_regex_prefixes(void **state)
     mg_buf_t b = {0};
     assert_int_equal(mg_buf_puts(&b, "{\"routes\":["), 0);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        assert_int_equal(mg_buf_printf(&b, "%s{\"name\":\"r%zu\",\"match\":{\"host\":\"h%zu\",\"path\":{\"regex\":\"%s\"}},"
-                                           "\"model\":\"m\"}",
-                                       i ? "," : "", i, i, cases[i].re),
-                         0);
+        assert_int_equal(
+            mg_buf_printf(
+                &b,
+                "%s{\"name\":\"r%zu\",\"match\":{\"host\":\"h%zu\",\"path\":{\"regex\":\"%s\"}},"
+                "\"model\":\"m\"}",
+                i ? "," : "", i, i, cases[i].re),
+            0);
     assert_int_equal(mg_buf_puts(&b, "]}"), 0);
     assert_int_equal(mg_buf_append(&b, "", 1), 0);
     mg_route_table_t *t = parse_ok(b.data);
@@ -503,7 +600,8 @@ static void test_regex_prefixes(void **state)
             fail_msg("pattern %s should match %s", cases[i].re, cases[i].yes);
         if (cases[i].no != NULL && strcmp(match(t, host, cases[i].no), "") != 0)
             fail_msg("pattern %s should not match %s", cases[i].re, cases[i].no);
-        static const char *const probes[] = {"", "/", "/a", "/b", "/ab", "/abc", "/a/b", "/q/b", "/x/b", "/A", "/aB"};
+        static const char *const probes[] = {"",     "/",    "/a",   "/b", "/ab", "/abc",
+                                             "/a/b", "/q/b", "/x/b", "/A", "/aB"};
         for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++)
             (void)match(t, host, probes[k]);
     }
@@ -522,12 +620,17 @@ static void test_many_lists_on_one_path(void **state)
         path[i + 1] = (char)('a' + i % 26);
         path[i + 2] = '\0';
         /* Descending priorities, header conditions: every list stays a candidate. */
-        assert_int_equal(mg_buf_printf(&b, "%s{\"name\":\"p%d\",\"priority\":%d,\"match\":{\"path\":{\"prefix\":\"%s\"},"
-                                           "\"headers\":[{\"name\":\"x-k\",\"exact\":\"%d\"}]},\"model\":\"m\"}",
-                                       i ? "," : "", i, 1000 - i, path, i % 7),
-                         0);
+        assert_int_equal(
+            mg_buf_printf(
+                &b,
+                "%s{\"name\":\"p%d\",\"priority\":%d,\"match\":{\"path\":{\"prefix\":\"%s\"},"
+                "\"headers\":[{\"name\":\"x-k\",\"exact\":\"%d\"}]},\"model\":\"m\"}",
+                i ? "," : "", i, 1000 - i, path, i % 7),
+            0);
     }
-    assert_int_equal(mg_buf_puts(&b, ",{\"name\":\"last\",\"priority\":5000,\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"}]}"), 0);
+    assert_int_equal(mg_buf_puts(&b, ",{\"name\":\"last\",\"priority\":5000,\"match\":{\"path\":{"
+                                     "\"prefix\":\"/\"}},\"model\":\"m\"}]}"),
+                     0);
     assert_int_equal(mg_buf_append(&b, "", 1), 0);
     mg_route_table_t *t = parse_ok(b.data);
     hdrs_t h = {1, {"x-k"}, {"3"}};
@@ -553,25 +656,37 @@ static void test_many_lists_on_one_path(void **state)
 static void test_wide_nodes_and_long_hosts(void **state)
 {
     (void)state;
-    static const char long_host[] = "a-very-very-very-long-label-to-test-slots.subdomain.example.com";
+    static const char long_host[] =
+        "a-very-very-very-long-label-to-test-slots.subdomain.example.com";
     static const char long_wild[] = "*.another-long-label-to-test-inline-slot-keys.example.com";
     mg_buf_t b = {0};
     assert_int_equal(mg_buf_puts(&b, "{\"routes\":["), 0);
     const char chars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ-_.~";
     for (size_t i = 0; i < sizeof(chars) - 1; i++) {
-        assert_int_equal(mg_buf_printf(&b, "{\"name\":\"k%zu\",\"match\":{\"path\":{\"prefix\":\"/k%c\"}},\"model\":\"m\"},", i,
-                                       chars[i]),
-                         0);
-        assert_int_equal(mg_buf_printf(&b, "{\"name\":\"e%zu\",\"match\":{\"host\":\"%s\",\"path\":{\"exact\":\"/%c\"}},"
-                                           "\"model\":\"m\"},",
-                                       i, long_host, chars[i]),
-                         0);
-        assert_int_equal(mg_buf_printf(&b, "{\"name\":\"w%zu\",\"match\":{\"host\":\"%s\",\"path\":{\"exact\":\"/w%c\"}},"
-                                           "\"model\":\"m\"},",
-                                       i, long_wild, chars[i]),
-                         0);
+        assert_int_equal(
+            mg_buf_printf(
+                &b,
+                "{\"name\":\"k%zu\",\"match\":{\"path\":{\"prefix\":\"/k%c\"}},\"model\":\"m\"},",
+                i, chars[i]),
+            0);
+        assert_int_equal(
+            mg_buf_printf(
+                &b,
+                "{\"name\":\"e%zu\",\"match\":{\"host\":\"%s\",\"path\":{\"exact\":\"/%c\"}},"
+                "\"model\":\"m\"},",
+                i, long_host, chars[i]),
+            0);
+        assert_int_equal(
+            mg_buf_printf(
+                &b,
+                "{\"name\":\"w%zu\",\"match\":{\"host\":\"%s\",\"path\":{\"exact\":\"/w%c\"}},"
+                "\"model\":\"m\"},",
+                i, long_wild, chars[i]),
+            0);
     }
-    assert_int_equal(mg_buf_puts(&b, "{\"name\":\"z\",\"priority\":2000,\"match\":{\"path\":{\"prefix\":\"/\"}},\"model\":\"m\"}]}"), 0);
+    assert_int_equal(mg_buf_puts(&b, "{\"name\":\"z\",\"priority\":2000,\"match\":{\"path\":{"
+                                     "\"prefix\":\"/\"}},\"model\":\"m\"}]}"),
+                     0);
     assert_int_equal(mg_buf_append(&b, "", 1), 0);
     mg_route_table_t *t = parse_ok(b.data);
     char want[16], path[8], host[128];
@@ -624,8 +739,10 @@ static void test_threads(void **state)
     (void)state;
     mg_route_table_t *t = parse_ok(
         "{\"routes\":["
-        "{\"name\":\"hdr\",\"match\":{\"path\":{\"regex\":\"^/m/\"},\"headers\":[{\"name\":\"X-V\",\"regex\":\"^v0$\"}]},\"model\":\"m\"},"
-        "{\"name\":\"even\",\"match\":{\"path\":{\"regex\":\"^/m/[0-9]*[02468]$\"}},\"model\":\"m\"},"
+        "{\"name\":\"hdr\",\"match\":{\"path\":{\"regex\":\"^/m/"
+        "\"},\"headers\":[{\"name\":\"X-V\",\"regex\":\"^v0$\"}]},\"model\":\"m\"},"
+        "{\"name\":\"even\",\"match\":{\"path\":{\"regex\":\"^/m/"
+        "[0-9]*[02468]$\"}},\"model\":\"m\"},"
         "{\"name\":\"odd\",\"match\":{\"path\":{\"regex\":\"[13579]$\"}},\"model\":\"m\"}]}");
     pthread_t th[4];
     thread_arg_t args[4];
@@ -710,7 +827,10 @@ static void rand_host(char *out, size_t cap, bool for_rule)
     case 3: for_rule ? snprintf(out, cap, "*") : snprintf(out, cap, "H%u.EX.com", k); break;
     case 4: for_rule ? (void)(out[0] = '\0') : (void)snprintf(out, cap, "x.h%u.ex.com", k); break;
     case 5: snprintf(out, cap, "%s", for_rule ? "ex.com" : "EX.COM"); break;
-    case 10: snprintf(out, cap, "%s", (const char *[]){"", ".ex.com", "a..ex.com", "com", "[::1]"}[rnd(5)]); break;
+    case 10:
+        snprintf(out, cap, "%s",
+                 (const char *[]){"", ".ex.com", "a..ex.com", "com", "[::1]"}[rnd(5)]);
+        break;
     case 11: snprintf(out, cap, "h%u.ex.com.", k); break;
     default: snprintf(out, cap, "h%u.ex.com", k); break;
     }
@@ -813,19 +933,21 @@ static void rand_table(mg_buf_t *b, int nrules, int *nregex)
                 if (*c >= 'A' && *c <= 'Z')
                     *c = (char)(*c + 32);
         }
-        snprintf(key, sizeof(key), "%s %d %s%s", strcmp(host, "*") == 0 ? "" : host, kind, path, hkey);
+        snprintf(key, sizeof(key), "%s %d %s%s", strcmp(host, "*") == 0 ? "" : host, kind, path,
+                 hkey);
         if (keyset_add(&ks, key))
             continue;
         *nregex += kind == 2;
         if (kind != 2 && nrule_paths < RULE_PATHS_MAX) {
             snprintf(rule_paths[nrule_paths], sizeof(rule_paths[0]), "%s", path);
-            snprintf(rule_hosts[nrule_paths++], sizeof(rule_hosts[0]), "%s", host[0] == '*' ? "q" : host);
+            snprintf(rule_hosts[nrule_paths++], sizeof(rule_hosts[0]), "%s",
+                     host[0] == '*' ? "q" : host);
         }
         static const char *const kinds[] = {"exact", "prefix", "regex"};
         assert_int_equal(mg_buf_printf(b, "%s{\"name\":\"r%d\",", made ? ",\n" : "", made), 0);
         /* Wide tables put broad rules (short paths, broad hosts) last, as operators do. */
-        bool broad = strlen(path) < 5 || host[0] == '\0' || strcmp(host, "*") == 0 || strcmp(host, "*.com") == 0 ||
-                     strcmp(host, "*.ex.com") == 0;
+        bool broad = strlen(path) < 5 || host[0] == '\0' || strcmp(host, "*") == 0 ||
+                     strcmp(host, "*.com") == 0 || strcmp(host, "*.ex.com") == 0;
         if (g_spread.segs > 0 && broad)
             assert_int_equal(mg_buf_printf(b, "\"priority\":%u,", 100000 + rnd(g_spread.prios)), 0);
         else if (rnd(4) != 0)
@@ -843,7 +965,8 @@ static void rand_table(mg_buf_t *b, int nrules, int *nregex)
                 else if (hk[i] == 1)
                     assert_int_equal(mg_buf_printf(b, "\"regex\":\"%s\"}", hv[i]), 0);
                 else
-                    assert_int_equal(mg_buf_printf(b, "\"present\":%s}", hk[i] == 2 ? "true" : "false"), 0);
+                    assert_int_equal(
+                        mg_buf_printf(b, "\"present\":%s}", hk[i] == 2 ? "true" : "false"), 0);
             }
             assert_int_equal(mg_buf_puts(b, "]"), 0);
         }
@@ -909,7 +1032,8 @@ static int random_round(uint64_t seed, spread_t sp, int nrules, int nreq, int *h
         }
     }
     if (nrules >= 1000)
-        print_message("random table: %d rules (%d regex), %d requests, %d matched, %d distinct rules matched\n",
+        print_message("random table: %d rules (%d regex), %d requests, %d matched, %d distinct "
+                      "rules matched\n",
                       nrules, nregex, nreq, hits, distinct);
     free(seen);
     mg_route_table_free(t);

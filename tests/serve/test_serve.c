@@ -56,7 +56,9 @@ static int setup(void **state)
     sh("mkdir -p %s/canary/1 %s/canary/2 && cp %s/models/digits/1/model.onnx %s/canary/1/ && "
        "echo broken > %s/canary/2/model.onnx",
        tmp, tmp, src, tmp, tmp);
-    sh("echo '{\"version_policy\":{\"all\":{}},\"traffic\":{\"weights\":{\"1\":0,\"2\":1},\"stable\":\"1\"}}' "
+    sh("echo "
+       "'{\"version_policy\":{\"all\":{}},\"traffic\":{\"weights\":{\"1\":0,\"2\":1},\"stable\":"
+       "\"1\"}}' "
        "> %s/canary/config.json",
        tmp);
     mg_log_configure(MG_LOG_ERROR + 1, 0);
@@ -97,8 +99,8 @@ static char *read_sample(size_t *len)
 }
 
 /* One full request; returns the route result's reason and fills the served version. */
-static int serve_once(const char *body, size_t len, mg_str_t model, mg_route_input_t *in, mg_arena_t *arena,
-                      mg_buf_t *out, char *served, mg_route_reason_t *reason)
+static int serve_once(const char *body, size_t len, mg_str_t model, mg_route_input_t *in,
+                      mg_arena_t *arena, mg_buf_t *out, char *served, mg_route_reason_t *reason)
 {
     mg_err_t err;
     mg_infer_request_t req;
@@ -170,7 +172,8 @@ static void test_fallback_to_stable(void **state)
     memset(&in, 0, sizeof(in));
     in.header_version = S("2");
     mg_arena_reset(&arena);
-    assert_int_equal(serve_once(body, len, S("canary"), &in, &arena, &out, served, &reason), MG_EUNAVAIL);
+    assert_int_equal(serve_once(body, len, S("canary"), &in, &arena, &out, served, &reason),
+                     MG_EUNAVAIL);
     /* The admin policy wins over config.json's. */
     mg_traffic_policy_t p;
     mg_err_t err;
@@ -186,9 +189,11 @@ static void test_fallback_to_stable(void **state)
     /* Unknown model and bad version text. */
     memset(&in, 0, sizeof(in));
     mg_arena_reset(&arena);
-    assert_int_equal(serve_once(body, len, S("nosuch"), &in, &arena, &out, served, &reason), MG_ENOENT);
+    assert_int_equal(serve_once(body, len, S("nosuch"), &in, &arena, &out, served, &reason),
+                     MG_ENOENT);
     in.header_version = S("x2");
-    assert_int_equal(serve_once(body, len, S("digits"), &in, &arena, &out, served, &reason), MG_EINVAL);
+    assert_int_equal(serve_once(body, len, S("digits"), &in, &arena, &out, served, &reason),
+                     MG_EINVAL);
     mg_buf_free(&out);
     mg_arena_free(&arena);
     free(body);

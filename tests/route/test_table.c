@@ -432,7 +432,7 @@ static void test_validation(void **state)
          "\"}},\"model\":\"m\"}]}",
          "route 'b': same match as route 'a'"},
         {"{\"routes\":[" OK_A ",{\"name\":\"b\",\"match\":{\"host\":\"*\",\"path\":{\"prefix\":\"/"
-                              "\"}},\"model\":\"m\"}]}",
+         "\"}},\"model\":\"m\"}]}",
          "route 'b': same match as route 'a'"},
         {"{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":{\"prefix\":\"/"
          "\"},\"headers\":[{\"name\":\"A\",\"exact\":\"1\"},"

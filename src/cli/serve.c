@@ -1,5 +1,6 @@
 #include "cli/serve.h"
 
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "infer/session.h"
 #include "net/api.h"
@@ -113,15 +114,13 @@ static int load_config_file(const char *path, serve_opts_t *o)
         fprintf(stderr, "modelgate: %s: must be a JSON object\n", path);
         goto out;
     }
+    const char *unknown = mg_json_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
+    if (unknown != NULL) {
+        fprintf(stderr, "modelgate: %s: unknown field '%s'\n", path, unknown);
+        goto out;
+    }
     json_object_foreach(root, key, v)
     {
-        size_t k = 0;
-        while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key) != 0)
-            k++;
-        if (k == sizeof(known) / sizeof(known[0])) {
-            fprintf(stderr, "modelgate: %s: unknown field '%s'\n", path, key);
-            goto out;
-        }
         int is_str = json_is_string(v);
         const char *sv = is_str ? json_string_value(v) : "";
         long long iv = json_is_integer(v) ? json_integer_value(v) : -1;

@@ -1,5 +1,7 @@
 #include "repo/config.h"
 
+#include "core/jsonx.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,17 +115,11 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         mg_err_set(err, MG_ECONFIG, "config.json: must be a JSON object");
         goto out;
     }
-    const char *key;
     json_t *v;
-    json_object_foreach(root, key, v)
-    {
-        size_t k = 0;
-        while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key) != 0)
-            k++;
-        if (k == sizeof(known) / sizeof(known[0])) {
-            mg_err_set(err, MG_ECONFIG, "config.json: unknown field '%s'", key);
-            goto out;
-        }
+    const char *unknown = mg_json_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
+    if (unknown != NULL) {
+        mg_err_set(err, MG_ECONFIG, "config.json: unknown field '%s'", unknown);
+        goto out;
     }
     if ((v = json_object_get(root, "name")) != NULL &&
         (!json_is_string(v) || strcmp(json_string_value(v), model) != 0)) {

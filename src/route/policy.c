@@ -1,5 +1,7 @@
 #include "route/policy.h"
 
+#include "core/jsonx.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,17 +235,11 @@ int mg_traffic_policy_parse(const char *json, size_t len, mg_traffic_policy_t *o
         mg_err_set(err, MG_EINVAL, "a traffic policy must be a JSON object");
         goto out;
     }
-    const char *key;
     json_t *v;
-    json_object_foreach(root, key, v)
-    {
-        size_t k = 0;
-        while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key) != 0)
-            k++;
-        if (k == sizeof(known) / sizeof(known[0])) {
-            mg_err_set(err, MG_EINVAL, "unknown field '%s'", key);
-            goto out;
-        }
+    const char *unknown = mg_json_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
+    if (unknown != NULL) {
+        mg_err_set(err, MG_EINVAL, "unknown field '%s'", unknown);
+        goto out;
     }
 
     if ((v = json_object_get(root, "weights")) == NULL) {

@@ -29,6 +29,8 @@
 
 #include "route/table.h"
 
+#include "core/jsonx.h"
+
 #include <jansson.h>
 #include <pcre2.h>
 #include <pthread.h>
@@ -669,21 +671,6 @@ static int nomem(build_t *b)
 }
 
 /* Returns the first member of `obj` that is not in `known`, or NULL. */
-static const char *unknown_field(json_t *obj, const char *const *known, size_t n)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        size_t k = 0;
-        while (k < n && strcmp(known[k], key) != 0)
-            k++;
-        if (k == n)
-            return key;
-    }
-    return NULL;
-}
-
 static bool label_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -888,7 +875,7 @@ static int parse_path(build_t *b, json_t *v, rule_t *r)
     static const char *const known[] = {"exact", "prefix", "regex"};
     if (!json_is_object(v))
         return fail(b, "'path' needs exactly one of exact, prefix, regex");
-    const char *bad = unknown_field(v, known, 3);
+    const char *bad = mg_json_unknown_field(v, known, 3);
     if (bad != NULL)
         return fail(b, "path: unknown field '%s'", bad);
     if (json_object_size(v) != 1)
@@ -954,7 +941,7 @@ static int parse_headers(build_t *b, json_t *v, rule_t *r)
         if (!header_name_ok(name, nl))
             return fail(b, "header name '%.*s' is not a valid header name", nl > 80 ? 80 : (int)nl,
                         name);
-        const char *bad = unknown_field(e, known, 4);
+        const char *bad = mg_json_unknown_field(e, known, 4);
         if (bad != NULL)
             return fail(b, "header '%s': unknown field '%s'", name, bad);
         json_t *ex = json_object_get(e, "exact"), *rx = json_object_get(e, "regex");
@@ -1003,7 +990,7 @@ static int parse_match(build_t *b, json_t *v, rule_t *r)
     static const char *const known[] = {"host", "path", "headers"};
     if (!json_is_object(v))
         return fail(b, "'match' must be an object");
-    const char *bad = unknown_field(v, known, 3);
+    const char *bad = mg_json_unknown_field(v, known, 3);
     if (bad != NULL)
         return fail(b, "match: unknown field '%s'", bad);
     json_t *e;
@@ -1068,7 +1055,7 @@ static int parse_rule(build_t *b, json_t *item, uint32_t idx, rule_t *r)
     if (sset_put(&b->names, r->name, n, idx) != NONE)
         return fail(b, "duplicate name");
 
-    const char *bad = unknown_field(item, known, 6);
+    const char *bad = mg_json_unknown_field(item, known, 6);
     if (bad != NULL)
         return fail(b, "unknown field '%s'", bad);
 
@@ -1465,7 +1452,8 @@ int mg_route_table_parse(const char *json, size_t len, mg_route_table_t **out, m
     }
     if (json_object_size(root) != 1) {
         static const char *const known[] = {"routes"};
-        mg_err_set(err, MG_EINVAL, "routes: unknown field '%s'", unknown_field(root, known, 1));
+        mg_err_set(err, MG_EINVAL, "routes: unknown field '%s'",
+                   mg_json_unknown_field(root, known, 1));
         goto out;
     }
     n = json_array_size(routes);

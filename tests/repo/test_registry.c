@@ -4,6 +4,7 @@
 #include "infer/session.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,10 @@ static void test_concurrent_readers_and_writer(void **state)
         pthread_create(&t[i], NULL, reader, r);
     mg_err_t err;
     for (int i = 0; i < 10; i++) {
+        /* On a busy machine, make sure the readers are really reading while we write. */
+        long seen = atomic_load(&reader_ok);
+        while (atomic_load(&reader_ok) < seen + 3)
+            sched_yield();
         assert_int_equal(mg_registry_load(r, "m", &err), 0);
         assert_int_equal(mg_registry_unload(r, "solo", &err), 0);
         assert_int_equal(mg_registry_load(r, "solo", &err), 0);

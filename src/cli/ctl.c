@@ -70,18 +70,26 @@ static long http_call(const char *method, const char *url, const char *body, siz
     return status;
 }
 
-/* Prints why the server refused: its {"error": ...}, or the raw body. */
-static int refused(const char *what, long status, const mg_buf_t *resp)
+/*
+ * One admin API call that must answer 200. Returns 0 with the body in `resp`; otherwise prints
+ * why (unreachable, or the server's {"error": ...} or raw body), frees `resp` and returns 1.
+ */
+static int admin_call(const char *what, const char *method, const char *url, const char *body,
+                      size_t len, mg_buf_t *resp)
 {
+    long status = http_call(method, url, body, len, resp);
+    if (status == 200)
+        return 0;
     if (status == 0) {
         fprintf(stderr, "modelgate ctl: %s: cannot reach the server: %s\n", what, resp->data);
-        return 1;
+    } else {
+        json_t *j = json_loadb(resp->data, resp->len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(j, "error"));
+        fprintf(stderr, "modelgate ctl: %s: the server refused (%ld): %s\n", what, status,
+                msg ? msg : resp->data);
+        json_decref(j);
     }
-    json_t *j = json_loadb(resp->data, resp->len, 0, NULL);
-    const char *msg = json_string_value(json_object_get(j, "error"));
-    fprintf(stderr, "modelgate ctl: %s: the server refused (%ld): %s\n", what, status,
-            msg ? msg : resp->data);
-    json_decref(j);
+    mg_buf_free(resp);
     return 1;
 }
 
@@ -121,12 +129,8 @@ static int ctl_traffic(const char *server, int argc, char **argv)
     char url[2048];
     snprintf(url, sizeof(url), "%s/v2/admin/models/%s/traffic", server, model);
     mg_buf_t resp = {0};
-    long status = http_call("GET", url, NULL, 0, &resp);
-    if (status != 200) {
-        int rc = refused("traffic", status, &resp);
-        mg_buf_free(&resp);
-        return rc;
-    }
+    if (admin_call("traffic", "GET", url, NULL, 0, &resp) != 0)
+        return 1;
     json_t *cur = json_loadb(resp.data, resp.len, 0, NULL);
     mg_buf_free(&resp);
     if (cur == NULL) {
@@ -178,15 +182,12 @@ static int ctl_traffic(const char *server, int argc, char **argv)
         json_object_set_new(next, "stable", json_string(stable));
     char *body = json_dumps(next, JSON_COMPACT);
     mg_buf_t put = {0};
-    status = http_call("PUT", url, body, strlen(body), &put);
+    int failed = admin_call("traffic", "PUT", url, body, strlen(body), &put);
     free(body);
     json_decref(next);
     json_decref(cur);
-    if (status != 200) {
-        int rc = refused("traffic", status, &put);
-        mg_buf_free(&put);
-        return rc;
-    }
+    if (failed)
+        return 1;
     json_t *now = json_loadb(put.data, put.len, 0, NULL);
     char after[512];
     describe_policy(now, after, sizeof(after));
@@ -218,12 +219,8 @@ static int ctl_routes(const char *server, int argc, char **argv)
     char url[2048];
     snprintf(url, sizeof(url), "%s/v2/admin/routes", server);
     mg_buf_t resp = {0};
-    long status = http_call("GET", url, NULL, 0, &resp);
-    if (status != 200) {
-        int rc = refused("routes", status, &resp);
-        mg_buf_free(&resp);
-        return rc;
-    }
+    if (admin_call("routes", "GET", url, NULL, 0, &resp) != 0)
+        return 1;
     json_t *cur = json_loadb(resp.data, resp.len, 0, NULL);
     size_t before = json_array_size(json_object_get(cur, "routes"));
     json_decref(cur);
@@ -240,13 +237,10 @@ static int ctl_routes(const char *server, int argc, char **argv)
         mg_buf_free(&file);
         return 1;
     }
-    status = http_call("PUT", url, file.data ? file.data : "", file.len, &resp);
+    int failed = admin_call("routes", "PUT", url, file.data ? file.data : "", file.len, &resp);
     mg_buf_free(&file);
-    if (status != 200) {
-        int rc = refused("routes", status, &resp);
-        mg_buf_free(&resp);
-        return rc;
-    }
+    if (failed)
+        return 1;
     json_t *now = json_loadb(resp.data, resp.len, 0, NULL);
     printf("routes: %zu -> %lld rules (revision %lld)\n", before,
            (long long)json_integer_value(json_object_get(now, "routes")),

@@ -277,7 +277,7 @@ static int handle_ready(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
     const mg_registry_snapshot_t *s = mg_registry_snapshot(api->registry);
     for (size_t i = 0; i < mg_registry_snapshot_count(s); i++) {
         const mg_model_entry_t *e = mg_registry_snapshot_model(s, i);
-        if (e->state != MG_MODEL_READY && strcmp(e->reason, "unloaded") != 0)
+        if (mg_model_entry_failed(e))
             mg_buf_printf(&why, "%smodel '%s' is not ready (%s)", why.len ? "; " : "", e->name,
                           e->reason);
     }

@@ -626,6 +626,7 @@ int mg_registry_unload(mg_registry_t *r, const char *name, mg_err_t *err)
         e.name = strdup(name);
         e.config = cur->config;
         e.state = MG_MODEL_UNAVAILABLE;
+        e.unloaded = true;
         snprintf(e.reason, sizeof(e.reason), "unloaded");
         mg_registry_snapshot_t *s;
         if (e.name == NULL || snapshot_with(writer_live(r), &e, &s) != 0) {
@@ -719,7 +720,7 @@ bool mg_registry_all_ready(mg_registry_t *r)
     rcu_read_lock();
     const mg_registry_snapshot_t *s = atomic_load_explicit(&r->live, memory_order_acquire);
     for (size_t i = 0; i < s->nmodels; i++) {
-        if (s->models[i].state != MG_MODEL_READY && strcmp(s->models[i].reason, "unloaded") != 0)
+        if (mg_model_entry_failed(&s->models[i]))
             ok = false;
     }
     mg_rcu_read_unlock();

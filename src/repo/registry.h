@@ -49,7 +49,14 @@ typedef struct mg_model_entry {
     mg_model_version_t **versions;
     int nversions;
     mg_model_version_t *default_version; /* READY default, or NULL */
+    bool unloaded;                       /* taken out on purpose (repository API) */
 } mg_model_entry_t;
+
+/** True when the model should serve but cannot: it counts against server readiness. */
+static inline bool mg_model_entry_failed(const mg_model_entry_t *e)
+{
+    return e->state != MG_MODEL_READY && !e->unloaded;
+}
 
 typedef struct mg_registry_snapshot mg_registry_snapshot_t;
 typedef struct mg_registry mg_registry_t;

@@ -1,5 +1,6 @@
 #include "cli/serve.h"
 
+#include "core/file.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "infer/session.h"
@@ -317,33 +318,15 @@ int mg_cli_check(int argc, char **argv)
         return argc == 2 ? 0 : 2;
     }
     const char *path = argv[1];
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "modelgate: cannot open %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    char *bytes = NULL;
-    size_t len = 0, cap = 0, got;
-    char chunk[65536];
-    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (len + got > cap) {
-            cap = (len + got) * 2;
-            char *p = realloc(bytes, cap);
-            if (p == NULL) {
-                free(bytes);
-                fclose(f);
-                fprintf(stderr, "modelgate: out of memory reading %s\n", path);
-                return 1;
-            }
-            bytes = p;
-        }
-        memcpy(bytes + len, chunk, got);
-        len += got;
-    }
-    fclose(f);
-
     mg_err_t err;
     mg_err_clear(&err);
+    char *bytes = NULL;
+    size_t len = 0;
+    if (mg_file_read(path, MG_MODEL_FILE_MAX, &bytes, &len, &err) != 0) {
+        fprintf(stderr, "modelgate: %s\n", err.msg);
+        return 1;
+    }
+
     mg_log_configure(MG_LOG_WARN, 0);
     mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1, .log_level = 4};
     int status = 1;
@@ -352,7 +335,7 @@ int mg_cli_check(int argc, char **argv)
         fprintf(stderr, "modelgate: onnx runtime init failed: %s\n", err.msg);
         goto out;
     }
-    if (mg_session_new(&s, bytes ? bytes : "", len, &(mg_session_opts_t){0}, &err) != 0) {
+    if (mg_session_new(&s, bytes, len, &(mg_session_opts_t){0}, &err) != 0) {
         fprintf(stderr, "modelgate: %s: invalid model: %s\n", path, err.msg);
         goto out;
     }

@@ -1,9 +1,9 @@
 #include "repo/registry.h"
 
+#include "core/file.h"
 #include "core/log.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -11,12 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include "core/rcu.h"
 
-/* A model file larger than this is refused rather than read into memory. */
-#define MG_MODEL_FILE_MAX ((size_t)4 << 30)
-#define MG_MODELS_MAX     4096
+#define MG_MODELS_MAX 4096
 
 struct mg_registry_snapshot {
     mg_model_entry_t *models; /* sorted by name */
@@ -175,46 +172,6 @@ static void publish(mg_registry_t *r, mg_registry_snapshot_t *s)
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-static int read_file(const char *path, size_t max, char **out, size_t *len, mg_err_t *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mg_err_set(err, errno == ENOENT ? MG_ENOENT : MG_EIO, "cannot open %s: %s", path,
-                          strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return mg_err_set(err, MG_EIO, "%s is not a regular file", path);
-    }
-    if ((size_t)st.st_size > max) {
-        close(fd);
-        return mg_err_set(err, MG_ETOOBIG, "%s is %lld bytes, over the %zu-byte limit", path,
-                          (long long)st.st_size, max);
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    if (buf == NULL) {
-        close(fd);
-        return mg_err_set(err, MG_ENOMEM, "out of memory reading %s", path);
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            free(buf);
-            close(fd);
-            return mg_err_set(err, MG_EIO, "short read on %s", path);
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    return 0;
-}
-
 /* Lists the numeric version folders of a model, up to `cap`. Returns the count or MG_E*. */
 static int list_versions(const char *dir, int64_t *found, int cap)
 {
@@ -287,7 +244,7 @@ static mg_model_version_t *load_version(const char *repo, const char *model, int
     size_t len = 0;
     mg_err_t err;
     mg_err_clear(&err);
-    if (read_file(path, MG_MODEL_FILE_MAX, &bytes, &len, &err) != 0) {
+    if (mg_file_read(path, MG_MODEL_FILE_MAX, &bytes, &len, &err) != 0) {
         fmt_into(v->reason, sizeof(v->reason), "%s", err.msg);
         goto done;
     }
@@ -400,7 +357,7 @@ static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_
     char *text = NULL;
     size_t len = 0;
     mg_err_t ferr;
-    int rc = read_file(path, 1 << 20, &text, &len, &ferr);
+    int rc = mg_file_read(path, 1 << 20, &text, &len, &ferr);
     if (rc == 0) {
         rc = mg_model_config_parse(text, len, name, &e->config, &ferr);
         free(text);

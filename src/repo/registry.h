@@ -58,6 +58,9 @@ static inline bool mg_model_entry_failed(const mg_model_entry_t *e)
     return e->state != MG_MODEL_READY && !e->unloaded;
 }
 
+/** A model file larger than this is refused rather than read into memory. */
+#define MG_MODEL_FILE_MAX ((size_t)4 << 30)
+
 typedef struct mg_registry_snapshot mg_registry_snapshot_t;
 typedef struct mg_registry mg_registry_t;
 

@@ -208,28 +208,18 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
      * SO_REUSEPORT would let a second modelgate share (and steal traffic from) a port already
      * in use, so first bind once without it: that fails when anyone else holds the port.
      */
-    int port = opts->port;
+    int port = opts->port, opened = 0;
     if (port != 0) {
         int probe = open_listener(opts->host, port, 0, &port, err);
-        if (probe < 0) {
-            h2o_config_dispose(&s->config);
-            free(s->threads);
-            free(s);
-            return err ? err->code : MG_EIO;
-        }
+        if (probe < 0)
+            goto fail_listen;
         close(probe);
     }
     /* The first listener picks the port (maybe ephemeral); the others share it. */
-    for (int i = 0; i < nthreads; i++) {
-        s->threads[i].listen_fd = open_listener(opts->host, port, 1, &port, err);
-        if (s->threads[i].listen_fd < 0) {
-            for (int k = 0; k < i; k++)
-                close(s->threads[k].listen_fd);
-            h2o_config_dispose(&s->config);
-            free(s->threads);
-            free(s);
-            return err ? err->code : MG_EIO;
-        }
+    for (; opened < nthreads; opened++) {
+        s->threads[opened].listen_fd = open_listener(opts->host, port, 1, &port, err);
+        if (s->threads[opened].listen_fd < 0)
+            goto fail_listen;
     }
     s->port = port;
 
@@ -255,6 +245,14 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
            nthreads, opts->max_body_bytes);
     *out = s;
     return 0;
+
+fail_listen:
+    for (int k = 0; k < opened; k++)
+        close(s->threads[k].listen_fd);
+    h2o_config_dispose(&s->config);
+    free(s->threads);
+    free(s);
+    return err ? err->code : MG_EIO;
 }
 
 int mg_http_port(const mg_http_server_t *s)

@@ -47,7 +47,7 @@ static void snapshot_free(snapshot_t *s)
     free(s);
 }
 
-/* Copies the policies of `old`, replacing/adding/removing `model`. */
+/* Copies the policies of `old`, replacing/adding/removing `model` (NULL: copies them unchanged). */
 static int copy_policies(const snapshot_t *old, const char *model, const mg_traffic_policy_t *p,
                          snapshot_t *s)
 {
@@ -58,7 +58,9 @@ static int copy_policies(const snapshot_t *old, const char *model, const mg_traf
     size_t k = 0;
     int placed = 0;
     for (size_t i = 0; i <= old->npolicies; i++) {
-        int c = i < old->npolicies ? strcmp(old->policies[i].model, model) : 1;
+        int c = i == old->npolicies ? 1
+                : model == NULL     ? -1
+                                    : strcmp(old->policies[i].model, model);
         if (!placed && c >= 0) {
             placed = 1;
             if (p != NULL) {
@@ -171,8 +173,7 @@ int mg_router_set_table(mg_router_t *r, mg_route_table_t *t, mg_err_t *err)
     pthread_mutex_lock(&r->write_lock);
     snapshot_t *old = atomic_load_explicit(&r->live, memory_order_relaxed); /* writer lock held */
     snapshot_t *s = calloc(1, sizeof(*s));
-    /* Copy the policies unchanged: replace a name that cannot exist with nothing. */
-    int rc = s ? copy_policies(old, "", NULL, s) : MG_ENOMEM;
+    int rc = s ? copy_policies(old, NULL, NULL, s) : MG_ENOMEM; /* policies unchanged */
     if (rc != 0) {
         snapshot_free(s);
         mg_route_table_free(t);

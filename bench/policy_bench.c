@@ -1,7 +1,7 @@
 /*
  * policy_bench: the cost of one routing decision. For policies of 5 and 16 versions, times
- * mg_traffic_policy_pick by sticky key (hash + lookup) and by weighted draw (lookup only),
- * mg_traffic_policy_lookup (branch-free bisection) against alternatives over the same bounds
+ * mg_policy_pick by sticky key (hash + lookup) and by weighted draw (lookup only),
+ * mg_policy_lookup (branch-free bisection) against alternatives over the same bounds
  * (bisection with a branch, a linear scan, a branch-free count), the key hash alone, and
  * mg_ring_lookup (hash + bisection over the virtual nodes) at alpha 1.0 and 1.2.
  *
@@ -51,7 +51,7 @@ static int cmp_double(const void *a, const void *b)
 
 /* Alternatives to the library's branch-free bisection, over the same layout; not inlined,
  * so that each costs a call like the library function does. */
-__attribute__((noinline)) static int64_t lookup_bisect(const mg_traffic_policy_t *p, uint32_t h)
+__attribute__((noinline)) static int64_t lookup_bisect(const mg_policy_t *p, uint32_t h)
 {
     int lo = 0, hi = p->nversions - 1; /* bound[n-1] = 2^32 > h: the answer is in range */
     while (lo < hi) {
@@ -65,7 +65,7 @@ __attribute__((noinline)) static int64_t lookup_bisect(const mg_traffic_policy_t
 }
 
 /* The linear scan the library used first. */
-__attribute__((noinline)) static int64_t lookup_scan(const mg_traffic_policy_t *p, uint32_t h)
+__attribute__((noinline)) static int64_t lookup_scan(const mg_policy_t *p, uint32_t h)
 {
     for (int i = 0; i < p->nversions; i++)
         if (h < p->bound[i])
@@ -73,7 +73,7 @@ __attribute__((noinline)) static int64_t lookup_scan(const mg_traffic_policy_t *
     return 0;
 }
 
-__attribute__((noinline)) static int64_t lookup_count(const mg_traffic_policy_t *p, uint32_t h)
+__attribute__((noinline)) static int64_t lookup_count(const mg_policy_t *p, uint32_t h)
 {
     int k = 0;
     for (int i = 0; i < p->nversions; i++)
@@ -92,7 +92,7 @@ typedef enum {
     OP_RING
 } op_t;
 
-static double run(op_t op, const mg_traffic_policy_t *p, const mg_ring_t *r, int reps, long iters)
+static double run(op_t op, const mg_policy_t *p, const mg_ring_t *r, int reps, long iters)
 {
     double t[MAX_REPS];
     for (int k = 0; k < reps; k++) {
@@ -100,23 +100,23 @@ static double run(op_t op, const mg_traffic_policy_t *p, const mg_ring_t *r, int
         double t0 = now_ns();
         for (long i = 0; i < iters; i++) {
             size_t j = (size_t)i & (NKEYS - 1);
-            mg_route_decision_t d;
-            mg_route_input_t in = {.random = draws[j]};
+            mg_policy_decision_t d;
+            mg_policy_input_t in = {.random = draws[j]};
             switch (op) {
             case OP_PICK_STICKY:
                 in.sticky_key = (mg_str_t){keys[j], key_len[j]};
-                mg_traffic_policy_pick(p, &in, &d, NULL);
+                mg_policy_pick(p, &in, &d, NULL);
                 acc += d.version;
                 break;
             case OP_PICK_WEIGHT:
-                mg_traffic_policy_pick(p, &in, &d, NULL);
+                mg_policy_pick(p, &in, &d, NULL);
                 acc += d.version;
                 break;
-            case OP_LOOKUP: acc += mg_traffic_policy_lookup(p, points[j]); break;
+            case OP_LOOKUP: acc += mg_policy_lookup(p, points[j]); break;
             case OP_BISECT: acc += lookup_bisect(p, points[j]); break;
             case OP_SCAN: acc += lookup_scan(p, points[j]); break;
             case OP_COUNT: acc += lookup_count(p, points[j]); break;
-            case OP_HASH: acc += mg_sticky_hash(keys[j], key_len[j]); break;
+            case OP_HASH: acc += mg_policy_sticky_hash(keys[j], key_len[j]); break;
             case OP_RING: acc += mg_ring_lookup(r, keys[j], key_len[j]); break;
             }
         }
@@ -165,9 +165,9 @@ int main(int argc, char **argv)
     printf("%-9s %12s %12s %9s %9s %9s %9s %9s %14s %14s\n", "versions", "pick sticky",
            "pick weight", "lookup", "bisect", "scan", "count", "hash", "ring a=1.0", "ring a=1.2");
     for (size_t k = 0; k < sizeof(policies) / sizeof(policies[0]); k++) {
-        mg_traffic_policy_t p;
+        mg_policy_t p;
         mg_err_t err;
-        if (mg_traffic_policy_parse(policies[k], strlen(policies[k]), &p, &err) != 0) {
+        if (mg_policy_parse(policies[k], strlen(policies[k]), &p, &err) != 0) {
             fprintf(stderr, "policy_bench: %s\n", err.msg);
             return 1;
         }
@@ -179,7 +179,7 @@ int main(int argc, char **argv)
         }
         /* Sanity: the alternatives agree with the library on every point used. */
         for (size_t i = 0; i < NKEYS; i++) {
-            int64_t v = mg_traffic_policy_lookup(&p, points[i]);
+            int64_t v = mg_policy_lookup(&p, points[i]);
             if (lookup_bisect(&p, points[i]) != v || lookup_scan(&p, points[i]) != v ||
                 lookup_count(&p, points[i]) != v) {
                 fprintf(stderr, "policy_bench: lookups disagree at %u\n", points[i]);

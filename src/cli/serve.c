@@ -115,7 +115,7 @@ static int load_config_file(const char *path, serve_opts_t *o)
         fprintf(stderr, "modelgate: %s: must be a JSON object\n", path);
         goto out;
     }
-    const char *unknown = mg_json_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
+    const char *unknown = mg_jsonx_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
     if (unknown != NULL) {
         fprintf(stderr, "modelgate: %s: unknown field '%s'\n", path, unknown);
         goto out;

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-const char *mg_json_unknown_field(json_t *obj, const char *const *known, size_t n)
+const char *mg_jsonx_unknown_field(json_t *obj, const char *const *known, size_t n)
 {
     const char *key;
     json_t *v;

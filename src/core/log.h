@@ -13,7 +13,9 @@ typedef enum {
     MG_LOG_ERROR = 3,
 } mg_log_level_t;
 
-/** Sets the lowest level written (default MG_LOG_INFO) and the sink format. Thread: start-up only.
+/**
+ * Sets the lowest level written (default MG_LOG_INFO) and the sink format.
+ * Thread: start-up only.
  */
 void mg_log_configure(mg_log_level_t min_level, int json);
 

@@ -148,7 +148,7 @@ static int route_request(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *r
                          mg_str_t url_version, const mg_route_rule_t *rule, mg_str_t parameters,
                          mg_route_result_t *res)
 {
-    mg_route_input_t in;
+    mg_policy_input_t in;
     memset(&in, 0, sizeof(in));
     in.url_version = url_version;
     in.header_version = header_value(req, "x-model-version");
@@ -171,7 +171,7 @@ static void add_route_headers(h2o_req_t *req, const mg_route_result_t *res,
                               const mg_route_rule_t *rule)
 {
     const mg_model_version_t *v = res->version;
-    const char *reason = mg_route_reason_name(res->reason);
+    const char *reason = mg_policy_reason_name(res->reason);
     add_header(req, "x-model-version", v->version_str, strlen(v->version_str));
     add_header(req, "x-route-reason", reason, strlen(reason));
     static const char *const echo[] = {"x-trace-id", "x-ab-group"};
@@ -640,10 +640,10 @@ static int handle_traffic(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
         return send_errorf(req, b, 404, "unknown model '%s'", name);
     }
     if (method_is(req, "PUT")) {
-        mg_traffic_policy_t p;
+        mg_policy_t p;
         const char *body = req->entity.base ? req->entity.base : "";
-        if (mg_traffic_policy_parse(body, req->entity.len, &p, &err) != 0 ||
-            mg_traffic_policy_check_versions(&p, versions, nversions, &err) != 0) {
+        if (mg_policy_parse(body, req->entity.len, &p, &err) != 0 ||
+            mg_policy_check_versions(&p, versions, nversions, &err) != 0) {
             return send_errorf(req, b, 400, "traffic policy of '%s' rejected: %s", name, err.msg);
         }
         if (mg_router_set_policy(api->router, name, &p, &err) != 0)
@@ -652,10 +652,10 @@ static int handle_traffic(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
                (unsigned long long)mg_router_revision(api->router));
     }
     /* The effective policy: the admin one, else config.json's. */
-    mg_traffic_policy_t cur;
+    mg_policy_t cur;
     const char *source = "none";
     rcu_read_lock();
-    const mg_traffic_policy_t *p = mg_router_policy(api->router, model);
+    const mg_policy_t *p = mg_router_policy(api->router, model);
     if (p != NULL) {
         cur = *p;
         source = "admin";
@@ -669,8 +669,7 @@ static int handle_traffic(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
     }
     mg_rcu_read_unlock();
     mg_buf_reset(b);
-    int rc =
-        strcmp(source, "none") == 0 ? mg_buf_puts(b, "{}") : mg_traffic_policy_to_json(&cur, b);
+    int rc = strcmp(source, "none") == 0 ? mg_buf_puts(b, "{}") : mg_policy_to_json(&cur, b);
     if (rc != 0)
         return send_error(req, b, 500, "out of memory");
     add_header(req, "x-policy-source", source, strlen(source));
@@ -700,7 +699,7 @@ static int handle_routes(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *r
                 return 0;
             }
             if (r->traffic != NULL &&
-                mg_traffic_policy_check_versions(r->traffic, versions, n, &err) != 0) {
+                mg_policy_check_versions(r->traffic, versions, n, &err) != 0) {
                 send_errorf(req, b, 400, "route table rejected: route '%s': traffic: %s", r->name,
                             err.msg);
                 mg_route_table_free(t);
@@ -753,7 +752,7 @@ static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
         copy.name = mg_arena_strndup(&sc->arena, rule->name, strlen(rule->name));
         copy.model = mg_arena_strndup(&sc->arena, rule->model, strlen(rule->model));
         if (rule->traffic != NULL) {
-            mg_traffic_policy_t *p = mg_arena_alloc(&sc->arena, sizeof(*p));
+            mg_policy_t *p = mg_arena_alloc(&sc->arena, sizeof(*p));
             if (p != NULL)
                 *p = *rule->traffic;
             copy.traffic = p;

@@ -116,7 +116,7 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         goto out;
     }
     json_t *v;
-    const char *unknown = mg_json_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
+    const char *unknown = mg_jsonx_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
     if (unknown != NULL) {
         mg_err_set(err, MG_ECONFIG, "config.json: unknown field '%s'", unknown);
         goto out;
@@ -172,9 +172,8 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     if ((v = json_object_get(root, "traffic")) != NULL) {
         char *policy_text = json_dumps(v, JSON_COMPACT);
         mg_err_t perr;
-        int prc = policy_text
-                      ? mg_traffic_policy_parse(policy_text, strlen(policy_text), &c.traffic, &perr)
-                      : MG_ENOMEM;
+        int prc = policy_text ? mg_policy_parse(policy_text, strlen(policy_text), &c.traffic, &perr)
+                              : MG_ENOMEM;
         free(policy_text);
         if (prc != 0) {
             mg_err_set(err, MG_ECONFIG, "config.json: 'traffic': %s",

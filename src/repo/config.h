@@ -3,9 +3,13 @@
  * config.pbtxt but JSON:
  *
  *   {"max_batch_size": 64,
- *    "version_policy": {"latest": {"num_versions": 2}} | {"all": {}} | {"specific": {"versions":
- * [1, 3]}}, "default_version": "2", "instance_count": 1, "intra_op_threads": 0, "warmup": {"runs":
- * 2}, "traffic": {...}}                 the traffic policy, see route/policy.h
+ *    "version_policy": {"latest": {"num_versions": 2}} | {"all": {}}
+ *                      | {"specific": {"versions": [1, 3]}},
+ *    "default_version": "2",
+ *    "instance_count": 1,
+ *    "intra_op_threads": 0,
+ *    "warmup": {"runs": 2},
+ *    "traffic": {...}}                 the traffic policy, see route/policy.h
  *
  * Every field is optional; unknown fields are an error, so a typo never passes silently.
  */
@@ -38,7 +42,7 @@ typedef struct mg_model_config {
     int intra_op_threads;    /* 0: share the global pools */
     int warmup_runs;         /* 0: no warm-up */
     bool has_traffic;        /* a "traffic" policy was given */
-    mg_traffic_policy_t traffic;
+    mg_policy_t traffic;
 } mg_model_config_t;
 
 /** Fills `cfg` with the defaults (latest 1, no batching rule, one instance, no warm-up). */

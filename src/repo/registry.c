@@ -393,7 +393,7 @@ static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_
     if (e->config.has_traffic) {
         /* The policy may name only versions the version policy selected. */
         mg_err_t perr;
-        if (mg_traffic_policy_check_versions(&e->config.traffic, selected, m, &perr) != 0) {
+        if (mg_policy_check_versions(&e->config.traffic, selected, m, &perr) != 0) {
             fmt_into(e->reason, sizeof(e->reason), "config.json: 'traffic': %s", perr.msg);
             for (int i = 0; i < e->nversions; i++)
                 mg_model_version_unref(e->versions[i]);

@@ -11,21 +11,21 @@
 #define HASH_SPACE ((uint64_t)1 << 32)
 #define SHOWN_MAX  64 /* bytes of an offending request value quoted in a message */
 
-static const char *const reason_names[MG_ROUTE_REASON_COUNT_] = {
-    [MG_ROUTE_URL] = "url",           [MG_ROUTE_HEADER] = "header",
-    [MG_ROUTE_AB_GROUP] = "ab-group", [MG_ROUTE_STAGE] = "stage",
-    [MG_ROUTE_STICKY] = "sticky",     [MG_ROUTE_WEIGHT] = "weight",
-    [MG_ROUTE_DEFAULT] = "default",   [MG_ROUTE_FALLBACK] = "fallback",
+static const char *const reason_names[MG_POLICY_REASON_COUNT_] = {
+    [MG_POLICY_REASON_URL] = "url",           [MG_POLICY_REASON_HEADER] = "header",
+    [MG_POLICY_REASON_AB_GROUP] = "ab-group", [MG_POLICY_REASON_STAGE] = "stage",
+    [MG_POLICY_REASON_STICKY] = "sticky",     [MG_POLICY_REASON_WEIGHT] = "weight",
+    [MG_POLICY_REASON_DEFAULT] = "default",   [MG_POLICY_REASON_FALLBACK] = "fallback",
 };
 
-const char *mg_route_reason_name(mg_route_reason_t r)
+const char *mg_policy_reason_name(mg_policy_reason_t r)
 {
-    if ((unsigned)r >= MG_ROUTE_REASON_COUNT_)
+    if ((unsigned)r >= MG_POLICY_REASON_COUNT_)
         return "unknown";
     return reason_names[r];
 }
 
-uint32_t mg_sticky_hash(const char *key, size_t len)
+uint32_t mg_policy_sticky_hash(const char *key, size_t len)
 {
     return (uint32_t)(XXH3_64bits(key, len) >> 32);
 }
@@ -110,7 +110,7 @@ static bool is_tchar(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int parse_sticky(const json_t *obj, mg_traffic_policy_t *p, mg_err_t *err)
+static int parse_sticky(const json_t *obj, mg_policy_t *p, mg_err_t *err)
 {
     static const char shape[] = "'sticky' must be {\"header\": name} or {\"parameter\": name}";
     if (!json_is_object(obj) || json_object_size(obj) != 1)
@@ -120,9 +120,9 @@ static int parse_sticky(const json_t *obj, mg_traffic_policy_t *p, mg_err_t *err
     json_object_foreach((json_t *)obj, key, v)
     {
         if (strcmp(key, "header") == 0)
-            p->sticky_source = MG_STICKY_HEADER;
+            p->sticky_source = MG_POLICY_STICKY_HEADER;
         else if (strcmp(key, "parameter") == 0)
-            p->sticky_source = MG_STICKY_PARAMETER;
+            p->sticky_source = MG_POLICY_STICKY_PARAMETER;
         else
             return mg_err_set(err, MG_EINVAL, "unknown field 'sticky.%s'", key);
         size_t len = json_is_string(v) ? json_string_length(v) : 0;
@@ -132,7 +132,7 @@ static int parse_sticky(const json_t *obj, mg_traffic_policy_t *p, mg_err_t *err
                               MG_POLICY_NAME_MAX - 1);
         for (size_t i = 0; i < len; i++) {
             unsigned char c = (unsigned char)name[i];
-            if (p->sticky_source == MG_STICKY_HEADER) {
+            if (p->sticky_source == MG_POLICY_STICKY_HEADER) {
                 if (!is_tchar(c))
                     return mg_err_set(err, MG_EINVAL,
                                       "'sticky.header' '%s' is not a valid header name", name);
@@ -146,7 +146,7 @@ static int parse_sticky(const json_t *obj, mg_traffic_policy_t *p, mg_err_t *err
 }
 
 /* Reads "weights" into versions/weights, ascending by version. */
-static int parse_weights(const json_t *obj, mg_traffic_policy_t *p, mg_err_t *err)
+static int parse_weights(const json_t *obj, mg_policy_t *p, mg_err_t *err)
 {
     if (!json_is_object(obj) || json_object_size(obj) == 0 ||
         json_object_size(obj) > MG_POLICY_MAX_VERSIONS)
@@ -195,7 +195,7 @@ static int parse_weights(const json_t *obj, mg_traffic_policy_t *p, mg_err_t *er
  * exact in 64 bits (cumulative <= 16 * 10^6 < 2^24), so the last one is exactly 2^32 and a
  * version with weight 0 owns an empty range.
  */
-static void derive_layout(mg_traffic_policy_t *p)
+static void derive_layout(mg_policy_t *p)
 {
     uint64_t total = 0;
     for (int i = 0; i < p->nversions; i++)
@@ -218,7 +218,7 @@ static void derive_layout(mg_traffic_policy_t *p)
     p->bound[k] = (cum << 32) / total; /* == 2^32 */
 }
 
-int mg_traffic_policy_parse(const char *json, size_t len, mg_traffic_policy_t *out, mg_err_t *err)
+int mg_policy_parse(const char *json, size_t len, mg_policy_t *out, mg_err_t *err)
 {
     static const char *const known[] = {"weights", "stable", "sticky", "ab_groups", "stages"};
     json_error_t jerr;
@@ -229,14 +229,14 @@ int mg_traffic_policy_parse(const char *json, size_t len, mg_traffic_policy_t *o
 
     int rc = MG_EINVAL;
     /* Zero-filled, padding included, so that equal policies compare equal with memcmp. */
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     memset(&p, 0, sizeof(p));
     if (!json_is_object(root)) {
         mg_err_set(err, MG_EINVAL, "a traffic policy must be a JSON object");
         goto out;
     }
     json_t *v;
-    const char *unknown = mg_json_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
+    const char *unknown = mg_jsonx_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
     if (unknown != NULL) {
         mg_err_set(err, MG_EINVAL, "unknown field '%s'", unknown);
         goto out;
@@ -270,7 +270,7 @@ int mg_traffic_policy_parse(const char *json, size_t len, mg_traffic_policy_t *o
         }
     }
 
-    p.sticky_source = MG_STICKY_HEADER;
+    p.sticky_source = MG_POLICY_STICKY_HEADER;
     memcpy(p.sticky_name, "x-user-id", sizeof("x-user-id"));
     if ((v = json_object_get(root, "sticky")) != NULL) {
         memset(p.sticky_name, 0, sizeof(p.sticky_name));
@@ -300,8 +300,7 @@ static bool is_known(const int64_t *known, int n, int64_t v)
     return false;
 }
 
-int mg_traffic_policy_check_versions(const mg_traffic_policy_t *p, const int64_t *known, int n,
-                                     mg_err_t *err)
+int mg_policy_check_versions(const mg_policy_t *p, const int64_t *known, int n, mg_err_t *err)
 {
     for (int i = 0; i < p->nversions; i++)
         if (!is_known(known, n, p->versions[i]))
@@ -332,7 +331,7 @@ static int rules_to_json(mg_buf_t *out, const char *field, const mg_policy_rule_
     return mg_buf_puts(out, "}");
 }
 
-int mg_traffic_policy_to_json(const mg_traffic_policy_t *p, mg_buf_t *out)
+int mg_policy_to_json(const mg_policy_t *p, mg_buf_t *out)
 {
     size_t start = out->len;
     if (mg_buf_puts(out, "{\"weights\":{") != 0)
@@ -342,7 +341,8 @@ int mg_traffic_policy_to_json(const mg_traffic_policy_t *p, mg_buf_t *out)
                           p->weights[i]) != 0)
             goto fail;
     if (mg_buf_printf(out, "},\"stable\":\"%lld\",\"sticky\":{\"%s\":", (long long)p->stable,
-                      p->sticky_source == MG_STICKY_PARAMETER ? "parameter" : "header") != 0 ||
+                      p->sticky_source == MG_POLICY_STICKY_PARAMETER ? "parameter" : "header") !=
+            0 ||
         mg_buf_json_string(out, p->sticky_name, strlen(p->sticky_name)) != 0 ||
         mg_buf_puts(out, "}") != 0)
         goto fail;
@@ -355,7 +355,7 @@ fail:
     return MG_ENOMEM;
 }
 
-int64_t mg_traffic_policy_lookup(const mg_traffic_policy_t *p, uint32_t h)
+int64_t mg_policy_lookup(const mg_policy_t *p, uint32_t h)
 {
     /*
      * The first range whose bound is above h, by a branch-free lower bound: a random key
@@ -419,8 +419,8 @@ static const char *shown(mg_str_t s, char buf[SHOWN_MAX + 4])
     return buf;
 }
 
-int mg_traffic_policy_pick(const mg_traffic_policy_t *p, const mg_route_input_t *in,
-                           mg_route_decision_t *out, mg_err_t *err)
+int mg_policy_pick(const mg_policy_t *p, const mg_policy_input_t *in, mg_policy_decision_t *out,
+                   mg_err_t *err)
 {
     char tmp[SHOWN_MAX + 4];
     int64_t version;
@@ -429,36 +429,36 @@ int mg_traffic_policy_pick(const mg_traffic_policy_t *p, const mg_route_input_t 
         if (!parse_version_text(in->url_version.ptr, in->url_version.len, &version))
             return mg_err_set(err, MG_EINVAL, "URL version '%s' is not a version number",
                               shown(in->url_version, tmp));
-        *out = (mg_route_decision_t){version, MG_ROUTE_URL, -1};
+        *out = (mg_policy_decision_t){version, MG_POLICY_REASON_URL, -1};
         return 0;
     }
     if (in->header_version.len != 0) {
         if (!parse_version_text(in->header_version.ptr, in->header_version.len, &version))
             return mg_err_set(err, MG_EINVAL, "X-Model-Version '%s' is not a version number",
                               shown(in->header_version, tmp));
-        *out = (mg_route_decision_t){version, MG_ROUTE_HEADER, -1};
+        *out = (mg_policy_decision_t){version, MG_POLICY_REASON_HEADER, -1};
         return 0;
     }
     if (p == NULL) {
-        *out = (mg_route_decision_t){0, MG_ROUTE_DEFAULT, -1};
+        *out = (mg_policy_decision_t){0, MG_POLICY_REASON_DEFAULT, -1};
         return 0;
     }
     if ((rule = find_rule(p->ab_groups, p->nab_groups, in->ab_group)) >= 0) {
-        *out = (mg_route_decision_t){p->ab_groups[rule].version, MG_ROUTE_AB_GROUP, rule};
+        *out = (mg_policy_decision_t){p->ab_groups[rule].version, MG_POLICY_REASON_AB_GROUP, rule};
         return 0;
     }
     if ((rule = find_rule(p->stages, p->nstages, in->stage)) >= 0) {
-        *out = (mg_route_decision_t){p->stages[rule].version, MG_ROUTE_STAGE, rule};
+        *out = (mg_policy_decision_t){p->stages[rule].version, MG_POLICY_REASON_STAGE, rule};
         return 0;
     }
     if (in->sticky_key.len != 0) {
         version =
-            mg_traffic_policy_lookup(p, mg_sticky_hash(in->sticky_key.ptr, in->sticky_key.len));
-        *out = (mg_route_decision_t){version, MG_ROUTE_STICKY, -1};
+            mg_policy_lookup(p, mg_policy_sticky_hash(in->sticky_key.ptr, in->sticky_key.len));
+        *out = (mg_policy_decision_t){version, MG_POLICY_REASON_STICKY, -1};
         return 0;
     }
     /* The high half of the draw, the same 2^32 space and lookup as sticky keys. */
-    version = mg_traffic_policy_lookup(p, (uint32_t)(in->random >> 32));
-    *out = (mg_route_decision_t){version, MG_ROUTE_WEIGHT, -1};
+    version = mg_policy_lookup(p, (uint32_t)(in->random >> 32));
+    *out = (mg_policy_decision_t){version, MG_POLICY_REASON_WEIGHT, -1};
     return 0;
 }

@@ -68,7 +68,8 @@ int mg_ring_new(mg_ring_t **out, const int64_t *versions, const uint32_t *weight
         for (size_t j = 0; j < count; j++) {
             char text[48];
             int len = snprintf(text, sizeof(text), "%lld:%zu", (long long)versions[i], j);
-            nodes[k++] = (vnode_t){mg_sticky_hash(text, (size_t)len), (uint32_t)j, versions[i]};
+            nodes[k++] =
+                (vnode_t){mg_policy_sticky_hash(text, (size_t)len), (uint32_t)j, versions[i]};
         }
     }
     qsort(nodes, total, sizeof(nodes[0]), vnode_cmp);
@@ -99,7 +100,7 @@ void mg_ring_free(mg_ring_t *r)
 
 int64_t mg_ring_lookup(const mg_ring_t *r, const char *key, size_t len)
 {
-    uint32_t h = mg_sticky_hash(key, len);
+    uint32_t h = mg_policy_sticky_hash(key, len);
     /* lower_bound: the first virtual node at or clockwise after h; past the last wraps to 0. */
     size_t lo = 0, hi = r->n;
     while (lo < hi) {

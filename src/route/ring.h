@@ -2,8 +2,8 @@
  * The weighted virtual-node hash ring of the original design notes, kept as the baseline the
  * default sticky layout (route/policy.h) is measured against: each version with weight w > 0
  * gets max(1, floor(w^alpha)) virtual nodes (a version with weight 0 gets none), node i of
- * version v at mg_sticky_hash("<v>:<i>"); a key goes to the first virtual node at or
- * clockwise after mg_sticky_hash(key) (lower bound, wrapping past the last node to the first),
+ * version v at mg_policy_sticky_hash("<v>:<i>"); a key goes to the first virtual node at or
+ * clockwise after mg_policy_sticky_hash(key) (lower bound, wrapping past the last node to the first),
  * found by binary search. Comparisons: docs/routing.md.
  */
 #ifndef MG_ROUTE_RING_H

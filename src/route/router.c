@@ -8,7 +8,7 @@
 
 typedef struct named_policy {
     char *model;
-    mg_traffic_policy_t policy;
+    mg_policy_t policy;
 } named_policy_t;
 
 typedef struct snapshot {
@@ -48,7 +48,7 @@ static void snapshot_free(snapshot_t *s)
 }
 
 /* Copies the policies of `old`, replacing/adding/removing `model` (NULL: copies them unchanged). */
-static int copy_policies(const snapshot_t *old, const char *model, const mg_traffic_policy_t *p,
+static int copy_policies(const snapshot_t *old, const char *model, const mg_policy_t *p,
                          snapshot_t *s)
 {
     size_t n = old->npolicies + 1;
@@ -121,7 +121,7 @@ void mg_router_free(mg_router_t *r)
     free(r);
 }
 
-const mg_traffic_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
+const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
 {
     const snapshot_t *s = live(r);
     size_t lo = 0, hi = s->npolicies;
@@ -146,8 +146,7 @@ const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t 
     return mg_route_table_match(s->table, req);
 }
 
-int mg_router_set_policy(mg_router_t *r, const char *model, const mg_traffic_policy_t *p,
-                         mg_err_t *err)
+int mg_router_set_policy(mg_router_t *r, const char *model, const mg_policy_t *p, mg_err_t *err)
 {
     pthread_mutex_lock(&r->write_lock);
     snapshot_t *old = atomic_load_explicit(&r->live, memory_order_relaxed); /* writer lock held */

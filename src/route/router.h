@@ -27,7 +27,7 @@ void mg_router_free(mg_router_t *r);
  * Inside an RCU read section: the policy set for `model` through the admin API, or NULL.
  * The pointer is valid until mg_rcu_read_unlock(). Thread: any RCU-registered thread.
  */
-const mg_traffic_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model);
+const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model);
 
 /**
  * Inside an RCU read section: the first route-table rule matching `req`, or NULL; valid
@@ -40,8 +40,7 @@ const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t 
  * The caller has validated `p` against the model's versions. Returns 0 or MG_ENOMEM.
  * Thread: any RCU-registered thread outside a read section.
  */
-int mg_router_set_policy(mg_router_t *r, const char *model, const mg_traffic_policy_t *p,
-                         mg_err_t *err);
+int mg_router_set_policy(mg_router_t *r, const char *model, const mg_policy_t *p, mg_err_t *err);
 
 /** Replaces the route table (takes `t`); publishes a new snapshot. Returns 0 or MG_ENOMEM. */
 int mg_router_set_table(mg_router_t *r, mg_route_table_t *t, mg_err_t *err);

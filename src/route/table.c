@@ -88,7 +88,7 @@ typedef struct rule {
     pcre2_code *path_re;
     hdr_t *hdrs; /* sorted by name */
     uint32_t nhdrs;
-    mg_traffic_policy_t *traffic;
+    mg_policy_t *traffic;
 } rule_t;
 
 #define NODE_KIDS_INLINE  8
@@ -875,7 +875,7 @@ static int parse_path(build_t *b, json_t *v, rule_t *r)
     static const char *const known[] = {"exact", "prefix", "regex"};
     if (!json_is_object(v))
         return fail(b, "'path' needs exactly one of exact, prefix, regex");
-    const char *bad = mg_json_unknown_field(v, known, 3);
+    const char *bad = mg_jsonx_unknown_field(v, known, 3);
     if (bad != NULL)
         return fail(b, "path: unknown field '%s'", bad);
     if (json_object_size(v) != 1)
@@ -941,7 +941,7 @@ static int parse_headers(build_t *b, json_t *v, rule_t *r)
         if (!header_name_ok(name, nl))
             return fail(b, "header name '%.*s' is not a valid header name", nl > 80 ? 80 : (int)nl,
                         name);
-        const char *bad = mg_json_unknown_field(e, known, 4);
+        const char *bad = mg_jsonx_unknown_field(e, known, 4);
         if (bad != NULL)
             return fail(b, "header '%s': unknown field '%s'", name, bad);
         json_t *ex = json_object_get(e, "exact"), *rx = json_object_get(e, "regex");
@@ -990,7 +990,7 @@ static int parse_match(build_t *b, json_t *v, rule_t *r)
     static const char *const known[] = {"host", "path", "headers"};
     if (!json_is_object(v))
         return fail(b, "'match' must be an object");
-    const char *bad = mg_json_unknown_field(v, known, 3);
+    const char *bad = mg_jsonx_unknown_field(v, known, 3);
     if (bad != NULL)
         return fail(b, "match: unknown field '%s'", bad);
     json_t *e;
@@ -1055,7 +1055,7 @@ static int parse_rule(build_t *b, json_t *item, uint32_t idx, rule_t *r)
     if (sset_put(&b->names, r->name, n, idx) != NONE)
         return fail(b, "duplicate name");
 
-    const char *bad = mg_json_unknown_field(item, known, 6);
+    const char *bad = mg_jsonx_unknown_field(item, known, 6);
     if (bad != NULL)
         return fail(b, "unknown field '%s'", bad);
 
@@ -1104,7 +1104,7 @@ static int parse_rule(build_t *b, json_t *item, uint32_t idx, rule_t *r)
         }
         mg_err_t perr;
         mg_err_clear(&perr);
-        rc = mg_traffic_policy_parse(text, strlen(text), r->traffic, &perr);
+        rc = mg_policy_parse(text, strlen(text), r->traffic, &perr);
         free(text);
         if (rc == MG_ENOMEM)
             return nomem(b);
@@ -1453,7 +1453,7 @@ int mg_route_table_parse(const char *json, size_t len, mg_route_table_t **out, m
     if (json_object_size(root) != 1) {
         static const char *const known[] = {"routes"};
         mg_err_set(err, MG_EINVAL, "routes: unknown field '%s'",
-                   mg_json_unknown_field(root, known, 1));
+                   mg_jsonx_unknown_field(root, known, 1));
         goto out;
     }
     n = json_array_size(routes);
@@ -1538,7 +1538,7 @@ static int rule_to_json(const rule_t *r, mg_buf_t *o)
                                                                 : ",\"api\":\"infer\"");
     if (rc == 0 && r->traffic != NULL) {
         rc = mg_buf_puts(o, ",\"traffic\":");
-        rc = rc ? rc : mg_traffic_policy_to_json(r->traffic, o);
+        rc = rc ? rc : mg_policy_to_json(r->traffic, o);
     }
     rc = rc ? rc : mg_buf_puts(o, "}");
     return rc ? MG_ENOMEM : 0;

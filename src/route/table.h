@@ -14,12 +14,15 @@
  *     {"name": "scores-eu",                       required, unique, 1..128 bytes, no control chars
  *      "priority": 10,                            optional, default 1000, integer 0..1000000
  *      "match": {"host": "api.example.com" | "*.example.com",        optional (any host)
- *                "path": {"exact": "/x"} | {"prefix": "/api/"} | {"regex": "^/m/[0-9]+$"}, required
- *                "headers": [{"name": "X-Tenant", "exact": "eu"} | {"name": "X-Tenant", "regex":
- * "^e"} | {"name": "X-Debug", "present": true}]},            optional, all must match "model":
- * "digits",                        required, 1..255 bytes "api": "infer" | "predict", optional,
- * default "infer": the body's protocol "traffic": { ...route/policy.h... }}      optional override
- * of the model's policy
+ *                "path": {"exact": "/x"} | {"prefix": "/api/"} | {"regex": "^/m/[0-9]+$"},
+ *                                                 required
+ *                "headers": [{"name": "X-Tenant", "exact": "eu"}
+ *                            | {"name": "X-Tenant", "regex": "^e"}
+ *                            | {"name": "X-Debug", "present": true}]},
+ *                                                 optional, all must match
+ *      "model": "digits",                         required, 1..255 bytes
+ *      "api": "infer" | "predict",                optional, default "infer": the body's protocol
+ *      "traffic": { ...route/policy.h... }}       optional override of the model's policy
  *   ]}
  *
  * Match semantics:
@@ -56,7 +59,7 @@ typedef struct mg_route_rule {
     int priority;
     const char *model;
     mg_route_api_t api;
-    const mg_traffic_policy_t *traffic; /* NULL: the model's own policy */
+    const mg_policy_t *traffic; /* NULL: the model's own policy */
 } mg_route_rule_t;
 
 typedef struct mg_route_table mg_route_table_t;

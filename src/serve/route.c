@@ -29,10 +29,10 @@ static uint64_t next_random(void)
 }
 
 /* Finds the sticky key the policy names; empty when the request has none. */
-static mg_str_t sticky_key(const mg_traffic_policy_t *p, const mg_route_source_t *src)
+static mg_str_t sticky_key(const mg_policy_t *p, const mg_route_source_t *src)
 {
     mg_str_t key = {"", 0};
-    if (p->sticky_source == MG_STICKY_HEADER) {
+    if (p->sticky_source == MG_POLICY_STICKY_HEADER) {
         if (src->header != NULL)
             src->header(src->header_ctx, p->sticky_name, strlen(p->sticky_name), &key);
         return key;
@@ -61,7 +61,7 @@ static mg_str_t sticky_key(const mg_traffic_policy_t *p, const mg_route_source_t
 }
 
 int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
-                   const mg_traffic_policy_t *rule_policy, mg_route_input_t *in,
+                   const mg_policy_t *rule_policy, mg_policy_input_t *in,
                    const mg_route_source_t *src, mg_route_result_t *out, mg_err_t *err)
 {
     memset(out, 0, sizeof(*out));
@@ -70,7 +70,7 @@ int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
         in->random = next_random();
 
     rcu_read_lock();
-    const mg_traffic_policy_t *p = rule_policy;
+    const mg_policy_t *p = rule_policy;
     out->source = MG_POLICY_ROUTE;
     if (p == NULL) {
         p = mg_router_policy(router, model);
@@ -86,8 +86,8 @@ int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
 
     if (p != NULL && in->sticky_key.len == 0 && src != NULL)
         in->sticky_key = sticky_key(p, src);
-    mg_route_decision_t d;
-    int rc = mg_traffic_policy_pick(p, in, &d, err);
+    mg_policy_decision_t d;
+    int rc = mg_policy_pick(p, in, &d, err);
     int64_t stable = p != NULL ? p->stable : 0;
     mg_rcu_read_unlock();
     if (rc != 0)
@@ -103,15 +103,15 @@ int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
         version = (mg_str_t){vtext, (size_t)n};
     }
     rc = mg_registry_acquire(reg, model, version, &out->version, err);
-    int policy_chose =
-        d.reason != MG_ROUTE_URL && d.reason != MG_ROUTE_HEADER && d.reason != MG_ROUTE_DEFAULT;
+    int policy_chose = d.reason != MG_POLICY_REASON_URL && d.reason != MG_POLICY_REASON_HEADER &&
+                       d.reason != MG_POLICY_REASON_DEFAULT;
     if (rc == MG_EUNAVAIL && policy_chose && stable > 0 && stable != d.version) {
         /* The chosen version cannot serve: the stable one takes the request. */
         int n = snprintf(vtext, sizeof(vtext), "%lld", (long long)stable);
         mg_err_t ferr;
         if (mg_registry_acquire(reg, model, (mg_str_t){vtext, (size_t)n}, &out->version, &ferr) ==
             0) {
-            out->reason = MG_ROUTE_FALLBACK;
+            out->reason = MG_POLICY_REASON_FALLBACK;
             return 0;
         }
     }

@@ -29,7 +29,7 @@ const char *mg_policy_source_name(mg_policy_source_t s);
 /** The routing outcome that travels with the request into headers, logs and metrics. */
 typedef struct mg_route_result {
     mg_model_version_t *version; /* pinned; release with mg_model_version_unref */
-    mg_route_reason_t reason;
+    mg_policy_reason_t reason;
     mg_policy_source_t source;
     int rule;       /* the AB-group/stage rule index, or -1 */
     int64_t chosen; /* the version the policy chose (differs on fallback) */
@@ -51,7 +51,7 @@ typedef struct mg_route_source {
  * ready to serve) with `err` filled. Thread: any RCU-registered request thread.
  */
 int mg_serve_route(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
-                   const mg_traffic_policy_t *rule_policy, mg_route_input_t *in,
+                   const mg_policy_t *rule_policy, mg_policy_input_t *in,
                    const mg_route_source_t *src, mg_route_result_t *out, mg_err_t *err);
 
 #endif

@@ -46,7 +46,7 @@ static int setup_keys(void **state)
         int n = snprintf(g_key[i], sizeof(g_key[i]), "user-%llu",
                          (unsigned long long)splitmix64_at(KEY_SEED, i));
         g_key_len[i] = (uint8_t)n;
-        g_hash[i] = mg_sticky_hash(g_key[i], (size_t)n);
+        g_hash[i] = mg_policy_sticky_hash(g_key[i], (size_t)n);
     }
     return 0;
 }
@@ -62,16 +62,16 @@ static mg_str_t opt(const char *s)
     return s != NULL ? str(s) : (mg_str_t){NULL, 0};
 }
 
-static void parse_ok(const char *json, mg_traffic_policy_t *p)
+static void parse_ok(const char *json, mg_policy_t *p)
 {
     mg_err_t err = {0};
-    int rc = mg_traffic_policy_parse(json, strlen(json), p, &err);
+    int rc = mg_policy_parse(json, strlen(json), p, &err);
     if (rc != 0)
         fail_msg("%s: unexpected error %d: %s", json, rc, err.msg);
 }
 
 /* Parses a policy with versions 1..n, weights w[version - 1] and the given stable version. */
-static void make_policy(mg_traffic_policy_t *p, const uint32_t *w, int n, int64_t stable)
+static void make_policy(mg_policy_t *p, const uint32_t *w, int n, int64_t stable)
 {
     char json[512];
     size_t off = (size_t)snprintf(json, sizeof(json), "{\"weights\":{");
@@ -85,11 +85,11 @@ static void make_policy(mg_traffic_policy_t *p, const uint32_t *w, int n, int64_
 /* Expects MG_EINVAL, a message containing `want`, and *out untouched. */
 static void expect_error(const char *json, const char *want)
 {
-    mg_traffic_policy_t p, before;
+    mg_policy_t p, before;
     memset(&p, 0xa5, sizeof(p));
     memcpy(&before, &p, sizeof(p));
     mg_err_t err = {0};
-    int rc = mg_traffic_policy_parse(json, strlen(json), &p, &err);
+    int rc = mg_policy_parse(json, strlen(json), &p, &err);
     if (rc != MG_EINVAL || err.code != MG_EINVAL || strstr(err.msg, want) == NULL)
         fail_msg("%s: got %d '%s', want MG_EINVAL with '%s'", json, rc, err.msg, want);
     assert_memory_equal(&p, &before, sizeof(p));
@@ -100,7 +100,7 @@ static void expect_error(const char *json, const char *want)
 static void test_parse_full_policy(void **state)
 {
     (void)state;
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     parse_ok("{\"weights\": {\"2\": 10, \"1\": 90, \"3\": 0}, \"stable\": \"1\","
              " \"sticky\": {\"header\": \"X-User-ID\"},"
              " \"ab_groups\": {\"v2-exp\": \"2\", \"control\": 1},"
@@ -114,7 +114,7 @@ static void test_parse_full_policy(void **state)
     assert_int_equal(p.weights[1], 10);
     assert_int_equal(p.weights[2], 0);
     assert_int_equal(p.stable, 1);
-    assert_int_equal(p.sticky_source, MG_STICKY_HEADER);
+    assert_int_equal(p.sticky_source, MG_POLICY_STICKY_HEADER);
     assert_string_equal(p.sticky_name, "x-user-id");
     /* Rules are sorted by value. */
     assert_int_equal(p.nab_groups, 2);
@@ -139,12 +139,12 @@ static void test_parse_full_policy(void **state)
 static void test_parse_defaults_and_sticky(void **state)
 {
     (void)state;
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     /* One version: "stable" may be left out; the default sticky key is header x-user-id. */
     parse_ok("{\"weights\": {\"7\": 1}}", &p);
     assert_int_equal(p.nversions, 1);
     assert_int_equal(p.stable, 7);
-    assert_int_equal(p.sticky_source, MG_STICKY_HEADER);
+    assert_int_equal(p.sticky_source, MG_POLICY_STICKY_HEADER);
     assert_string_equal(p.sticky_name, "x-user-id");
     assert_int_equal(p.nab_groups, 0);
     assert_int_equal(p.nstages, 0);
@@ -154,7 +154,7 @@ static void test_parse_defaults_and_sticky(void **state)
     parse_ok("{\"weights\": {\"1\": 5, \"2\": 5}, \"stable\": 2,"
              " \"sticky\": {\"parameter\": \"User_ID\"}}",
              &p);
-    assert_int_equal(p.sticky_source, MG_STICKY_PARAMETER);
+    assert_int_equal(p.sticky_source, MG_POLICY_STICKY_PARAMETER);
     assert_string_equal(p.sticky_name, "User_ID"); /* parameters keep their case */
     assert_int_equal(p.layout[0], 1);
     assert_int_equal(p.layout[1], 2);
@@ -281,23 +281,23 @@ static void test_parse_errors_name_the_field(void **state)
 static void test_check_versions(void **state)
 {
     (void)state;
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     parse_ok("{\"weights\": {\"1\": 9, \"2\": 1}, \"stable\": 1, \"ab_groups\": {\"b\": 2},"
              " \"stages\": {\"gray\": 4}}",
              &p);
     const int64_t all[] = {1, 2, 3, 4};
     mg_err_t err = {0};
-    assert_int_equal(mg_traffic_policy_check_versions(&p, all, 4, &err), 0);
+    assert_int_equal(mg_policy_check_versions(&p, all, 4, &err), 0);
     const int64_t no2[] = {1, 3, 4};
-    assert_int_equal(mg_traffic_policy_check_versions(&p, no2, 3, &err), MG_EINVAL);
+    assert_int_equal(mg_policy_check_versions(&p, no2, 3, &err), MG_EINVAL);
     assert_string_equal(err.msg, "unknown version 2 in 'weights'");
     const int64_t no4[] = {1, 2, 3};
-    assert_int_equal(mg_traffic_policy_check_versions(&p, no4, 3, &err), MG_EINVAL);
+    assert_int_equal(mg_policy_check_versions(&p, no4, 3, &err), MG_EINVAL);
     assert_string_equal(err.msg, "unknown version 4 in 'stages.gray'");
     parse_ok("{\"weights\": {\"1\": 9}, \"ab_groups\": {\"b\": 2}}", &p);
-    assert_int_equal(mg_traffic_policy_check_versions(&p, all, 1, &err), MG_EINVAL);
+    assert_int_equal(mg_policy_check_versions(&p, all, 1, &err), MG_EINVAL);
     assert_string_equal(err.msg, "unknown version 2 in 'ab_groups.b'");
-    assert_int_equal(mg_traffic_policy_check_versions(&p, all, 1, NULL), MG_EINVAL);
+    assert_int_equal(mg_policy_check_versions(&p, all, 1, NULL), MG_EINVAL);
 }
 
 static void test_to_json_round_trip(void **state)
@@ -316,26 +316,26 @@ static void test_to_json_round_trip(void **state)
         " \"sticky\": {\"header\": \"X-Session\"}}",
     };
     for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
-        mg_traffic_policy_t a, b;
+        mg_policy_t a, b;
         parse_ok(policies[i], &a);
         mg_buf_t j1 = {0}, j2 = {0};
-        assert_int_equal(mg_traffic_policy_to_json(&a, &j1), 0);
+        assert_int_equal(mg_policy_to_json(&a, &j1), 0);
         assert_int_equal(mg_buf_append(&j1, "", 1), 0);
         parse_ok(j1.data, &b);
         assert_memory_equal(&a, &b, sizeof(a));
         /* Canonical: printing the reparsed policy gives the same text. */
-        assert_int_equal(mg_traffic_policy_to_json(&b, &j2), 0);
+        assert_int_equal(mg_policy_to_json(&b, &j2), 0);
         assert_int_equal(mg_buf_append(&j2, "", 1), 0);
         assert_string_equal(j1.data, j2.data);
         mg_buf_free(&j1);
         mg_buf_free(&j2);
     }
     /* The exact canonical form, appended after what the buffer held. */
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     parse_ok(policies[0], &p);
     mg_buf_t b = {0};
     assert_int_equal(mg_buf_puts(&b, "x="), 0);
-    assert_int_equal(mg_traffic_policy_to_json(&p, &b), 0);
+    assert_int_equal(mg_policy_to_json(&p, &b), 0);
     assert_int_equal(mg_buf_append(&b, "", 1), 0);
     assert_string_equal(
         b.data,
@@ -349,8 +349,8 @@ static void test_reason_names(void **state)
     (void)state;
     static const char *const want[] = {"url",    "header", "ab-group", "stage",
                                        "sticky", "weight", "default",  "fallback"};
-    for (int r = 0; r < MG_ROUTE_REASON_COUNT_; r++)
-        assert_string_equal(mg_route_reason_name((mg_route_reason_t)r), want[r]);
+    for (int r = 0; r < MG_POLICY_REASON_COUNT_; r++)
+        assert_string_equal(mg_policy_reason_name((mg_policy_reason_t)r), want[r]);
 }
 
 /* ---- the decision ---- */
@@ -358,7 +358,7 @@ static void test_reason_names(void **state)
 static void test_pick_precedence_every_combination(void **state)
 {
     (void)state;
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     parse_ok("{\"weights\": {\"1\": 90, \"2\": 10}, \"stable\": 1,"
              " \"ab_groups\": {\"exp\": 4, \"control\": 3},"
              " \"stages\": {\"gray\": 5, \"prod\": 6}}",
@@ -374,68 +374,69 @@ static void test_pick_precedence_every_combination(void **state)
     for (int c = 0; c < 2 * 2 * 2 * 3 * 3 * 2 * 2; c++) {
         int pol = c % 2, u = c / 2 % 2, h = c / 4 % 2, g = c / 8 % 3, s = c / 24 % 3;
         int k = c / 72 % 2, r = c / 144 % 2;
-        const mg_traffic_policy_t *pp = pol == 0 ? &p : NULL;
-        mg_route_input_t in = {opt(urls[u]),   opt(headers[h]),  opt(groups[g]),
-                               opt(stages[s]), opt(stickies[k]), randoms[r]};
+        const mg_policy_t *pp = pol == 0 ? &p : NULL;
+        mg_policy_input_t in = {opt(urls[u]),   opt(headers[h]),  opt(groups[g]),
+                                opt(stages[s]), opt(stickies[k]), randoms[r]};
         /* The precedence, spelled out. */
         int64_t v;
-        mg_route_reason_t why;
+        mg_policy_reason_t why;
         int rule = -1;
         if (urls[u] != NULL) {
-            v = 7, why = MG_ROUTE_URL;
+            v = 7, why = MG_POLICY_REASON_URL;
         } else if (headers[h] != NULL) {
-            v = 8, why = MG_ROUTE_HEADER;
+            v = 8, why = MG_POLICY_REASON_HEADER;
         } else if (pp == NULL) {
-            v = 0, why = MG_ROUTE_DEFAULT;
+            v = 0, why = MG_POLICY_REASON_DEFAULT;
         } else if (g == 1) {
-            v = 4, why = MG_ROUTE_AB_GROUP, rule = 1; /* sorted: control, exp */
+            v = 4, why = MG_POLICY_REASON_AB_GROUP, rule = 1; /* sorted: control, exp */
         } else if (s == 1) {
-            v = 5, why = MG_ROUTE_STAGE, rule = 0; /* sorted: gray, prod */
+            v = 5, why = MG_POLICY_REASON_STAGE, rule = 0; /* sorted: gray, prod */
         } else if (stickies[k] != NULL) {
-            v = mg_traffic_policy_lookup(&p, mg_sticky_hash("user-42", 7));
-            why = MG_ROUTE_STICKY;
+            v = mg_policy_lookup(&p, mg_policy_sticky_hash("user-42", 7));
+            why = MG_POLICY_REASON_STICKY;
         } else {
             v = r == 0 ? 2 : 1;
-            why = MG_ROUTE_WEIGHT;
+            why = MG_POLICY_REASON_WEIGHT;
         }
-        mg_route_decision_t d = {-1, MG_ROUTE_REASON_COUNT_, -2};
+        mg_policy_decision_t d = {-1, MG_POLICY_REASON_COUNT_, -2};
         mg_err_t err = {0};
-        assert_int_equal(mg_traffic_policy_pick(pp, &in, &d, &err), 0);
+        assert_int_equal(mg_policy_pick(pp, &in, &d, &err), 0);
         if (d.version != v || d.reason != why || d.rule != rule)
             fail_msg("combination %d (policy=%d url=%d header=%d group=%d stage=%d sticky=%d "
                      "random=%d): got %lld/%s/%d, want %lld/%s/%d",
-                     c, pol, u, h, g, s, k, r, (long long)d.version, mg_route_reason_name(d.reason),
-                     d.rule, (long long)v, mg_route_reason_name(why), rule);
+                     c, pol, u, h, g, s, k, r, (long long)d.version,
+                     mg_policy_reason_name(d.reason), d.rule, (long long)v,
+                     mg_policy_reason_name(why), rule);
     }
 
     /* The other rule of each kind reports its own index. */
-    mg_route_decision_t d;
-    mg_route_input_t in = {.ab_group = str("control")};
-    assert_int_equal(mg_traffic_policy_pick(&p, &in, &d, NULL), 0);
+    mg_policy_decision_t d;
+    mg_policy_input_t in = {.ab_group = str("control")};
+    assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
     assert_int_equal(d.version, 3);
     assert_int_equal(d.rule, 0);
-    in = (mg_route_input_t){.stage = str("prod")};
-    assert_int_equal(mg_traffic_policy_pick(&p, &in, &d, NULL), 0);
+    in = (mg_policy_input_t){.stage = str("prod")};
+    assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
     assert_int_equal(d.version, 6);
     assert_int_equal(d.rule, 1);
     /* Rule values match exactly: case, prefixes, and embedded NULs do not. */
     static const mg_str_t near[] = {
         {"Gray", 4}, {"gra", 3}, {"grayy", 5}, {"gray\0", 5}, {"gray\0x", 6}};
     for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
-        in = (mg_route_input_t){.stage = near[i], .random = UINT64_C(0xf000000000000000)};
-        assert_int_equal(mg_traffic_policy_pick(&p, &in, &d, NULL), 0);
-        assert_int_equal(d.reason, MG_ROUTE_WEIGHT);
+        in = (mg_policy_input_t){.stage = near[i], .random = UINT64_C(0xf000000000000000)};
+        assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
+        assert_int_equal(d.reason, MG_POLICY_REASON_WEIGHT);
     }
     /* Leading zeros in explicit versions are accepted, like in the policy. */
-    in = (mg_route_input_t){.header_version = str("0012")};
-    assert_int_equal(mg_traffic_policy_pick(&p, &in, &d, NULL), 0);
+    in = (mg_policy_input_t){.header_version = str("0012")};
+    assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
     assert_int_equal(d.version, 12);
 }
 
 static void test_pick_rejects_bad_explicit_versions(void **state)
 {
     (void)state;
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     parse_ok("{\"weights\": {\"1\": 90, \"2\": 10}, \"stable\": 1}", &p);
     static const char *const bad[] = {"abc",
                                       "0",
@@ -449,34 +450,35 @@ static void test_pick_rejects_bad_explicit_versions(void **state)
                                       "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         for (int pol = 0; pol < 2; pol++) {
-            mg_route_decision_t d = {-1, MG_ROUTE_REASON_COUNT_, -2}, untouched = d;
+            mg_policy_decision_t d = {-1, MG_POLICY_REASON_COUNT_, -2}, untouched = d;
             mg_err_t err = {0};
             char want[128];
-            mg_route_input_t in = {.header_version = str(bad[i])};
-            assert_int_equal(mg_traffic_policy_pick(pol ? &p : NULL, &in, &d, &err), MG_EINVAL);
+            mg_policy_input_t in = {.header_version = str(bad[i])};
+            assert_int_equal(mg_policy_pick(pol ? &p : NULL, &in, &d, &err), MG_EINVAL);
             snprintf(want, sizeof(want), "X-Model-Version '%s' is not a version number", bad[i]);
             assert_string_equal(err.msg, want);
             assert_memory_equal(&d, &untouched, sizeof(d));
-            in = (mg_route_input_t){.url_version = str(bad[i]), .header_version = str("2")};
-            assert_int_equal(mg_traffic_policy_pick(pol ? &p : NULL, &in, &d, &err), MG_EINVAL);
+            in = (mg_policy_input_t){.url_version = str(bad[i]), .header_version = str("2")};
+            assert_int_equal(mg_policy_pick(pol ? &p : NULL, &in, &d, &err), MG_EINVAL);
             snprintf(want, sizeof(want), "URL version '%s' is not a version number", bad[i]);
             assert_string_equal(err.msg, want);
         }
     }
     /* A valid URL version decides before a bad header is even looked at. */
-    mg_route_decision_t d;
-    mg_route_input_t in = {.url_version = str("9223372036854775807"), .header_version = str("abc")};
-    assert_int_equal(mg_traffic_policy_pick(&p, &in, &d, NULL), 0);
+    mg_policy_decision_t d;
+    mg_policy_input_t in = {.url_version = str("9223372036854775807"),
+                            .header_version = str("abc")};
+    assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
     assert_int_equal(d.version, INT64_MAX);
-    assert_int_equal(d.reason, MG_ROUTE_URL);
+    assert_int_equal(d.reason, MG_POLICY_REASON_URL);
     /* Quoted values are cut and made printable. */
     char longv[200];
     memset(longv, 'x', sizeof(longv) - 1);
     longv[sizeof(longv) - 1] = '\0';
     longv[3] = '\n';
     mg_err_t err = {0};
-    in = (mg_route_input_t){.header_version = str(longv)};
-    assert_int_equal(mg_traffic_policy_pick(&p, &in, &d, &err), MG_EINVAL);
+    in = (mg_policy_input_t){.header_version = str(longv)};
+    assert_int_equal(mg_policy_pick(&p, &in, &d, &err), MG_EINVAL);
     assert_non_null(strstr(err.msg, "'xxx?xxxx"));
     assert_non_null(strstr(err.msg, "x...' is not a version number"));
 }
@@ -484,7 +486,7 @@ static void test_pick_rejects_bad_explicit_versions(void **state)
 static void test_lookup_edges_and_zero_weights(void **state)
 {
     (void)state;
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     /* Stable with weight 0: everything goes to the canaries that have weight. */
     parse_ok("{\"weights\": {\"1\": 0, \"2\": 50, \"3\": 0, \"4\": 50}, \"stable\": 1}", &p);
     assert_int_equal(p.layout[0], 2);
@@ -495,10 +497,10 @@ static void test_lookup_edges_and_zero_weights(void **state)
     assert_int_equal(p.bound[1], UINT64_C(1) << 31);
     assert_int_equal(p.bound[2], UINT64_C(1) << 32); /* the last range with weight ends at 2^32 */
     assert_int_equal(p.bound[3], UINT64_C(1) << 32);
-    assert_int_equal(mg_traffic_policy_lookup(&p, 0), 2);
-    assert_int_equal(mg_traffic_policy_lookup(&p, 0x7fffffffu), 2);
-    assert_int_equal(mg_traffic_policy_lookup(&p, 0x80000000u), 4);
-    assert_int_equal(mg_traffic_policy_lookup(&p, 0xffffffffu), 4);
+    assert_int_equal(mg_policy_lookup(&p, 0), 2);
+    assert_int_equal(mg_policy_lookup(&p, 0x7fffffffu), 2);
+    assert_int_equal(mg_policy_lookup(&p, 0x80000000u), 4);
+    assert_int_equal(mg_policy_lookup(&p, 0xffffffffu), 4);
     /* Odd totals: ranges are floor(cumulative * 2^32 / total), within one point of exact. */
     static const uint32_t w[] = {1, 999999, 3, 7, 1000000};
     make_policy(&p, w, 5, 3);
@@ -508,14 +510,14 @@ static void test_lookup_edges_and_zero_weights(void **state)
         double exact = (double)wi * 4294967296.0 / (double)total;
         assert_true(fabs((double)(p.bound[i] - prev) - exact) <= 1.0);
         if (p.bound[i] > prev) {
-            assert_int_equal(mg_traffic_policy_lookup(&p, (uint32_t)prev), p.layout[i]);
-            assert_int_equal(mg_traffic_policy_lookup(&p, (uint32_t)(p.bound[i] - 1)), p.layout[i]);
+            assert_int_equal(mg_policy_lookup(&p, (uint32_t)prev), p.layout[i]);
+            assert_int_equal(mg_policy_lookup(&p, (uint32_t)(p.bound[i] - 1)), p.layout[i]);
         }
         prev = p.bound[i];
     }
     assert_int_equal(prev, UINT64_C(1) << 32);
     /* The hash is xxHash3-64's high half: pinned, since every instance of a fleet must agree. */
-    assert_int_equal(mg_sticky_hash("", 0), 0x2d068005u);
+    assert_int_equal(mg_policy_sticky_hash("", 0), 0x2d068005u);
 }
 
 /* ---- statistics over 1,000,000 keys ---- */
@@ -543,20 +545,22 @@ static void test_distribution_sticky_and_weighted(void **state)
     } sets[] = {
         {2, {90, 10}}, {2, {50, 50}}, {2, {1, 99}}, {3, {70, 20, 10}}, {5, {40, 25, 15, 12, 8}}};
     for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
-        mg_traffic_policy_t p;
+        mg_policy_t p;
         make_policy(&p, sets[s].w, sets[s].n, 1);
         uint64_t sticky[MG_POLICY_MAX_VERSIONS + 1] = {0},
                                                  weighted[MG_POLICY_MAX_VERSIONS + 1] = {0};
         for (size_t i = 0; i < NKEYS; i++) {
-            mg_route_decision_t d;
-            mg_route_input_t in = {.sticky_key = {g_key[i], g_key_len[i]},
-                                   .random = splitmix64_at(DRAW_SEED, i)};
-            assert_int_equal(mg_traffic_policy_pick(&p, &in, &d, NULL), 0);
-            assert_true(d.reason == MG_ROUTE_STICKY && d.version >= 1 && d.version <= sets[s].n);
+            mg_policy_decision_t d;
+            mg_policy_input_t in = {.sticky_key = {g_key[i], g_key_len[i]},
+                                    .random = splitmix64_at(DRAW_SEED, i)};
+            assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
+            assert_true(d.reason == MG_POLICY_REASON_STICKY && d.version >= 1 &&
+                        d.version <= sets[s].n);
             sticky[d.version]++;
             in.sticky_key = (mg_str_t){NULL, 0};
-            assert_int_equal(mg_traffic_policy_pick(&p, &in, &d, NULL), 0);
-            assert_true(d.reason == MG_ROUTE_WEIGHT && d.version >= 1 && d.version <= sets[s].n);
+            assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
+            assert_true(d.reason == MG_POLICY_REASON_WEIGHT && d.version >= 1 &&
+                        d.version <= sets[s].n);
             weighted[d.version]++;
         }
         double es = share_error_pp(sticky, NKEYS, sets[s].w, sets[s].n);
@@ -573,28 +577,28 @@ static void test_stickiness(void **state)
 {
     (void)state;
     static const uint32_t w[] = {40, 25, 15, 12, 8};
-    mg_traffic_policy_t p, copy;
+    mg_policy_t p, copy;
     make_policy(&p, w, 5, 1);
     memcpy(&copy, &p, sizeof(p));
     for (size_t i = 0; i < 100000; i++) {
-        mg_route_decision_t a, b, c;
-        mg_route_input_t in = {.sticky_key = {g_key[i], g_key_len[i]},
-                               .random = splitmix64_at(DRAW_SEED, i)};
-        assert_int_equal(mg_traffic_policy_pick(&p, &in, &a, NULL), 0);
+        mg_policy_decision_t a, b, c;
+        mg_policy_input_t in = {.sticky_key = {g_key[i], g_key_len[i]},
+                                .random = splitmix64_at(DRAW_SEED, i)};
+        assert_int_equal(mg_policy_pick(&p, &in, &a, NULL), 0);
         in.random = ~in.random; /* the draw plays no part in a sticky pick */
-        assert_int_equal(mg_traffic_policy_pick(&p, &in, &b, NULL), 0);
-        assert_int_equal(mg_traffic_policy_pick(&copy, &in, &c, NULL), 0);
+        assert_int_equal(mg_policy_pick(&p, &in, &b, NULL), 0);
+        assert_int_equal(mg_policy_pick(&copy, &in, &c, NULL), 0);
         assert_int_equal(a.version, b.version);
         assert_int_equal(a.version, c.version);
-        assert_int_equal(a.version, mg_traffic_policy_lookup(&p, g_hash[i]));
+        assert_int_equal(a.version, mg_policy_lookup(&p, g_hash[i]));
     }
 }
 
 /* Versions of every key under `p`, into out[NKEYS]. */
-static void assign(const mg_traffic_policy_t *p, uint8_t *out)
+static void assign(const mg_policy_t *p, uint8_t *out)
 {
     for (size_t i = 0; i < NKEYS; i++)
-        out[i] = (uint8_t)mg_traffic_policy_lookup(p, g_hash[i]);
+        out[i] = (uint8_t)mg_policy_lookup(p, g_hash[i]);
 }
 
 static uint8_t g_before[NKEYS], g_after[NKEYS];
@@ -606,7 +610,7 @@ static void test_canary_raise_moves_only_stable_to_canary(void **state)
     static const uint32_t starts[] = {0, 1, 5, 10, 25, 50};
     int pairs = 0;
     for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
-        mg_traffic_policy_t p;
+        mg_policy_t p;
         uint32_t w[2] = {100 - starts[s], starts[s]};
         make_policy(&p, w, 2, 1);
         assign(&p, g_before);
@@ -615,7 +619,7 @@ static void test_canary_raise_moves_only_stable_to_canary(void **state)
             make_policy(&p, w2, 2, 1);
             uint64_t moved = 0;
             for (size_t i = 0; i < NKEYS; i++) {
-                uint8_t a = g_before[i], b = (uint8_t)mg_traffic_policy_lookup(&p, g_hash[i]);
+                uint8_t a = g_before[i], b = (uint8_t)mg_policy_lookup(&p, g_hash[i]);
                 if (a != b) {
                     if (a != 1 || b != 2)
                         fail_msg("%u -> %u: key %zu moved %u -> %u", starts[s], c, i, a, b);
@@ -632,7 +636,7 @@ static void test_canary_raise_moves_only_stable_to_canary(void **state)
 
     /* The total changes (stable stays 90): still only stable -> canary. */
     static const uint32_t canary[] = {10, 20, 30, 50, 90, 1000};
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     uint32_t w[2] = {90, canary[0]};
     make_policy(&p, w, 2, 1);
     assign(&p, g_before);
@@ -660,7 +664,7 @@ static void test_newest_canary_takes_only_from_stable(void **state)
     /* Stable 1, old canary 2 at 10%, newest canary 3 raised: 2's keys never change. */
     static const uint32_t starts[] = {0, 5, 10, 30};
     for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
-        mg_traffic_policy_t p;
+        mg_policy_t p;
         uint32_t w[3] = {90 - starts[s], 10, starts[s]};
         make_policy(&p, w, 3, 1);
         assign(&p, g_before);
@@ -713,7 +717,7 @@ typedef int64_t (*map_fn)(const void *ctx, size_t i);
 
 static int64_t map_policy(const void *ctx, size_t i)
 {
-    return mg_traffic_policy_lookup(ctx, g_hash[i]);
+    return mg_policy_lookup(ctx, g_hash[i]);
 }
 
 static int64_t map_ring(const void *ctx, size_t i)
@@ -781,7 +785,7 @@ static void test_compare_with_ring(void **state)
                   "share err pp (before/after)", "moved %", "ideal %", "wrong %");
     for (size_t s = 0; s < sizeof(changes) / sizeof(changes[0]); s++) {
         const change_t *c = &changes[s];
-        mg_traffic_policy_t pb, pa;
+        mg_policy_t pb, pa;
         make_policy(&pb, c->before, c->n, 1);
         make_policy(&pa, c->after, c->n, 1);
         outcome_t o = measure(c, map_policy, &pb, &pa);

@@ -47,16 +47,16 @@ static void *reader(void *arg)
         mg_route_request_t req = {
             .host = {"h", 1}, .path = {"/api/score", 10}, .header = no_headers};
         rcu_read_lock();
-        const mg_traffic_policy_t *p = mg_router_policy(router, (mg_str_t){"m", 1});
+        const mg_policy_t *p = mg_router_policy(router, (mg_str_t){"m", 1});
         if (p != NULL) {
             uint32_t sum = 0;
             for (int i = 0; i < p->nversions; i++)
                 sum += p->weights[i];
-            mg_route_input_t in;
+            mg_policy_input_t in;
             memset(&in, 0, sizeof(in));
             in.random = ++n * 0x9e3779b97f4a7c15ULL;
-            mg_route_decision_t d;
-            if (sum != 100 || mg_traffic_policy_pick(p, &in, &d, NULL) != 0 ||
+            mg_policy_decision_t d;
+            if (sum != 100 || mg_policy_pick(p, &in, &d, NULL) != 0 ||
                 (d.version != 1 && d.version != 2))
                 atomic_fetch_add(&bad_reads, 1);
         }
@@ -93,10 +93,10 @@ static void test_readers_never_see_a_torn_snapshot(void **state)
         int w = i % 101;
         snprintf(json, sizeof(json), "{\"weights\":{\"1\":%d,\"2\":%d},\"stable\":\"1\"}", 100 - w,
                  w);
-        mg_traffic_policy_t p;
+        mg_policy_t p;
         if (w == 100) /* all weight on 2: keep 1 stable with 0 weight is fine */
             snprintf(json, sizeof(json), "{\"weights\":{\"1\":0,\"2\":100},\"stable\":\"1\"}");
-        assert_int_equal(mg_traffic_policy_parse(json, strlen(json), &p, &err), 0);
+        assert_int_equal(mg_policy_parse(json, strlen(json), &p, &err), 0);
         assert_int_equal(mg_router_set_policy(router, "m", &p, &err), 0);
         if (i % 10 == 0) {
             char table[512];

@@ -99,8 +99,8 @@ static char *read_sample(size_t *len)
 }
 
 /* One full request; returns the route result's reason and fills the served version. */
-static int serve_once(const char *body, size_t len, mg_str_t model, mg_route_input_t *in,
-                      mg_arena_t *arena, mg_buf_t *out, char *served, mg_route_reason_t *reason)
+static int serve_once(const char *body, size_t len, mg_str_t model, mg_policy_input_t *in,
+                      mg_arena_t *arena, mg_buf_t *out, char *served, mg_policy_reason_t *reason)
 {
     mg_err_t err;
     mg_infer_request_t req;
@@ -138,13 +138,13 @@ static void test_request_path_many_times(void **state)
     mg_buf_t out = {0};
     for (int i = 0; i < 2000; i++) {
         mg_arena_reset(&arena);
-        mg_route_input_t in;
+        mg_policy_input_t in;
         memset(&in, 0, sizeof(in));
         char served[24];
-        mg_route_reason_t reason;
+        mg_policy_reason_t reason;
         assert_int_equal(serve_once(body, len, S("digits"), &in, &arena, &out, served, &reason), 0);
         assert_string_equal(served, "2");
-        assert_int_equal(reason, MG_ROUTE_DEFAULT);
+        assert_int_equal(reason, MG_POLICY_REASON_DEFAULT);
     }
     assert_non_null(memmem(out.data, out.len, "\"model_version\":\"2\"", 19));
     mg_buf_free(&out);
@@ -160,14 +160,14 @@ static void test_fallback_to_stable(void **state)
     mg_arena_t arena;
     mg_arena_init(&arena, 0);
     mg_buf_t out = {0};
-    mg_route_input_t in;
+    mg_policy_input_t in;
     memset(&in, 0, sizeof(in));
     char served[24];
-    mg_route_reason_t reason;
+    mg_policy_reason_t reason;
     /* The policy picks version 2, which failed to load: version 1 (stable) serves. */
     assert_int_equal(serve_once(body, len, S("canary"), &in, &arena, &out, served, &reason), 0);
     assert_string_equal(served, "1");
-    assert_int_equal(reason, MG_ROUTE_FALLBACK);
+    assert_int_equal(reason, MG_POLICY_REASON_FALLBACK);
     /* Pinned explicitly, the broken version is an error, not a silent fallback. */
     memset(&in, 0, sizeof(in));
     in.header_version = S("2");
@@ -175,16 +175,16 @@ static void test_fallback_to_stable(void **state)
     assert_int_equal(serve_once(body, len, S("canary"), &in, &arena, &out, served, &reason),
                      MG_EUNAVAIL);
     /* The admin policy wins over config.json's. */
-    mg_traffic_policy_t p;
+    mg_policy_t p;
     mg_err_t err;
     const char *json = "{\"weights\":{\"1\":1},\"stable\":\"1\"}";
-    assert_int_equal(mg_traffic_policy_parse(json, strlen(json), &p, &err), 0);
+    assert_int_equal(mg_policy_parse(json, strlen(json), &p, &err), 0);
     assert_int_equal(mg_router_set_policy(router, "canary", &p, &err), 0);
     memset(&in, 0, sizeof(in));
     mg_arena_reset(&arena);
     assert_int_equal(serve_once(body, len, S("canary"), &in, &arena, &out, served, &reason), 0);
     assert_string_equal(served, "1");
-    assert_int_equal(reason, MG_ROUTE_WEIGHT);
+    assert_int_equal(reason, MG_POLICY_REASON_WEIGHT);
     assert_int_equal(mg_router_set_policy(router, "canary", NULL, &err), 0);
     /* Unknown model and bad version text. */
     memset(&in, 0, sizeof(in));

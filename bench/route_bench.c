@@ -255,8 +255,7 @@ static mg_route_request_t as_request(const breq_t *r)
     return (mg_route_request_t){
         .host = {r->host, strlen(r->host)},
         .path = {r->path, strlen(r->path)},
-        .header = header_cb,
-        .header_ctx = (void *)r,
+        .headers = {header_cb, (void *)r},
     };
 }
 

@@ -10,12 +10,36 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /** One requested output: its name and whether it comes back in the binary extension. */
 typedef struct mg_output_spec {
     mg_str_t name;
     bool binary; /* parameters.binary_data, or the request-level default */
 } mg_output_spec_t;
+
+/** The kind of a request-level parameter's value. */
+typedef enum {
+    MG_PARAM_STRING = 0,
+    MG_PARAM_INT,    /* an integer that fits int64 */
+    MG_PARAM_DOUBLE, /* any other number */
+    MG_PARAM_BOOL,
+} mg_param_kind_t;
+
+/**
+ * One request-level parameter (KServe "parameters", gRPC InferParameter). `text` is the value
+ * as text: a string's unescaped bytes, a number as written, "true"/"false"; `num` and `flag`
+ * hold the decoded number or boolean for those kinds.
+ */
+typedef struct mg_param {
+    mg_str_t key;
+    mg_param_kind_t kind;
+    mg_str_t text;
+    int64_t num_int;
+    double num;
+    bool flag;
+} mg_param_t;
 
 /**
  * A decoded inference request. Every pointer refers either into the request body (which
@@ -27,10 +51,22 @@ typedef struct mg_infer_request {
     size_t ninputs;
     mg_output_spec_t *outputs; /* requested outputs; NULL with noutputs 0 means all */
     size_t noutputs;
-    bool binary_output;  /* parameters.binary_data_output: default for all outputs */
-    mg_arena_t *arena;   /* owns decoded memory; reset by the front end */
-    mg_str_t parameters; /* raw JSON of the request-level "parameters" object, or empty */
+    bool binary_output; /* parameters.binary_data_output: default for all outputs */
+    mg_arena_t *arena;  /* owns decoded memory; reset by the front end */
+    mg_param_t *params; /* request-level parameters with scalar values, in request order */
+    size_t nparams;
 } mg_infer_request_t;
+
+/** Returns the request-level parameter named `key` (`len` bytes), or NULL. Thread: any. */
+static inline const mg_param_t *mg_infer_request_param(const mg_infer_request_t *req,
+                                                       const char *key, size_t len)
+{
+    for (size_t i = 0; i < req->nparams; i++) {
+        if (req->params[i].key.len == len && memcmp(req->params[i].key.ptr, key, len) == 0)
+            return &req->params[i];
+    }
+    return NULL;
+}
 
 /**
  * The result of one execution. `outputs[i]` views memory owned by `owner` (ONNX Runtime

@@ -145,8 +145,8 @@ static mg_str_t header_value(h2o_req_t *req, const char *lname)
  * *v stays NULL. `rule` is the matched route rule or NULL.
  */
 static int route_request(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model,
-                         mg_str_t url_version, const mg_route_rule_t *rule, mg_str_t parameters,
-                         mg_route_result_t *res)
+                         mg_str_t url_version, const mg_route_rule_t *rule,
+                         const mg_infer_request_t *ireq, mg_route_result_t *res)
 {
     mg_policy_input_t in;
     memset(&in, 0, sizeof(in));
@@ -154,7 +154,7 @@ static int route_request(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *r
     in.header_version = header_value(req, "x-model-version");
     in.ab_group = header_value(req, "x-ab-group");
     in.stage = header_value(req, "x-stage");
-    mg_route_source_t src = {.header = find_header, .header_ctx = req, .parameters = parameters};
+    mg_route_source_t src = {.headers = {find_header, req}, .req = ireq};
     mg_err_t err;
     int rc = mg_serve_route(api->registry, api->router, model, rule ? rule->traffic : NULL, &in,
                             &src, res, &err);
@@ -393,7 +393,7 @@ static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *re
         return send_error(req, b, request_status(rc), err.msg);
 
     mg_route_result_t res;
-    if (route_request(api, sc, req, model, version, rule, ireq.parameters, &res) != 0)
+    if (route_request(api, sc, req, model, version, rule, &ireq, &res) != 0)
         return 0;
     mg_model_version_t *v = res.version;
     mg_infer_response_t resp;
@@ -456,7 +456,7 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
     }
 
     mg_route_result_t res;
-    if (route_request(api, sc, req, model, p.version, rule, (mg_str_t){"", 0}, &res) != 0)
+    if (route_request(api, sc, req, model, p.version, rule, NULL, &res) != 0)
         return 0;
     mg_model_version_t *v = res.version;
     mg_session_t *s = v->sessions[0];
@@ -735,8 +735,7 @@ static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
     mg_route_request_t rr = {
         .host = {host.base, host.len},
         .path = {req->path_normalized.base, req->path_normalized.len},
-        .header = find_header,
-        .header_ctx = req,
+        .headers = {find_header, req},
     };
     /*
      * The rule belongs to the snapshot: copy what the request needs into the arena and leave

@@ -851,10 +851,49 @@ static int parse_outputs(mg_json_t *j, mg_infer_request_t *req, signed char **ex
     return 0;
 }
 
+/*
+ * Reads one request-level parameter value into `p`: strings, numbers and booleans; returns 1
+ * when `p` was filled, 0 when the value is of another kind (skipped: the protocol defines no
+ * meaning for it), or a negative MG_E* code.
+ */
+static int read_param_value(mg_json_t *j, mg_arena_t *arena, mg_param_t *p, mg_err_t *err)
+{
+    mg_json_type_t t = mg_json_peek(j);
+    size_t start = j->pos;
+    switch (t) {
+    case MG_JSON_STRING:
+        p->kind = MG_PARAM_STRING;
+        int rc = read_str(j, arena, &p->text, err);
+        return rc == 0 ? 1 : rc;
+    case MG_JSON_NUMBER: {
+        mg_numfmt_decimal_t d;
+        if (mg_json_read_number(j, &d) != 0)
+            return mg_json_error(j, err);
+        p->text = (mg_str_t){d.text, d.len};
+        mg_numfmt_to_f64(&d, &p->num);
+        p->kind = d.integer && mg_numfmt_to_int(&d, 64, &p->num_int) == 0 ? MG_PARAM_INT
+                                                                          : MG_PARAM_DOUBLE;
+        return 1;
+    }
+    case MG_JSON_TRUE:
+    case MG_JSON_FALSE:
+        if (mg_json_read_bool(j, &p->flag) != 0)
+            return mg_json_error(j, err);
+        p->kind = MG_PARAM_BOOL;
+        p->text = (mg_str_t){j->base + start, j->pos - start};
+        return 1;
+    default:
+        if (mg_json_skip(j, NULL) != 0)
+            return mg_json_error(j, err);
+        return 0;
+    }
+}
+
 static int parse_request_params(mg_json_t *j, mg_infer_request_t *req, mg_err_t *err)
 {
     int rc;
     mg_str_t key;
+    size_t cap = 0;
     if (mg_json_peek(j) != MG_JSON_OBJECT)
         return mg_err_set(err, MG_EPARSE, "'parameters' must be an object");
     if (mg_json_object_begin(j) != 0)
@@ -866,9 +905,19 @@ static int parse_request_params(mg_json_t *j, mg_infer_request_t *req, mg_err_t 
                 return mg_err_set(err, MG_EPARSE, "'binary_data_output' must be a boolean");
             if (mg_json_read_bool(j, &req->binary_output) != 0)
                 return mg_json_error(j, err);
-        } else if (mg_json_skip(j, NULL) != 0) {
-            return mg_json_error(j, err);
+            continue;
         }
+        mg_param_t p;
+        memset(&p, 0, sizeof(p));
+        if (mg_json_unescape(key, req->arena, &p.key) != 0)
+            return oom(err);
+        if ((rc = read_param_value(j, req->arena, &p, err)) < 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        if (grow(req->arena, (void **)&req->params, &cap, req->nparams, sizeof(p)) != 0)
+            return oom(err);
+        req->params[req->nparams++] = p;
     }
     if (rc < 0)
         return mg_json_error(j, err);
@@ -974,7 +1023,8 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
     int rc;
 
     req->id = (mg_str_t){"", 0};
-    req->parameters = (mg_str_t){"", 0};
+    req->params = NULL;
+    req->nparams = 0;
     req->inputs = NULL;
     req->ninputs = 0;
     req->outputs = NULL;
@@ -1013,11 +1063,8 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
             if (seen_params)
                 return mg_err_set(err, MG_EPARSE, "duplicate 'parameters'");
             seen_params = true;
-            mg_json_peek(&j); /* skip whitespace: the span starts at '{' */
-            size_t start = j.pos;
             if ((rc = parse_request_params(&j, req, err)) != 0)
                 return rc;
-            req->parameters = (mg_str_t){j.base + start, j.pos - start};
         } else if (mg_json_skip(&j, NULL) != 0) {
             return mg_json_error(&j, err);
         }

@@ -283,8 +283,8 @@ static bool headers_match(const mg_route_table_t *t, const rule_t *r, const mg_r
     for (uint32_t i = 0; i < r->nhdrs; i++) {
         const hdr_t *h = &r->hdrs[i];
         mg_str_t v = {NULL, 0};
-        int present =
-            req->header != NULL && req->header(req->header_ctx, h->name, h->name_len, &v) == 1;
+        int present = req->headers.get != NULL &&
+                      req->headers.get(req->headers.ctx, h->name, h->name_len, &v) == 1;
         switch (h->kind) {
         case HDR_PRESENT:
             if (!present)

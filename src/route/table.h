@@ -43,6 +43,7 @@
 #define MG_ROUTE_TABLE_H
 
 #include "core/buf.h"
+#include "core/meta.h"
 #include "core/err.h"
 #include "route/policy.h"
 
@@ -65,22 +66,14 @@ typedef struct mg_route_rule {
 typedef struct mg_route_table mg_route_table_t;
 
 /**
- * Looks up one request header by lower-case name (`lname`, `len` bytes, also NUL-terminated).
- * Returns 1 and sets *value when present, 0 when absent. May be called several times per
- * match (once per header condition evaluated), so it should be cheap.
- */
-typedef int (*mg_route_header_fn)(void *ctx, const char *lname, size_t len, mg_str_t *value);
-
-/**
  * The parts of a request the table matches on. `host` is without port (compared as given,
- * case-insensitively; a trailing dot is not removed). `header` may be NULL: every header is
+ * case-insensitively; a trailing dot is not removed). `headers.get` may be NULL: every header is
  * then absent.
  */
 typedef struct mg_route_request {
     mg_str_t host;
     mg_str_t path;
-    mg_route_header_fn header;
-    void *header_ctx;
+    mg_meta_t headers; /* called once per header condition evaluated */
 } mg_route_request_t;
 
 /**

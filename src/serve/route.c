@@ -1,7 +1,5 @@
 #include "serve/route.h"
 
-#include "proto/json.h"
-
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -33,30 +31,14 @@ static mg_str_t sticky_key(const mg_policy_t *p, const mg_route_source_t *src)
 {
     mg_str_t key = {"", 0};
     if (p->sticky_source == MG_POLICY_STICKY_HEADER) {
-        if (src->header != NULL)
-            src->header(src->header_ctx, p->sticky_name, strlen(p->sticky_name), &key);
-        return key;
+        return mg_meta_value(&src->headers, p->sticky_name, strlen(p->sticky_name));
     }
-    if (src->parameters.len == 0)
-        return key;
-    /* A string or number member of "parameters": its raw text is the key. */
-    mg_json_t j;
-    mg_json_init(&j, src->parameters.ptr, src->parameters.len);
-    mg_str_t name;
-    if (mg_json_object_begin(&j) != 0)
-        return key;
-    while (mg_json_object_next(&j, &name) == 1) {
-        mg_str_t span;
-        int want = mg_json_str_eq(name, p->sticky_name);
-        mg_json_type_t t = mg_json_peek(&j);
-        if (mg_json_skip(&j, &span) != 0)
-            break;
-        if (want && (t == MG_JSON_STRING || t == MG_JSON_NUMBER)) {
-            if (t == MG_JSON_STRING && span.len >= 2)
-                span = (mg_str_t){span.ptr + 1, span.len - 2};
-            return span;
-        }
-    }
+    /* A string or number parameter: its text is the key. */
+    const mg_param_t *param =
+        src->req != NULL ? mg_infer_request_param(src->req, p->sticky_name, strlen(p->sticky_name))
+                         : NULL;
+    if (param != NULL && param->kind != MG_PARAM_BOOL)
+        key = param->text;
     return key;
 }
 

@@ -11,6 +11,7 @@
 #define MG_SERVE_ROUTE_H
 
 #include "core/err.h"
+#include "infer/request.h"
 #include "repo/registry.h"
 #include "route/policy.h"
 #include "route/router.h"
@@ -37,9 +38,8 @@ typedef struct mg_route_result {
 
 /** Where the sticky key can come from: request headers and the request-level "parameters". */
 typedef struct mg_route_source {
-    mg_route_header_fn header; /* lower-case header lookup, or NULL */
-    void *header_ctx;
-    mg_str_t parameters; /* raw JSON of the body's "parameters" object, or empty */
+    mg_meta_t headers;             /* lower-case header lookup */
+    const mg_infer_request_t *req; /* the decoded request (its parameters), or NULL */
 } mg_route_source_t;
 
 /**

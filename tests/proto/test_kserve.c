@@ -310,6 +310,47 @@ static void test_decode_outputs(void **state)
     expect_fail(f, json, MG_EPARSE, "'parameters' must be an object");
 }
 
+/* Request-level parameters: scalars kept in order with their text, other kinds skipped. */
+static void test_decode_request_params(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        decode(f, "{\"inputs\":[],\"parameters\":{\"user_id\":\"a\\u0062c\",\"n\":42,"
+                  "\"x\":-1.5e2,\"big\":18446744073709551616,\"on\":true,\"o\":{\"k\":1},"
+                  "\"z\":null,\"l\":[1],\"k\\u0065y\":false,\"binary_data_output\":true}}"),
+        0);
+    assert_true(f->req.binary_output);
+    assert_int_equal(f->req.nparams, 6);
+    const mg_param_t *p = mg_infer_request_param(&f->req, "user_id", 7);
+    assert_non_null(p);
+    assert_int_equal(p->kind, MG_PARAM_STRING);
+    assert_int_equal(p->text.len, 3);
+    assert_memory_equal(p->text.ptr, "abc", 3);
+    p = mg_infer_request_param(&f->req, "n", 1);
+    assert_int_equal(p->kind, MG_PARAM_INT);
+    assert_int_equal(p->num_int, 42);
+    assert_memory_equal(p->text.ptr, "42", 2);
+    p = mg_infer_request_param(&f->req, "x", 1);
+    assert_int_equal(p->kind, MG_PARAM_DOUBLE);
+    assert_true(p->num == -150.0);
+    assert_int_equal(p->text.len, 6);
+    p = mg_infer_request_param(&f->req, "big", 3);
+    assert_int_equal(p->kind, MG_PARAM_DOUBLE);
+    p = mg_infer_request_param(&f->req, "on", 2);
+    assert_int_equal(p->kind, MG_PARAM_BOOL);
+    assert_true(p->flag);
+    assert_memory_equal(p->text.ptr, "true", 4);
+    p = mg_infer_request_param(&f->req, "key", 3); /* an escaped key is matched unescaped */
+    assert_non_null(p);
+    assert_false(p->flag);
+    assert_null(mg_infer_request_param(&f->req, "o", 1));
+    assert_null(mg_infer_request_param(&f->req, "z", 1));
+    assert_null(mg_infer_request_param(&f->req, "binary_data_output", 18));
+    /* Decoding again starts from an empty list. */
+    assert_int_equal(decode(f, "{\"inputs\":[]}"), 0);
+    assert_int_equal(f->req.nparams, 0);
+}
+
 static void test_decode_many_inputs(void **state)
 {
     fixture_t *f = *state;
@@ -1236,6 +1277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_decode_member_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_all_dtypes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_outputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_request_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_many_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_errors_framing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_errors_members, setup, teardown),

@@ -45,7 +45,7 @@ static void *reader(void *arg)
     uint64_t n = 0;
     while (!atomic_load(&stop)) {
         mg_route_request_t req = {
-            .host = {"h", 1}, .path = {"/api/score", 10}, .header = no_headers};
+            .host = {"h", 1}, .path = {"/api/score", 10}, .headers = {no_headers, NULL}};
         rcu_read_lock();
         const mg_policy_t *p = mg_router_policy(router, (mg_str_t){"m", 1});
         if (p != NULL) {

@@ -57,8 +57,7 @@ static const char *match_h(const mg_route_table_t *t, const char *host, const ch
     mg_route_request_t req = {
         .host = {host, strlen(host)},
         .path = {path, strlen(path)},
-        .header = hdr_lookup,
-        .header_ctx = (void *)h,
+        .headers = {hdr_lookup, (void *)h},
     };
     const mg_route_rule_t *a = mg_route_table_match(t, &req);
     const mg_route_rule_t *b = mg_route_table_match_linear(t, &req);
@@ -183,7 +182,7 @@ static void test_headers(void **state)
         "{\"name\":\"r\",\"match\":{\"path\":{\"regex\":\"^$\"},\"headers\":[{\"name\":\"x\","
         "\"present\":false}]},"
         "\"model\":\"m\"}]}");
-    mg_route_request_t zero = {{NULL, 0}, {NULL, 0}, NULL, NULL};
+    mg_route_request_t zero = {{NULL, 0}, {NULL, 0}, {NULL, NULL}};
     assert_string_equal(mg_route_table_match(t, &zero)->name, "r");
     assert_ptr_equal(mg_route_table_match(t, &zero), mg_route_table_match_linear(t, &zero));
     mg_route_table_free(t);
@@ -725,7 +724,7 @@ static void *match_thread(void *p)
         snprintf(path, sizeof(path), "/m/%d", k);
         snprintf(val, sizeof(val), "v%d", k % 3);
         hdrs_t h = {1, {"x-v"}, {val}};
-        mg_route_request_t req = {{"h", 1}, {path, strlen(path)}, hdr_lookup, &h};
+        mg_route_request_t req = {{"h", 1}, {path, strlen(path)}, {hdr_lookup, &h}};
         const mg_route_rule_t *r = mg_route_table_match(a->t, &req);
         const char *want = k % 3 == 0 ? "hdr" : k % 2 == 0 ? "even" : "odd";
         if (r == NULL || strcmp(r->name, want) != 0)

@@ -110,7 +110,7 @@ static int serve_once(const char *body, size_t len, mg_str_t model, mg_policy_in
     if (rc != 0)
         return rc;
     mg_route_result_t res;
-    mg_route_source_t src = {.parameters = req.parameters};
+    mg_route_source_t src = {.req = &req};
     rc = mg_serve_route(reg, router, model, NULL, in, &src, &res, &err);
     if (rc != 0)
         return rc;

@@ -1,6 +1,7 @@
 #include "repo/config.h"
 
 #include "core/jsonx.h"
+#include "core/version.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -25,25 +26,6 @@ static int get_uint(json_t *obj, const char *key, int64_t max, int64_t *out, mg_
                           key, (long long)max);
     *out = json_integer_value(v);
     return 0;
-}
-
-/* Reads a version number given as an integer or a numeric string ("2"). */
-static int parse_version(json_t *v, int64_t *out)
-{
-    if (json_is_integer(v) && json_integer_value(v) > 0) {
-        *out = json_integer_value(v);
-        return 0;
-    }
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end;
-        long long n = strtoll(s, &end, 10);
-        if (*s >= '0' && *s <= '9' && *end == '\0' && n > 0) {
-            *out = n;
-            return 0;
-        }
-    }
-    return MG_ECONFIG;
 }
 
 static int parse_policy(json_t *pol, mg_model_config_t *cfg, mg_err_t *err)
@@ -81,7 +63,7 @@ static int parse_policy(json_t *pol, mg_model_config_t *cfg, mg_err_t *err)
         json_t *e;
         json_array_foreach(list, i, e)
         {
-            if (parse_version(e, &cfg->specific[i]) != 0)
+            if (mg_version_from_json(e, &cfg->specific[i]) != 0)
                 return mg_err_set(
                     err, MG_ECONFIG,
                     "'version_policy.specific.versions[%zu]' is not a positive version number", i);
@@ -155,7 +137,7 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     if ((v = json_object_get(root, "version_policy")) != NULL && parse_policy(v, &c, err) != 0)
         goto out;
     if ((v = json_object_get(root, "default_version")) != NULL &&
-        parse_version(v, &c.default_version) != 0) {
+        mg_version_from_json(v, &c.default_version) != 0) {
         mg_err_set(err, MG_ECONFIG,
                    "config.json: 'default_version' must be a positive version number");
         goto out;

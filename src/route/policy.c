@@ -1,6 +1,7 @@
 #include "route/policy.h"
 
 #include "core/jsonx.h"
+#include "core/version.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -30,39 +31,6 @@ uint32_t mg_policy_sticky_hash(const char *key, size_t len)
     return (uint32_t)(XXH3_64bits(key, len) >> 32);
 }
 
-/* Parses a positive decimal version number ("2", "010"): digits only, no sign or space. */
-static bool parse_version_text(const char *s, size_t n, int64_t *out)
-{
-    if (n == 0)
-        return false;
-    int64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned d = (unsigned)(unsigned char)s[i] - '0';
-        if (d > 9 || v > (INT64_MAX - (int64_t)d) / 10)
-            return false;
-        v = v * 10 + (int64_t)d;
-    }
-    if (v == 0)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* Reads a version given as a JSON integer (2) or a numeric string ("2"). */
-static bool json_version(const json_t *v, int64_t *out)
-{
-    if (json_is_integer(v)) {
-        json_int_t n = json_integer_value(v);
-        if (n <= 0)
-            return false;
-        *out = (int64_t)n;
-        return true;
-    }
-    if (json_is_string(v))
-        return parse_version_text(json_string_value(v), json_string_length(v), out);
-    return false;
-}
-
 static int rule_cmp(const void *a, const void *b)
 {
     return strcmp(((const mg_policy_rule_t *)a)->value, ((const mg_policy_rule_t *)b)->value);
@@ -88,7 +56,7 @@ static int parse_rules(const json_t *obj, const char *field, mg_policy_rule_t *r
                               "'%s': a header value must be 1 to %d bytes, '%.*s' has %zu", field,
                               MG_POLICY_NAME_MAX - 1, SHOWN_MAX, key, len);
         int64_t version;
-        if (!json_version(v, &version))
+        if (mg_version_from_json(v, &version) != 0)
             return mg_err_set(err, MG_EINVAL, "'%s.%s' must be a positive version number", field,
                               key);
         memcpy(rules[n].value, key, len); /* the rest stays zero */
@@ -160,7 +128,7 @@ static int parse_weights(const json_t *obj, mg_policy_t *p, mg_err_t *err)
     json_object_foreach((json_t *)obj, key, v)
     {
         int64_t version;
-        if (!parse_version_text(key, strlen(key), &version))
+        if (mg_version_parse(key, strlen(key), &version) != 0)
             return mg_err_set(err, MG_EINVAL,
                               "unknown version '%s' in 'weights' (versions are positive integers)",
                               key);
@@ -256,7 +224,7 @@ int mg_policy_parse(const char *json, size_t len, mg_policy_t *out, mg_err_t *er
             goto out;
         }
         p.stable = p.versions[0];
-    } else if (!json_version(v, &p.stable)) {
+    } else if (mg_version_from_json(v, &p.stable) != 0) {
         mg_err_set(err, MG_EINVAL, "'stable' must be a positive version number");
         goto out;
     } else {
@@ -426,14 +394,14 @@ int mg_policy_pick(const mg_policy_t *p, const mg_policy_input_t *in, mg_policy_
     int64_t version;
     int rule;
     if (in->url_version.len != 0) {
-        if (!parse_version_text(in->url_version.ptr, in->url_version.len, &version))
+        if (mg_version_parse(in->url_version.ptr, in->url_version.len, &version) != 0)
             return mg_err_set(err, MG_EINVAL, "URL version '%s' is not a version number",
                               shown(in->url_version, tmp));
         *out = (mg_policy_decision_t){version, MG_POLICY_REASON_URL, -1};
         return 0;
     }
     if (in->header_version.len != 0) {
-        if (!parse_version_text(in->header_version.ptr, in->header_version.len, &version))
+        if (mg_version_parse(in->header_version.ptr, in->header_version.len, &version) != 0)
             return mg_err_set(err, MG_EINVAL, "X-Model-Version '%s' is not a version number",
                               shown(in->header_version, tmp));
         *out = (mg_policy_decision_t){version, MG_POLICY_REASON_HEADER, -1};

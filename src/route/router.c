@@ -1,10 +1,10 @@
 #include "route/router.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
+#include "core/rcu.h"
+#include "core/snapshot.h"
+
 #include <stdlib.h>
 #include <string.h>
-#include "core/rcu.h"
 
 typedef struct named_policy {
     char *model;
@@ -13,27 +13,15 @@ typedef struct named_policy {
 
 typedef struct snapshot {
     uint64_t revision;
-    mg_route_table_t *table; /* may be shared with the next snapshot (see `owns_table`) */
+    mg_route_table_t *table; /* may be handed on to the next snapshot (see `owns_table`) */
     int owns_table;
     named_policy_t *policies; /* sorted by model name */
     size_t npolicies;
 } snapshot_t;
 
-/*
- * The live pointer is a C11 atomic (release on publish, acquire on read: a plain load on
- * x86, the same as rcu_dereference) so that ThreadSanitizer sees the publication; liburcu
- * provides the read sections and the grace period before the old snapshot is freed.
- */
 struct mg_router {
-    _Atomic(snapshot_t *) live;
-    pthread_mutex_t write_lock;
+    mg_snapshot_t live;
 };
-
-/* The live snapshot; inside a read section. */
-static inline const snapshot_t *live(mg_router_t *r)
-{
-    return atomic_load_explicit(&r->live, memory_order_acquire);
-}
 
 static void snapshot_free(snapshot_t *s)
 {
@@ -47,49 +35,50 @@ static void snapshot_free(snapshot_t *s)
     free(s);
 }
 
-/* Copies the policies of `old`, replacing/adding/removing `model` (NULL: copies them unchanged). */
-static int copy_policies(const snapshot_t *old, const char *model, const mg_policy_t *p,
-                         snapshot_t *s)
+static void snapshot_free_cb(void *s, void *ctx)
 {
-    size_t n = old->npolicies + 1;
-    s->policies = calloc(n, sizeof(*s->policies));
-    if (s->policies == NULL)
-        return MG_ENOMEM;
-    size_t k = 0;
-    int placed = 0;
-    for (size_t i = 0; i <= old->npolicies; i++) {
-        int c = i == old->npolicies ? 1
-                : model == NULL     ? -1
-                                    : strcmp(old->policies[i].model, model);
-        if (!placed && c >= 0) {
-            placed = 1;
-            if (p != NULL) {
-                if ((s->policies[k].model = strdup(model)) == NULL)
-                    goto nomem;
-                s->policies[k++].policy = *p;
-            }
-            if (c == 0)
-                continue;
-        }
-        if (i == old->npolicies)
-            break;
-        if ((s->policies[k].model = strdup(old->policies[i].model)) == NULL)
-            goto nomem;
-        s->policies[k++].policy = old->policies[i].policy;
-    }
-    s->npolicies = k;
-    return 0;
-nomem:
-    s->npolicies = k;
-    return MG_ENOMEM;
+    (void)ctx;
+    snapshot_free(s);
 }
 
-/* Publishes `s`, waits a grace period and frees the previous snapshot. Writer lock held. */
-static void publish(mg_router_t *r, snapshot_t *s)
+/* The change's policy for `model`, or NULL when the change does not name it. */
+static const mg_router_policy_change_t *change_for(const mg_router_change_t *c, const char *model)
 {
-    snapshot_t *old = atomic_exchange_explicit(&r->live, s, memory_order_acq_rel);
-    mg_rcu_synchronize();
-    snapshot_free(old);
+    for (size_t i = 0; i < c->npolicies; i++) {
+        if (strcmp(c->policies[i].model, model) == 0)
+            return &c->policies[i];
+    }
+    return NULL;
+}
+
+static int cmp_named(const void *a, const void *b)
+{
+    return strcmp(((const named_policy_t *)a)->model, ((const named_policy_t *)b)->model);
+}
+
+/* Fills s->policies with the policies of `old` after the change: kept, replaced, added, cleared. */
+static int merge_policies(const snapshot_t *old, const mg_router_change_t *c, snapshot_t *s)
+{
+    size_t cap = old->npolicies + c->npolicies;
+    s->policies = cap ? calloc(cap, sizeof(*s->policies)) : NULL;
+    if (cap && s->policies == NULL)
+        return MG_ENOMEM;
+    for (size_t i = 0; i < old->npolicies; i++) {
+        if (change_for(c, old->policies[i].model) != NULL)
+            continue;
+        if ((s->policies[s->npolicies].model = strdup(old->policies[i].model)) == NULL)
+            return MG_ENOMEM;
+        s->policies[s->npolicies++].policy = old->policies[i].policy;
+    }
+    for (size_t i = 0; i < c->npolicies; i++) {
+        if (c->policies[i].policy == NULL)
+            continue;
+        if ((s->policies[s->npolicies].model = strdup(c->policies[i].model)) == NULL)
+            return MG_ENOMEM;
+        s->policies[s->npolicies++].policy = *c->policies[i].policy;
+    }
+    qsort(s->policies, s->npolicies, sizeof(*s->policies), cmp_named);
+    return 0;
 }
 
 int mg_router_new(mg_router_t **out)
@@ -106,8 +95,7 @@ int mg_router_new(mg_router_t **out)
     s->revision = 1;
     s->table = t;
     s->owns_table = 1;
-    atomic_init(&r->live, s);
-    pthread_mutex_init(&r->write_lock, NULL);
+    mg_snapshot_init(&r->live, s, snapshot_free_cb, NULL);
     *out = r;
     return 0;
 }
@@ -116,9 +104,13 @@ void mg_router_free(mg_router_t *r)
 {
     if (r == NULL)
         return;
-    snapshot_free(atomic_load_explicit(&r->live, memory_order_acquire));
-    pthread_mutex_destroy(&r->write_lock);
+    mg_snapshot_deinit(&r->live);
     free(r);
+}
+
+static const snapshot_t *live(mg_router_t *r)
+{
+    return mg_snapshot_read(&r->live);
 }
 
 const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
@@ -146,45 +138,41 @@ const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t 
     return mg_route_table_match(s->table, req);
 }
 
-int mg_router_set_policy(mg_router_t *r, const char *model, const mg_policy_t *p, mg_err_t *err)
+int mg_router_apply(mg_router_t *r, const mg_router_change_t *c, uint64_t *revision, mg_err_t *err)
 {
-    pthread_mutex_lock(&r->write_lock);
-    snapshot_t *old = atomic_load_explicit(&r->live, memory_order_relaxed); /* writer lock held */
+    snapshot_t *old = mg_snapshot_current(&r->live);
     snapshot_t *s = calloc(1, sizeof(*s));
-    int rc = s ? copy_policies(old, model, p, s) : MG_ENOMEM;
-    if (rc != 0) {
+    if (s == NULL || merge_policies(old, c, s) != 0) {
         snapshot_free(s);
-        pthread_mutex_unlock(&r->write_lock);
+        mg_route_table_free(c->table);
         return mg_err_set(err, MG_ENOMEM, "out of memory");
     }
-    /* The table moves to the new snapshot; the old one must not free it. */
-    s->table = old->table;
-    s->owns_table = 1;
-    old->owns_table = 0;
     s->revision = old->revision + 1;
-    publish(r, s);
-    pthread_mutex_unlock(&r->write_lock);
+    s->owns_table = 1;
+    if (c->table != NULL) {
+        s->table = c->table;
+    } else {
+        /* The table moves on to the new snapshot; the old one must not free it. */
+        s->table = old->table;
+        old->owns_table = 0;
+    }
+    if (revision != NULL)
+        *revision = s->revision;
+    mg_snapshot_publish(&r->live, s);
     return 0;
+}
+
+int mg_router_set_policy(mg_router_t *r, const char *model, const mg_policy_t *p, mg_err_t *err)
+{
+    mg_router_policy_change_t one = {model, p};
+    mg_router_change_t c = {.policies = &one, .npolicies = 1};
+    return mg_router_apply(r, &c, NULL, err);
 }
 
 int mg_router_set_table(mg_router_t *r, mg_route_table_t *t, mg_err_t *err)
 {
-    pthread_mutex_lock(&r->write_lock);
-    snapshot_t *old = atomic_load_explicit(&r->live, memory_order_relaxed); /* writer lock held */
-    snapshot_t *s = calloc(1, sizeof(*s));
-    int rc = s ? copy_policies(old, NULL, NULL, s) : MG_ENOMEM; /* policies unchanged */
-    if (rc != 0) {
-        snapshot_free(s);
-        mg_route_table_free(t);
-        pthread_mutex_unlock(&r->write_lock);
-        return mg_err_set(err, MG_ENOMEM, "out of memory");
-    }
-    s->table = t;
-    s->owns_table = 1;
-    s->revision = old->revision + 1;
-    publish(r, s);
-    pthread_mutex_unlock(&r->write_lock);
-    return 0;
+    mg_router_change_t c = {.table = t};
+    return mg_router_apply(r, &c, NULL, err);
 }
 
 int mg_router_table_json(mg_router_t *r, mg_buf_t *out)

@@ -4,10 +4,12 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "infer/session.h"
+#include "control/control.h"
 #include "net/api.h"
 #include "net/http.h"
 #include "repo/registry.h"
 #include "route/router.h"
+#include "serve/serve.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -259,6 +261,8 @@ int mg_cli_serve(int argc, char **argv)
     mg_err_clear(&err);
     mg_registry_t *reg = NULL;
     mg_router_t *router = NULL;
+    mg_serve_t *core = NULL;
+    mg_control_t *control = NULL;
     mg_http_server_t *http = NULL;
     rcu_register_thread();
 
@@ -279,9 +283,14 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "out of memory");
         goto out;
     }
-    mg_api_t api = {.registry = reg,
-                    .router = router,
-                    .default_model = o.default_model[0] ? o.default_model : NULL};
+    mg_serve_opts_t so = {.registry = reg,
+                          .router = router,
+                          .default_model = o.default_model[0] ? o.default_model : NULL};
+    if (mg_serve_new(&core, &so, &err) != 0 || mg_control_start(&control, reg, router, &err) != 0) {
+        mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
+        goto out;
+    }
+    mg_api_t api = {.serve = core, .control = control, .max_body_bytes = (size_t)o.max_body_bytes};
     mg_http_opts_t ho = {.host = o.host,
                          .port = o.port,
                          .threads = o.threads,
@@ -292,7 +301,8 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
     }
-    mg_registry_load_all(reg);
+    mg_control_op_t load_all = {.kind = MG_CONTROL_LOAD_ALL};
+    mg_control_run(control, &load_all);
     mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d", o.host, mg_http_port(http));
 
     int sig = 0;
@@ -300,7 +310,10 @@ int mg_cli_serve(int argc, char **argv)
     mg_log(MG_LOG_INFO, "main", "stopping (signal %d)", sig);
     status = 0;
 out:
+    /* Changes first (queued ones are cancelled and answered), then the loops. */
+    mg_control_stop(control);
     mg_http_stop(http);
+    mg_serve_free(core);
     mg_router_free(router);
     mg_registry_free(reg);
     rcu_unregister_thread();

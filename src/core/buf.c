@@ -195,3 +195,11 @@ void mg_arena_free(mg_arena_t *a)
     }
     a->head = NULL;
 }
+
+void mg_str_format(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+}

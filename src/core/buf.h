@@ -26,6 +26,13 @@ int mg_str_eq(mg_str_t a, const char *lit);
 /** Orders the NUL-terminated `a` against `b` like strcmp (<0, 0, >0), for sorted name tables. */
 int mg_str_cmp(const char *a, mg_str_t b);
 
+/**
+ * Formats into the fixed buffer `dst` of `cap` bytes, always NUL-terminated; longer text is
+ * cut, which is what reasons and messages want. Thread: any.
+ */
+void mg_str_format(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /** A growable byte buffer; `data` is owned, zero-initialise to start empty. */
 typedef struct mg_buf {
     char *data;

@@ -37,6 +37,8 @@ const char *mg_strerror(int code)
     case MG_ERUNTIME: return "inference failed";
     case MG_ECONFIG: return "invalid configuration";
     case MG_EMETHOD: return "method not allowed";
+    case MG_ENOMODEL: return "unknown model";
+    case MG_ENOVERSION: return "unknown version";
     default:
         if (code < 0 && code > -1000)
             return strerror(-code);

@@ -2,7 +2,8 @@
  * Error codes and the error report that validation fills.
  *
  * Every function that can fail returns int: 0 on success or a negative MG_E* code.
- * Codes mapped from errno come first; project codes start at -1000.
+ * Codes mapped from errno come first; project codes start at -1000. serve/status.h maps
+ * each to the status a client sees.
  */
 #ifndef MG_CORE_ERR_H
 #define MG_CORE_ERR_H
@@ -12,23 +13,27 @@
 
 enum {
     MG_OK = 0,
-    MG_EINVAL = -EINVAL, /* bad argument or malformed input */
-    MG_ENOMEM = -ENOMEM, /* an allocation failed */
-    MG_ENOENT = -ENOENT, /* no such model, version, file or input */
-    MG_EIO = -EIO,       /* a read or write failed */
-    MG_EEXIST = -EEXIST, /* already present */
-    MG_EBUSY = -EBUSY,   /* in use */
-    MG_ERANGE = -ERANGE, /* a size or number out of range (overflow) */
+    MG_EINVAL = -EINVAL,       /* bad argument or malformed input */
+    MG_ENOMEM = -ENOMEM,       /* an allocation failed */
+    MG_ENOENT = -ENOENT,       /* no such model, version, file or input */
+    MG_EIO = -EIO,             /* a read or write failed */
+    MG_EEXIST = -EEXIST,       /* already present */
+    MG_EBUSY = -EBUSY,         /* in use */
+    MG_ERANGE = -ERANGE,       /* a size or number out of range (overflow) */
+    MG_ETIMEDOUT = -ETIMEDOUT, /* a deadline passed */
+    MG_ECANCELED = -ECANCELED, /* the operation was dropped (shutting down) */
 
-    MG_EPARSE = -1000,   /* malformed JSON or protocol framing */
-    MG_EDTYPE = -1001,   /* wrong or unsupported datatype */
-    MG_ESHAPE = -1002,   /* shape or element count mismatch */
-    MG_ETOOBIG = -1003,  /* body or tensor over the configured limit */
-    MG_EUNAVAIL = -1004, /* model or version exists but is not ready */
-    MG_EMODEL = -1005,   /* the model file is invalid or failed to load */
-    MG_ERUNTIME = -1006, /* ONNX Runtime failed while running a model */
-    MG_ECONFIG = -1007,  /* invalid configuration */
-    MG_EMETHOD = -1008,  /* HTTP method not allowed on this path */
+    MG_EPARSE = -1000,     /* malformed JSON or protocol framing */
+    MG_EDTYPE = -1001,     /* wrong or unsupported datatype */
+    MG_ESHAPE = -1002,     /* shape or element count mismatch */
+    MG_ETOOBIG = -1003,    /* body or tensor over the configured limit */
+    MG_EUNAVAIL = -1004,   /* model or version exists but is not ready */
+    MG_EMODEL = -1005,     /* the model file is invalid or failed to load */
+    MG_ERUNTIME = -1006,   /* ONNX Runtime failed while running a model */
+    MG_ECONFIG = -1007,    /* invalid configuration */
+    MG_EMETHOD = -1008,    /* HTTP method not allowed on this path */
+    MG_ENOMODEL = -1009,   /* no such model */
+    MG_ENOVERSION = -1010, /* the model has no such version */
 };
 
 /** A failure with a message that says which field and why; `code` is an MG_E* value. */

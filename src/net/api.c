@@ -1,45 +1,28 @@
 #include "net/api.h"
 
 #include "core/log.h"
-#include "infer/session.h"
 #include "proto/kserve.h"
-#include "serve/execute.h"
-#include "serve/route.h"
+#include "proto/kserve_info.h"
+#include "serve/info.h"
+#include "serve/status.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include "core/rcu.h"
 
 #define MG_SERVER_NAME "modelgate"
 
-void mg_api_scratch_init(mg_api_scratch_t *s)
-{
-    mg_arena_init(&s->arena, 0);
-    memset(&s->out, 0, sizeof(s->out));
-}
+struct mg_api_loop {
+    const mg_api_t *api;
+    mg_arena_t arena; /* per request: decoded tensors, copies of route rules */
+    mg_buf_t out;     /* per request: the response body */
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver; /* completed control operations */
+    size_t pending;
+};
 
-void mg_api_scratch_deinit(mg_api_scratch_t *s)
-{
-    mg_arena_free(&s->arena);
-    mg_buf_free(&s->out);
-}
-
-/* ---- responses --------------------------------------------------------------------------- */
-
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-    }
-}
+/* ---- responses ---------------------------------------------------------------------------- */
 
 /* Adds a response header; the value is copied (h2o keeps only the pointer until it sends). */
 static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
@@ -54,7 +37,7 @@ static int send_body(h2o_req_t *req, int status, const char *content_type, const
                      size_t len)
 {
     req->res.status = status;
-    req->res.reason = reason_phrase(status);
+    req->res.reason = mg_status_phrase(status);
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                    strlen(content_type));
@@ -79,6 +62,12 @@ static int send_error(h2o_req_t *req, mg_buf_t *out, int status, const char *msg
     return send_json(req, status, out);
 }
 
+/* Answers a failure with the status of its MG_E* code. */
+static int send_failure(h2o_req_t *req, mg_buf_t *out, int code, const char *msg)
+{
+    return send_error(req, out, mg_status_http(code), msg);
+}
+
 /* Formats the message and sends it as an error. */
 static int send_errorf(h2o_req_t *req, mg_buf_t *out, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -92,34 +81,27 @@ static int send_errorf(h2o_req_t *req, mg_buf_t *out, int status, const char *fm
     return send_error(req, out, status, msg);
 }
 
-/* Status for a failure to find a model or version. */
-static int lookup_status(int code)
+static int method_is(h2o_req_t *req, const char *m)
 {
-    switch (code) {
-    case MG_ENOENT: return 404;
-    case MG_EUNAVAIL: return 503;
-    default: return 500;
-    }
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
 }
 
-/* Status for a failure to decode, validate or run a request. */
-static int request_status(int code)
+/* 405 unless the method is one of `allow` ("GET", "POST", "GET, PUT"). Returns 1 when allowed. */
+static int method_ok(h2o_req_t *req, mg_buf_t *out, const char *allow)
 {
-    switch (code) {
-    case MG_ETOOBIG: return 413;
-    case MG_EUNAVAIL: return 503;
-    case MG_ENOMEM: return 500;
-    case MG_ERUNTIME: return 500;
-    default: return 400;
+    const char *p = allow;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (h2o_memis(req->method.base, req->method.len, p, n))
+            return 1;
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
     }
-}
-
-static int send_method_not_allowed(h2o_req_t *req, mg_buf_t *out, const char *allow)
-{
     add_header(req, "allow", allow, strlen(allow));
-    return send_errorf(req, out, 405, "method %.*s not allowed on %.*s; use %s",
-                       (int)req->method.len, req->method.base, (int)req->path_normalized.len,
-                       req->path_normalized.base, allow);
+    send_errorf(req, out, 405, "method %.*s not allowed on %.*s; use %s", (int)req->method.len,
+                req->method.base, (int)req->path_normalized.len, req->path_normalized.base, allow);
+    return 0;
 }
 
 /* h2o keeps request header names in lower case. */
@@ -133,224 +115,189 @@ static int find_header(void *ctx, const char *lname, size_t len, mg_str_t *value
     return 1;
 }
 
-static mg_str_t header_value(h2o_req_t *req, const char *lname)
+static mg_str_t body_of(h2o_req_t *req)
 {
-    mg_str_t v = {"", 0};
-    find_header(req, lname, strlen(lname), &v);
-    return v;
+    return (mg_str_t){req->entity.base ? req->entity.base : "", req->entity.len};
+}
+
+/* ---- control operations, answered when they complete ------------------------------------- */
+
+typedef struct control_job control_job_t;
+typedef int (*job_answer_fn)(mg_api_loop_t *l, h2o_req_t *req, control_job_t *job);
+
+struct control_job {
+    h2o_multithread_message_t msg; /* first: the receiver hands back this pointer */
+    mg_control_op_t op;
+    mg_api_loop_t *loop;
+    h2o_req_t *req;       /* NULL once the request is gone (the client closed) */
+    struct job_ref *ref;  /* in req->pool: tells the job when the request goes */
+    job_answer_fn answer; /* sends the response, on the loop */
+    char body[];          /* the request body, copied: the operation outlives the request */
+};
+
+/* Lives in the request's pool; its dispose runs on the loop when the request is freed. */
+typedef struct job_ref {
+    control_job_t *job;
+} job_ref_t;
+
+static void job_ref_dispose(void *p)
+{
+    job_ref_t *ref = p;
+    if (ref->job != NULL)
+        ref->job->req = NULL;
+}
+
+/* Control thread: hand the finished operation back to the loop that submitted it. */
+static void job_done(mg_control_op_t *op)
+{
+    control_job_t *job = (control_job_t *)((char *)op - offsetof(control_job_t, op));
+    h2o_multithread_send_message(&job->loop->receiver, &job->msg);
+}
+
+/* Loop thread: answer every finished operation whose request is still there. */
+static void on_jobs(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    mg_api_loop_t *l = (mg_api_loop_t *)((char *)receiver - offsetof(mg_api_loop_t, receiver));
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        control_job_t *job = (control_job_t *)m;
+        if (job->req != NULL) {
+            job->ref->job = NULL;
+            mg_arena_reset(&l->arena);
+            if (job->op.rc != 0)
+                send_failure(job->req, &l->out, job->op.rc, job->op.err.msg);
+            else
+                job->answer(l, job->req, job);
+        }
+        free(job);
+        l->pending--;
+    }
 }
 
 /*
- * Routes the request and pins the version. On failure the error response is sent and
- * *v stays NULL. `rule` is the matched route rule or NULL.
+ * Submits an operation for `req` with its body copied; `answer` sends the response once it
+ * succeeded (failures are answered with their status). Returns 0 as handlers do.
  */
-static int route_request(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model,
-                         mg_str_t url_version, const mg_route_rule_t *rule,
-                         const mg_infer_request_t *ireq, mg_route_result_t *res)
+static int submit_job(mg_api_loop_t *l, h2o_req_t *req, mg_control_kind_t kind, mg_str_t model,
+                      int with_body, job_answer_fn answer)
 {
-    mg_policy_input_t in;
-    memset(&in, 0, sizeof(in));
-    in.url_version = url_version;
-    in.header_version = header_value(req, "x-model-version");
-    in.ab_group = header_value(req, "x-ab-group");
-    in.stage = header_value(req, "x-stage");
-    mg_route_source_t src = {.headers = {find_header, req}, .req = ireq};
-    mg_err_t err;
-    int rc = mg_serve_route(api->registry, api->router, model, rule ? rule->traffic : NULL, &in,
-                            &src, res, &err);
-    if (rc != 0) {
-        send_error(req, &sc->out, rc == MG_EINVAL ? 400 : lookup_status(rc), err.msg);
-        return rc;
+    mg_str_t body = with_body ? body_of(req) : (mg_str_t){"", 0};
+    if (model.len >= sizeof(((mg_control_op_t *)0)->model))
+        return send_error(req, &l->out, 400, "model name too long");
+    control_job_t *job = malloc(sizeof(*job) + body.len + 1);
+    job_ref_t *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), job_ref_dispose);
+    if (job == NULL)
+        return send_error(req, &l->out, 500, "out of memory");
+    memset(job, 0, sizeof(*job));
+    memcpy(job->body, body.ptr, body.len);
+    job->body[body.len] = '\0';
+    memcpy(job->op.model, model.ptr, model.len);
+    job->op.kind = kind;
+    job->op.body = job->body;
+    job->op.body_len = body.len;
+    job->op.done = job_done;
+    job->loop = l;
+    job->req = req;
+    job->ref = ref;
+    job->answer = answer;
+    ref->job = job;
+    if (mg_control_submit(l->api->control, &job->op) != 0) {
+        ref->job = NULL;
+        free(job);
+        return send_error(req, &l->out, 503, "the server is shutting down");
     }
+    l->pending++;
     return 0;
 }
 
-/* X-Model-Version, X-Route-Reason, echoes of X-Trace-ID and X-AB-Group, and on request
- * X-Route-Explain. */
-static void add_route_headers(h2o_req_t *req, const mg_route_result_t *res,
-                              const mg_route_rule_t *rule)
+/* ---- health and metadata ------------------------------------------------------------------ */
+
+static int handle_server_metadata(mg_api_loop_t *l, h2o_req_t *req)
 {
-    const mg_model_version_t *v = res->version;
-    const char *reason = mg_policy_reason_name(res->reason);
-    add_header(req, "x-model-version", v->version_str, strlen(v->version_str));
-    add_header(req, "x-route-reason", reason, strlen(reason));
-    static const char *const echo[] = {"x-trace-id", "x-ab-group"};
-    for (int i = 0; i < 2; i++) {
-        mg_str_t e = header_value(req, echo[i]);
-        if (e.len > 0)
-            add_header(req, echo[i], e.ptr, e.len);
-    }
-    mg_str_t explain = header_value(req, "x-route-explain");
-    if (explain.len == 1 && explain.ptr[0] == '1') {
-        char text[400];
-        int n = snprintf(text, sizeof(text), "rule=%s policy=%s reason=%s version=%s chosen=%lld",
-                         rule ? rule->name : "-", mg_policy_source_name(res->source), reason,
-                         v->version_str, (long long)res->chosen);
-        if (res->rule >= 0 && n > 0 && (size_t)n < sizeof(text))
-            snprintf(text + n, sizeof(text) - (size_t)n, " header-rule=%d", res->rule);
-        add_header(req, "x-route-explain", text, strlen(text));
-    }
-    if (mg_log_enabled(MG_LOG_DEBUG))
-        mg_log(MG_LOG_DEBUG, "http",
-               "routed model=%s version=%s reason=%s policy=%s rule=%s trace=%.*s", v->model_name,
-               v->version_str, reason, mg_policy_source_name(res->source), rule ? rule->name : "-",
-               (int)header_value(req, "x-trace-id").len, header_value(req, "x-trace-id").ptr);
+    static const char *const extensions[] = {"binary_tensor_data", "model_repository"};
+    mg_buf_reset(&l->out);
+    if (mg_kserve_info_server(&l->out, MG_SERVER_NAME, MG_VERSION, extensions, 2) != 0)
+        return send_error(req, &l->out, 500, "out of memory");
+    return send_json(req, 200, &l->out);
 }
 
-/* ---- path parsing ------------------------------------------------------------------------ */
-
-/* Splits "/a/b/c" into segments; returns the count, or -1 when there are more than `cap`. */
-static int split_path(h2o_iovec_t path, mg_str_t *seg, int cap)
+static int handle_live(mg_api_loop_t *l, h2o_req_t *req, int simple)
 {
-    int n = 0;
-    size_t i = 0;
-    while (i < path.len) {
-        while (i < path.len && path.base[i] == '/')
-            i++;
-        if (i >= path.len)
-            break;
-        size_t start = i;
-        while (i < path.len && path.base[i] != '/')
-            i++;
-        if (n == cap)
-            return -1;
-        seg[n++] = (mg_str_t){path.base + start, i - start};
-    }
-    return n;
+    mg_buf_reset(&l->out);
+    mg_buf_puts(&l->out, simple ? "{\"status\":\"ok\"}" : "{\"live\":true}");
+    return send_json(req, 200, &l->out);
 }
 
-static int method_is(h2o_req_t *req, const char *m)
+static int handle_ready(mg_api_loop_t *l, h2o_req_t *req, int simple)
 {
-    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
-}
-
-/* ---- JSON pieces ------------------------------------------------------------------------- */
-
-static int put_tensor_infos(mg_buf_t *b, const mg_session_t *s, int outputs)
-{
-    size_t n = outputs ? mg_session_noutputs(s) : mg_session_ninputs(s);
-    int rc = mg_buf_puts(b, "[");
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const mg_tensor_info_t *t = outputs ? mg_session_output(s, i) : mg_session_input(s, i);
-        rc |= mg_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
-        rc |= mg_buf_json_string(b, t->name, strlen(t->name));
-        rc |= mg_buf_printf(b, ",\"datatype\":\"%s\",\"shape\":[", mg_dtype_name(t->dtype));
-        for (int d = 0; d < t->ndim; d++)
-            rc |= mg_buf_printf(b, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        rc |= mg_buf_puts(b, "]}");
-    }
-    rc |= mg_buf_puts(b, "]");
-    return rc;
-}
-
-/* ---- endpoints --------------------------------------------------------------------------- */
-
-static int handle_server_metadata(mg_api_scratch_t *sc, h2o_req_t *req)
-{
-    mg_buf_t *b = &sc->out;
+    mg_buf_t *b = &l->out;
     mg_buf_reset(b);
-    mg_buf_printf(b,
-                  "{\"name\":\"%s\",\"version\":\"%s\",\"extensions\":[\"binary_tensor_data\","
-                  "\"model_repository\"]}",
-                  MG_SERVER_NAME, MG_VERSION);
-    return send_json(req, 200, b);
-}
-
-static int handle_live(mg_api_scratch_t *sc, h2o_req_t *req, int simple)
-{
-    mg_buf_reset(&sc->out);
-    mg_buf_puts(&sc->out, simple ? "{\"status\":\"ok\"}" : "{\"live\":true}");
-    return send_json(req, 200, &sc->out);
-}
-
-static int handle_ready(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, int simple)
-{
-    mg_buf_t *b = &sc->out;
-    mg_buf_reset(b);
-    if (mg_registry_all_ready(api->registry)) {
+    mg_buf_t why = {0};
+    if (mg_info_ready(l->api->serve, &why)) {
         mg_buf_puts(b, simple ? "{\"status\":\"ready\"}" : "{\"ready\":true}");
         return send_json(req, 200, b);
     }
     /* Name what is not ready, so an operator sees the reason in the probe's output. */
-    mg_buf_t why = {0};
-    rcu_read_lock();
-    const mg_registry_snapshot_t *s = mg_registry_snapshot(api->registry);
-    for (size_t i = 0; i < mg_registry_snapshot_count(s); i++) {
-        const mg_model_entry_t *e = mg_registry_snapshot_model(s, i);
-        if (mg_model_entry_failed(e))
-            mg_buf_printf(&why, "%smodel '%s' is not ready (%s)", why.len ? "; " : "", e->name,
-                          e->reason);
-    }
-    mg_rcu_read_unlock();
     mg_buf_puts(b, simple ? "{\"status\":\"not ready\",\"ready\":false,\"error\":"
                           : "{\"ready\":false,\"error\":");
-    const char *msg = why.len ? why.data : "models are still loading";
-    mg_buf_json_string(b, msg, why.len ? why.len : strlen(msg));
+    mg_buf_json_string(b, why.data ? why.data : "", why.len);
     mg_buf_puts(b, "}");
     mg_buf_free(&why);
     return send_json(req, 503, b);
 }
 
-/* GET /v2/models/{m}[/versions/{v}] and .../ready */
-static int handle_model_get(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req,
-                            mg_str_t model, mg_str_t version, int ready)
+/* GET /v2/models/{m}[/versions/{v}] */
+static int handle_model_metadata(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version)
 {
-    mg_buf_t *b = &sc->out;
+    mg_buf_t *b = &l->out;
     mg_err_t err;
     mg_model_version_t *v;
-    int rc = mg_registry_acquire(api->registry, model, version, &v, &err);
-    mg_buf_reset(b);
-    if (ready) {
-        if (rc == MG_EUNAVAIL) {
-            mg_buf_puts(b, "{\"name\":");
-            mg_buf_json_string(b, model.ptr, model.len);
-            mg_buf_puts(b, ",\"ready\":false,\"error\":");
-            mg_buf_json_string(b, err.msg, strlen(err.msg));
-            mg_buf_puts(b, "}");
-            return send_json(req, 503, b);
-        }
-        if (rc != 0)
-            return send_error(req, b, lookup_status(rc), err.msg);
-        mg_buf_puts(b, "{\"name\":");
-        mg_buf_json_string(b, v->model_name, strlen(v->model_name));
-        mg_buf_printf(b, ",\"version\":\"%s\",\"ready\":true}", v->version_str);
-        mg_model_version_unref(v);
-        return send_json(req, 200, b);
-    }
+    int rc = mg_info_acquire(l->api->serve, model, version, &v, &err);
     if (rc != 0)
-        return send_error(req, b, lookup_status(rc), err.msg);
-
-    mg_session_t *s = v->sessions[0];
-    mg_buf_puts(b, "{\"name\":");
-    mg_buf_json_string(b, v->model_name, strlen(v->model_name));
-    mg_buf_puts(b, ",\"versions\":[");
-    if (version.len) {
-        mg_buf_printf(b, "\"%s\"", v->version_str);
-    } else {
-        /* Every READY version of the model, ascending. */
-        int first = 1;
-        rcu_read_lock();
-        const mg_model_entry_t *e =
-            mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
-        for (int i = 0; e != NULL && i < e->nversions; i++) {
-            if (e->versions[i]->state == MG_MODEL_READY) {
-                mg_buf_printf(b, first ? "\"%s\"" : ",\"%s\"", e->versions[i]->version_str);
-                first = 0;
-            }
-        }
-        mg_rcu_read_unlock();
-    }
-    mg_buf_printf(b, "],\"platform\":\"onnxruntime_onnx\",\"max_batch_size\":%lld,\"inputs\":",
-                  (long long)v->config.max_batch_size);
-    put_tensor_infos(b, s, 0);
-    mg_buf_puts(b, ",\"outputs\":");
-    int erc = put_tensor_infos(b, s, 1);
-    mg_buf_puts(b, "}");
-    mg_model_version_unref(v);
-    if (erc != 0)
+        return send_failure(req, b, rc, err.msg);
+    int64_t versions[MG_VERSIONS_MAX];
+    int n = 1;
+    versions[0] = mg_model_version_number(v);
+    if (version.len == 0) /* every READY version of the model, ascending */
+        n = mg_info_ready_versions(l->api->serve, model, versions, MG_VERSIONS_MAX);
+    mg_buf_reset(b);
+    rc = mg_kserve_info_model(b, mg_model_version_model(v), versions, n,
+                              mg_model_version_config(v)->max_batch_size, mg_model_version_meta(v));
+    mg_model_version_unpin(v);
+    if (rc != 0)
         return send_error(req, b, 500, "out of memory");
     return send_json(req, 200, b);
 }
+
+/* GET /v2/models/{m}[/versions/{v}]/ready */
+static int handle_model_ready(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version)
+{
+    mg_buf_t *b = &l->out;
+    mg_err_t err;
+    mg_model_version_t *v;
+    int rc = mg_info_acquire(l->api->serve, model, version, &v, &err);
+    mg_buf_reset(b);
+    if (rc == MG_EUNAVAIL) {
+        mg_buf_puts(b, "{\"name\":");
+        mg_buf_json_string(b, model.ptr, model.len);
+        mg_buf_puts(b, ",\"ready\":false,\"error\":");
+        mg_buf_json_string(b, err.msg, strlen(err.msg));
+        mg_buf_puts(b, "}");
+        return send_json(req, 503, b);
+    }
+    if (rc != 0)
+        return send_failure(req, b, rc, err.msg);
+    const char *name = mg_model_version_model(v);
+    mg_buf_puts(b, "{\"name\":");
+    mg_buf_json_string(b, name, strlen(name));
+    mg_buf_printf(b, ",\"version\":\"%s\",\"ready\":true}", mg_model_version_text(v));
+    mg_model_version_unpin(v);
+    return send_json(req, 200, b);
+}
+
+/* ---- inference ---------------------------------------------------------------------------- */
 
 /* Reads Inference-Header-Content-Length. Returns 0 (absent: MG_KSERVE_NO_BINARY) or MG_EPARSE. */
 static int binary_header_len(h2o_req_t *req, size_t *out)
@@ -373,146 +320,140 @@ static int binary_header_len(h2o_req_t *req, size_t *out)
     return 0;
 }
 
-/* POST /v2/models/{m}[/versions/{v}]/infer, or a route-table URL with api "infer". */
-static int handle_infer(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model,
-                        mg_str_t version, const mg_route_rule_t *rule)
+typedef enum { ENCODE_KSERVE, ENCODE_PREDICT } encoding_t;
+
+/* Runs the call through the request core and sends the answer in `enc`. */
+static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call,
+                             encoding_t enc)
 {
-    mg_buf_t *b = &sc->out;
-    mg_err_t err;
-    size_t header_len;
-    if (binary_header_len(req, &header_len) != 0)
-        return send_error(req, b, 400,
-                          "Inference-Header-Content-Length must be a decimal byte count");
-
-    mg_infer_request_t ireq;
-    memset(&ireq, 0, sizeof(ireq));
-    ireq.arena = &sc->arena;
-    const char *body = req->entity.base ? req->entity.base : "";
-    int rc = mg_kserve_decode_request(body, req->entity.len, header_len, &ireq, &err);
-    if (rc != 0)
-        return send_error(req, b, request_status(rc), err.msg);
-
-    mg_route_result_t res;
-    if (route_request(api, sc, req, model, version, rule, &ireq, &res) != 0)
-        return 0;
-    mg_model_version_t *v = res.version;
-    mg_infer_response_t resp;
-    rc = mg_execute(v, &ireq, &resp, &err);
-    if (rc != 0) {
-        send_error(req, b, request_status(rc), err.msg);
-        mg_model_version_unref(v);
-        return 0;
-    }
+    mg_buf_t *b = &l->out;
+    mg_serve_result_t res;
+    if (mg_serve_infer(l->api->serve, call, &res) != 0)
+        return send_failure(req, b, res.rc, res.err.msg);
     mg_buf_reset(b);
-    size_t out_header_len;
-    rc = mg_kserve_encode_response(&resp, b, &out_header_len);
-    mg_execute_release(&resp);
+    size_t header_len = MG_KSERVE_NO_BINARY;
+    int rc = enc == ENCODE_KSERVE ? mg_kserve_encode_response(&res.resp, b, &header_len)
+                                  : mg_predict_encode_response(&res.resp, b);
     if (rc != 0) {
-        mg_model_version_unref(v);
+        mg_serve_done(&res);
         return send_error(req, b, 500, "out of memory encoding the response");
     }
-    add_route_headers(req, &res, rule);
-    mg_model_version_unref(v);
-    if (out_header_len != MG_KSERVE_NO_BINARY) {
+    mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
+    char explain[MG_SERVE_EXPLAIN_MAX];
+    size_t n = mg_serve_headers(call, &res, hdrs, explain);
+    for (size_t i = 0; i < n; i++)
+        add_header(req, hdrs[i].name, hdrs[i].value.ptr, hdrs[i].value.len);
+    mg_serve_done(&res);
+    if (header_len != MG_KSERVE_NO_BINARY) {
         char num[24];
-        int n = snprintf(num, sizeof(num), "%zu", out_header_len);
-        add_header(req, "inference-header-content-length", num, (size_t)n);
+        int k = snprintf(num, sizeof(num), "%zu", header_len);
+        add_header(req, "inference-header-content-length", num, (size_t)k);
         return send_body(req, 200, "application/octet-stream", b->data, b->len);
     }
     return send_json(req, 200, b);
 }
 
-/* POST /predict: {"data": [...], "model"?: "...", "version"?: "..."} */
-static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req,
-                          const mg_route_rule_t *rule)
+/* POST /v2/models/{m}[/versions/{v}]/infer, or a route-table URL with api "infer". */
+static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version,
+                        const mg_route_rule_t *rule)
 {
-    mg_buf_t *b = &sc->out;
     mg_err_t err;
-    mg_predict_request_t p;
-    const char *body = req->entity.base ? req->entity.base : "";
-    int rc = mg_predict_decode(body, req->entity.len, &p, &err);
-    if (rc != 0)
-        return send_error(req, b, request_status(rc), err.msg);
-
-    /* A route rule names the model; otherwise the body may. */
-    mg_str_t model = rule != NULL ? (mg_str_t){rule->model, strlen(rule->model)} : p.model;
-    if (model.len == 0 && api->default_model != NULL)
-        model = (mg_str_t){api->default_model, strlen(api->default_model)};
-    if (model.len == 0) {
-        rcu_read_lock();
-        const mg_registry_snapshot_t *s = mg_registry_snapshot(api->registry);
-        if (mg_registry_snapshot_count(s) == 1) {
-            /* The name lives as long as the snapshot; copy it for use after the read section. */
-            const char *name = mg_registry_snapshot_model(s, 0)->name;
-            char *copy = mg_arena_strndup(&sc->arena, name, strlen(name));
-            if (copy != NULL)
-                model = (mg_str_t){copy, strlen(copy)};
-        }
-        mg_rcu_read_unlock();
-        if (model.len == 0)
-            return send_error(
-                req, b, 400,
-                "no \"model\" given and no default model configured (--default-model)");
-    }
-
-    mg_route_result_t res;
-    if (route_request(api, sc, req, model, p.version, rule, NULL, &res) != 0)
-        return 0;
-    mg_model_version_t *v = res.version;
-    mg_session_t *s = v->sessions[0];
-    if (mg_session_ninputs(s) != 1) {
-        snprintf(err.msg, sizeof(err.msg),
-                 "/predict needs a model with one input; '%s' has %zu, use /v2/models/%s/infer",
-                 v->model_name, mg_session_ninputs(s), v->model_name);
-        send_error(req, b, 400, err.msg);
-        mg_model_version_unref(v);
-        return 0;
-    }
-    const mg_tensor_info_t *in = mg_session_input(s, 0);
+    size_t header_len;
+    if (binary_header_len(req, &header_len) != 0)
+        return send_error(req, &l->out, 400,
+                          "Inference-Header-Content-Length must be a decimal byte count");
     mg_infer_request_t ireq;
     memset(&ireq, 0, sizeof(ireq));
-    ireq.arena = &sc->arena;
-    mg_tensor_t *t = mg_arena_alloc(&sc->arena, sizeof(*t));
-    mg_infer_response_t resp;
-    memset(&resp, 0, sizeof(resp));
-    if (t == NULL) {
-        rc = mg_err_set(&err, MG_ENOMEM, "out of memory");
-    } else {
-        memset(t, 0, sizeof(*t));
-        t->name = (mg_str_t){in->name, strlen(in->name)};
-        t->dtype = in->dtype;
-        rc = mg_kserve_decode_data(p.data.ptr, p.data.len, t, &sc->arena, "data", &err);
-    }
-    if (rc == 0 && t->ndim + 1 == in->ndim && t->ndim < MG_TENSOR_MAX_DIMS) {
+    ireq.arena = &l->arena;
+    mg_str_t body = body_of(req);
+    int rc = mg_kserve_decode_request(body.ptr, body.len, header_len, &ireq, &err);
+    if (rc != 0)
+        return send_failure(req, &l->out, rc, err.msg);
+    mg_serve_call_t call = {
+        .model = model,
+        .url_version = version,
+        .rule = rule,
+        .meta = {find_header, req},
+        .req = &ireq,
+    };
+    return serve_and_respond(l, req, &call, ENCODE_KSERVE);
+}
+
+/* /predict: the body's data becomes the model's one input once the version is known. */
+static int bind_predict(void *ctx, const mg_session_t *meta, const char *model,
+                        mg_infer_request_t *req, mg_err_t *err)
+{
+    const mg_predict_request_t *p = ctx;
+    if (mg_session_ninputs(meta) != 1)
+        return mg_err_set(
+            err, MG_EINVAL,
+            "/predict needs a model with one input; '%s' has %zu, use /v2/models/%s/infer", model,
+            mg_session_ninputs(meta), model);
+    const mg_tensor_info_t *in = mg_session_input(meta, 0);
+    mg_tensor_t *t = mg_arena_alloc(req->arena, sizeof(*t));
+    if (t == NULL)
+        return mg_err_set(err, MG_ENOMEM, "out of memory");
+    memset(t, 0, sizeof(*t));
+    t->name = (mg_str_t){in->name, strlen(in->name)};
+    t->dtype = in->dtype;
+    int rc = mg_kserve_decode_data(p->data.ptr, p->data.len, t, req->arena, "data", err);
+    if (rc != 0)
+        return rc;
+    if (t->ndim + 1 == in->ndim && t->ndim < MG_TENSOR_MAX_DIMS) {
         /* One example without its batch dim: make it a batch of one. */
         memmove(&t->shape[1], &t->shape[0], (size_t)t->ndim * sizeof(t->shape[0]));
         t->shape[0] = 1;
         t->ndim++;
     }
-    if (rc == 0) {
-        ireq.inputs = t;
-        ireq.ninputs = 1;
-        rc = mg_execute(v, &ireq, &resp, &err);
-    }
-    if (rc != 0) {
-        send_error(req, b, request_status(rc), err.msg);
-        mg_model_version_unref(v);
-        return 0;
-    }
-    mg_buf_reset(b);
-    rc = mg_predict_encode_response(&resp, b);
-    mg_execute_release(&resp);
-    add_route_headers(req, &res, rule);
-    mg_model_version_unref(v);
+    req->inputs = t;
+    req->ninputs = 1;
+    return 0;
+}
+
+/* POST /predict: {"data": [...], "model"?: "...", "version"?: "..."}, or a "predict" rule. */
+static int handle_predict(mg_api_loop_t *l, h2o_req_t *req, const mg_route_rule_t *rule)
+{
+    mg_err_t err;
+    mg_predict_request_t p;
+    mg_str_t body = body_of(req);
+    int rc = mg_predict_decode(body.ptr, body.len, &p, &err);
     if (rc != 0)
-        return send_error(req, b, 500, "out of memory encoding the response");
-    return send_json(req, 200, b);
+        return send_failure(req, &l->out, rc, err.msg);
+    mg_infer_request_t ireq;
+    memset(&ireq, 0, sizeof(ireq));
+    ireq.arena = &l->arena;
+    mg_serve_call_t call = {
+        .body_model = p.model,
+        .url_version = p.version,
+        .rule = rule,
+        .meta = {find_header, req},
+        .req = &ireq,
+        .bind = bind_predict,
+        .bind_ctx = &p,
+    };
+    return serve_and_respond(l, req, &call, ENCODE_PREDICT);
+}
+
+/* ---- the repository extension ------------------------------------------------------------- */
+
+typedef struct index_writer {
+    mg_buf_t *out;
+    int first;
+} index_writer_t;
+
+static int write_index_row(void *ctx, const mg_info_index_row_t *row)
+{
+    index_writer_t *w = ctx;
+    int rc = mg_kserve_info_index_row(w->out, w->first, row->name, row->version, row->state,
+                                      row->reason);
+    w->first = 0;
+    return rc;
 }
 
 /* POST /v2/repository/index */
-static int handle_repo_index(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
+static int handle_repo_index(mg_api_loop_t *l, h2o_req_t *req)
 {
-    mg_buf_t *b = &sc->out;
+    mg_buf_t *b = &l->out;
     int ready_only = 0;
     if (req->entity.len > 0) {
         /* {"ready": true} lists only ready models; anything else must still be a JSON object. */
@@ -526,204 +467,81 @@ static int handle_repo_index(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_
         ready_only = memmem(req->entity.base, req->entity.len, "true", 4) != NULL &&
                      memmem(req->entity.base, req->entity.len, "\"ready\"", 7) != NULL;
     }
-    mg_buf_t names = {0};
-    size_t nnames = 0;
-    if (mg_registry_list_repository(api->registry, &names, &nnames) != 0)
-        return send_error(req, b, 500, "cannot list the model repository");
     mg_buf_reset(b);
-    mg_buf_puts(b, "[");
-    int first = 1;
-    rcu_read_lock();
-    const mg_registry_snapshot_t *s = mg_registry_snapshot(api->registry);
-    /* Models the registry knows, one row per version, then folders never loaded. */
-    for (size_t i = 0; i < mg_registry_snapshot_count(s); i++) {
-        const mg_model_entry_t *e = mg_registry_snapshot_model(s, i);
-        if (e->nversions == 0 && !ready_only) {
-            mg_buf_puts(b, first ? "{\"name\":" : ",{\"name\":");
-            mg_buf_json_string(b, e->name, strlen(e->name));
-            mg_buf_puts(b, ",\"state\":\"UNAVAILABLE\",\"reason\":");
-            mg_buf_json_string(b, e->reason, strlen(e->reason));
-            mg_buf_puts(b, "}");
-            first = 0;
-        }
-        for (int k = 0; k < e->nversions; k++) {
-            const mg_model_version_t *v = e->versions[k];
-            int ok = v->state == MG_MODEL_READY;
-            if (ready_only && !ok)
-                continue;
-            mg_buf_puts(b, first ? "{\"name\":" : ",{\"name\":");
-            mg_buf_json_string(b, e->name, strlen(e->name));
-            mg_buf_printf(b, ",\"version\":\"%s\",\"state\":\"%s\",\"reason\":", v->version_str,
-                          ok ? "READY" : "UNAVAILABLE");
-            mg_buf_json_string(b, v->reason, strlen(v->reason));
-            mg_buf_puts(b, "}");
-            first = 0;
-        }
-    }
-    const char *n = names.data;
-    for (size_t i = 0; i < nnames && !ready_only; i++, n += strlen(n) + 1) {
-        if (mg_registry_snapshot_find(s, (mg_str_t){n, strlen(n)}) != NULL)
-            continue;
-        mg_buf_puts(b, first ? "{\"name\":" : ",{\"name\":");
-        mg_buf_json_string(b, n, strlen(n));
-        mg_buf_puts(b, "}");
-        first = 0;
-    }
-    mg_rcu_read_unlock();
-    mg_buf_free(&names);
-    if (mg_buf_puts(b, "]") != 0)
+    index_writer_t w = {b, 1};
+    int rc = mg_buf_puts(b, "[");
+    if (rc == 0)
+        rc = mg_info_index(l->api->serve, ready_only, write_index_row, &w);
+    if (rc == MG_EIO)
+        return send_error(req, b, 500, "cannot list the model repository");
+    if (rc != 0 || mg_buf_puts(b, "]") != 0)
         return send_error(req, b, 500, "out of memory");
     return send_json(req, 200, b);
 }
 
-/* POST /v2/repository/models/{m}/load|unload */
-static int handle_repo_change(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req,
-                              mg_str_t model, int load)
+static int answer_empty(mg_api_loop_t *l, h2o_req_t *req, control_job_t *job)
 {
-    mg_buf_t *b = &sc->out;
-    char name[256];
-    if (model.len >= sizeof(name))
-        return send_error(req, b, 400, "model name too long");
-    memcpy(name, model.ptr, model.len);
-    name[model.len] = '\0';
+    (void)job;
+    mg_buf_reset(&l->out);
+    mg_buf_puts(&l->out, "{}");
+    return send_json(req, 200, &l->out);
+}
+
+/* ---- the admin API ------------------------------------------------------------------------ */
+
+/* The traffic policy in force for `model`, with X-Policy-Source. */
+static int send_traffic(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model)
+{
+    mg_buf_t *b = &l->out;
     mg_err_t err;
-    mg_err_clear(&err);
-    int rc = load ? mg_registry_load(api->registry, name, &err)
-                  : mg_registry_unload(api->registry, name, &err);
+    mg_policy_t cur;
+    mg_pick_source_t source = MG_PICK_NONE;
+    int rc = mg_info_traffic(l->api->serve, model, &cur, &source, &err);
     if (rc != 0)
-        return send_error(req, b, rc == MG_ENOENT ? 404 : 400, err.msg);
-    mg_log(MG_LOG_INFO, "http", "repository %s model=%s", load ? "load" : "unload", name);
+        return send_failure(req, b, rc, err.msg);
     mg_buf_reset(b);
-    mg_buf_puts(b, "{}");
+    rc = source == MG_PICK_NONE ? mg_buf_puts(b, "{}") : mg_policy_to_json(&cur, b);
+    if (rc != 0)
+        return send_error(req, b, 500, "out of memory");
+    const char *name = mg_pick_source_name(source);
+    add_header(req, "x-policy-source", name, strlen(name));
     return send_json(req, 200, b);
 }
 
-#define GET_ONLY(call) (method_is(req, "GET") ? (call) : send_method_not_allowed(req, out, "GET"))
-#define POST_ONLY(call)                                                                            \
-    (method_is(req, "POST") ? (call) : send_method_not_allowed(req, out, "POST"))
-#define GET_OR_PUT(call)                                                                           \
-    (method_is(req, "GET") || method_is(req, "PUT")                                                \
-         ? (call)                                                                                  \
-         : send_method_not_allowed(req, out, "GET, PUT"))
-
-/* ---- admin API ------------------------------------------------------------------------- */
-
-/* Collects the versions the registry lists for `model` (any state). Returns the count or -1. */
-static int model_versions(const mg_api_t *api, mg_str_t model, int64_t *out, int cap)
+static int answer_traffic(mg_api_loop_t *l, h2o_req_t *req, control_job_t *job)
 {
-    int n = -1;
-    rcu_read_lock();
-    const mg_model_entry_t *e =
-        mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
-    if (e != NULL) {
-        n = 0;
-        for (int i = 0; i < e->nversions && n < cap; i++)
-            out[n++] = e->versions[i]->version;
-    }
-    mg_rcu_read_unlock();
-    return n;
+    return send_traffic(l, req, (mg_str_t){job->op.model, strlen(job->op.model)});
 }
 
 /* GET|PUT /v2/admin/models/{m}/traffic */
-static int handle_traffic(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req, mg_str_t model)
+static int handle_traffic(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model)
 {
-    mg_buf_t *b = &sc->out;
-    mg_err_t err;
-    char name[256];
-    if (model.len >= sizeof(name))
-        return send_error(req, b, 400, "model name too long");
-    memcpy(name, model.ptr, model.len);
-    name[model.len] = '\0';
-    int64_t versions[256];
-    int nversions = model_versions(api, model, versions, 256);
-    if (nversions < 0) {
-        return send_errorf(req, b, 404, "unknown model '%s'", name);
-    }
-    if (method_is(req, "PUT")) {
-        mg_policy_t p;
-        const char *body = req->entity.base ? req->entity.base : "";
-        if (mg_policy_parse(body, req->entity.len, &p, &err) != 0 ||
-            mg_policy_check_versions(&p, versions, nversions, &err) != 0) {
-            return send_errorf(req, b, 400, "traffic policy of '%s' rejected: %s", name, err.msg);
-        }
-        if (mg_router_set_policy(api->router, name, &p, &err) != 0)
-            return send_error(req, b, 500, err.msg);
-        mg_log(MG_LOG_INFO, "route", "traffic policy set model=%s revision=%llu", name,
-               (unsigned long long)mg_router_revision(api->router));
-    }
-    /* The effective policy: the admin one, else config.json's. */
-    mg_policy_t cur;
-    const char *source = "none";
-    rcu_read_lock();
-    const mg_policy_t *p = mg_router_policy(api->router, model);
-    if (p != NULL) {
-        cur = *p;
-        source = "admin";
-    } else {
-        const mg_model_entry_t *e =
-            mg_registry_snapshot_find(mg_registry_snapshot(api->registry), model);
-        if (e != NULL && e->config.has_traffic) {
-            cur = e->config.traffic;
-            source = "config";
-        }
-    }
-    mg_rcu_read_unlock();
-    mg_buf_reset(b);
-    int rc = strcmp(source, "none") == 0 ? mg_buf_puts(b, "{}") : mg_policy_to_json(&cur, b);
-    if (rc != 0)
-        return send_error(req, b, 500, "out of memory");
-    add_header(req, "x-policy-source", source, strlen(source));
-    return send_json(req, 200, b);
+    if (method_is(req, "PUT"))
+        return submit_job(l, req, MG_CONTROL_SET_POLICY, model, 1, answer_traffic);
+    return send_traffic(l, req, model);
+}
+
+static int answer_routes(mg_api_loop_t *l, h2o_req_t *req, control_job_t *job)
+{
+    mg_buf_reset(&l->out);
+    mg_buf_printf(&l->out, "{\"routes\":%zu,\"revision\":%llu}", job->op.count,
+                  (unsigned long long)job->op.revision);
+    return send_json(req, 200, &l->out);
 }
 
 /* GET|PUT /v2/admin/routes */
-static int handle_routes(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
+static int handle_routes(mg_api_loop_t *l, h2o_req_t *req)
 {
-    mg_buf_t *b = &sc->out;
-    mg_err_t err;
-    if (method_is(req, "PUT")) {
-        mg_route_table_t *t = NULL;
-        const char *body = req->entity.base ? req->entity.base : "";
-        if (mg_route_table_parse(body, req->entity.len, &t, &err) != 0) {
-            return send_errorf(req, b, 400, "route table rejected: %s", err.msg);
-        }
-        /* Every rule must name a model the registry knows, and its override only its versions. */
-        for (size_t i = 0; i < mg_route_table_count(t); i++) {
-            const mg_route_rule_t *r = mg_route_table_rule(t, i);
-            int64_t versions[256];
-            int n = model_versions(api, (mg_str_t){r->model, strlen(r->model)}, versions, 256);
-            if (n < 0) {
-                send_errorf(req, b, 400, "route table rejected: route '%s': unknown model '%s'",
-                            r->name, r->model);
-                mg_route_table_free(t);
-                return 0;
-            }
-            if (r->traffic != NULL &&
-                mg_policy_check_versions(r->traffic, versions, n, &err) != 0) {
-                send_errorf(req, b, 400, "route table rejected: route '%s': traffic: %s", r->name,
-                            err.msg);
-                mg_route_table_free(t);
-                return 0;
-            }
-        }
-        size_t n = mg_route_table_count(t);
-        if (mg_router_set_table(api->router, t, &err) != 0)
-            return send_error(req, b, 500, err.msg);
-        mg_log(MG_LOG_INFO, "route", "route table set rules=%zu revision=%llu", n,
-               (unsigned long long)mg_router_revision(api->router));
-        mg_buf_reset(b);
-        mg_buf_printf(b, "{\"routes\":%zu,\"revision\":%llu}", n,
-                      (unsigned long long)mg_router_revision(api->router));
-        return send_json(req, 200, b);
-    }
-    mg_buf_reset(b);
-    if (mg_router_table_json(api->router, b) != 0)
-        return send_error(req, b, 500, "out of memory");
-    return send_json(req, 200, b);
+    if (method_is(req, "PUT"))
+        return submit_job(l, req, MG_CONTROL_SET_ROUTES, (mg_str_t){"", 0}, 1, answer_routes);
+    mg_buf_reset(&l->out);
+    if (mg_router_table_json(mg_serve_router(l->api->serve), &l->out) != 0)
+        return send_error(req, &l->out, 500, "out of memory");
+    return send_json(req, 200, &l->out);
 }
 
 /* An operator URL from the route table. Returns 1 when a rule matched (and answered). */
-static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
+static int handle_table_route(mg_api_loop_t *l, h2o_req_t *req)
 {
     h2o_iovec_t host = req->authority;
     for (size_t i = 0; i < host.len; i++) {
@@ -732,66 +550,67 @@ static int handle_table_route(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req
             break;
         }
     }
-    mg_route_request_t rr = {
-        .host = {host.base, host.len},
-        .path = {req->path_normalized.base, req->path_normalized.len},
-        .headers = {find_header, req},
-    };
-    /*
-     * The rule belongs to the snapshot: copy what the request needs into the arena and leave
-     * the read section before running the model, so a long Run never holds up a writer.
-     */
-    mg_route_rule_t copy;
-    int matched = 0, copied = 1;
-    rcu_read_lock();
-    const mg_route_rule_t *rule = mg_router_match(api->router, &rr);
-    if (rule != NULL) {
-        matched = 1;
-        copy = *rule;
-        copy.name = mg_arena_strndup(&sc->arena, rule->name, strlen(rule->name));
-        copy.model = mg_arena_strndup(&sc->arena, rule->model, strlen(rule->model));
-        if (rule->traffic != NULL) {
-            mg_policy_t *p = mg_arena_alloc(&sc->arena, sizeof(*p));
-            if (p != NULL)
-                *p = *rule->traffic;
-            copy.traffic = p;
-        }
-        copied = copy.name != NULL && copy.model != NULL &&
-                 (rule->traffic == NULL || copy.traffic != NULL);
-    }
-    mg_rcu_read_unlock();
-    if (!matched)
+    mg_meta_t meta = {find_header, req};
+    mg_route_rule_t rule;
+    int rc = mg_serve_match(l->api->serve, (mg_str_t){host.base, host.len},
+                            (mg_str_t){req->path_normalized.base, req->path_normalized.len}, &meta,
+                            &l->arena, &rule);
+    if (rc == 0)
         return 0;
-    mg_buf_t *out = &sc->out;
-    if (!copied) {
-        send_error(req, out, 500, "out of memory");
+    if (rc < 0) {
+        send_error(req, &l->out, 500, "out of memory");
         return 1;
     }
-    mg_str_t model = {copy.model, strlen(copy.model)};
-    if (copy.api == MG_ROUTE_API_PREDICT)
-        POST_ONLY(handle_predict(api, sc, req, &copy));
+    if (!method_ok(req, &l->out, "POST"))
+        return 1;
+    if (rule.api == MG_ROUTE_API_PREDICT)
+        handle_predict(l, req, &rule);
     else
-        POST_ONLY(handle_infer(api, sc, req, model, (mg_str_t){"", 0}, &copy));
+        handle_infer(l, req, (mg_str_t){"", 0}, (mg_str_t){"", 0}, &rule);
     return 1;
 }
 
-/* ---- dispatch ---------------------------------------------------------------------------- */
+/* ---- dispatch ----------------------------------------------------------------------------- */
 
-int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
+/* Splits "/a/b/c" into segments; returns the count, or -1 when there are more than `cap`. */
+static int split_path(h2o_iovec_t path, mg_str_t *seg, int cap)
 {
-    mg_buf_t *out = &sc->out;
+    int n = 0;
+    size_t i = 0;
+    while (i < path.len) {
+        while (i < path.len && path.base[i] == '/')
+            i++;
+        if (i >= path.len)
+            break;
+        size_t start = i;
+        while (i < path.len && path.base[i] != '/')
+            i++;
+        if (n == cap)
+            return -1;
+        seg[n++] = (mg_str_t){path.base + start, i - start};
+    }
+    return n;
+}
+
+#define GET_ONLY(call)   (method_ok(req, out, "GET") ? (call) : 0)
+#define POST_ONLY(call)  (method_ok(req, out, "POST") ? (call) : 0)
+#define GET_OR_PUT(call) (method_ok(req, out, "GET, PUT") ? (call) : 0)
+
+int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req)
+{
+    mg_buf_t *out = &l->out;
     mg_str_t seg[8];
     int n = split_path(req->path_normalized, seg, 8);
     mg_str_t none = {"", 0};
-    mg_arena_reset(&sc->arena);
+    mg_arena_reset(&l->arena);
 
     if (n >= 1 && mg_str_eq(seg[0], "v2")) {
         if (n == 1)
-            return GET_ONLY(handle_server_metadata(sc, req));
+            return GET_ONLY(handle_server_metadata(l, req));
         if (n == 3 && mg_str_eq(seg[1], "health") && mg_str_eq(seg[2], "live"))
-            return GET_ONLY(handle_live(sc, req, 0));
+            return GET_ONLY(handle_live(l, req, 0));
         if (n == 3 && mg_str_eq(seg[1], "health") && mg_str_eq(seg[2], "ready"))
-            return GET_ONLY(handle_ready(api, sc, req, 0));
+            return GET_ONLY(handle_ready(l, req, 0));
         if (n >= 3 && mg_str_eq(seg[1], "models")) {
             mg_str_t model = seg[2], version = none;
             int rest = 3;
@@ -800,36 +619,67 @@ int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *req)
                 rest = 5;
             }
             if (n == rest)
-                return GET_ONLY(handle_model_get(api, sc, req, model, version, 0));
+                return GET_ONLY(handle_model_metadata(l, req, model, version));
             if (n == rest + 1 && mg_str_eq(seg[rest], "ready"))
-                return GET_ONLY(handle_model_get(api, sc, req, model, version, 1));
+                return GET_ONLY(handle_model_ready(l, req, model, version));
             if (n == rest + 1 && mg_str_eq(seg[rest], "infer"))
-                return POST_ONLY(handle_infer(api, sc, req, model, version, NULL));
+                return POST_ONLY(handle_infer(l, req, model, version, NULL));
         }
         if (n == 5 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "models") &&
             mg_str_eq(seg[4], "traffic"))
-            return GET_OR_PUT(handle_traffic(api, sc, req, seg[3]));
+            return GET_OR_PUT(handle_traffic(l, req, seg[3]));
         if (n == 3 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "routes"))
-            return GET_OR_PUT(handle_routes(api, sc, req));
+            return GET_OR_PUT(handle_routes(l, req));
         if (n == 3 && mg_str_eq(seg[1], "repository") && mg_str_eq(seg[2], "index"))
-            return POST_ONLY(handle_repo_index(api, sc, req));
+            return POST_ONLY(handle_repo_index(l, req));
         if (n == 5 && mg_str_eq(seg[1], "repository") && mg_str_eq(seg[2], "models")) {
             if (mg_str_eq(seg[4], "load"))
-                return POST_ONLY(handle_repo_change(api, sc, req, seg[3], 1));
+                return POST_ONLY(submit_job(l, req, MG_CONTROL_LOAD, seg[3], 0, answer_empty));
             if (mg_str_eq(seg[4], "unload"))
-                return POST_ONLY(handle_repo_change(api, sc, req, seg[3], 0));
+                return POST_ONLY(submit_job(l, req, MG_CONTROL_UNLOAD, seg[3], 0, answer_empty));
         }
     } else if (n == 1 && mg_str_eq(seg[0], "predict")) {
-        return POST_ONLY(handle_predict(api, sc, req, NULL));
+        return POST_ONLY(handle_predict(l, req, NULL));
     } else if (n == 1 && mg_str_eq(seg[0], "healthz")) {
-        return GET_ONLY(handle_live(sc, req, 1));
+        return GET_ONLY(handle_live(l, req, 1));
     } else if (n == 1 && mg_str_eq(seg[0], "readyz")) {
-        return GET_ONLY(handle_ready(api, sc, req, 1));
+        return GET_ONLY(handle_ready(l, req, 1));
     }
-    if (handle_table_route(api, sc, req))
+    if (handle_table_route(l, req))
         return 0;
     return send_errorf(req, out, 404, "no endpoint %.*s %.*s", (int)req->method.len,
                        req->method.base,
                        (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
                        req->path_normalized.base);
+}
+
+/* ---- per-loop state ----------------------------------------------------------------------- */
+
+int mg_api_loop_new(mg_api_loop_t **out, const mg_api_t *api, h2o_loop_t *loop)
+{
+    mg_api_loop_t *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return MG_ENOMEM;
+    l->api = api;
+    mg_arena_init(&l->arena, 0);
+    l->queue = h2o_multithread_create_queue(loop);
+    h2o_multithread_register_receiver(l->queue, &l->receiver, on_jobs);
+    *out = l;
+    return 0;
+}
+
+void mg_api_loop_free(mg_api_loop_t *l)
+{
+    if (l == NULL)
+        return;
+    h2o_multithread_unregister_receiver(l->queue, &l->receiver);
+    h2o_multithread_destroy_queue(l->queue);
+    mg_arena_free(&l->arena);
+    mg_buf_free(&l->out);
+    free(l);
+}
+
+size_t mg_api_loop_pending(const mg_api_loop_t *l)
+{
+    return l->pending;
 }

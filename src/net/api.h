@@ -1,39 +1,56 @@
 /*
  * The HTTP endpoints: KServe v2 (health, server and model metadata, readiness, infer with
- * JSON and binary tensors), the repository extension (index, load, unload), the simple
- * API (/predict, /healthz, /readyz), the admin API (traffic policies, route table), and the
- * operators' own URLs of the route table. Every error is {"error": "..."} with the status the
- * KServe protocol gives it; a bad request never affects another.
+ * JSON and binary tensors), the repository extension (index, load, unload), the simple API
+ * (/predict, /healthz, /readyz), the admin API (traffic policies, route table), and the
+ * operators' own URLs of the route table.
+ *
+ * This layer only speaks HTTP: it picks the endpoint from the method and path, decodes the
+ * body (src/proto), hands the call to the request core (src/serve) or an operation to the
+ * control plane (src/control), and encodes and sends the answer. Every error is
+ * {"error": "..."} with the status serve/status.h gives its code; a bad request never
+ * affects another.
  */
 #ifndef MG_NET_API_H
 #define MG_NET_API_H
 
-#include "core/buf.h"
-#include "repo/registry.h"
-#include "route/router.h"
+#include "control/control.h"
+#include "serve/serve.h"
 
 #include <h2o.h>
+#include <stddef.h>
 
-/** What the endpoints serve. Shared read-only by every event loop. */
+/** What the endpoints serve. Shared read-only by every event loop; outlives the server. */
 typedef struct mg_api {
-    mg_registry_t *registry;
-    mg_router_t *router;       /* route table and admin traffic policies */
-    const char *default_model; /* for /predict without "model"; NULL: the only model, if one */
+    mg_serve_t *serve;     /* the request core */
+    mg_control_t *control; /* where changes go */
+    size_t max_body_bytes; /* for messages about the body limit */
 } mg_api_t;
 
-/** Per-thread scratch memory, reused request after request. */
-typedef struct mg_api_scratch {
-    mg_arena_t arena;
-    mg_buf_t out;
-} mg_api_scratch_t;
-
-void mg_api_scratch_init(mg_api_scratch_t *s);
-void mg_api_scratch_deinit(mg_api_scratch_t *s);
+/** One event loop's endpoint state: scratch memory and the mailbox for control results. */
+typedef struct mg_api_loop mg_api_loop_t;
 
 /**
- * Answers one request (always: unknown paths get 404). Returns 0 as h2o handlers do.
- * Thread: the event loop that owns `scratch`, registered with RCU.
+ * Creates the endpoint state of the event loop `loop`: its per-request arena and output
+ * buffer (reused request after request), and a receiver on `loop` for control operations
+ * that complete. Returns 0 or MG_ENOMEM. Ownership: `api` must outlive it. Thread: the loop's
+ * (before it runs) or start-up.
  */
-int mg_api_handle(const mg_api_t *api, mg_api_scratch_t *scratch, h2o_req_t *req);
+int mg_api_loop_new(mg_api_loop_t **out, const mg_api_t *api, h2o_loop_t *loop);
+
+/**
+ * Frees the endpoint state. Call only once mg_api_loop_pending() is 0 and the loop no longer
+ * runs handlers. Accepts NULL. Thread: the loop's, or after it stopped.
+ */
+void mg_api_loop_free(mg_api_loop_t *l);
+
+/** Control operations submitted from this loop whose answer has not been sent. Thread: loop. */
+size_t mg_api_loop_pending(const mg_api_loop_t *l);
+
+/**
+ * Answers one request: at once, or (repository and admin changes) when its control operation
+ * completes, on this loop. Unknown paths get 404. Returns 0 as h2o handlers do.
+ * Thread: the event loop that owns `l`, registered with RCU.
+ */
+int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req);
 
 #endif

@@ -24,7 +24,7 @@ typedef struct loop_thread {
     int listen_fd;
     pthread_t tid;
     int started;
-    mg_api_scratch_t scratch;
+    mg_api_loop_t *api;
     struct mg_http_server *server;
 } loop_thread_t;
 
@@ -61,7 +61,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     api_handler_t *h = (api_handler_t *)self;
     loop_thread_t *t = (loop_thread_t *)req->conn->ctx;
-    return mg_api_handle(h->server->api, &t->scratch, req);
+    (void)h;
+    return mg_api_handle(t->api, req);
 }
 
 static void json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
@@ -167,7 +168,12 @@ static void *loop_main(void *arg)
         h2o_evloop_run(t->ctx.loop, 100);
     h2o_socket_read_stop(t->listener);
     h2o_socket_close(t->listener);
-    /* Let the close complete before the loop goes away. */
+    /*
+     * Answer the control operations still out (the control plane has stopped, so each has
+     * completed or been cancelled and its message is on its way), and let the close complete.
+     */
+    for (int i = 0; i < 100 && mg_api_loop_pending(t->api) > 0; i++)
+        h2o_evloop_run(t->ctx.loop, 10);
     h2o_evloop_run(t->ctx.loop, 0);
     rcu_unregister_thread();
     return NULL;
@@ -229,7 +235,11 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
         h2o_context_init(&t->ctx, h2o_evloop_create(), &s->config);
         t->accept_ctx.ctx = &t->ctx;
         t->accept_ctx.hosts = s->config.hosts;
-        mg_api_scratch_init(&t->scratch);
+        if (mg_api_loop_new(&t->api, s->api, t->ctx.loop) != 0) {
+            s->nthreads = i;
+            mg_http_stop(s);
+            return mg_err_set(err, MG_ENOMEM, "out of memory");
+        }
         t->listener =
             h2o_evloop_socket_create(t->ctx.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
         t->listener->data = t;
@@ -268,7 +278,7 @@ void mg_http_stop(mg_http_server_t *s)
     for (int i = 0; i < s->nthreads; i++) {
         if (s->threads[i].started)
             pthread_join(s->threads[i].tid, NULL);
-        mg_api_scratch_deinit(&s->threads[i].scratch);
+        mg_api_loop_free(s->threads[i].api);
     }
     free(s->threads);
     /* h2o 2.2 cannot free an event loop; the process exits after stopping the server. */

@@ -1,7 +1,8 @@
 /*
  * The HTTP/1.1 front end: libh2o event loops, one per thread, each with its own
  * SO_REUSEPORT listener on the same address, so the kernel spreads connections and no
- * request ever crosses threads. Requests go to the endpoint table in net/api.h.
+ * request ever crosses threads. Requests go to the endpoints of net/api.h; answers to control
+ * operations come back to the loop that received the request.
  */
 #ifndef MG_NET_HTTP_H
 #define MG_NET_HTTP_H
@@ -23,15 +24,19 @@ typedef struct mg_http_server mg_http_server_t;
 
 /**
  * Binds the listeners and starts the event-loop threads. Returns 0, or MG_EINVAL / MG_EIO
- * (address in use, bad address) with `err` filled; nothing is left running on failure.
- * Thread: main.
+ * (address in use, bad address) / MG_ENOMEM with `err` filled; nothing is left running on
+ * failure. Ownership: `opts->api` must outlive the server. Thread: main.
  */
 int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *err);
 
-/** Returns the bound TCP port. */
+/** Returns the bound TCP port. Thread: any. */
 int mg_http_port(const mg_http_server_t *s);
 
-/** Stops accepting, stops every loop, joins the threads and frees the server. Accepts NULL. */
+/**
+ * Stops accepting, answers the control operations still out, stops every loop, joins the
+ * threads and frees the server. Stop the control plane first, so none is still running.
+ * Accepts NULL. Thread: main.
+ */
 void mg_http_stop(mg_http_server_t *s);
 
 #endif

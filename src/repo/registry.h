@@ -1,70 +1,34 @@
 /*
- * The model registry: every model of the repository, its versions, their ONNX Runtime
- * sessions and states, published as an immutable snapshot with liburcu.
+ * The model registry: every model of the repository, its versions and their states, published
+ * as an immutable snapshot (core/snapshot.h).
  *
- * Request threads look a version up inside an RCU read section and pin it with an atomic
- * reference; they never take a lock. Writers (start-up load, the repository API) are
- * serialised by one mutex, build a new snapshot, swap the pointer and free the old snapshot
- * after a grace period. A version that leaves the registry is freed when its last in-flight
- * request releases it, so unload and reload drain without failing a request.
+ * Request threads look a version up inside an RCU read section and pin it (an atomic count
+ * apart from the snapshots that list it); they never lock and never free. Every change (load,
+ * reload, unload) runs on one writer thread, the control thread (src/control): it builds a new
+ * snapshot, publishes it and, after a grace period, retires the versions no snapshot lists any
+ * more. A retired version drains: it is freed by mg_registry_reap once its last pin is gone,
+ * so unload and reload never fail a request in flight.
  */
 #ifndef MG_REPO_REGISTRY_H
 #define MG_REPO_REGISTRY_H
 
 #include "core/buf.h"
 #include "core/err.h"
-#include "infer/session.h"
 #include "repo/config.h"
+#include "repo/loader.h"
+#include "repo/version.h"
 
-#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-    MG_MODEL_UNAVAILABLE = 0, /* failed to load, or unloaded; `reason` says why */
-    MG_MODEL_READY,
-} mg_model_state_t;
-
-/** One loaded (or failed) version of a model. Immutable once published, except `refs`. */
-typedef struct mg_model_version {
-    atomic_int refs;
-    atomic_uint next_instance;
-    const char *model_name; /* points at the owning model's name copy */
-    int64_t version;
-    char version_str[24];
-    mg_model_state_t state;
-    char reason[256];
-    mg_model_config_t config;
-    unsigned char sha256[32];
-    mg_session_t **sessions; /* config.instance_count sessions when READY */
-    int nsessions;
-} mg_model_version_t;
-
-/** A model and its versions (ascending), as one snapshot sees it. */
-typedef struct mg_model_entry {
-    char *name;
-    mg_model_state_t state; /* READY when at least one version is READY */
-    char reason[256];       /* why the model is unavailable */
-    mg_model_config_t config;
-    mg_model_version_t **versions;
-    int nversions;
-    mg_model_version_t *default_version; /* READY default, or NULL */
-    bool unloaded;                       /* taken out on purpose (repository API) */
-} mg_model_entry_t;
-
-/** True when the model should serve but cannot: it counts against server readiness. */
-static inline bool mg_model_entry_failed(const mg_model_entry_t *e)
-{
-    return e->state != MG_MODEL_READY && !e->unloaded;
-}
-
-/** A model file larger than this is refused rather than read into memory. */
-#define MG_MODEL_FILE_MAX ((size_t)4 << 30)
-
-typedef struct mg_registry_snapshot mg_registry_snapshot_t;
 typedef struct mg_registry mg_registry_t;
+typedef struct mg_registry_snapshot mg_registry_snapshot_t;
 
-/** Options for sessions the registry creates. */
+/** A model and its versions as one snapshot sees it. Read-only, valid inside the read section. */
+typedef struct mg_model_entry mg_model_entry_t;
+
+/** Options of a registry. */
 typedef struct mg_registry_opts {
     const char *repo_dir;
 } mg_registry_opts_t;
@@ -79,43 +43,55 @@ int mg_registry_new(mg_registry_t **out, const mg_registry_opts_t *opts, mg_err_
 void mg_registry_free(mg_registry_t *r);
 
 /**
- * Loads every model folder of the repository. A model that fails is published as
- * UNAVAILABLE with its reason (and logged); the others still serve. Returns the number of
- * models that failed. Thread: any thread registered with RCU, outside a read section.
+ * Loads every model folder of the repository. A model that fails is published as UNAVAILABLE
+ * with its reason (and logged); the others still serve. Returns the number of models that
+ * failed. Thread: the writer (control thread), RCU-registered, outside a read section.
  */
 int mg_registry_load_all(mg_registry_t *r);
 
 /**
  * Loads or reloads model `name` from the repository: versions selected by its config.json
  * policy are loaded (a version whose bytes and config are unchanged keeps its sessions),
- * versions no longer selected leave and drain. Returns 0; MG_ENOENT when the repository has
- * no such model folder; or MG_EMODEL / MG_ECONFIG when nothing could be loaded (the model is
- * then published UNAVAILABLE with the reason). Thread: as mg_registry_load_all.
+ * versions no longer selected leave and drain. A reload that fails leaves the versions that
+ * serve in place. Returns 0; MG_ENOMODEL when the repository has no such model folder; or
+ * MG_EMODEL / MG_ECONFIG when nothing could be loaded (the model is then published
+ * UNAVAILABLE with the reason), with `err` filled. Thread: as mg_registry_load_all.
  */
 int mg_registry_load(mg_registry_t *r, const char *name, mg_err_t *err);
 
 /**
  * Unloads model `name`: it stays listed as UNAVAILABLE ("unloaded"), its versions drain.
- * Returns 0 or MG_ENOENT. Thread: as mg_registry_load_all.
+ * Returns 0 or MG_ENOMODEL. Thread: as mg_registry_load_all.
  */
 int mg_registry_unload(mg_registry_t *r, const char *name, mg_err_t *err);
 
 /**
- * Finds `model` and pins a version: `version` (decimal text) when not empty, else the
- * default. Returns 0 with *out pinned, MG_ENOENT (unknown model or version) or MG_EUNAVAIL
- * (known but not ready), with `err` saying which. Lock-free. Thread: any RCU-registered thread.
+ * Frees the retired versions whose last pin is gone. Returns how many retired versions are
+ * still draining (pinned by requests in flight). Thread: the writer.
  */
-int mg_registry_acquire(mg_registry_t *r, mg_str_t model, mg_str_t version,
-                        mg_model_version_t **out, mg_err_t *err);
+int mg_registry_reap(mg_registry_t *r);
 
-/** Takes one more reference on a pinned version. */
-void mg_model_version_ref(mg_model_version_t *v);
+/**
+ * Finds `model` and pins a version: `version` when > 0, else the model's default version.
+ * Returns 0 with *out pinned (release with mg_model_version_unpin), or MG_ENOMODEL,
+ * MG_ENOVERSION, MG_EUNAVAIL (known but not ready), with `err` saying which. Lock-free.
+ * Thread: any RCU-registered thread, inside or outside a read section.
+ */
+int mg_registry_acquire(mg_registry_t *r, mg_str_t model, int64_t version, mg_model_version_t **out,
+                        mg_err_t *err);
 
-/** Releases a reference; the last one frees the version and its sessions. Accepts NULL. */
-void mg_model_version_unref(mg_model_version_t *v);
+/**
+ * Writes the numbers of every version the registry lists for `model` (any state), ascending,
+ * to `out` (room for `cap`) and returns the count, or MG_ENOMODEL. Thread: any RCU-registered
+ * thread, outside a read section.
+ */
+int mg_registry_model_versions(mg_registry_t *r, mg_str_t model, int64_t *out, int cap);
 
-/** Picks the session for the next request on `v` (round robin over its instances). */
-mg_session_t *mg_model_version_session(mg_model_version_t *v);
+/** Returns true once mg_registry_load_all has finished and every model in it is READY. */
+bool mg_registry_all_ready(mg_registry_t *r);
+
+/** The loader the registry loads with (its repository folder). */
+const mg_loader_t *mg_registry_loader(const mg_registry_t *r);
 
 /**
  * Returns the live snapshot. Only valid between rcu_read_lock() and mg_rcu_read_unlock(),
@@ -130,13 +106,35 @@ const mg_model_entry_t *mg_registry_snapshot_model(const mg_registry_snapshot_t 
 /** Finds a model by name in a snapshot, or NULL. */
 const mg_model_entry_t *mg_registry_snapshot_find(const mg_registry_snapshot_t *s, mg_str_t name);
 
-/** Returns true once mg_registry_load_all has finished and every model in it is READY. */
-bool mg_registry_all_ready(mg_registry_t *r);
+/** The model's name. */
+const char *mg_model_entry_name(const mg_model_entry_t *e);
 
-/**
- * Lists the model folders of the repository (names sorted, one NUL-terminated string each,
- * packed into `out`, count in *n). Returns 0 or MG_EIO / MG_ENOMEM.
- */
-int mg_registry_list_repository(mg_registry_t *r, mg_buf_t *out, size_t *n);
+/** READY when at least one version is READY. */
+mg_model_state_t mg_model_entry_state(const mg_model_entry_t *e);
+
+/** Why the model is not ready ("" when it is). */
+const char *mg_model_entry_reason(const mg_model_entry_t *e);
+
+/** True when the model was taken out on purpose (repository API unload). */
+bool mg_model_entry_unloaded(const mg_model_entry_t *e);
+
+/** True when the model should serve but cannot: it counts against server readiness. */
+bool mg_model_entry_failed(const mg_model_entry_t *e);
+
+/** The model's config.json (or the defaults). */
+const mg_model_config_t *mg_model_entry_config(const mg_model_entry_t *e);
+
+/** config.json's traffic policy, or NULL when it has none. */
+const mg_policy_t *mg_model_entry_policy(const mg_model_entry_t *e);
+
+/** Number of versions (any state) and the i-th, ascending by number. */
+int mg_model_entry_nversions(const mg_model_entry_t *e);
+const mg_model_version_t *mg_model_entry_version(const mg_model_entry_t *e, int i);
+
+/** The version with number `number`, or NULL. */
+const mg_model_version_t *mg_model_entry_find_version(const mg_model_entry_t *e, int64_t number);
+
+/** The READY default version, or NULL. */
+const mg_model_version_t *mg_model_entry_default(const mg_model_entry_t *e);
 
 #endif

@@ -77,7 +77,8 @@ static int merge_policies(const snapshot_t *old, const mg_router_change_t *c, sn
             return MG_ENOMEM;
         s->policies[s->npolicies++].policy = *c->policies[i].policy;
     }
-    qsort(s->policies, s->npolicies, sizeof(*s->policies), cmp_named);
+    if (s->npolicies > 1)
+        qsort(s->policies, s->npolicies, sizeof(*s->policies), cmp_named);
     return 0;
 }
 

@@ -6,7 +6,7 @@ int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_re
                mg_err_t *err)
 {
     memset(resp, 0, sizeof(*resp));
-    int64_t max_batch = v->config.max_batch_size;
+    int64_t max_batch = mg_model_version_config(v)->max_batch_size;
     if (max_batch > 0) {
         for (size_t i = 0; i < req->ninputs; i++) {
             const mg_tensor_t *t = &req->inputs[i];
@@ -15,14 +15,14 @@ int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_re
                     err, MG_ESHAPE,
                     "input '%.*s': batch size %lld exceeds max_batch_size %lld of model '%s'",
                     (int)t->name.len, t->name.ptr, (long long)t->shape[0], (long long)max_batch,
-                    v->model_name);
+                    mg_model_version_model(v));
         }
     }
     int rc = mg_session_run(mg_model_version_session(v), req, resp, err);
     if (rc != 0)
         return rc;
-    resp->model_name = v->model_name;
-    resp->model_version = v->version_str;
+    resp->model_name = mg_model_version_model(v);
+    resp->model_version = mg_model_version_text(v);
     resp->id = req->id;
     return 0;
 }

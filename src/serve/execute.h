@@ -8,7 +8,7 @@
 
 #include "core/err.h"
 #include "infer/request.h"
-#include "repo/registry.h"
+#include "repo/version.h"
 
 /**
  * Runs `req` on version `v` (pinned by the caller, who keeps the pin until the response is

@@ -118,35 +118,34 @@ static void test_load_all_and_acquire(void **state)
 
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("m"), S(""), &v, &err), 0);
-    assert_int_equal(v->version, 2); /* the configured default, not the highest */
-    assert_string_equal(v->model_name, "m");
-    assert_int_equal(v->state, MG_MODEL_READY);
-    mg_model_version_unref(v);
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &v, &err), 0);
-    assert_string_equal(v->version_str, "3");
-    mg_model_version_unref(v);
-    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &v, &err), 0);
-    assert_int_equal(v->version, 1);
-    mg_model_version_unref(v);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 0, &v, &err), 0);
+    assert_int_equal(mg_model_version_number(v), 2); /* the configured default, not the highest */
+    assert_string_equal(mg_model_version_model(v), "m");
+    assert_int_equal(mg_model_version_state(v), MG_MODEL_READY);
+    mg_model_version_unpin(v);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 3, &v, &err), 0);
+    assert_string_equal(mg_model_version_text(v), "3");
+    mg_model_version_unpin(v);
+    assert_int_equal(mg_registry_acquire(r, S("solo"), 0, &v, &err), 0);
+    assert_int_equal(mg_model_version_number(v), 1);
+    mg_model_version_unpin(v);
 
-    assert_int_equal(mg_registry_acquire(r, S("nope"), S(""), &v, &err), MG_ENOENT);
+    assert_int_equal(mg_registry_acquire(r, S("nope"), 0, &v, &err), MG_ENOMODEL);
     assert_null(v);
     assert_string_equal(err.msg, "unknown model 'nope'");
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("9"), &v, &err), MG_ENOENT);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 9, &v, &err), MG_ENOVERSION);
     assert_string_equal(err.msg, "unknown version '9' of model 'm'");
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("x1"), &v, &err), MG_ENOENT);
 
     rcu_read_lock();
     const mg_registry_snapshot_t *s = mg_registry_snapshot(r);
     assert_int_equal(mg_registry_snapshot_count(s), 2);
-    assert_string_equal(mg_registry_snapshot_model(s, 0)->name, "m");
-    assert_int_equal(mg_registry_snapshot_model(s, 0)->nversions, 3);
+    assert_string_equal(mg_model_entry_name(mg_registry_snapshot_model(s, 0)), "m");
+    assert_int_equal(mg_model_entry_nversions(mg_registry_snapshot_model(s, 0)), 3);
     mg_rcu_read_unlock();
 
     mg_buf_t names = {0};
     size_t n = 0;
-    assert_int_equal(mg_registry_list_repository(r, &names, &n), 0);
+    assert_int_equal(mg_loader_list_models(mg_registry_loader(r), &names, &n), 0);
     assert_int_equal(n, 2);
     assert_string_equal(names.data, "m");
     assert_string_equal(names.data + 2, "solo");
@@ -161,21 +160,23 @@ static void test_unload_drains_pinned_version(void **state)
     mg_registry_load_all(r);
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, S("solo"), 0, &v, &err), 0);
     assert_int_equal(mg_registry_unload(r, "solo", &err), 0);
-    /* Still pinned: the session must still run after the unload. */
-    assert_int_equal(atomic_load(&v->refs), 1);
+    /* Still pinned: the version drains, and its session must still run after the unload. */
+    assert_int_equal(mg_model_version_pins(v), 1);
+    assert_int_equal(mg_registry_reap(r), 1);
     assert_non_null(mg_model_version_session(v));
     mg_model_version_t *w = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &w, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, S("solo"), 0, &w, &err), MG_EUNAVAIL);
     assert_non_null(strstr(err.msg, "unloaded"));
-    mg_model_version_unref(v); /* the last reference frees it */
-    assert_int_equal(mg_registry_unload(r, "ghost", &err), MG_ENOENT);
+    mg_model_version_unpin(v); /* the last pin: the next reap frees it */
+    assert_int_equal(mg_registry_reap(r), 0);
+    assert_int_equal(mg_registry_unload(r, "ghost", &err), MG_ENOMODEL);
     assert_true(
         mg_registry_all_ready(r)); /* unloaded on purpose does not make the server unready */
     assert_int_equal(mg_registry_load(r, "solo", &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &w, &err), 0);
-    mg_model_version_unref(w);
+    assert_int_equal(mg_registry_acquire(r, S("solo"), 0, &w, &err), 0);
+    mg_model_version_unpin(w);
     mg_registry_free(r);
 }
 
@@ -186,22 +187,24 @@ static void test_reload_keeps_unchanged_and_replaces_changed(void **state)
     mg_registry_load_all(r);
     mg_err_t err;
     mg_model_version_t *v1 = NULL, *v3 = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("1"), &v1, &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &v3, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 1, &v1, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 3, &v3, &err), 0);
     /* Change version 3's bytes; version 1 is untouched. */
     sh("cp %s/identity_FP64.onnx %s/repo/m/3/model.onnx", gen, tmp);
     assert_int_equal(mg_registry_load(r, "m", &err), 0);
     mg_model_version_t *n1 = NULL, *n3 = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("1"), &n1, &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &n3, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 1, &n1, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 3, &n3, &err), 0);
     assert_ptr_equal(n1, v1);
     assert_ptr_not_equal(n3, v3);
+    assert_int_equal(mg_registry_reap(r), 1); /* the old version 3 drains while pinned */
     assert_int_equal(mg_session_input(mg_model_version_session(n3), 0)->dtype, MG_DT_FP64);
     assert_int_equal(mg_session_input(mg_model_version_session(v3), 0)->dtype, MG_DT_FP32);
-    mg_model_version_unref(v1);
-    mg_model_version_unref(v3);
-    mg_model_version_unref(n1);
-    mg_model_version_unref(n3);
+    mg_model_version_unpin(v1);
+    mg_model_version_unpin(v3);
+    mg_model_version_unpin(n1);
+    mg_model_version_unpin(n3);
+    assert_int_equal(mg_registry_reap(r), 0);
     sh("cp %s/identity_FP32.onnx %s/repo/m/3/model.onnx", gen, tmp);
     mg_registry_free(r);
 }
@@ -215,16 +218,16 @@ static void test_failures_are_reported_and_keep_serving(void **state)
     assert_false(mg_registry_all_ready(r));
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("bad"), S(""), &v, &err), MG_EUNAVAIL);
-    assert_int_equal(mg_registry_acquire(r, S("bad"), S("1"), &v, &err), MG_EUNAVAIL);
-    assert_int_equal(mg_registry_acquire(r, S("m"), S(""), &v, &err), 0);
-    mg_model_version_unref(v);
+    assert_int_equal(mg_registry_acquire(r, S("bad"), 0, &v, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, S("bad"), 1, &v, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 0, &v, &err), 0);
+    mg_model_version_unpin(v);
     rcu_read_lock();
     const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(r), S("bad"));
     assert_non_null(e);
-    assert_int_equal(e->state, MG_MODEL_UNAVAILABLE);
-    assert_int_equal(e->versions[0]->state, MG_MODEL_UNAVAILABLE);
-    assert_true(strlen(e->versions[0]->reason) > 0);
+    assert_int_equal(mg_model_entry_state(e), MG_MODEL_UNAVAILABLE);
+    assert_int_equal(mg_model_version_state(mg_model_entry_version(e, 0)), MG_MODEL_UNAVAILABLE);
+    assert_true(strlen(mg_model_version_reason(mg_model_entry_version(e, 0))) > 0);
     mg_rcu_read_unlock();
 
     /* A reload that fails leaves the serving versions in place. */
@@ -233,12 +236,12 @@ static void test_failures_are_reported_and_keep_serving(void **state)
     write_file(path, "{\"instance_count\": \"two\"}");
     assert_int_equal(mg_registry_load(r, "m", &err), MG_ECONFIG);
     assert_non_null(strstr(err.msg, "instance_count"));
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("2"), &v, &err), 0);
-    mg_model_version_unref(v);
+    assert_int_equal(mg_registry_acquire(r, S("m"), 2, &v, &err), 0);
+    mg_model_version_unpin(v);
     write_file(path,
                "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
-    assert_int_equal(mg_registry_load(r, "nosuch", &err), MG_ENOENT);
-    assert_int_equal(mg_registry_load(r, "../m", &err), MG_ENOENT);
+    assert_int_equal(mg_registry_load(r, "nosuch", &err), MG_ENOMODEL);
+    assert_int_equal(mg_registry_load(r, "../m", &err), MG_ENOMODEL);
     sh("rm -rf %s/repo/bad", tmp);
     mg_registry_free(r);
 }
@@ -254,9 +257,9 @@ static void *reader(void *arg)
     while (!atomic_load(&stop_readers)) {
         mg_model_version_t *v = NULL;
         mg_err_t err;
-        if (mg_registry_acquire(r, S("m"), S(""), &v, &err) == 0) {
+        if (mg_registry_acquire(r, S("m"), 0, &v, &err) == 0) {
             assert_non_null(mg_model_version_session(v));
-            mg_model_version_unref(v);
+            mg_model_version_unpin(v);
             atomic_fetch_add(&reader_ok, 1);
         }
     }

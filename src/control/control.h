@@ -1,0 +1,75 @@
+/*
+ * The control plane: every change to shared state is one operation, validated against the
+ * registry and run on one control thread. The HTTP admin and repository endpoints submit
+ * operations and answer when they complete, so an event loop never blocks on a load, a
+ * warm-up or an RCU grace period; start-up (and later the repository watcher, SIGHUP and etcd)
+ * submits the same operations. Only the control thread writes the registry and the router.
+ */
+#ifndef MG_CONTROL_CONTROL_H
+#define MG_CONTROL_CONTROL_H
+
+#include "core/err.h"
+#include "repo/registry.h"
+#include "route/router.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    MG_CONTROL_LOAD_ALL = 0, /* every model folder of the repository (start-up) */
+    MG_CONTROL_LOAD,         /* (re)load `model` from the repository */
+    MG_CONTROL_UNLOAD,       /* unload `model`; its versions drain */
+    MG_CONTROL_SET_POLICY,   /* `body`: the admin traffic policy of `model` (route/policy.h) */
+    MG_CONTROL_SET_ROUTES,   /* `body`: the whole route table (route/table.h) */
+} mg_control_kind_t;
+
+typedef struct mg_control mg_control_t;
+typedef struct mg_control_op mg_control_op_t;
+
+/** Called once when an operation has run (or was cancelled), on the control thread. */
+typedef void (*mg_control_done_fn)(mg_control_op_t *op);
+
+/** One change. The submitter owns the struct and `body` until `done` has been called. */
+struct mg_control_op {
+    /* Set by the submitter. */
+    mg_control_kind_t kind;
+    char model[256];  /* LOAD, UNLOAD, SET_POLICY */
+    const char *body; /* SET_POLICY, SET_ROUTES: JSON text, need not be NUL-terminated */
+    size_t body_len;
+    mg_control_done_fn done; /* NULL with mg_control_run */
+    void *ctx;               /* the submitter's */
+    /* Set on the control thread before `done`. */
+    int rc;            /* 0 or an MG_E* code (MG_ECANCELED when shutting down) */
+    mg_err_t err;      /* why, when rc != 0 */
+    uint64_t revision; /* SET_POLICY, SET_ROUTES: the routing snapshot's new revision */
+    size_t count;      /* SET_ROUTES: rules in the new table; LOAD_ALL: models that failed */
+    /* The queue's. */
+    mg_control_op_t *next_;
+};
+
+/**
+ * Starts the control thread over `reg` and `router` (which must outlive it). Returns 0 or
+ * MG_ENOMEM / MG_EIO with `err` filled. Thread: start-up.
+ */
+int mg_control_start(mg_control_t **out, mg_registry_t *reg, mg_router_t *router, mg_err_t *err);
+
+/**
+ * Lets the running operation finish, completes every queued one with MG_ECANCELED, stops
+ * and frees the control thread. Accepts NULL. Thread: not the control thread.
+ */
+void mg_control_stop(mg_control_t *c);
+
+/**
+ * Queues `op`. Returns 0, after which op->done is called exactly once on the control thread;
+ * or MG_ECANCELED when the control plane is stopping (done is then never called).
+ * Thread: any; it takes a short lock and never waits for the operation.
+ */
+int mg_control_submit(mg_control_t *c, mg_control_op_t *op);
+
+/**
+ * Submits `op` and waits for it; returns op->rc. Thread: any but the control thread and the
+ * event loops (it blocks for as long as the operation takes).
+ */
+int mg_control_run(mg_control_t *c, mg_control_op_t *op);
+
+#endif

@@ -1,0 +1,78 @@
+#include "proto/kserve_info.h"
+
+#include <string.h>
+
+static int put_string(mg_buf_t *b, const char *s)
+{
+    return mg_buf_json_string(b, s, strlen(s));
+}
+
+int mg_kserve_info_server(mg_buf_t *out, const char *name, const char *version,
+                          const char *const *extensions, size_t nextensions)
+{
+    int rc = mg_buf_puts(out, "{\"name\":");
+    rc |= put_string(out, name);
+    rc |= mg_buf_puts(out, ",\"version\":");
+    rc |= put_string(out, version);
+    rc |= mg_buf_puts(out, ",\"extensions\":[");
+    for (size_t i = 0; i < nextensions; i++) {
+        rc |= mg_buf_puts(out, i ? "," : "");
+        rc |= put_string(out, extensions[i]);
+    }
+    rc |= mg_buf_puts(out, "]}");
+    return rc ? MG_ENOMEM : 0;
+}
+
+static int put_tensor_infos(mg_buf_t *b, const mg_session_t *s, int outputs)
+{
+    size_t n = outputs ? mg_session_noutputs(s) : mg_session_ninputs(s);
+    int rc = mg_buf_puts(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        const mg_tensor_info_t *t = outputs ? mg_session_output(s, i) : mg_session_input(s, i);
+        rc |= mg_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        rc |= put_string(b, t->name);
+        rc |= mg_buf_printf(b, ",\"datatype\":\"%s\",\"shape\":[", mg_dtype_name(t->dtype));
+        for (int d = 0; d < t->ndim; d++)
+            rc |= mg_buf_printf(b, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        rc |= mg_buf_puts(b, "]}");
+    }
+    rc |= mg_buf_puts(b, "]");
+    return rc;
+}
+
+int mg_kserve_info_model(mg_buf_t *out, const char *name, const int64_t *versions, int nversions,
+                         int64_t max_batch_size, const mg_session_t *meta)
+{
+    int rc = mg_buf_puts(out, "{\"name\":");
+    rc |= put_string(out, name);
+    rc |= mg_buf_puts(out, ",\"versions\":[");
+    for (int i = 0; i < nversions; i++)
+        rc |= mg_buf_printf(out, i ? ",\"%lld\"" : "\"%lld\"", (long long)versions[i]);
+    rc |= mg_buf_printf(out, "],\"platform\":\"onnxruntime_onnx\",\"max_batch_size\":%lld,",
+                        (long long)max_batch_size);
+    rc |= mg_buf_puts(out, "\"inputs\":");
+    rc |= put_tensor_infos(out, meta, 0);
+    rc |= mg_buf_puts(out, ",\"outputs\":");
+    rc |= put_tensor_infos(out, meta, 1);
+    rc |= mg_buf_puts(out, "}");
+    return rc ? MG_ENOMEM : 0;
+}
+
+int mg_kserve_info_index_row(mg_buf_t *out, int first, const char *name, const char *version,
+                             const char *state, const char *reason)
+{
+    int rc = mg_buf_puts(out, first ? "{\"name\":" : ",{\"name\":");
+    rc |= put_string(out, name);
+    if (version != NULL) {
+        rc |= mg_buf_puts(out, ",\"version\":");
+        rc |= put_string(out, version);
+    }
+    if (state != NULL) {
+        rc |= mg_buf_puts(out, ",\"state\":");
+        rc |= put_string(out, state);
+        rc |= mg_buf_puts(out, ",\"reason\":");
+        rc |= put_string(out, reason != NULL ? reason : "");
+    }
+    rc |= mg_buf_puts(out, "}");
+    return rc ? MG_ENOMEM : 0;
+}

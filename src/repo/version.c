@@ -1,0 +1,96 @@
+#include "repo/version_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+mg_model_version_t *mg_model_version_alloc(const char *model, int64_t number,
+                                           const mg_model_config_t *cfg)
+{
+    mg_model_version_t *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    v->model_name = strdup(model);
+    v->live = aligned_alloc(64, sizeof(*v->live));
+    if (v->model_name == NULL || v->live == NULL) {
+        free(v->model_name);
+        free(v->live);
+        free(v);
+        return NULL;
+    }
+    atomic_init(&v->live->pins, 0);
+    atomic_init(&v->live->cursor, 0);
+    v->number = number;
+    mg_version_format(number, v->text);
+    v->state = MG_MODEL_UNAVAILABLE;
+    v->config = *cfg;
+    return v;
+}
+
+void mg_model_version_free(mg_model_version_t *v)
+{
+    if (v == NULL)
+        return;
+    for (int i = 0; i < v->nsessions; i++)
+        mg_session_free(v->sessions[i]);
+    free(v->sessions);
+    free(v->model_name);
+    free(v->live);
+    free(v);
+}
+
+const char *mg_model_version_model(const mg_model_version_t *v)
+{
+    return v->model_name;
+}
+
+int64_t mg_model_version_number(const mg_model_version_t *v)
+{
+    return v->number;
+}
+
+const char *mg_model_version_text(const mg_model_version_t *v)
+{
+    return v->text;
+}
+
+mg_model_state_t mg_model_version_state(const mg_model_version_t *v)
+{
+    return v->state;
+}
+
+const char *mg_model_version_reason(const mg_model_version_t *v)
+{
+    return v->reason;
+}
+
+const mg_model_config_t *mg_model_version_config(const mg_model_version_t *v)
+{
+    return &v->config;
+}
+
+const unsigned char *mg_model_version_sha256(const mg_model_version_t *v)
+{
+    return v->sha256;
+}
+
+const mg_session_t *mg_model_version_meta(const mg_model_version_t *v)
+{
+    return v->nsessions > 0 ? v->sessions[0] : NULL;
+}
+
+mg_session_t *mg_model_version_session(mg_model_version_t *v)
+{
+    unsigned i = atomic_fetch_add_explicit(&v->live->cursor, 1, memory_order_relaxed);
+    return v->sessions[i % (unsigned)v->nsessions];
+}
+
+void mg_model_version_unpin(mg_model_version_t *v)
+{
+    if (v != NULL)
+        atomic_fetch_sub_explicit(&v->live->pins, 1, memory_order_release);
+}
+
+int mg_model_version_pins(const mg_model_version_t *v)
+{
+    return atomic_load_explicit(&v->live->pins, memory_order_acquire);
+}

@@ -1,0 +1,64 @@
+/*
+ * One version of a model as the request path sees it: immutable once built (name, number,
+ * state, config, sessions), plus a pin count of the requests in flight on it.
+ *
+ * A version is built by the loader (repo/loader.h) and owned by the registry
+ * (repo/registry.h), which frees it on the control thread once no snapshot lists it and no
+ * request holds a pin. Request threads pin it through mg_registry_acquire and unpin it when
+ * their response is encoded; they never free it.
+ */
+#ifndef MG_REPO_VERSION_H
+#define MG_REPO_VERSION_H
+
+#include "infer/session.h"
+#include "repo/config.h"
+
+#include <stdint.h>
+
+typedef enum {
+    MG_MODEL_UNAVAILABLE = 0, /* failed to load, or unloaded; the reason says why */
+    MG_MODEL_READY,
+} mg_model_state_t;
+
+typedef struct mg_model_version mg_model_version_t;
+
+/** The model's name. Owned by the version. Thread: any holder of a pin or read section. */
+const char *mg_model_version_model(const mg_model_version_t *v);
+
+/** The version number. */
+int64_t mg_model_version_number(const mg_model_version_t *v);
+
+/** The version number as decimal text ("2"). Owned by the version. */
+const char *mg_model_version_text(const mg_model_version_t *v);
+
+/** READY, or UNAVAILABLE with mg_model_version_reason() saying why. */
+mg_model_state_t mg_model_version_state(const mg_model_version_t *v);
+
+/** Why the version is not ready ("" when it is). Owned by the version. */
+const char *mg_model_version_reason(const mg_model_version_t *v);
+
+/** The model config the version was built with. Owned by the version. */
+const mg_model_config_t *mg_model_version_config(const mg_model_version_t *v);
+
+/** SHA-256 of the model file the sessions were built from (32 bytes). */
+const unsigned char *mg_model_version_sha256(const mg_model_version_t *v);
+
+/**
+ * A session to describe the model (inputs, outputs), or NULL when the version is not READY.
+ * Owned by the version.
+ */
+const mg_session_t *mg_model_version_meta(const mg_model_version_t *v);
+
+/**
+ * The session the next request on `v` runs on (round robin over its instances). `v` must be
+ * READY and pinned. Thread: any request thread.
+ */
+mg_session_t *mg_model_version_session(mg_model_version_t *v);
+
+/** Releases a pin taken by mg_registry_acquire. Accepts NULL. Thread: any. */
+void mg_model_version_unpin(mg_model_version_t *v);
+
+/** Requests in flight on `v` (pins held), as last seen. Thread: any. */
+int mg_model_version_pins(const mg_model_version_t *v);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * The layout of mg_model_version_t, shared by the files of src/repo only (loader, registry,
+ * version). Everything outside src/repo goes through repo/version.h.
+ */
+#ifndef MG_REPO_VERSION_INTERNAL_H
+#define MG_REPO_VERSION_INTERNAL_H
+
+#include "core/version.h"
+#include "repo/version.h"
+
+#include <stdalign.h>
+#include <stdatomic.h>
+
+/* What request threads write: on its own cache line, apart from the read-only part. */
+typedef struct version_live {
+    alignas(64) atomic_int pins;
+    atomic_uint cursor; /* round robin over the sessions */
+} version_live_t;
+
+struct mg_model_version {
+    /* Immutable once built. */
+    char *model_name;
+    int64_t number;
+    char text[MG_VERSION_TEXT_MAX];
+    mg_model_state_t state;
+    char reason[256];
+    mg_model_config_t config;
+    unsigned char sha256[32];
+    mg_session_t **sessions; /* config.instance_count sessions when READY */
+    int nsessions;
+    /* Written by request threads. */
+    version_live_t *live;
+    /* The registry's, on the control thread only. */
+    int entry_refs;                        /* entries (of live or retiring snapshots) listing it */
+    struct mg_model_version *next_retired; /* on the registry's draining list */
+};
+
+/**
+ * Allocates a version of `model` with number `number` in state UNAVAILABLE and no sessions.
+ * Returns NULL when out of memory.
+ */
+mg_model_version_t *mg_model_version_alloc(const char *model, int64_t number,
+                                           const mg_model_config_t *cfg);
+
+/** Frees the version and its sessions. No pin may be held. Accepts NULL. */
+void mg_model_version_free(mg_model_version_t *v);
+
+#endif

@@ -1,0 +1,121 @@
+#include "serve/info.h"
+
+#include "core/rcu.h"
+#include "core/version.h"
+
+#include <string.h>
+
+bool mg_info_ready(mg_serve_t *s, mg_buf_t *why)
+{
+    mg_registry_t *reg = mg_serve_registry(s);
+    if (mg_registry_all_ready(reg))
+        return true;
+    if (why == NULL)
+        return false;
+    size_t start = why->len;
+    rcu_read_lock();
+    const mg_registry_snapshot_t *snap = mg_registry_snapshot(reg);
+    for (size_t i = 0; i < mg_registry_snapshot_count(snap); i++) {
+        const mg_model_entry_t *e = mg_registry_snapshot_model(snap, i);
+        if (mg_model_entry_failed(e))
+            mg_buf_printf(why, "%smodel '%s' is not ready (%s)", why->len > start ? "; " : "",
+                          mg_model_entry_name(e), mg_model_entry_reason(e));
+    }
+    mg_rcu_read_unlock();
+    if (why->len == start)
+        mg_buf_puts(why, "models are still loading");
+    return false;
+}
+
+int mg_info_acquire(mg_serve_t *s, mg_str_t model, mg_str_t version, mg_model_version_t **out,
+                    mg_err_t *err)
+{
+    int64_t number = 0;
+    if (version.len > 0 && mg_version_parse(version.ptr, version.len, &number) != 0) {
+        /* Not a number, so not a version of any model; but say so only for a known model. */
+        int rc = mg_registry_acquire(mg_serve_registry(s), model, 0, out, err);
+        if (rc == MG_ENOMODEL)
+            return rc;
+        mg_model_version_unpin(*out);
+        *out = NULL;
+        return mg_err_set(err, MG_ENOVERSION, "unknown version '%.*s' of model '%.*s'",
+                          (int)(version.len > 64 ? 64 : version.len), version.ptr, (int)model.len,
+                          model.ptr);
+    }
+    return mg_registry_acquire(mg_serve_registry(s), model, number, out, err);
+}
+
+int mg_info_ready_versions(mg_serve_t *s, mg_str_t model, int64_t *out, int cap)
+{
+    int n = 0;
+    rcu_read_lock();
+    const mg_model_entry_t *e =
+        mg_registry_snapshot_find(mg_registry_snapshot(mg_serve_registry(s)), model);
+    for (int i = 0; e != NULL && i < mg_model_entry_nversions(e) && n < cap; i++) {
+        const mg_model_version_t *v = mg_model_entry_version(e, i);
+        if (mg_model_version_state(v) == MG_MODEL_READY)
+            out[n++] = mg_model_version_number(v);
+    }
+    mg_rcu_read_unlock();
+    return n;
+}
+
+int mg_info_index(mg_serve_t *s, bool ready_only, mg_info_index_fn fn, void *ctx)
+{
+    mg_registry_t *reg = mg_serve_registry(s);
+    mg_buf_t names = {0};
+    size_t nnames = 0;
+    if (mg_loader_list_models(mg_registry_loader(reg), &names, &nnames) != 0) {
+        mg_buf_free(&names);
+        return MG_EIO;
+    }
+    int rc = 0;
+    rcu_read_lock();
+    const mg_registry_snapshot_t *snap = mg_registry_snapshot(reg);
+    /* Models the registry knows, one row per version, then folders never loaded. */
+    for (size_t i = 0; rc == 0 && i < mg_registry_snapshot_count(snap); i++) {
+        const mg_model_entry_t *e = mg_registry_snapshot_model(snap, i);
+        const char *name = mg_model_entry_name(e);
+        int nv = mg_model_entry_nversions(e);
+        if (nv == 0 && !ready_only) {
+            mg_info_index_row_t row = {name, NULL, "UNAVAILABLE", mg_model_entry_reason(e)};
+            rc = fn(ctx, &row);
+        }
+        for (int k = 0; rc == 0 && k < nv; k++) {
+            const mg_model_version_t *v = mg_model_entry_version(e, k);
+            int ok = mg_model_version_state(v) == MG_MODEL_READY;
+            if (ready_only && !ok)
+                continue;
+            mg_info_index_row_t row = {name, mg_model_version_text(v), ok ? "READY" : "UNAVAILABLE",
+                                       mg_model_version_reason(v)};
+            rc = fn(ctx, &row);
+        }
+    }
+    const char *n = names.data;
+    for (size_t i = 0; rc == 0 && i < nnames && !ready_only; i++, n += strlen(n) + 1) {
+        if (mg_registry_snapshot_find(snap, (mg_str_t){n, strlen(n)}) != NULL)
+            continue;
+        mg_info_index_row_t row = {n, NULL, NULL, NULL};
+        rc = fn(ctx, &row);
+    }
+    mg_rcu_read_unlock();
+    mg_buf_free(&names);
+    return rc;
+}
+
+int mg_info_traffic(mg_serve_t *s, mg_str_t model, mg_policy_t *out, mg_pick_source_t *source,
+                    mg_err_t *err)
+{
+    mg_registry_t *reg = mg_serve_registry(s);
+    int rc = 0;
+    rcu_read_lock();
+    if (mg_registry_snapshot_find(mg_registry_snapshot(reg), model) == NULL) {
+        rc = mg_err_set(err, MG_ENOMODEL, "unknown model '%.*s'", (int)model.len, model.ptr);
+    } else {
+        const mg_policy_t *p = mg_pick_policy(reg, mg_serve_router(s), model, NULL, source);
+        if (p != NULL)
+            *out = *p;
+    }
+    mg_rcu_read_unlock();
+    return rc;
+}

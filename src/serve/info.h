@@ -1,0 +1,69 @@
+/*
+ * What the front ends report about the server and its models, computed in one place so HTTP
+ * and gRPC answer alike: server readiness, a model's versions and metadata, the repository
+ * index, and the traffic policy in force.
+ */
+#ifndef MG_SERVE_INFO_H
+#define MG_SERVE_INFO_H
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "route/policy.h"
+#include "serve/pick.h"
+#include "serve/serve.h"
+
+#include <stdbool.h>
+
+/**
+ * True when the server is ready: the repository has been loaded and every model that should
+ * serve does (a model unloaded on purpose does not count). Otherwise false, with `why` (when
+ * not NULL) given "model 'x' is not ready (reason); ..." or "models are still loading".
+ * Returns false with `why` unchanged when out of memory. Thread: any RCU-registered thread.
+ */
+bool mg_info_ready(mg_serve_t *s, mg_buf_t *why);
+
+/**
+ * Pins version `version` (decimal text; empty: the default version) of `model`, for metadata
+ * and readiness. Returns 0 with *out pinned (mg_model_version_unpin), or MG_ENOMODEL,
+ * MG_ENOVERSION (also for text that is not a version number: "unknown version 'x1' of model
+ * 'm'") or MG_EUNAVAIL with `err` filled. Thread: any RCU-registered thread.
+ */
+int mg_info_acquire(mg_serve_t *s, mg_str_t model, mg_str_t version, mg_model_version_t **out,
+                    mg_err_t *err);
+
+/**
+ * Writes the READY versions of `model`, ascending, to `out` (room for `cap`) and returns how
+ * many (0 for an unknown model). Thread: any RCU-registered thread.
+ */
+int mg_info_ready_versions(mg_serve_t *s, mg_str_t model, int64_t *out, int cap);
+
+/** One row of the repository index. Strings are valid for the duration of the callback. */
+typedef struct mg_info_index_row {
+    const char *name;
+    const char *version; /* NULL: a row for the model as a whole */
+    const char *state;   /* "READY" or "UNAVAILABLE"; NULL: a folder never loaded */
+    const char *reason;  /* NULL with state */
+} mg_info_index_row_t;
+
+/** Receives one index row; a non-zero return stops the walk and is returned. */
+typedef int (*mg_info_index_fn)(void *ctx, const mg_info_index_row_t *row);
+
+/**
+ * Walks the repository index: each model the registry knows, one row per version (a model
+ * without versions: one row with its reason), then the model folders never loaded. With
+ * `ready_only`, only READY versions. The callback runs inside an RCU read section: it must not
+ * block. Returns 0, MG_EIO (the repository folder cannot be listed) or the callback's
+ * non-zero value. Thread: any RCU-registered thread, outside a read section.
+ */
+int mg_info_index(mg_serve_t *s, bool ready_only, mg_info_index_fn fn, void *ctx);
+
+/**
+ * The traffic policy in force for `model` (admin API, else config.json; route-rule overrides
+ * are per rule and not included): copied to *out with *source set, or *source MG_PICK_NONE
+ * when there is none. Returns 0 or MG_ENOMODEL ("unknown model 'x'"). Thread: any
+ * RCU-registered thread, outside a read section.
+ */
+int mg_info_traffic(mg_serve_t *s, mg_str_t model, mg_policy_t *out, mg_pick_source_t *source,
+                    mg_err_t *err);
+
+#endif

@@ -1,0 +1,102 @@
+#include "serve/pick.h"
+
+#include "core/rcu.h"
+
+#include <string.h>
+#include <time.h>
+
+const char *mg_pick_source_name(mg_pick_source_t s)
+{
+    static const char *const names[] = {"none", "route", "admin", "config"};
+    return (unsigned)s < 4 ? names[s] : "none";
+}
+
+/* A per-thread splitmix64 stream for the weighted split: no lock, no syscall. */
+static uint64_t next_random(void)
+{
+    static _Thread_local uint64_t state;
+    if (state == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&state;
+    }
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+const mg_policy_t *mg_pick_policy(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
+                                  const mg_policy_t *rule_policy, mg_pick_source_t *source)
+{
+    const mg_policy_t *p = rule_policy;
+    *source = MG_PICK_ROUTE;
+    if (p == NULL) {
+        p = mg_router_policy(router, model);
+        *source = MG_PICK_ADMIN;
+    }
+    if (p == NULL) {
+        const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(reg), model);
+        p = e != NULL ? mg_model_entry_policy(e) : NULL;
+        *source = MG_PICK_CONFIG;
+    }
+    if (p == NULL)
+        *source = MG_PICK_NONE;
+    return p;
+}
+
+/* The sticky key the policy names; empty when the request has none. */
+static mg_str_t sticky_key(const mg_policy_t *p, const mg_meta_t *meta,
+                           const mg_infer_request_t *req)
+{
+    size_t n = strlen(p->sticky_name);
+    if (p->sticky_source == MG_POLICY_STICKY_HEADER)
+        return mg_meta_value(meta, p->sticky_name, n);
+    /* A string or number parameter: its text is the key. */
+    const mg_param_t *param = req != NULL ? mg_infer_request_param(req, p->sticky_name, n) : NULL;
+    if (param != NULL && param->kind != MG_PARAM_BOOL)
+        return param->text;
+    return (mg_str_t){"", 0};
+}
+
+int mg_pick_version(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
+                    const mg_policy_t *rule_policy, mg_str_t url_version, const mg_meta_t *meta,
+                    const mg_infer_request_t *req, uint64_t random, mg_pick_t *out, mg_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->rule = -1;
+    mg_policy_input_t in = {
+        .url_version = url_version,
+        .header_version = mg_meta_value(meta, "x-model-version", 15),
+        .ab_group = mg_meta_value(meta, "x-ab-group", 10),
+        .stage = mg_meta_value(meta, "x-stage", 7),
+        .random = random != 0 ? random : next_random(),
+    };
+
+    rcu_read_lock();
+    const mg_policy_t *p = mg_pick_policy(reg, router, model, rule_policy, &out->source);
+    if (p != NULL)
+        in.sticky_key = sticky_key(p, meta, req);
+    mg_policy_decision_t d;
+    int rc = mg_policy_pick(p, &in, &d, err);
+    int64_t stable = p != NULL ? p->stable : 0;
+    mg_rcu_read_unlock();
+    if (rc != 0)
+        return rc;
+
+    out->reason = d.reason;
+    out->rule = d.rule;
+    out->chosen = d.version;
+    rc = mg_registry_acquire(reg, model, d.version, &out->version, err);
+    int policy_chose = d.reason != MG_POLICY_REASON_URL && d.reason != MG_POLICY_REASON_HEADER &&
+                       d.reason != MG_POLICY_REASON_DEFAULT;
+    if (rc == MG_EUNAVAIL && policy_chose && stable > 0 && stable != d.version) {
+        /* The chosen version cannot serve: the stable one takes the request. */
+        mg_err_t ferr;
+        if (mg_registry_acquire(reg, model, stable, &out->version, &ferr) == 0) {
+            out->reason = MG_POLICY_REASON_FALLBACK;
+            return 0;
+        }
+    }
+    return rc;
+}

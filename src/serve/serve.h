@@ -1,0 +1,124 @@
+/*
+ * The request core: the one place an inference request is decided. Every front end (HTTP
+ * today, gRPC next) decodes into an mg_serve_call_t, calls mg_serve_infer, encodes the result
+ * and sends it; it never routes, resolves models or touches the registry itself.
+ *
+ * One call runs, in order: model resolution (route rule, URL, /predict body, --default-model,
+ * the only model), routing (serve/pick.h: policy precedence, version pin, fallback), input
+ * binding for APIs that need the model's inputs to decode (/predict), the deadline check,
+ * execution (serve/execute.h), and the routing debug log. The pin on the serving version is
+ * held until mg_serve_done.
+ */
+#ifndef MG_SERVE_SERVE_H
+#define MG_SERVE_SERVE_H
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/meta.h"
+#include "infer/request.h"
+#include "infer/session.h"
+#include "repo/registry.h"
+#include "route/router.h"
+#include "route/table.h"
+#include "serve/pick.h"
+
+#include <stdint.h>
+
+typedef struct mg_serve mg_serve_t;
+
+/** What the core serves; the registry and router must outlive it. */
+typedef struct mg_serve_opts {
+    mg_registry_t *registry;
+    mg_router_t *router;       /* route table and admin traffic policies */
+    const char *default_model; /* for /predict without "model"; NULL: the only model, if one */
+} mg_serve_opts_t;
+
+/** Creates the core (copies `default_model`). Returns 0 or MG_ENOMEM. Thread: start-up. */
+int mg_serve_new(mg_serve_t **out, const mg_serve_opts_t *opts, mg_err_t *err);
+
+/** Frees the core (not the registry or router). Accepts NULL. */
+void mg_serve_free(mg_serve_t *s);
+
+/** The registry and router the core serves from. */
+mg_registry_t *mg_serve_registry(const mg_serve_t *s);
+mg_router_t *mg_serve_router(const mg_serve_t *s);
+
+/**
+ * Fills `req`'s inputs once the serving version is known, for APIs whose body needs the
+ * model's inputs to decode (/predict). `meta` describes the model's inputs and outputs,
+ * `model` names it. Returns 0 or an MG_E* code with `err` filled.
+ */
+typedef int (*mg_serve_bind_fn)(void *ctx, const mg_session_t *meta, const char *model,
+                                mg_infer_request_t *req, mg_err_t *err);
+
+/** One inference call, as a front end decoded it. Everything it points to is the caller's. */
+typedef struct mg_serve_call {
+    mg_str_t model;              /* from the URL; empty: the rule's, the body's or the default */
+    mg_str_t body_model;         /* the /predict body's "model", or empty */
+    mg_str_t url_version;        /* from the URL or the /predict body's "version", or empty */
+    const mg_route_rule_t *rule; /* the matched route-table rule (see mg_serve_match), or NULL */
+    mg_meta_t meta;              /* request headers / metadata, looked up lower-case */
+    mg_infer_request_t *req;     /* the decoded request (with `bind`: inputs filled later) */
+    mg_serve_bind_fn bind;       /* NULL: the inputs are decoded already */
+    void *bind_ctx;
+    int64_t deadline_ns; /* CLOCK_MONOTONIC time after which the model must not run; 0: none */
+} mg_serve_call_t;
+
+/** The step of mg_serve_infer that failed, for logs and failure counts. */
+typedef enum {
+    MG_SERVE_STEP_RESOLVE = 0, /* which model */
+    MG_SERVE_STEP_ROUTE,       /* which version */
+    MG_SERVE_STEP_BIND,        /* decoding inputs against the model */
+    MG_SERVE_STEP_EXECUTE,     /* validation against the model, and the Run */
+} mg_serve_step_t;
+
+/** What one call produced. Zero-initialisation is not needed: mg_serve_infer fills it. */
+typedef struct mg_serve_result {
+    int rc;                   /* 0, or the MG_E* code of the failure (mg_status_http maps it) */
+    mg_serve_step_t step;     /* on failure: where */
+    mg_err_t err;             /* on failure: what, for the client */
+    mg_str_t model;           /* the resolved model name (empty when resolution failed) */
+    const char *rule;         /* the route rule's name, or "-" */
+    mg_pick_t pick;           /* the version that serves (pinned) and why */
+    mg_infer_response_t resp; /* on success: the outputs */
+} mg_serve_result_t;
+
+/**
+ * Runs one call to the end and fills `res`. On success `res->resp` holds the outputs and
+ * `res->pick.version` stays pinned until mg_serve_done; on failure nothing stays pinned or
+ * allocated but what the request arena holds. Returns res->rc. Thread: any RCU-registered
+ * request thread (the arena's owner), outside a read section.
+ */
+int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res);
+
+/** Releases the outputs and the pin of a result. Safe after a failed call. Thread: the caller's. */
+void mg_serve_done(mg_serve_result_t *res);
+
+/** One response header / metadata entry every front end sends. */
+typedef struct mg_serve_header {
+    const char *name; /* lower-case, static */
+    mg_str_t value;   /* points into the call, the result or the explain buffer */
+} mg_serve_header_t;
+
+#define MG_SERVE_HEADERS_MAX 5
+#define MG_SERVE_EXPLAIN_MAX 400
+
+/**
+ * The response metadata of a successful call: x-model-version (the version that served),
+ * x-route-reason, the echoes of x-trace-id and x-ab-group, and x-route-explain when the
+ * request asked with "X-Route-Explain: 1" (its text written to `explain`, MG_SERVE_EXPLAIN_MAX
+ * bytes). Fills out[0, MG_SERVE_HEADERS_MAX) and returns the count. Thread: the caller's.
+ */
+size_t mg_serve_headers(const mg_serve_call_t *call, const mg_serve_result_t *res,
+                        mg_serve_header_t *out, char *explain);
+
+/**
+ * Matches a request against the route table (host without port, normalised path, headers)
+ * and copies the first matching rule into `out`, its strings and policy into `arena`, so the
+ * caller can use it after the read section. Returns 1 (matched), 0 (no rule) or MG_ENOMEM.
+ * Thread: any RCU-registered thread (the arena's owner), outside a read section.
+ */
+int mg_serve_match(mg_serve_t *s, mg_str_t host, mg_str_t path, const mg_meta_t *meta,
+                   mg_arena_t *arena, mg_route_rule_t *out);
+
+#endif

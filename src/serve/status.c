@@ -1,0 +1,42 @@
+#include "serve/status.h"
+
+#include "core/err.h"
+
+int mg_status_http(int code)
+{
+    switch (code) {
+    case MG_OK: return 200;
+    case MG_EINVAL:
+    case MG_EPARSE:
+    case MG_EDTYPE:
+    case MG_ESHAPE:
+    case MG_ERANGE:
+    case MG_ENOENT: /* a missing or unknown input or output */
+    case MG_ECONFIG:
+    case MG_EMODEL: return 400;
+    case MG_ENOMODEL:
+    case MG_ENOVERSION: return 404;
+    case MG_EMETHOD: return 405;
+    case MG_ETOOBIG: return 413;
+    case MG_EUNAVAIL:
+    case MG_ECANCELED: return 503;
+    case MG_ETIMEDOUT: return 504;
+    default: return 500;
+    }
+}
+
+const char *mg_status_phrase(int http_status)
+{
+    switch (http_status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}

@@ -1,13 +1,13 @@
 /*
- * Traffic policies (route/policy.h) and the weighted ring baseline (route/ring.h): parsing and
- * every validation error, the canonical JSON round trip, the routing precedence, and the
+ * Traffic policies (route/policy.h) and the weighted ring baseline (support/ring.h): parsing
+ * and every validation error, the canonical JSON round trip, the routing precedence, and the
  * statistical properties of the sticky layout over 1,000,000 keys: shares, stickiness, which
  * keys move when weights change, and the same numbers for the ring, printed as a table.
  */
 #include "core/buf.h"
 #include "core/err.h"
 #include "route/policy.h"
-#include "route/ring.h"
+#include "support/ring.h"
 
 #include <math.h>
 #include <setjmp.h>

@@ -2,6 +2,7 @@
 
 #include "core/log.h"
 #include "infer/session.h"
+#include "support/support.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -23,18 +24,6 @@
 static char tmp[256];
 static char gen[300];
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -43,27 +32,20 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static mg_str_t S(const char *s)
-{
-    return (mg_str_t){s, strlen(s)};
-}
-
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("MG_SOURCE_DIR") ? getenv("MG_SOURCE_DIR") : "../..";
-    const char *py = getenv("MG_PYTHON") ? getenv("MG_PYTHON") : "/usr/bin/python3";
-    snprintf(tmp, sizeof(tmp), "/tmp/mg-registry-XXXXXX");
-    if (mkdtemp(tmp) == NULL)
+    if (mg_test_tmpdir("mg-registry-", tmp, sizeof(tmp)) != 0)
         return -1;
     snprintf(gen, sizeof(gen), "%s/gen", tmp);
-    sh("%s %s/scripts/gen_test_models.py %s >/dev/null", py, src, gen);
+    mg_test_sh("%s %s/scripts/gen_test_models.py %s >/dev/null", mg_test_python(),
+               mg_test_source_dir(), gen);
     /* repo: m (versions 1, 2, 3 of identity FP32; config: all, default 2), solo (one version). */
-    sh("mkdir -p %s/repo/m/1 %s/repo/m/2 %s/repo/m/3 %s/repo/solo/1 %s/repo/m/notaversion", tmp,
-       tmp, tmp, tmp, tmp);
+    mg_test_sh("mkdir -p %s/repo/m/1 %s/repo/m/2 %s/repo/m/3 %s/repo/solo/1 %s/repo/m/notaversion",
+               tmp, tmp, tmp, tmp, tmp);
     for (int v = 1; v <= 3; v++)
-        sh("cp %s/identity_FP32.onnx %s/repo/m/%d/model.onnx", gen, tmp, v);
-    sh("cp %s/identity_INT64.onnx %s/repo/solo/1/model.onnx", gen, tmp);
+        mg_test_sh("cp %s/identity_FP32.onnx %s/repo/m/%d/model.onnx", gen, tmp, v);
+    mg_test_sh("cp %s/identity_INT64.onnx %s/repo/solo/1/model.onnx", gen, tmp);
     char path[400];
     snprintf(path, sizeof(path), "%s/repo/m/config.json", tmp);
     write_file(path,
@@ -82,7 +64,7 @@ static int teardown(void **state)
     (void)state;
     rcu_unregister_thread();
     mg_infer_env_deinit();
-    sh("rm -rf %s", tmp);
+    mg_test_sh("rm -rf %s", tmp);
     return 0;
 }
 
@@ -118,24 +100,27 @@ static void test_load_all_and_acquire(void **state)
 
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("m"), S(""), &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str(""), &v, &err), 0);
     assert_int_equal(v->version, 2); /* the configured default, not the highest */
     assert_string_equal(v->model_name, "m");
     assert_int_equal(v->state, MG_MODEL_READY);
     mg_model_version_unref(v);
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str("3"), &v, &err), 0);
     assert_string_equal(v->version_str, "3");
     mg_model_version_unref(v);
-    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("solo"), mg_test_str(""), &v, &err), 0);
     assert_int_equal(v->version, 1);
     mg_model_version_unref(v);
 
-    assert_int_equal(mg_registry_acquire(r, S("nope"), S(""), &v, &err), MG_ENOENT);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("nope"), mg_test_str(""), &v, &err),
+                     MG_ENOENT);
     assert_null(v);
     assert_string_equal(err.msg, "unknown model 'nope'");
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("9"), &v, &err), MG_ENOENT);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str("9"), &v, &err),
+                     MG_ENOENT);
     assert_string_equal(err.msg, "unknown version '9' of model 'm'");
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("x1"), &v, &err), MG_ENOENT);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str("x1"), &v, &err),
+                     MG_ENOENT);
 
     rcu_read_lock();
     const mg_registry_snapshot_t *s = mg_registry_snapshot(r);
@@ -161,20 +146,21 @@ static void test_unload_drains_pinned_version(void **state)
     mg_registry_load_all(r);
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("solo"), mg_test_str(""), &v, &err), 0);
     assert_int_equal(mg_registry_unload(r, "solo", &err), 0);
     /* Still pinned: the session must still run after the unload. */
     assert_int_equal(atomic_load(&v->refs), 1);
     assert_non_null(mg_model_version_session(v));
     mg_model_version_t *w = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &w, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("solo"), mg_test_str(""), &w, &err),
+                     MG_EUNAVAIL);
     assert_non_null(strstr(err.msg, "unloaded"));
     mg_model_version_unref(v); /* the last reference frees it */
     assert_int_equal(mg_registry_unload(r, "ghost", &err), MG_ENOENT);
     assert_true(
         mg_registry_all_ready(r)); /* unloaded on purpose does not make the server unready */
     assert_int_equal(mg_registry_load(r, "solo", &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("solo"), S(""), &w, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("solo"), mg_test_str(""), &w, &err), 0);
     mg_model_version_unref(w);
     mg_registry_free(r);
 }
@@ -186,14 +172,14 @@ static void test_reload_keeps_unchanged_and_replaces_changed(void **state)
     mg_registry_load_all(r);
     mg_err_t err;
     mg_model_version_t *v1 = NULL, *v3 = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("1"), &v1, &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &v3, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str("1"), &v1, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str("3"), &v3, &err), 0);
     /* Change version 3's bytes; version 1 is untouched. */
-    sh("cp %s/identity_FP64.onnx %s/repo/m/3/model.onnx", gen, tmp);
+    mg_test_sh("cp %s/identity_FP64.onnx %s/repo/m/3/model.onnx", gen, tmp);
     assert_int_equal(mg_registry_load(r, "m", &err), 0);
     mg_model_version_t *n1 = NULL, *n3 = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("1"), &n1, &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("3"), &n3, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str("1"), &n1, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str("3"), &n3, &err), 0);
     assert_ptr_equal(n1, v1);
     assert_ptr_not_equal(n3, v3);
     assert_int_equal(mg_session_input(mg_model_version_session(n3), 0)->dtype, MG_DT_FP64);
@@ -202,25 +188,28 @@ static void test_reload_keeps_unchanged_and_replaces_changed(void **state)
     mg_model_version_unref(v3);
     mg_model_version_unref(n1);
     mg_model_version_unref(n3);
-    sh("cp %s/identity_FP32.onnx %s/repo/m/3/model.onnx", gen, tmp);
+    mg_test_sh("cp %s/identity_FP32.onnx %s/repo/m/3/model.onnx", gen, tmp);
     mg_registry_free(r);
 }
 
 static void test_failures_are_reported_and_keep_serving(void **state)
 {
     (void)state;
-    sh("mkdir -p %s/repo/bad/1 && echo garbage > %s/repo/bad/1/model.onnx", tmp, tmp);
+    mg_test_sh("mkdir -p %s/repo/bad/1 && echo garbage > %s/repo/bad/1/model.onnx", tmp, tmp);
     mg_registry_t *r = new_registry();
     assert_int_equal(mg_registry_load_all(r), 1);
     assert_false(mg_registry_all_ready(r));
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("bad"), S(""), &v, &err), MG_EUNAVAIL);
-    assert_int_equal(mg_registry_acquire(r, S("bad"), S("1"), &v, &err), MG_EUNAVAIL);
-    assert_int_equal(mg_registry_acquire(r, S("m"), S(""), &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("bad"), mg_test_str(""), &v, &err),
+                     MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("bad"), mg_test_str("1"), &v, &err),
+                     MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str(""), &v, &err), 0);
     mg_model_version_unref(v);
     rcu_read_lock();
-    const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(r), S("bad"));
+    const mg_model_entry_t *e =
+        mg_registry_snapshot_find(mg_registry_snapshot(r), mg_test_str("bad"));
     assert_non_null(e);
     assert_int_equal(e->state, MG_MODEL_UNAVAILABLE);
     assert_int_equal(e->versions[0]->state, MG_MODEL_UNAVAILABLE);
@@ -233,13 +222,13 @@ static void test_failures_are_reported_and_keep_serving(void **state)
     write_file(path, "{\"instance_count\": \"two\"}");
     assert_int_equal(mg_registry_load(r, "m", &err), MG_ECONFIG);
     assert_non_null(strstr(err.msg, "instance_count"));
-    assert_int_equal(mg_registry_acquire(r, S("m"), S("2"), &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), mg_test_str("2"), &v, &err), 0);
     mg_model_version_unref(v);
     write_file(path,
                "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
     assert_int_equal(mg_registry_load(r, "nosuch", &err), MG_ENOENT);
     assert_int_equal(mg_registry_load(r, "../m", &err), MG_ENOENT);
-    sh("rm -rf %s/repo/bad", tmp);
+    mg_test_sh("rm -rf %s/repo/bad", tmp);
     mg_registry_free(r);
 }
 
@@ -254,7 +243,7 @@ static void *reader(void *arg)
     while (!atomic_load(&stop_readers)) {
         mg_model_version_t *v = NULL;
         mg_err_t err;
-        if (mg_registry_acquire(r, S("m"), S(""), &v, &err) == 0) {
+        if (mg_registry_acquire(r, mg_test_str("m"), mg_test_str(""), &v, &err) == 0) {
             assert_non_null(mg_model_version_session(v));
             mg_model_version_unref(v);
             atomic_fetch_add(&reader_ok, 1);

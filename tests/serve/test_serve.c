@@ -10,6 +10,7 @@
 #include "route/router.h"
 #include "serve/execute.h"
 #include "serve/route.h"
+#include "support/support.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,40 +28,24 @@ static char tmp[256];
 static mg_registry_t *reg;
 static mg_router_t *router;
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
-
-static mg_str_t S(const char *s)
-{
-    return (mg_str_t){s, strlen(s)};
-}
-
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("MG_SOURCE_DIR") ? getenv("MG_SOURCE_DIR") : "../..";
-    snprintf(tmp, sizeof(tmp), "/tmp/mg-serve-XXXXXX");
-    if (mkdtemp(tmp) == NULL)
+    const char *src = mg_test_source_dir();
+    if (mg_test_tmpdir("mg-serve-", tmp, sizeof(tmp)) != 0)
         return -1;
     /* digits as shipped; canary: version 2 does not load, the policy sends everything to it. */
-    sh("cp -r %s/models/digits %s/digits", src, tmp);
-    sh("mkdir -p %s/canary/1 %s/canary/2 && cp %s/models/digits/1/model.onnx %s/canary/1/ && "
-       "echo broken > %s/canary/2/model.onnx",
-       tmp, tmp, src, tmp, tmp);
-    sh("echo "
-       "'{\"version_policy\":{\"all\":{}},\"traffic\":{\"weights\":{\"1\":0,\"2\":1},\"stable\":"
-       "\"1\"}}' "
-       "> %s/canary/config.json",
-       tmp);
+    mg_test_sh("cp -r %s/models/digits %s/digits", src, tmp);
+    mg_test_sh(
+        "mkdir -p %s/canary/1 %s/canary/2 && cp %s/models/digits/1/model.onnx %s/canary/1/ && "
+        "echo broken > %s/canary/2/model.onnx",
+        tmp, tmp, src, tmp, tmp);
+    mg_test_sh(
+        "echo "
+        "'{\"version_policy\":{\"all\":{}},\"traffic\":{\"weights\":{\"1\":0,\"2\":1},\"stable\":"
+        "\"1\"}}' "
+        "> %s/canary/config.json",
+        tmp);
     mg_log_configure(MG_LOG_ERROR + 1, 0);
     mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1};
     mg_err_t err;
@@ -81,21 +66,15 @@ static int teardown(void **state)
     mg_registry_free(reg);
     rcu_unregister_thread();
     mg_infer_env_deinit();
-    sh("rm -rf %s", tmp);
+    mg_test_sh("rm -rf %s", tmp);
     return 0;
 }
 
 static char *read_sample(size_t *len)
 {
-    const char *src = getenv("MG_SOURCE_DIR") ? getenv("MG_SOURCE_DIR") : "../..";
     char path[512];
-    snprintf(path, sizeof(path), "%s/models/digits/sample.json", src);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = malloc(1 << 16);
-    *len = fread(buf, 1, 1 << 16, f);
-    fclose(f);
-    return buf;
+    snprintf(path, sizeof(path), "%s/models/digits/sample.json", mg_test_source_dir());
+    return mg_test_read_file(path, len);
 }
 
 /* One full request; returns the route result's reason and fills the served version. */
@@ -142,7 +121,8 @@ static void test_request_path_many_times(void **state)
         memset(&in, 0, sizeof(in));
         char served[24];
         mg_policy_reason_t reason;
-        assert_int_equal(serve_once(body, len, S("digits"), &in, &arena, &out, served, &reason), 0);
+        assert_int_equal(
+            serve_once(body, len, mg_test_str("digits"), &in, &arena, &out, served, &reason), 0);
         assert_string_equal(served, "2");
         assert_int_equal(reason, MG_POLICY_REASON_DEFAULT);
     }
@@ -165,15 +145,17 @@ static void test_fallback_to_stable(void **state)
     char served[24];
     mg_policy_reason_t reason;
     /* The policy picks version 2, which failed to load: version 1 (stable) serves. */
-    assert_int_equal(serve_once(body, len, S("canary"), &in, &arena, &out, served, &reason), 0);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("canary"), &in, &arena, &out, served, &reason), 0);
     assert_string_equal(served, "1");
     assert_int_equal(reason, MG_POLICY_REASON_FALLBACK);
     /* Pinned explicitly, the broken version is an error, not a silent fallback. */
     memset(&in, 0, sizeof(in));
-    in.header_version = S("2");
+    in.header_version = mg_test_str("2");
     mg_arena_reset(&arena);
-    assert_int_equal(serve_once(body, len, S("canary"), &in, &arena, &out, served, &reason),
-                     MG_EUNAVAIL);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("canary"), &in, &arena, &out, served, &reason),
+        MG_EUNAVAIL);
     /* The admin policy wins over config.json's. */
     mg_policy_t p;
     mg_err_t err;
@@ -182,18 +164,21 @@ static void test_fallback_to_stable(void **state)
     assert_int_equal(mg_router_set_policy(router, "canary", &p, &err), 0);
     memset(&in, 0, sizeof(in));
     mg_arena_reset(&arena);
-    assert_int_equal(serve_once(body, len, S("canary"), &in, &arena, &out, served, &reason), 0);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("canary"), &in, &arena, &out, served, &reason), 0);
     assert_string_equal(served, "1");
     assert_int_equal(reason, MG_POLICY_REASON_WEIGHT);
     assert_int_equal(mg_router_set_policy(router, "canary", NULL, &err), 0);
     /* Unknown model and bad version text. */
     memset(&in, 0, sizeof(in));
     mg_arena_reset(&arena);
-    assert_int_equal(serve_once(body, len, S("nosuch"), &in, &arena, &out, served, &reason),
-                     MG_ENOENT);
-    in.header_version = S("x2");
-    assert_int_equal(serve_once(body, len, S("digits"), &in, &arena, &out, served, &reason),
-                     MG_EINVAL);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("nosuch"), &in, &arena, &out, served, &reason),
+        MG_ENOENT);
+    in.header_version = mg_test_str("x2");
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("digits"), &in, &arena, &out, served, &reason),
+        MG_EINVAL);
     mg_buf_free(&out);
     mg_arena_free(&arena);
     free(body);

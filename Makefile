@@ -40,7 +40,7 @@ tsan: setup
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:exitcode=66:suppressions=$(CURDIR)/tests/tsan.supp ctest --output-on-failure -j $(JOBS) -R '^unit[.]'
 
-C_SOURCES = $(wildcard src/*.c src/*/*.c src/*/*.h tests/*/*.c bench/*.c fuzz/*.c)
+C_SOURCES = $(wildcard src/*.c src/*/*.c src/*/*.h tests/*/*.c tests/*/*.h bench/*.c fuzz/*.c)
 
 # .clang-format (LLVM base, 4 spaces, 100 columns) over every C file.
 format-check: setup

@@ -11,7 +11,7 @@
  * on 4096 pre-generated keys or draws, cycled: ns per operation.
  */
 #include "route/policy.h"
-#include "route/ring.h"
+#include "support/ring.h"
 
 #include <stdint.h>
 #include <stdio.h>

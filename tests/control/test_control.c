@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/rcu.h"
 #include "infer/session.h"
+#include "support/support.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -28,22 +29,12 @@ static mg_registry_t *reg;
 static mg_router_t *router;
 static mg_control_t *ctl;
 
-static mg_str_t S(const char *s)
-{
-    return (mg_str_t){s, strlen(s)};
-}
-
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("MG_SOURCE_DIR") ? getenv("MG_SOURCE_DIR") : "../..";
-    char cmd[1024];
-    snprintf(tmp, sizeof(tmp), "/tmp/mg-control-XXXXXX");
-    if (mkdtemp(tmp) == NULL)
+    if (mg_test_tmpdir("mg-control-", tmp, sizeof(tmp)) != 0)
         return -1;
-    snprintf(cmd, sizeof(cmd), "cp -r %s/models/digits %s/digits", src, tmp);
-    if (system(cmd) != 0)
-        return -1;
+    mg_test_sh("cp -r %s/models/digits %s/digits", mg_test_source_dir(), tmp);
     mg_log_configure(MG_LOG_ERROR + 1, 0);
     mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1};
     mg_err_t err;
@@ -68,9 +59,8 @@ static int teardown(void **state)
     mg_registry_free(reg);
     rcu_unregister_thread();
     mg_infer_env_deinit();
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
-    return system(cmd) == 0 ? 0 : -1;
+    mg_test_sh("rm -rf %s", tmp);
+    return 0;
 }
 
 static int run(mg_control_kind_t kind, const char *model, const char *body, mg_control_op_t *op)
@@ -104,7 +94,7 @@ static void test_policies_are_validated_and_published(void **state)
     assert_int_equal(op.revision, before + 1);
     assert_int_equal(mg_router_revision(router), before + 1);
     rcu_read_lock();
-    const mg_policy_t *p = mg_router_policy(router, S("digits"));
+    const mg_policy_t *p = mg_router_policy(router, mg_test_str("digits"));
     assert_non_null(p);
     assert_int_equal(p->stable, 1);
     mg_rcu_read_unlock();
@@ -148,9 +138,9 @@ static void test_load_and_unload(void **state)
     mg_model_version_t *v = NULL;
     mg_err_t err;
     assert_int_equal(run(MG_CONTROL_UNLOAD, "digits", NULL, &op), 0);
-    assert_int_equal(mg_registry_acquire(reg, S("digits"), 0, &v, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(reg, mg_test_str("digits"), 0, &v, &err), MG_EUNAVAIL);
     assert_int_equal(run(MG_CONTROL_LOAD, "digits", NULL, &op), 0);
-    assert_int_equal(mg_registry_acquire(reg, S("digits"), 0, &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(reg, mg_test_str("digits"), 0, &v, &err), 0);
     mg_model_version_unpin(v);
     assert_int_equal(run(MG_CONTROL_LOAD, "ghost", NULL, &op), MG_ENOMODEL);
     assert_int_equal(run(MG_CONTROL_UNLOAD, "ghost", NULL, &op), MG_ENOMODEL);

@@ -6,6 +6,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "infer/session.h"
+#include "support/support.h"
 
 #include <ftw.h>
 #include <pthread.h>
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
 #include <cmocka.h>
@@ -25,22 +25,6 @@ static char models_dir[256];
 
 /* ---- helpers ---- */
 
-static void *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc(n > 0 ? (size_t)n : 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return p;
-}
-
 /* Builds a session from models_dir/`file`; returns the code and leaves `err` filled. */
 static int try_load(const char *file, const mg_session_opts_t *opts, mg_session_t **s,
                     mg_err_t *err)
@@ -48,7 +32,7 @@ static int try_load(const char *file, const mg_session_opts_t *opts, mg_session_
     char path[512];
     size_t len;
     snprintf(path, sizeof(path), "%s/%s", models_dir, file);
-    void *bytes = read_file(path, &len);
+    void *bytes = mg_test_read_file(path, &len);
     int rc = mg_session_new(s, bytes, len, opts, err);
     free(bytes); /* the session must not need the caller's bytes */
     return rc;
@@ -73,7 +57,7 @@ static void expect_err(int rc, const mg_err_t *err, int code, const char *sub)
 /* A tensor over `data` with `ndim` dims from `shape`; count and nbytes follow the shape. */
 static mg_tensor_t mk(const char *name, mg_dtype_t dt, void *data, int ndim, const int64_t *shape)
 {
-    mg_tensor_t t = {.name = {name, strlen(name)}, .dtype = dt, .ndim = ndim, .data = data};
+    mg_tensor_t t = {.name = mg_test_str(name), .dtype = dt, .ndim = ndim, .data = data};
     memcpy(t.shape, shape, (size_t)ndim * sizeof(int64_t));
     assert_int_equal(mg_shape_count(t.shape, ndim, mg_dtype_size(dt), &t.count), 0);
     t.nbytes = t.count * mg_dtype_size(dt);
@@ -88,46 +72,17 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 /* ---- setup ---- */
 
-/* The source root: $MG_SOURCE_DIR (ctest), else where this file was compiled, else cwd-relative. */
-static const char *source_dir(void)
-{
-    const char *dir = getenv("MG_SOURCE_DIR");
-    if (dir != NULL && *dir != '\0')
-        return dir;
-    static char from_file[512];
-    static const char suffix[] = "/tests/infer/test_session.c";
-    const char *file = __FILE__; /* absolute in CMake builds */
-    size_t n = strlen(file), ns = sizeof(suffix) - 1;
-    if (n > ns && n < sizeof(from_file) && strcmp(file + n - ns, suffix) == 0) {
-        memcpy(from_file, file, n - ns);
-        from_file[n - ns] = '\0';
-    }
-    static const char *guesses[] = {from_file, ".", "..", "../.."};
-    for (size_t i = 0; i < sizeof(guesses) / sizeof(guesses[0]); i++) {
-        char path[600];
-        snprintf(path, sizeof(path), "%s/scripts/gen_test_models.py", guesses[i]);
-        if (guesses[i][0] != '\0' && access(path, R_OK) == 0)
-            return guesses[i];
-    }
-    return ".";
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(models_dir, sizeof(models_dir), "%s/mg_test_session.XXXXXX",
-             tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-    if (mkdtemp(models_dir) == NULL) {
-        perror("mkdtemp");
+    int rc = mg_test_tmpdir("mg_test_session.", models_dir, sizeof(models_dir));
+    if (rc != 0) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(-rc));
         return -1;
     }
-    const char *python = getenv("MG_PYTHON");
-    if (python == NULL || *python == '\0')
-        python = "/usr/bin/python3";
     char cmd[1536];
-    snprintf(cmd, sizeof(cmd), "'%s' '%s/scripts/gen_test_models.py' '%s'", python, source_dir(),
-             models_dir);
+    snprintf(cmd, sizeof(cmd), "'%s' '%s/scripts/gen_test_models.py' '%s'", mg_test_python(),
+             mg_test_source_dir(), models_dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "failed: %s\n", cmd);
         nftw(models_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);

@@ -2,6 +2,7 @@
 
 #include "core/log.h"
 #include "infer/session.h"
+#include "support/support.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -23,18 +24,6 @@
 static char tmp[256];
 static char gen[300];
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -43,27 +32,20 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static mg_str_t S(const char *s)
-{
-    return (mg_str_t){s, strlen(s)};
-}
-
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("MG_SOURCE_DIR") ? getenv("MG_SOURCE_DIR") : "../..";
-    const char *py = getenv("MG_PYTHON") ? getenv("MG_PYTHON") : "/usr/bin/python3";
-    snprintf(tmp, sizeof(tmp), "/tmp/mg-registry-XXXXXX");
-    if (mkdtemp(tmp) == NULL)
+    if (mg_test_tmpdir("mg-registry-", tmp, sizeof(tmp)) != 0)
         return -1;
     snprintf(gen, sizeof(gen), "%s/gen", tmp);
-    sh("%s %s/scripts/gen_test_models.py %s >/dev/null", py, src, gen);
+    mg_test_sh("%s %s/scripts/gen_test_models.py %s >/dev/null", mg_test_python(),
+               mg_test_source_dir(), gen);
     /* repo: m (versions 1, 2, 3 of identity FP32; config: all, default 2), solo (one version). */
-    sh("mkdir -p %s/repo/m/1 %s/repo/m/2 %s/repo/m/3 %s/repo/solo/1 %s/repo/m/notaversion", tmp,
-       tmp, tmp, tmp, tmp);
+    mg_test_sh("mkdir -p %s/repo/m/1 %s/repo/m/2 %s/repo/m/3 %s/repo/solo/1 %s/repo/m/notaversion",
+               tmp, tmp, tmp, tmp, tmp);
     for (int v = 1; v <= 3; v++)
-        sh("cp %s/identity_FP32.onnx %s/repo/m/%d/model.onnx", gen, tmp, v);
-    sh("cp %s/identity_INT64.onnx %s/repo/solo/1/model.onnx", gen, tmp);
+        mg_test_sh("cp %s/identity_FP32.onnx %s/repo/m/%d/model.onnx", gen, tmp, v);
+    mg_test_sh("cp %s/identity_INT64.onnx %s/repo/solo/1/model.onnx", gen, tmp);
     char path[400];
     snprintf(path, sizeof(path), "%s/repo/m/config.json", tmp);
     write_file(path,
@@ -82,7 +64,7 @@ static int teardown(void **state)
     (void)state;
     rcu_unregister_thread();
     mg_infer_env_deinit();
-    sh("rm -rf %s", tmp);
+    mg_test_sh("rm -rf %s", tmp);
     return 0;
 }
 
@@ -118,22 +100,22 @@ static void test_load_all_and_acquire(void **state)
 
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("m"), 0, &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 0, &v, &err), 0);
     assert_int_equal(mg_model_version_number(v), 2); /* the configured default, not the highest */
     assert_string_equal(mg_model_version_model(v), "m");
     assert_int_equal(mg_model_version_state(v), MG_MODEL_READY);
     mg_model_version_unpin(v);
-    assert_int_equal(mg_registry_acquire(r, S("m"), 3, &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 3, &v, &err), 0);
     assert_string_equal(mg_model_version_text(v), "3");
     mg_model_version_unpin(v);
-    assert_int_equal(mg_registry_acquire(r, S("solo"), 0, &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("solo"), 0, &v, &err), 0);
     assert_int_equal(mg_model_version_number(v), 1);
     mg_model_version_unpin(v);
 
-    assert_int_equal(mg_registry_acquire(r, S("nope"), 0, &v, &err), MG_ENOMODEL);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("nope"), 0, &v, &err), MG_ENOMODEL);
     assert_null(v);
     assert_string_equal(err.msg, "unknown model 'nope'");
-    assert_int_equal(mg_registry_acquire(r, S("m"), 9, &v, &err), MG_ENOVERSION);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 9, &v, &err), MG_ENOVERSION);
     assert_string_equal(err.msg, "unknown version '9' of model 'm'");
 
     rcu_read_lock();
@@ -160,14 +142,14 @@ static void test_unload_drains_pinned_version(void **state)
     mg_registry_load_all(r);
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("solo"), 0, &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("solo"), 0, &v, &err), 0);
     assert_int_equal(mg_registry_unload(r, "solo", &err), 0);
     /* Still pinned: the version drains, and its session must still run after the unload. */
     assert_int_equal(mg_model_version_pins(v), 1);
     assert_int_equal(mg_registry_reap(r), 1);
     assert_non_null(mg_model_version_session(v));
     mg_model_version_t *w = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("solo"), 0, &w, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("solo"), 0, &w, &err), MG_EUNAVAIL);
     assert_non_null(strstr(err.msg, "unloaded"));
     mg_model_version_unpin(v); /* the last pin: the next reap frees it */
     assert_int_equal(mg_registry_reap(r), 0);
@@ -175,7 +157,7 @@ static void test_unload_drains_pinned_version(void **state)
     assert_true(
         mg_registry_all_ready(r)); /* unloaded on purpose does not make the server unready */
     assert_int_equal(mg_registry_load(r, "solo", &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("solo"), 0, &w, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("solo"), 0, &w, &err), 0);
     mg_model_version_unpin(w);
     mg_registry_free(r);
 }
@@ -187,14 +169,14 @@ static void test_reload_keeps_unchanged_and_replaces_changed(void **state)
     mg_registry_load_all(r);
     mg_err_t err;
     mg_model_version_t *v1 = NULL, *v3 = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("m"), 1, &v1, &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("m"), 3, &v3, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 1, &v1, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 3, &v3, &err), 0);
     /* Change version 3's bytes; version 1 is untouched. */
-    sh("cp %s/identity_FP64.onnx %s/repo/m/3/model.onnx", gen, tmp);
+    mg_test_sh("cp %s/identity_FP64.onnx %s/repo/m/3/model.onnx", gen, tmp);
     assert_int_equal(mg_registry_load(r, "m", &err), 0);
     mg_model_version_t *n1 = NULL, *n3 = NULL;
-    assert_int_equal(mg_registry_acquire(r, S("m"), 1, &n1, &err), 0);
-    assert_int_equal(mg_registry_acquire(r, S("m"), 3, &n3, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 1, &n1, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 3, &n3, &err), 0);
     assert_ptr_equal(n1, v1);
     assert_ptr_not_equal(n3, v3);
     assert_int_equal(mg_registry_reap(r), 1); /* the old version 3 drains while pinned */
@@ -205,25 +187,26 @@ static void test_reload_keeps_unchanged_and_replaces_changed(void **state)
     mg_model_version_unpin(n1);
     mg_model_version_unpin(n3);
     assert_int_equal(mg_registry_reap(r), 0);
-    sh("cp %s/identity_FP32.onnx %s/repo/m/3/model.onnx", gen, tmp);
+    mg_test_sh("cp %s/identity_FP32.onnx %s/repo/m/3/model.onnx", gen, tmp);
     mg_registry_free(r);
 }
 
 static void test_failures_are_reported_and_keep_serving(void **state)
 {
     (void)state;
-    sh("mkdir -p %s/repo/bad/1 && echo garbage > %s/repo/bad/1/model.onnx", tmp, tmp);
+    mg_test_sh("mkdir -p %s/repo/bad/1 && echo garbage > %s/repo/bad/1/model.onnx", tmp, tmp);
     mg_registry_t *r = new_registry();
     assert_int_equal(mg_registry_load_all(r), 1);
     assert_false(mg_registry_all_ready(r));
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_registry_acquire(r, S("bad"), 0, &v, &err), MG_EUNAVAIL);
-    assert_int_equal(mg_registry_acquire(r, S("bad"), 1, &v, &err), MG_EUNAVAIL);
-    assert_int_equal(mg_registry_acquire(r, S("m"), 0, &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("bad"), 0, &v, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("bad"), 1, &v, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 0, &v, &err), 0);
     mg_model_version_unpin(v);
     rcu_read_lock();
-    const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(r), S("bad"));
+    const mg_model_entry_t *e =
+        mg_registry_snapshot_find(mg_registry_snapshot(r), mg_test_str("bad"));
     assert_non_null(e);
     assert_int_equal(mg_model_entry_state(e), MG_MODEL_UNAVAILABLE);
     assert_int_equal(mg_model_version_state(mg_model_entry_version(e, 0)), MG_MODEL_UNAVAILABLE);
@@ -236,13 +219,13 @@ static void test_failures_are_reported_and_keep_serving(void **state)
     write_file(path, "{\"instance_count\": \"two\"}");
     assert_int_equal(mg_registry_load(r, "m", &err), MG_ECONFIG);
     assert_non_null(strstr(err.msg, "instance_count"));
-    assert_int_equal(mg_registry_acquire(r, S("m"), 2, &v, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 2, &v, &err), 0);
     mg_model_version_unpin(v);
     write_file(path,
                "{\"version_policy\":{\"all\":{}},\"default_version\":2,\"warmup\":{\"runs\":1}}");
     assert_int_equal(mg_registry_load(r, "nosuch", &err), MG_ENOMODEL);
     assert_int_equal(mg_registry_load(r, "../m", &err), MG_ENOMODEL);
-    sh("rm -rf %s/repo/bad", tmp);
+    mg_test_sh("rm -rf %s/repo/bad", tmp);
     mg_registry_free(r);
 }
 
@@ -257,7 +240,7 @@ static void *reader(void *arg)
     while (!atomic_load(&stop_readers)) {
         mg_model_version_t *v = NULL;
         mg_err_t err;
-        if (mg_registry_acquire(r, S("m"), 0, &v, &err) == 0) {
+        if (mg_registry_acquire(r, mg_test_str("m"), 0, &v, &err) == 0) {
             assert_non_null(mg_model_version_session(v));
             mg_model_version_unpin(v);
             atomic_fetch_add(&reader_ok, 1);

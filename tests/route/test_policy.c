@@ -1,13 +1,14 @@
 /*
- * Traffic policies (route/policy.h) and the weighted ring baseline (route/ring.h): parsing and
- * every validation error, the canonical JSON round trip, the routing precedence, and the
+ * Traffic policies (route/policy.h) and the weighted ring baseline (support/ring.h): parsing
+ * and every validation error, the canonical JSON round trip, the routing precedence, and the
  * statistical properties of the sticky layout over 1,000,000 keys: shares, stickiness, which
  * keys move when weights change, and the same numbers for the ring, printed as a table.
  */
 #include "core/buf.h"
 #include "core/err.h"
 #include "route/policy.h"
-#include "route/ring.h"
+#include "support/ring.h"
+#include "support/support.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -49,17 +50,6 @@ static int setup_keys(void **state)
         g_hash[i] = mg_policy_sticky_hash(g_key[i], (size_t)n);
     }
     return 0;
-}
-
-static mg_str_t str(const char *s)
-{
-    return (mg_str_t){s, strlen(s)};
-}
-
-/* NULL: absent. */
-static mg_str_t opt(const char *s)
-{
-    return s != NULL ? str(s) : (mg_str_t){NULL, 0};
 }
 
 static void parse_ok(const char *json, mg_policy_t *p)
@@ -375,8 +365,9 @@ static void test_pick_precedence_every_combination(void **state)
         int pol = c % 2, u = c / 2 % 2, h = c / 4 % 2, g = c / 8 % 3, s = c / 24 % 3;
         int k = c / 72 % 2, r = c / 144 % 2;
         const mg_policy_t *pp = pol == 0 ? &p : NULL;
-        mg_policy_input_t in = {opt(urls[u]),   opt(headers[h]),  opt(groups[g]),
-                                opt(stages[s]), opt(stickies[k]), randoms[r]};
+        mg_policy_input_t in = {mg_test_str(urls[u]),     mg_test_str(headers[h]),
+                                mg_test_str(groups[g]),   mg_test_str(stages[s]),
+                                mg_test_str(stickies[k]), randoms[r]};
         /* The precedence, spelled out. */
         int64_t v;
         mg_policy_reason_t why;
@@ -411,11 +402,11 @@ static void test_pick_precedence_every_combination(void **state)
 
     /* The other rule of each kind reports its own index. */
     mg_policy_decision_t d;
-    mg_policy_input_t in = {.ab_group = str("control")};
+    mg_policy_input_t in = {.ab_group = mg_test_str("control")};
     assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
     assert_int_equal(d.version, 3);
     assert_int_equal(d.rule, 0);
-    in = (mg_policy_input_t){.stage = str("prod")};
+    in = (mg_policy_input_t){.stage = mg_test_str("prod")};
     assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
     assert_int_equal(d.version, 6);
     assert_int_equal(d.rule, 1);
@@ -428,7 +419,7 @@ static void test_pick_precedence_every_combination(void **state)
         assert_int_equal(d.reason, MG_POLICY_REASON_WEIGHT);
     }
     /* Leading zeros in explicit versions are accepted, like in the policy. */
-    in = (mg_policy_input_t){.header_version = str("0012")};
+    in = (mg_policy_input_t){.header_version = mg_test_str("0012")};
     assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
     assert_int_equal(d.version, 12);
 }
@@ -453,12 +444,13 @@ static void test_pick_rejects_bad_explicit_versions(void **state)
             mg_policy_decision_t d = {-1, MG_POLICY_REASON_COUNT_, -2}, untouched = d;
             mg_err_t err = {0};
             char want[128];
-            mg_policy_input_t in = {.header_version = str(bad[i])};
+            mg_policy_input_t in = {.header_version = mg_test_str(bad[i])};
             assert_int_equal(mg_policy_pick(pol ? &p : NULL, &in, &d, &err), MG_EINVAL);
             snprintf(want, sizeof(want), "X-Model-Version '%s' is not a version number", bad[i]);
             assert_string_equal(err.msg, want);
             assert_memory_equal(&d, &untouched, sizeof(d));
-            in = (mg_policy_input_t){.url_version = str(bad[i]), .header_version = str("2")};
+            in = (mg_policy_input_t){.url_version = mg_test_str(bad[i]),
+                                     .header_version = mg_test_str("2")};
             assert_int_equal(mg_policy_pick(pol ? &p : NULL, &in, &d, &err), MG_EINVAL);
             snprintf(want, sizeof(want), "URL version '%s' is not a version number", bad[i]);
             assert_string_equal(err.msg, want);
@@ -466,8 +458,8 @@ static void test_pick_rejects_bad_explicit_versions(void **state)
     }
     /* A valid URL version decides before a bad header is even looked at. */
     mg_policy_decision_t d;
-    mg_policy_input_t in = {.url_version = str("9223372036854775807"),
-                            .header_version = str("abc")};
+    mg_policy_input_t in = {.url_version = mg_test_str("9223372036854775807"),
+                            .header_version = mg_test_str("abc")};
     assert_int_equal(mg_policy_pick(&p, &in, &d, NULL), 0);
     assert_int_equal(d.version, INT64_MAX);
     assert_int_equal(d.reason, MG_POLICY_REASON_URL);
@@ -477,7 +469,7 @@ static void test_pick_rejects_bad_explicit_versions(void **state)
     longv[sizeof(longv) - 1] = '\0';
     longv[3] = '\n';
     mg_err_t err = {0};
-    in = (mg_policy_input_t){.header_version = str(longv)};
+    in = (mg_policy_input_t){.header_version = mg_test_str(longv)};
     assert_int_equal(mg_policy_pick(&p, &in, &d, &err), MG_EINVAL);
     assert_non_null(strstr(err.msg, "'xxx?xxxx"));
     assert_non_null(strstr(err.msg, "x...' is not a version number"));

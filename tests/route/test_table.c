@@ -1,6 +1,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "route/table.h"
+#include "support/support.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,8 +56,8 @@ static const char *match_h(const mg_route_table_t *t, const char *host, const ch
                            const hdrs_t *h)
 {
     mg_route_request_t req = {
-        .host = {host, strlen(host)},
-        .path = {path, strlen(path)},
+        .host = mg_test_str(host),
+        .path = mg_test_str(path),
         .headers = {hdr_lookup, (void *)h},
     };
     const mg_route_rule_t *a = mg_route_table_match(t, &req);
@@ -724,7 +725,7 @@ static void *match_thread(void *p)
         snprintf(path, sizeof(path), "/m/%d", k);
         snprintf(val, sizeof(val), "v%d", k % 3);
         hdrs_t h = {1, {"x-v"}, {val}};
-        mg_route_request_t req = {{"h", 1}, {path, strlen(path)}, {hdr_lookup, &h}};
+        mg_route_request_t req = {{"h", 1}, mg_test_str(path), {hdr_lookup, &h}};
         const mg_route_rule_t *r = mg_route_table_match(a->t, &req);
         const char *want = k % 3 == 0 ? "hdr" : k % 2 == 0 ? "even" : "odd";
         if (r == NULL || strcmp(r->name, want) != 0)

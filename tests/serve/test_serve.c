@@ -14,6 +14,7 @@
 #include "serve/info.h"
 #include "serve/serve.h"
 #include "serve/status.h"
+#include "support/support.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,40 +33,24 @@ static mg_registry_t *reg;
 static mg_router_t *router;
 static mg_serve_t *core;
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
-
-static mg_str_t S(const char *s)
-{
-    return (mg_str_t){s, strlen(s)};
-}
-
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("MG_SOURCE_DIR") ? getenv("MG_SOURCE_DIR") : "../..";
-    snprintf(tmp, sizeof(tmp), "/tmp/mg-serve-XXXXXX");
-    if (mkdtemp(tmp) == NULL)
+    const char *src = mg_test_source_dir();
+    if (mg_test_tmpdir("mg-serve-", tmp, sizeof(tmp)) != 0)
         return -1;
     /* digits as shipped; canary: version 2 does not load, the policy sends everything to it. */
-    sh("cp -r %s/models/digits %s/digits", src, tmp);
-    sh("mkdir -p %s/canary/1 %s/canary/2 && cp %s/models/digits/1/model.onnx %s/canary/1/ && "
-       "echo broken > %s/canary/2/model.onnx",
-       tmp, tmp, src, tmp, tmp);
-    sh("echo "
-       "'{\"version_policy\":{\"all\":{}},\"traffic\":{\"weights\":{\"1\":0,\"2\":1},\"stable\":"
-       "\"1\"}}' "
-       "> %s/canary/config.json",
-       tmp);
+    mg_test_sh("cp -r %s/models/digits %s/digits", src, tmp);
+    mg_test_sh(
+        "mkdir -p %s/canary/1 %s/canary/2 && cp %s/models/digits/1/model.onnx %s/canary/1/ && "
+        "echo broken > %s/canary/2/model.onnx",
+        tmp, tmp, src, tmp, tmp);
+    mg_test_sh(
+        "echo "
+        "'{\"version_policy\":{\"all\":{}},\"traffic\":{\"weights\":{\"1\":0,\"2\":1},\"stable\":"
+        "\"1\"}}' "
+        "> %s/canary/config.json",
+        tmp);
     mg_log_configure(MG_LOG_ERROR + 1, 0);
     mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1};
     mg_err_t err;
@@ -90,21 +75,15 @@ static int teardown(void **state)
     mg_registry_free(reg);
     rcu_unregister_thread();
     mg_infer_env_deinit();
-    sh("rm -rf %s", tmp);
+    mg_test_sh("rm -rf %s", tmp);
     return 0;
 }
 
 static char *read_sample(size_t *len)
 {
-    const char *src = getenv("MG_SOURCE_DIR") ? getenv("MG_SOURCE_DIR") : "../..";
     char path[512];
-    snprintf(path, sizeof(path), "%s/models/digits/sample.json", src);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = malloc(1 << 16);
-    *len = fread(buf, 1, 1 << 16, f);
-    fclose(f);
-    return buf;
+    snprintf(path, sizeof(path), "%s/models/digits/sample.json", mg_test_source_dir());
+    return mg_test_read_file(path, len);
 }
 
 /* Request metadata from a NULL-terminated list of lower-case name/value pairs. */
@@ -113,7 +92,7 @@ static int pairs_lookup(void *ctx, const char *lname, size_t len, mg_str_t *valu
     const char *const *p = ctx;
     for (; p != NULL && p[0] != NULL; p += 2) {
         if (strlen(p[0]) == len && memcmp(p[0], lname, len) == 0) {
-            *value = S(p[1]);
+            *value = mg_test_str(p[1]);
             return 1;
         }
     }
@@ -160,8 +139,8 @@ static void test_request_path_many_times(void **state)
         mg_arena_reset(&arena);
         char served[24];
         mg_policy_reason_t reason;
-        assert_int_equal(serve_once(body, len, S("digits"), NULL, &arena, &out, served, &reason),
-                         0);
+        assert_int_equal(
+            serve_once(body, len, mg_test_str("digits"), NULL, &arena, &out, served, &reason), 0);
         assert_string_equal(served, "2");
         assert_int_equal(reason, MG_POLICY_REASON_DEFAULT);
     }
@@ -182,14 +161,16 @@ static void test_fallback_to_stable(void **state)
     char served[24];
     mg_policy_reason_t reason;
     /* The policy picks version 2, which failed to load: version 1 (stable) serves. */
-    assert_int_equal(serve_once(body, len, S("canary"), NULL, &arena, &out, served, &reason), 0);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("canary"), NULL, &arena, &out, served, &reason), 0);
     assert_string_equal(served, "1");
     assert_int_equal(reason, MG_POLICY_REASON_FALLBACK);
     /* Pinned explicitly, the broken version is an error, not a silent fallback. */
     const char *const pin2[] = {"x-model-version", "2", NULL};
     mg_arena_reset(&arena);
-    assert_int_equal(serve_once(body, len, S("canary"), pin2, &arena, &out, served, &reason),
-                     MG_EUNAVAIL);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("canary"), pin2, &arena, &out, served, &reason),
+        MG_EUNAVAIL);
     /* The admin policy wins over config.json's. */
     mg_policy_t p;
     mg_err_t err;
@@ -197,17 +178,20 @@ static void test_fallback_to_stable(void **state)
     assert_int_equal(mg_policy_parse(json, strlen(json), &p, &err), 0);
     assert_int_equal(mg_router_set_policy(router, "canary", &p, &err), 0);
     mg_arena_reset(&arena);
-    assert_int_equal(serve_once(body, len, S("canary"), NULL, &arena, &out, served, &reason), 0);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("canary"), NULL, &arena, &out, served, &reason), 0);
     assert_string_equal(served, "1");
     assert_int_equal(reason, MG_POLICY_REASON_WEIGHT);
     assert_int_equal(mg_router_set_policy(router, "canary", NULL, &err), 0);
     /* Unknown model and bad version text. */
     mg_arena_reset(&arena);
-    assert_int_equal(serve_once(body, len, S("nosuch"), NULL, &arena, &out, served, &reason),
-                     MG_ENOMODEL);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("nosuch"), NULL, &arena, &out, served, &reason),
+        MG_ENOMODEL);
     const char *const bad[] = {"x-model-version", "x2", NULL};
-    assert_int_equal(serve_once(body, len, S("digits"), bad, &arena, &out, served, &reason),
-                     MG_EINVAL);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("digits"), bad, &arena, &out, served, &reason),
+        MG_EINVAL);
     mg_buf_free(&out);
     mg_arena_free(&arena);
     free(body);
@@ -226,7 +210,7 @@ static int bind_pixels(void *ctx, const mg_session_t *meta, const char *model,
     memset(t, 0, sizeof(*t));
     memset(px, 0, 64 * sizeof(float));
     const mg_tensor_info_t *in = mg_session_input(meta, 0);
-    t->name = S(in->name);
+    t->name = mg_test_str(in->name);
     t->dtype = MG_DT_FP32;
     t->ndim = 2;
     t->shape[0] = 1;
@@ -268,8 +252,8 @@ static void test_resolution_bind_and_deadline(void **state)
     mg_serve_done(&res);
 
     /* The body's model; the version from the /predict body; bind runs once, after routing. */
-    call.body_model = S("digits");
-    call.url_version = S("1");
+    call.body_model = mg_test_str("digits");
+    call.url_version = mg_test_str("1");
     assert_int_equal(mg_serve_infer(core, &call, &res), 0);
     assert_int_equal(calls, 1);
     assert_string_equal(mg_model_version_text(res.pick.version), "1");
@@ -282,7 +266,7 @@ static void test_resolution_bind_and_deadline(void **state)
     /* A route rule's model wins over the body's, and its name reaches the result. */
     mg_route_rule_t rule = {.name = "r1", .model = "canary", .api = MG_ROUTE_API_PREDICT};
     call.rule = &rule;
-    call.url_version = S("");
+    call.url_version = mg_test_str("");
     mg_arena_reset(&arena);
     assert_int_equal(mg_serve_infer(core, &call, &res), MG_EINVAL); /* bind_pixels: not digits */
     assert_int_equal(res.step, MG_SERVE_STEP_BIND);
@@ -329,7 +313,7 @@ static void test_response_headers(void **state)
     int calls = 0;
     const char *const hdrs[] = {"x-trace-id",      "t-1", "x-ab-group", "none",
                                 "x-route-explain", "1",   NULL};
-    mg_serve_call_t call = {.model = S("canary"),
+    mg_serve_call_t call = {.model = mg_test_str("canary"),
                             .meta = {pairs_lookup, (void *)hdrs},
                             .req = &req,
                             .bind = bind_pixels,
@@ -337,7 +321,7 @@ static void test_response_headers(void **state)
     mg_serve_result_t res;
     /* canary's config policy sends everything to version 2, which failed: bind_pixels refuses
      * canary, so use digits with its default version. */
-    call.model = S("digits");
+    call.model = mg_test_str("digits");
     assert_int_equal(mg_serve_infer(core, &call, &res), 0);
     mg_serve_header_t out[MG_SERVE_HEADERS_MAX];
     char explain[MG_SERVE_EXPLAIN_MAX];
@@ -378,8 +362,10 @@ static void test_route_table_match_copies_the_rule(void **state)
     mg_arena_init(&arena, 0);
     mg_meta_t none = {NULL, NULL};
     mg_route_rule_t rule;
-    assert_int_equal(mg_serve_match(core, S("h"), S("/x"), &none, &arena, &rule), 0);
-    assert_int_equal(mg_serve_match(core, S("h"), S("/m/7"), &none, &arena, &rule), 1);
+    assert_int_equal(
+        mg_serve_match(core, mg_test_str("h"), mg_test_str("/x"), &none, &arena, &rule), 0);
+    assert_int_equal(
+        mg_serve_match(core, mg_test_str("h"), mg_test_str("/m/7"), &none, &arena, &rule), 1);
     /* Replace the table: the copy stays valid after the old snapshot is freed. */
     assert_int_equal(mg_route_table_parse("{\"routes\":[]}", 13, &t, &err), 0);
     assert_int_equal(mg_router_set_table(router, t, &err), 0);
@@ -409,19 +395,22 @@ static void test_info(void **state)
 
     mg_model_version_t *v = NULL;
     mg_err_t err;
-    assert_int_equal(mg_info_acquire(core, S("digits"), S(""), &v, &err), 0);
+    assert_int_equal(mg_info_acquire(core, mg_test_str("digits"), mg_test_str(""), &v, &err), 0);
     assert_string_equal(mg_model_version_text(v), "2");
     mg_model_version_unpin(v);
-    assert_int_equal(mg_info_acquire(core, S("digits"), S("x1"), &v, &err), MG_ENOVERSION);
+    assert_int_equal(mg_info_acquire(core, mg_test_str("digits"), mg_test_str("x1"), &v, &err),
+                     MG_ENOVERSION);
     assert_string_equal(err.msg, "unknown version 'x1' of model 'digits'");
-    assert_int_equal(mg_info_acquire(core, S("nosuch"), S("x1"), &v, &err), MG_ENOMODEL);
-    assert_int_equal(mg_info_acquire(core, S("canary"), S("2"), &v, &err), MG_EUNAVAIL);
+    assert_int_equal(mg_info_acquire(core, mg_test_str("nosuch"), mg_test_str("x1"), &v, &err),
+                     MG_ENOMODEL);
+    assert_int_equal(mg_info_acquire(core, mg_test_str("canary"), mg_test_str("2"), &v, &err),
+                     MG_EUNAVAIL);
     assert_int_equal(mg_status_http(MG_EUNAVAIL), 503);
 
     int64_t versions[8];
-    assert_int_equal(mg_info_ready_versions(core, S("canary"), versions, 8), 1);
+    assert_int_equal(mg_info_ready_versions(core, mg_test_str("canary"), versions, 8), 1);
     assert_int_equal(versions[0], 1);
-    assert_int_equal(mg_info_ready_versions(core, S("digits"), versions, 8), 2);
+    assert_int_equal(mg_info_ready_versions(core, mg_test_str("digits"), versions, 8), 2);
 
     mg_buf_t rows = {0};
     assert_int_equal(mg_info_index(core, false, collect_row, &rows), 0);
@@ -435,12 +424,12 @@ static void test_info(void **state)
 
     mg_policy_t p;
     mg_pick_source_t src;
-    assert_int_equal(mg_info_traffic(core, S("canary"), &p, &src, &err), 0);
+    assert_int_equal(mg_info_traffic(core, mg_test_str("canary"), &p, &src, &err), 0);
     assert_int_equal(src, MG_PICK_CONFIG);
     assert_int_equal(p.stable, 1);
-    assert_int_equal(mg_info_traffic(core, S("digits"), &p, &src, &err), 0);
+    assert_int_equal(mg_info_traffic(core, mg_test_str("digits"), &p, &src, &err), 0);
     assert_int_equal(src, MG_PICK_NONE);
-    assert_int_equal(mg_info_traffic(core, S("nosuch"), &p, &src, &err), MG_ENOMODEL);
+    assert_int_equal(mg_info_traffic(core, mg_test_str("nosuch"), &p, &src, &err), MG_ENOMODEL);
     assert_int_equal(mg_status_http(MG_ENOMODEL), 404);
     mg_buf_free(&rows);
     mg_buf_free(&why);

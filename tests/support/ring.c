@@ -1,4 +1,4 @@
-#include "route/ring.h"
+#include "support/ring.h"
 
 #include "route/policy.h"
 

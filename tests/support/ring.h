@@ -3,11 +3,14 @@
  * default sticky layout (route/policy.h) is measured against: each version with weight w > 0
  * gets max(1, floor(w^alpha)) virtual nodes (a version with weight 0 gets none), node i of
  * version v at mg_policy_sticky_hash("<v>:<i>"); a key goes to the first virtual node at or
- * clockwise after mg_policy_sticky_hash(key) (lower bound, wrapping past the last node to the first),
- * found by binary search. Comparisons: docs/routing.md.
+ * clockwise after mg_policy_sticky_hash(key) (lower bound, wrapping past the last node to the
+ * first), found by binary search. Comparisons: docs/routing.md.
+ *
+ * Test support, not part of the daemon: only tests/route/test_policy.c and
+ * bench/policy_bench.c use it, to compare the sticky layout against.
  */
-#ifndef MG_ROUTE_RING_H
-#define MG_ROUTE_RING_H
+#ifndef MG_SUPPORT_RING_H
+#define MG_SUPPORT_RING_H
 
 #include "core/err.h"
 

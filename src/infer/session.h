@@ -35,14 +35,6 @@ void mg_infer_env_deinit(void);
 /** Returns the ONNX Runtime version string ("1.29.0"), static. Thread: any, even before init. */
 const char *mg_infer_runtime_version(void);
 
-/** Name, datatype and shape of a model input or output; dynamic dims are -1. Session-owned. */
-typedef struct mg_tensor_info {
-    char *name;
-    mg_dtype_t dtype;
-    int ndim;
-    int64_t shape[MG_TENSOR_MAX_DIMS];
-} mg_tensor_info_t;
-
 /** Per-session options. */
 typedef struct mg_session_opts {
     int intra_op_threads; /* 0: share the environment's global pools; >0: own pool of this size */

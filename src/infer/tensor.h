@@ -56,6 +56,14 @@ typedef struct mg_tensor {
     size_t nbytes;
 } mg_tensor_t;
 
+/** Name, datatype and shape of a model input or output; dynamic dims are -1. Session-owned. */
+typedef struct mg_tensor_info {
+    char *name;
+    mg_dtype_t dtype;
+    int ndim;
+    int64_t shape[MG_TENSOR_MAX_DIMS];
+} mg_tensor_info_t;
+
 /**
  * Sets *count to the product of the first `ndim` dims of `shape`. Returns 0, MG_ESHAPE for a
  * negative dim, or MG_ERANGE when the product or its size in bytes (`elem_size`, 0 to skip)

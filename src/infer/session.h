@@ -65,6 +65,9 @@ size_t mg_session_ninputs(const mg_session_t *s);
 /** Returns input `i` in model order, or NULL when `i` is out of range. Owned by `s`. */
 const mg_tensor_info_t *mg_session_input(const mg_session_t *s, size_t i);
 
+/** Returns all mg_session_ninputs(s) inputs as one array in model order. Owned by `s`. */
+const mg_tensor_info_t *mg_session_inputs(const mg_session_t *s);
+
 /** Returns the number of model outputs. Thread: any. */
 size_t mg_session_noutputs(const mg_session_t *s);
 

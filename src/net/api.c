@@ -2,6 +2,7 @@
 
 #include "core/log.h"
 #include "infer/session.h"
+#include "proto/json.h"
 #include "proto/kserve.h"
 #include "serve/execute.h"
 #include "serve/route.h"

@@ -1208,19 +1208,6 @@ static int put_shape(mg_buf_t *out, const mg_tensor_t *t)
     return mg_buf_append(out, tmp, (size_t)(o - tmp));
 }
 
-static int put_str(mg_buf_t *out, const char *s)
-{
-    if (s == NULL)
-        s = "";
-    return mg_buf_json_string(out, s, strlen(s));
-}
-
-static int put_u64(mg_buf_t *out, uint64_t v)
-{
-    char tmp[MG_NUMFMT_INT_MAX];
-    return mg_buf_append(out, tmp, mg_numfmt_write_u64(tmp, v));
-}
-
 /* The bytes a binary output takes: count * size, or 4 + length per BYTES element. */
 static int binary_size(const mg_tensor_t *t, uint64_t *size)
 {
@@ -1254,58 +1241,51 @@ static int put_binary(mg_buf_t *out, const mg_tensor_t *t)
     return 0;
 }
 
-#define PUT(expr)                                                                                  \
-    do {                                                                                           \
-        if ((rc = (expr)) != 0)                                                                    \
-            goto fail;                                                                             \
-    } while (0)
-#define PUTS(out, lit) PUT(mg_buf_append((out), (lit), sizeof(lit) - 1))
-
 int mg_kserve_encode_response(const mg_infer_response_t *resp, mg_buf_t *out, size_t *header_len)
 {
     size_t start = out->len;
     bool any_binary = false;
     int rc;
 
-    PUTS(out, "{\"model_name\":");
-    PUT(put_str(out, resp->model_name));
-    PUTS(out, ",\"model_version\":");
-    PUT(put_str(out, resp->model_version));
+    MG_JSON_PUTS(out, "{\"model_name\":");
+    MG_JSON_PUT(mg_json_put_str(out, resp->model_name));
+    MG_JSON_PUTS(out, ",\"model_version\":");
+    MG_JSON_PUT(mg_json_put_str(out, resp->model_version));
     if (resp->id.len != 0) {
-        PUTS(out, ",\"id\":");
-        PUT(mg_buf_json_string(out, resp->id.ptr, resp->id.len));
+        MG_JSON_PUTS(out, ",\"id\":");
+        MG_JSON_PUT(mg_buf_json_string(out, resp->id.ptr, resp->id.len));
     }
-    PUTS(out, ",\"outputs\":[");
+    MG_JSON_PUTS(out, ",\"outputs\":[");
     for (size_t i = 0; i < resp->noutputs; i++) {
         const mg_tensor_t *t = &resp->outputs[i];
         bool binary = resp->binary != NULL && resp->binary[i];
         if (i)
-            PUTS(out, ",");
-        PUTS(out, "{\"name\":");
-        PUT(mg_buf_json_string(out, t->name.ptr, t->name.len));
-        PUTS(out, ",\"datatype\":");
-        PUT(put_str(out, mg_dtype_name(t->dtype)));
-        PUTS(out, ",\"shape\":");
-        PUT(put_shape(out, t));
+            MG_JSON_PUTS(out, ",");
+        MG_JSON_PUTS(out, "{\"name\":");
+        MG_JSON_PUT(mg_buf_json_string(out, t->name.ptr, t->name.len));
+        MG_JSON_PUTS(out, ",\"datatype\":");
+        MG_JSON_PUT(mg_json_put_str(out, mg_dtype_name(t->dtype)));
+        MG_JSON_PUTS(out, ",\"shape\":");
+        MG_JSON_PUT(put_shape(out, t));
         if (binary) {
             uint64_t size;
-            PUT(binary_size(t, &size));
-            PUTS(out, ",\"parameters\":{\"binary_data_size\":");
-            PUT(put_u64(out, size));
-            PUTS(out, "}}");
+            MG_JSON_PUT(binary_size(t, &size));
+            MG_JSON_PUTS(out, ",\"parameters\":{\"binary_data_size\":");
+            MG_JSON_PUT(mg_json_put_u64(out, size));
+            MG_JSON_PUTS(out, "}}");
             any_binary = true;
         } else {
-            PUTS(out, ",\"data\":");
-            PUT(put_values(out, t));
-            PUTS(out, "}");
+            MG_JSON_PUTS(out, ",\"data\":");
+            MG_JSON_PUT(put_values(out, t));
+            MG_JSON_PUTS(out, "}");
         }
     }
-    PUTS(out, "]}");
+    MG_JSON_PUTS(out, "]}");
     size_t json_len = out->len - start;
     if (any_binary) {
         for (size_t i = 0; i < resp->noutputs; i++) {
             if (resp->binary[i])
-                PUT(put_binary(out, &resp->outputs[i]));
+                MG_JSON_PUT(put_binary(out, &resp->outputs[i]));
         }
     }
     *header_len = any_binary ? json_len : MG_KSERVE_NO_BINARY;
@@ -1445,21 +1425,21 @@ static int predict_from_scores(mg_buf_t *out, const mg_tensor_t *t)
     const char *open = rows > 1 ? "[" : "";
     const char *close = rows > 1 ? "]" : "";
     double best;
-    PUTS(out, ",\"prediction\":");
-    PUT(mg_buf_puts(out, open));
+    MG_JSON_PUTS(out, ",\"prediction\":");
+    MG_JSON_PUT(mg_buf_puts(out, open));
     for (size_t r = 0; r < rows; r++) {
         if (r)
-            PUTS(out, ",");
-        PUT(put_u64(out, row_argmax(t, r, n, &best)));
+            MG_JSON_PUTS(out, ",");
+        MG_JSON_PUT(mg_json_put_u64(out, row_argmax(t, r, n, &best)));
     }
-    PUT(mg_buf_puts(out, close));
-    PUTS(out, ",\"confidence\":");
-    PUT(mg_buf_puts(out, open));
+    MG_JSON_PUT(mg_buf_puts(out, close));
+    MG_JSON_PUTS(out, ",\"confidence\":");
+    MG_JSON_PUT(mg_buf_puts(out, open));
     for (size_t r = 0; r < rows; r++) {
         if (r)
-            PUTS(out, ",");
+            MG_JSON_PUTS(out, ",");
         row_argmax(t, r, n, &best);
-        PUT(put_confidence(out, t, best));
+        MG_JSON_PUT(put_confidence(out, t, best));
     }
     return mg_buf_puts(out, close);
 fail:
@@ -1481,33 +1461,33 @@ static int predict_from_labels(mg_buf_t *out, const mg_tensor_t *labels, const m
     size_t rows = labels->count;
     const char *open = rows > 1 ? "[" : "";
     const char *close = rows > 1 ? "]" : "";
-    PUTS(out, ",\"prediction\":");
-    PUT(mg_buf_puts(out, open));
+    MG_JSON_PUTS(out, ",\"prediction\":");
+    MG_JSON_PUT(mg_buf_puts(out, open));
     for (size_t r = 0; r < rows; r++) {
         if (r)
-            PUTS(out, ",");
+            MG_JSON_PUTS(out, ",");
         if (labels->dtype == MG_DT_BYTES) {
             const mg_str_t *s = labels->data;
-            PUT(mg_buf_json_string(out, s[r].ptr, s[r].len));
+            MG_JSON_PUT(mg_buf_json_string(out, s[r].ptr, s[r].len));
         } else {
             char tmp[MG_NUMFMT_INT_MAX + 2];
             const unsigned char *p = labels->data;
-            PUT(mg_buf_append(
+            MG_JSON_PUT(mg_buf_append(
                 out, tmp, write_value(tmp, labels->dtype, p + r * mg_dtype_size(labels->dtype))));
         }
     }
-    PUT(mg_buf_puts(out, close));
-    PUTS(out, ",\"confidence\":");
-    PUT(mg_buf_puts(out, open));
+    MG_JSON_PUT(mg_buf_puts(out, close));
+    MG_JSON_PUTS(out, ",\"confidence\":");
+    MG_JSON_PUT(mg_buf_puts(out, open));
     for (size_t r = 0; r < rows; r++) {
         if (r)
-            PUTS(out, ",");
+            MG_JSON_PUTS(out, ",");
         if (r < prows) {
             double best;
             row_argmax(probs, r, pn, &best);
-            PUT(put_confidence(out, probs, best));
+            MG_JSON_PUT(put_confidence(out, probs, best));
         } else {
-            PUTS(out, "null");
+            MG_JSON_PUTS(out, "null");
         }
     }
     return mg_buf_puts(out, close);
@@ -1519,60 +1499,29 @@ int mg_predict_encode_response(const mg_infer_response_t *resp, mg_buf_t *out)
 {
     size_t start = out->len;
     int rc;
-    PUTS(out, "{\"model\":");
-    PUT(put_str(out, resp->model_name));
-    PUTS(out, ",\"version\":");
-    PUT(put_str(out, resp->model_version));
+    MG_JSON_PUTS(out, "{\"model\":");
+    MG_JSON_PUT(mg_json_put_str(out, resp->model_name));
+    MG_JSON_PUTS(out, ",\"version\":");
+    MG_JSON_PUT(mg_json_put_str(out, resp->model_version));
     const mg_tensor_t *first = resp->noutputs ? &resp->outputs[0] : NULL;
     if (first == NULL || first->count == 0 || first->data == NULL)
-        PUTS(out, ",\"prediction\":null,\"confidence\":null");
+        MG_JSON_PUTS(out, ",\"prediction\":null,\"confidence\":null");
     else if (dtype_is_float(first->dtype))
-        PUT(predict_from_scores(out, first));
+        MG_JSON_PUT(predict_from_scores(out, first));
     else
-        PUT(predict_from_labels(out, first, resp->noutputs > 1 ? &resp->outputs[1] : NULL));
-    PUTS(out, ",\"outputs\":{");
+        MG_JSON_PUT(predict_from_labels(out, first, resp->noutputs > 1 ? &resp->outputs[1] : NULL));
+    MG_JSON_PUTS(out, ",\"outputs\":{");
     for (size_t i = 0; i < resp->noutputs; i++) {
         const mg_tensor_t *t = &resp->outputs[i];
         if (i)
-            PUTS(out, ",");
-        PUT(mg_buf_json_string(out, t->name.ptr, t->name.len));
-        PUTS(out, ":");
-        PUT(put_values(out, t));
+            MG_JSON_PUTS(out, ",");
+        MG_JSON_PUT(mg_buf_json_string(out, t->name.ptr, t->name.len));
+        MG_JSON_PUTS(out, ":");
+        MG_JSON_PUT(put_values(out, t));
     }
-    PUTS(out, "}}");
+    MG_JSON_PUTS(out, "}}");
     return 0;
 fail:
     out->len = start;
     return rc;
-}
-
-/* ---- small writers ---- */
-
-int mg_json_put_float(mg_buf_t *out, float v)
-{
-    if (mg_buf_reserve(out, MG_NUMFMT_F32_MAX) != 0)
-        return MG_ENOMEM;
-    out->len += mg_numfmt_write_f32(out->data + out->len, v);
-    return 0;
-}
-
-int mg_json_put_double(mg_buf_t *out, double v)
-{
-    if (mg_buf_reserve(out, MG_NUMFMT_F64_MAX) != 0)
-        return MG_ENOMEM;
-    out->len += mg_numfmt_write_f64(out->data + out->len, v);
-    return 0;
-}
-
-int mg_json_put_error(mg_buf_t *out, const char *msg)
-{
-    size_t start = out->len;
-    if (msg == NULL)
-        msg = "";
-    if (mg_buf_append(out, "{\"error\":", 9) != 0 ||
-        mg_buf_json_string(out, msg, strlen(msg)) != 0 || mg_buf_append(out, "}", 1) != 0) {
-        out->len = start;
-        return MG_ENOMEM;
-    }
-    return 0;
 }

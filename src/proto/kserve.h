@@ -106,20 +106,4 @@ int mg_predict_decode(const char *body, size_t len, mg_predict_request_t *out, m
  */
 int mg_predict_encode_response(const mg_infer_response_t *resp, mg_buf_t *out);
 
-/**
- * Appends `v` as the shortest decimal text that reads back to the same float ("0.1", "1.0",
- * "1.5e-7"; non-finite values as the strings "NaN", "Infinity", "-Infinity"), without printf.
- * Returns 0 or MG_ENOMEM.
- */
-int mg_json_put_float(mg_buf_t *out, float v);
-
-/**
- * Appends `v` as the shorter of %.15g and %.17g that reads back to the same double, with the
- * conventions of mg_json_put_float. Returns 0 or MG_ENOMEM.
- */
-int mg_json_put_double(mg_buf_t *out, double v);
-
-/** Appends {"error":"<msg>"} (escaped). Returns 0 or MG_ENOMEM. */
-int mg_json_put_error(mg_buf_t *out, const char *msg);
-
 #endif

@@ -1241,35 +1241,6 @@ static void test_predict_encode(void **state)
                    "\"confidence\":null,\"outputs\":{\"p\":[]}}");
 }
 
-/* ---- small writers ---- */
-
-static void test_put_helpers(void **state)
-{
-    fixture_t *f = *state;
-    mg_buf_reset(&f->out);
-    assert_int_equal(mg_json_put_float(&f->out, 0.1f), 0);
-    assert_int_equal(mg_buf_append(&f->out, ",", 1), 0);
-    assert_int_equal(mg_json_put_float(&f->out, -INFINITY), 0);
-    assert_int_equal(mg_buf_append(&f->out, ",", 1), 0);
-    assert_int_equal(mg_json_put_double(&f->out, 0.1), 0);
-    assert_int_equal(mg_buf_append(&f->out, ",", 1), 0);
-    assert_int_equal(mg_json_put_double(&f->out, 2.0), 0);
-    assert_int_equal(mg_buf_append(&f->out, ",", 1), 0);
-    assert_int_equal(mg_json_put_double(&f->out, NAN), 0);
-    const char *want = "0.1,\"-Infinity\",0.1,2.0,\"NaN\"";
-    assert_int_equal(f->out.len, strlen(want));
-    assert_memory_equal(f->out.data, want, f->out.len);
-
-    mg_buf_reset(&f->out);
-    assert_int_equal(mg_json_put_error(&f->out, "input 'x': bad \"value\"\n"), 0);
-    want = "{\"error\":\"input 'x': bad \\\"value\\\"\\n\"}";
-    assert_int_equal(f->out.len, strlen(want));
-    assert_memory_equal(f->out.data, want, f->out.len);
-    mg_buf_reset(&f->out);
-    assert_int_equal(mg_json_put_error(&f->out, ""), 0);
-    assert_int_equal(f->out.len, strlen("{\"error\":\"\"}"));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1293,7 +1264,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_encode_float_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict_decode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict_encode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_helpers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

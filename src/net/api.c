@@ -4,6 +4,7 @@
 #include "infer/session.h"
 #include "proto/json.h"
 #include "proto/kserve.h"
+#include "proto/tensor_json.h"
 #include "serve/execute.h"
 #include "serve/route.h"
 
@@ -482,7 +483,7 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
         memset(t, 0, sizeof(*t));
         t->name = (mg_str_t){in->name, strlen(in->name)};
         t->dtype = in->dtype;
-        rc = mg_kserve_decode_data(p.data.ptr, p.data.len, t, &sc->arena, "data", &err);
+        rc = mg_tensor_json_decode(p.data.ptr, p.data.len, t, &sc->arena, "data", &err);
     }
     if (rc == 0 && t->ndim + 1 == in->ndim && t->ndim < MG_TENSOR_MAX_DIMS) {
         /* One example without its batch dim: make it a batch of one. */

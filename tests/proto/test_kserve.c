@@ -1,7 +1,7 @@
 /*
  * Unit tests for the KServe v2 codec (proto/kserve.h): request decoding (JSON tensors and
- * the binary extension), response encoding, /predict, and the small JSON writers. Bodies
- * are copied into exact-size heap blocks so sanitizer builds catch reads past the end.
+ * the binary extension), response encoding, and /predict. Bodies are copied into exact-size
+ * heap blocks so sanitizer builds catch reads past the end.
  */
 /* cmocka.h needs these first */
 #include <setjmp.h>
@@ -13,6 +13,9 @@
 
 #include "proto/json.h"
 #include "proto/kserve.h"
+#include "proto/tensor_json.h"
+
+#include "fixture.h"
 
 #include <float.h>
 #include <math.h>
@@ -22,42 +25,10 @@
 
 /* ---- fixtures ---- */
 
-typedef struct fixture {
-    mg_arena_t arena;
-    mg_infer_request_t req;
-    mg_err_t err;
-    char *body; /* exact-size copy of the last decoded body */
-    mg_buf_t out;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    mg_arena_init(&f->arena, 0);
-    f->req.arena = &f->arena;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    mg_arena_free(&f->arena);
-    mg_buf_free(&f->out);
-    free(f->body);
-    free(f);
-    return 0;
-}
-
 /* Decodes `len` bytes of `body` (copied to an exact-size block) with `header_len`. */
 static int decode_n(fixture_t *f, const char *body, size_t len, size_t header_len)
 {
-    free(f->body);
-    f->body = malloc(len ? len : 1);
-    assert_non_null(f->body);
-    memcpy(f->body, body, len);
+    keep_body(f, body, len);
     mg_arena_reset(&f->arena);
     mg_err_clear(&f->err);
     f->req.arena = &f->arena;
@@ -79,13 +50,6 @@ static void expect_fail(fixture_t *f, const char *json, int code, const char *wa
     if (rc != code || strstr(f->err.msg, want) == NULL)
         fail_msg("decoding %s\n  got rc %d \"%s\"\n  want rc %d containing \"%s\"", json, rc,
                  f->err.msg, code, want);
-}
-
-static float f32_at(const mg_tensor_t *t, size_t i)
-{
-    float v;
-    memcpy(&v, (const char *)t->data + i * 4, 4);
-    return v;
 }
 
 /* The digits request: 64 pixel values 0..16 as floats, as the Python client writes them. */
@@ -803,124 +767,7 @@ static void test_binary_errors(void **state)
                         "binary inputs need 0 bytes but the body carries 3 after the header");
 }
 
-/* ---- mg_kserve_decode_data ---- */
-
-static int decode_data(fixture_t *f, const char *json, mg_tensor_t *t)
-{
-    size_t n = strlen(json);
-    free(f->body);
-    f->body = malloc(n ? n : 1);
-    memcpy(f->body, json, n);
-    mg_err_clear(&f->err);
-    int rc = mg_kserve_decode_data(f->body, n, t, &f->arena, "input 'in'", &f->err);
-    if (rc != 0)
-        assert_int_equal(f->err.code, rc);
-    return rc;
-}
-
-static void test_decode_data(void **state)
-{
-    fixture_t *f = *state;
-    mg_tensor_t t;
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_FP32;
-    assert_int_equal(decode_data(f, " [[1,2,3],[4,5,6]] ", &t), 0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.shape[0], 2);
-    assert_int_equal(t.shape[1], 3);
-    assert_int_equal(t.count, 6);
-    assert_int_equal(t.nbytes, 24);
-    for (int i = 0; i < 6; i++)
-        assert_true(f32_at(&t, (size_t)i) == (float)(i + 1));
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_INT64;
-    assert_int_equal(decode_data(f, "[]", &t), 0);
-    assert_int_equal(t.ndim, 1);
-    assert_int_equal(t.shape[0], 0);
-    assert_int_equal(t.count, 0);
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_INT64;
-    assert_int_equal(decode_data(f, "[[],[]]", &t), 0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.shape[0], 2);
-    assert_int_equal(t.shape[1], 0);
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_BYTES;
-    assert_int_equal(decode_data(f, "[[\"a\"],[\"\\u0062c\"]]", &t), 0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.count, 2);
-    assert_int_equal(((mg_str_t *)t.data)[1].len, 2);
-    assert_memory_equal(((mg_str_t *)t.data)[1].ptr, "bc", 2);
-
-    /* ragged arrays in every shape */
-    const char *ragged[] = {"[[1],[2,3]]", "[[1],2]",  "[1,[2]]",   "[[[1]],[2]]",
-                            "[[],[1]]",    "[[1],[]]", "[[[]],[]]", "[[],[[]]]"};
-    for (size_t i = 0; i < sizeof(ragged) / sizeof(ragged[0]); i++) {
-        memset(&t, 0, sizeof(t));
-        t.dtype = MG_DT_FP32;
-        assert_int_equal(decode_data(f, ragged[i], &t), MG_ESHAPE);
-        assert_non_null(strstr(f->err.msg, "input 'in': ragged nested array"));
-    }
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_FP32;
-    assert_int_equal(decode_data(f, "[[[[[[[[[1]]]]]]]]]", &t), MG_ESHAPE);
-    assert_string_equal(f->err.msg, "input 'in': data nests deeper than 8 dims");
-
-    /* with a shape: only the count must match */
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_UINT8;
-    t.ndim = 2;
-    t.shape[0] = 2;
-    t.shape[1] = 2;
-    assert_int_equal(decode_data(f, "[1,2,[3,4]]", &t), 0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.count, 4);
-    assert_int_equal(decode_data(f, "[1,2,3]", &t), MG_ESHAPE);
-    assert_string_equal(f->err.msg, "input 'in': shape [2,2] needs 4 elements, got 3");
-    t.shape[1] = -2;
-    assert_int_equal(decode_data(f, "[1]", &t), MG_ESHAPE);
-    t.shape[1] = 2;
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_FP32;
-    assert_int_equal(decode_data(f, "[1] x", &t), MG_EPARSE);
-    assert_non_null(strstr(f->err.msg, "unexpected data after the JSON value"));
-    assert_int_equal(decode_data(f, "{\"a\":1}", &t), MG_EPARSE);
-    assert_int_equal(decode_data(f, "", &t), MG_EPARSE);
-    assert_int_equal(decode_data(f, "[1,", &t), MG_EPARSE);
-    assert_int_equal(decode_data(f, "[true]", &t), MG_EDTYPE);
-    assert_string_equal(f->err.msg, "input 'in': element 0 is not a number");
-    t.dtype = MG_DT_INVALID;
-    assert_int_equal(decode_data(f, "[1]", &t), MG_EDTYPE);
-
-    /* NULL `what` gives a generic prefix */
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_BOOL;
-    assert_int_equal(mg_kserve_decode_data("[2]", 3, &t, &f->arena, NULL, &f->err), MG_EDTYPE);
-    assert_string_equal(f->err.msg, "data: element 0 is not a boolean");
-}
-
 /* ---- encoding responses ---- */
-
-static mg_tensor_t tensor(const char *name, mg_dtype_t dt, int ndim, const int64_t *shape,
-                          void *data, size_t count)
-{
-    mg_tensor_t t;
-    memset(&t, 0, sizeof(t));
-    t.name = (mg_str_t){name, strlen(name)};
-    t.dtype = dt;
-    t.ndim = ndim;
-    for (int i = 0; i < ndim; i++)
-        t.shape[i] = shape[i];
-    t.data = data;
-    t.count = count;
-    t.nbytes = dt == MG_DT_BYTES ? 0 : count * mg_dtype_size(dt);
-    return t;
-}
 
 static void test_encode_json(void **state)
 {
@@ -1078,7 +925,7 @@ static void test_encode_float_roundtrip(void **state)
     mg_tensor_t back;
     memset(&back, 0, sizeof(back));
     back.dtype = MG_DT_FP32;
-    assert_int_equal(mg_kserve_decode_data(span.ptr, span.len, &back, &f->arena, "v", &f->err), 0);
+    assert_int_equal(mg_tensor_json_decode(span.ptr, span.len, &back, &f->arena, "v", &f->err), 0);
     assert_int_equal(back.count, N);
     assert_memory_equal(back.data, vals, N * sizeof(float));
     free(vals);
@@ -1089,9 +936,7 @@ static void test_encode_float_roundtrip(void **state)
 static int predict_decode(fixture_t *f, const char *json, mg_predict_request_t *p)
 {
     size_t n = strlen(json);
-    free(f->body);
-    f->body = malloc(n ? n : 1);
-    memcpy(f->body, json, n);
+    keep_body(f, json, n);
     mg_err_clear(&f->err);
     int rc = mg_predict_decode(f->body, n, p, &f->err);
     if (rc != 0)
@@ -1111,7 +956,7 @@ static void test_predict_decode(void **state)
     mg_tensor_t t;
     memset(&t, 0, sizeof(t));
     t.dtype = MG_DT_FP32;
-    assert_int_equal(mg_kserve_decode_data(p.data.ptr, p.data.len, &t, &f->arena, "data", &f->err),
+    assert_int_equal(mg_tensor_json_decode(p.data.ptr, p.data.len, &t, &f->arena, "data", &f->err),
                      0);
     assert_int_equal(t.ndim, 2);
     assert_int_equal(t.count, 4);
@@ -1258,7 +1103,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_binary_mixed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_binary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_float_roundtrip, setup, teardown),

@@ -9,6 +9,7 @@
  */
 #include "proto/json.h"
 #include "proto/kserve.h"
+#include "proto/predict.h"
 #include "proto/tensor_json.h"
 
 #include <math.h>

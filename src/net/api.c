@@ -4,6 +4,7 @@
 #include "infer/session.h"
 #include "proto/json.h"
 #include "proto/kserve.h"
+#include "proto/predict.h"
 #include "proto/tensor_json.h"
 #include "serve/execute.h"
 #include "serve/route.h"

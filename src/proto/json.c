@@ -1,3 +1,7 @@
+/*
+ * JSON (proto/json.h): the pull parser's cursor operations, an iterative skip for values of
+ * any kind, and the writers the encoders share.
+ */
 #include "proto/json.h"
 
 #include <string.h>

@@ -2,7 +2,7 @@
  * KServe v2 / Open Inference Protocol over HTTP: decoding the inference request envelope
  * (inputs, outputs, id, parameters; tensor data as JSON, flat or nested, or in the binary
  * tensor data extension) into mg_infer_request_t, and encoding mg_infer_response_t back.
- * Tensor values go through proto/tensor_json.h. Also the /predict simple API.
+ * Tensor values go through proto/tensor_json.h.
  */
 #ifndef MG_PROTO_KSERVE_H
 #define MG_PROTO_KSERVE_H
@@ -60,32 +60,5 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
  * BYTES element of 4 GiB or more).
  */
 int mg_kserve_encode_response(const mg_infer_response_t *resp, mg_buf_t *out, size_t *header_len);
-
-/** The simple API's request: {"data": [...], "model"?: "name", "version"?: "v"}. */
-typedef struct mg_predict_request {
-    mg_str_t model;   /* empty when absent (use the default model) */
-    mg_str_t version; /* empty when absent */
-    mg_str_t data;    /* the raw JSON text of "data", for mg_tensor_json_decode() */
-} mg_predict_request_t;
-
-/**
- * Splits a /predict body; every span points into `body` (no allocation). "version" may also
- * be a number (its text). Strings with escapes are refused (nothing to unescape into).
- * Thread: any. Returns 0, or MG_EPARSE when it is not such an object or has no data
- * ("missing 'data' array" also when data is not an array).
- */
-int mg_predict_decode(const char *body, size_t len, mg_predict_request_t *out, mg_err_t *err);
-
-/**
- * Encodes the simple API's answer: {"model","version","prediction","confidence","outputs":
- * {name:[...flat values...]}} where prediction is the arg-max of the first output's last
- * axis over its first row and confidence its value (for a batch, arrays of both, one per row).
- * A first output of rank <= 1 or first dim 1 gives scalars. When the first output is a label
- * (an integer, BOOL or BYTES tensor) prediction is its value(s) and confidence the max of the
- * matching row of a float second output, or null. With nothing to predict from both are null.
- * On failure `out` is left as it was. Thread: any.
- * Returns 0, MG_ENOMEM or MG_EINVAL (an output of an invalid datatype).
- */
-int mg_predict_encode_response(const mg_infer_response_t *resp, mg_buf_t *out);
 
 #endif

@@ -5,7 +5,6 @@
 #include "proto/json.h"
 #include "proto/kserve.h"
 #include "proto/predict.h"
-#include "proto/tensor_json.h"
 #include "serve/execute.h"
 #include "serve/route.h"
 
@@ -463,40 +462,15 @@ static int handle_predict(const mg_api_t *api, mg_api_scratch_t *sc, h2o_req_t *
         return 0;
     mg_model_version_t *v = res.version;
     mg_session_t *s = v->sessions[0];
-    if (mg_session_ninputs(s) != 1) {
-        snprintf(err.msg, sizeof(err.msg),
-                 "/predict needs a model with one input; '%s' has %zu, use /v2/models/%s/infer",
-                 v->model_name, mg_session_ninputs(s), v->model_name);
-        send_error(req, b, 400, err.msg);
-        mg_model_version_unref(v);
-        return 0;
-    }
-    const mg_tensor_info_t *in = mg_session_input(s, 0);
     mg_infer_request_t ireq;
     memset(&ireq, 0, sizeof(ireq));
     ireq.arena = &sc->arena;
-    mg_tensor_t *t = mg_arena_alloc(&sc->arena, sizeof(*t));
     mg_infer_response_t resp;
     memset(&resp, 0, sizeof(resp));
-    if (t == NULL) {
-        rc = mg_err_set(&err, MG_ENOMEM, "out of memory");
-    } else {
-        memset(t, 0, sizeof(*t));
-        t->name = (mg_str_t){in->name, strlen(in->name)};
-        t->dtype = in->dtype;
-        rc = mg_tensor_json_decode(p.data.ptr, p.data.len, t, &sc->arena, "data", &err);
-    }
-    if (rc == 0 && t->ndim + 1 == in->ndim && t->ndim < MG_TENSOR_MAX_DIMS) {
-        /* One example without its batch dim: make it a batch of one. */
-        memmove(&t->shape[1], &t->shape[0], (size_t)t->ndim * sizeof(t->shape[0]));
-        t->shape[0] = 1;
-        t->ndim++;
-    }
-    if (rc == 0) {
-        ireq.inputs = t;
-        ireq.ninputs = 1;
+    rc = mg_predict_bind(&p, mg_session_inputs(s), mg_session_ninputs(s), v->model_name, &ireq,
+                         &err);
+    if (rc == 0)
         rc = mg_execute(v, &ireq, &resp, &err);
-    }
     if (rc != 0) {
         send_error(req, b, request_status(rc), err.msg);
         mg_model_version_unref(v);

@@ -74,6 +74,37 @@ int mg_predict_decode(const char *body, size_t len, mg_predict_request_t *out, m
     return 0;
 }
 
+/* ---- binding to the model ---- */
+
+int mg_predict_bind(const mg_predict_request_t *p, const mg_tensor_info_t *inputs, size_t ninputs,
+                    const char *model, mg_infer_request_t *req, mg_err_t *err)
+{
+    if (ninputs != 1)
+        return mg_err_set(
+            err, MG_EINVAL,
+            "/predict needs a model with one input; '%s' has %zu, use /v2/models/%s/infer", model,
+            ninputs, model);
+    const mg_tensor_info_t *in = &inputs[0];
+    mg_tensor_t *t = mg_arena_alloc(req->arena, sizeof(*t));
+    if (t == NULL)
+        return mg_err_set(err, MG_ENOMEM, "out of memory");
+    memset(t, 0, sizeof(*t));
+    t->name = (mg_str_t){in->name, strlen(in->name)};
+    t->dtype = in->dtype;
+    int rc = mg_tensor_json_decode(p->data.ptr, p->data.len, t, req->arena, "data", err);
+    if (rc != 0)
+        return rc;
+    if (t->ndim + 1 == in->ndim && t->ndim < MG_TENSOR_MAX_DIMS) {
+        /* One example without its batch dim: make it a batch of one. */
+        memmove(&t->shape[1], &t->shape[0], (size_t)t->ndim * sizeof(t->shape[0]));
+        t->shape[0] = 1;
+        t->ndim++;
+    }
+    req->inputs = t;
+    req->ninputs = 1;
+    return 0;
+}
+
 /* ---- encoding ---- */
 
 /* Element i of a float tensor as a double. */

@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "infer/request.h"
+#include "infer/tensor.h"
 
 #include <stddef.h>
 
@@ -26,6 +27,21 @@ typedef struct mg_predict_request {
  * ("missing 'data' array" also when data is not an array).
  */
 int mg_predict_decode(const char *body, size_t len, mg_predict_request_t *out, mg_err_t *err);
+
+/**
+ * Builds the input of a /predict request for a model whose inputs are `inputs[0, ninputs)`:
+ * the model must have exactly one input (else MG_EINVAL: "/predict needs a model with one
+ * input; 'M' has N, use /v2/models/M/infer" with M = `model`); `p->data` is decoded as that
+ * input's datatype (mg_tensor_json_decode, shape inferred from the nesting), and an example
+ * without its batch dim (rank one less than the model's) becomes a batch of one. Fills
+ * req->inputs / req->ninputs from req->arena (which the caller set); other fields are left
+ * alone, and req->inputs / req->ninputs too on failure. Ownership: the tensor lives in
+ * req->arena, its name points at `inputs[0].name` and its data may point into `p->data`.
+ * Thread: the arena's owner.
+ * Returns 0, MG_EINVAL, MG_ENOMEM or the decoder's MG_E* code, with `err` filled.
+ */
+int mg_predict_bind(const mg_predict_request_t *p, const mg_tensor_info_t *inputs, size_t ninputs,
+                    const char *model, mg_infer_request_t *req, mg_err_t *err);
 
 /**
  * Encodes the simple API's answer: {"model","version","prediction","confidence","outputs":

@@ -77,6 +77,75 @@ static void test_predict_decode(void **state)
     assert_int_equal(predict_decode(f, "", &p), MG_EPARSE);
 }
 
+/* ---- binding to the model ---- */
+
+/* Decodes `json` as a /predict body and binds it to `inputs`, into a fresh f->req. */
+static int bind(fixture_t *f, const char *json, const mg_tensor_info_t *inputs, size_t ninputs)
+{
+    mg_predict_request_t p;
+    assert_int_equal(predict_decode(f, json, &p), 0);
+    mg_arena_reset(&f->arena);
+    memset(&f->req, 0, sizeof(f->req));
+    f->req.arena = &f->arena;
+    int rc = mg_predict_bind(&p, inputs, ninputs, "digits", &f->req, &f->err);
+    if (rc != 0)
+        assert_int_equal(f->err.code, rc);
+    return rc;
+}
+
+static void test_predict_bind(void **state)
+{
+    fixture_t *f = *state;
+    mg_tensor_info_t in[2] = {
+        {.name = "input", .dtype = MG_DT_FP32, .ndim = 2, .shape = {-1, 3}},
+        {.name = "mask", .dtype = MG_DT_BOOL, .ndim = 1, .shape = {3}},
+    };
+
+    /* one input: a batch as given, named and typed after the model's input */
+    assert_int_equal(bind(f, "{\"data\":[[1,2,3],[4,5,6]]}", in, 1), 0);
+    assert_int_equal(f->req.ninputs, 1);
+    const mg_tensor_t *t = &f->req.inputs[0];
+    assert_true(mg_str_eq(t->name, "input"));
+    assert_int_equal(t->dtype, MG_DT_FP32);
+    assert_int_equal(t->ndim, 2);
+    assert_int_equal(t->shape[0], 2);
+    assert_int_equal(t->shape[1], 3);
+    assert_int_equal(t->count, 6);
+    assert_true(f32_at(t, 5) == 6.0f);
+
+    /* one example without its batch dim becomes a batch of one */
+    assert_int_equal(bind(f, "{\"data\":[1,2,3]}", in, 1), 0);
+    t = &f->req.inputs[0];
+    assert_int_equal(t->ndim, 2);
+    assert_int_equal(t->shape[0], 1);
+    assert_int_equal(t->shape[1], 3);
+    assert_int_equal(t->count, 3);
+    /* ...but only when it is exactly one dim short */
+    assert_int_equal(bind(f, "{\"data\":[[[1]]]}", in, 1), 0);
+    assert_int_equal(f->req.inputs[0].ndim, 3);
+    assert_int_equal(f->req.inputs[0].shape[0], 1);
+    assert_int_equal(bind(f, "{\"data\":[true,false,true]}", &in[1], 1), 0);
+    assert_int_equal(f->req.inputs[0].ndim, 1);
+    assert_int_equal(f->req.inputs[0].shape[0], 3);
+
+    /* a model with another number of inputs; nothing is bound */
+    assert_int_equal(bind(f, "{\"data\":[1,2,3]}", in, 2), MG_EINVAL);
+    assert_string_equal(f->err.msg, "/predict needs a model with one input; 'digits' has 2, use "
+                                    "/v2/models/digits/infer");
+    assert_null(f->req.inputs);
+    assert_int_equal(f->req.ninputs, 0);
+    assert_int_equal(bind(f, "{\"data\":[1]}", in, 0), MG_EINVAL);
+    assert_string_equal(f->err.msg, "/predict needs a model with one input; 'digits' has 0, use "
+                                    "/v2/models/digits/infer");
+
+    /* data that does not fit the input's datatype: the decoder's error */
+    assert_int_equal(bind(f, "{\"data\":[1,2,3]}", &in[1], 1), MG_EDTYPE);
+    assert_string_equal(f->err.msg, "data: element 0 is not a boolean");
+    assert_null(f->req.inputs);
+    assert_int_equal(bind(f, "{\"data\":[[1],[2,3]]}", in, 1), MG_ESHAPE);
+    assert_string_equal(f->err.msg, "data: ragged nested array (element 3)");
+}
+
 /* ---- encoding ---- */
 
 static void encode_predict(fixture_t *f, mg_tensor_t *outs, size_t n, const char *want)
@@ -181,6 +250,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_predict_decode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_predict_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict_encode, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,8 @@
  */
 #include "proto/json.h"
 #include "proto/kserve.h"
+#include "proto/predict.h"
+#include "proto/tensor_json.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -115,7 +117,7 @@ static void round_trip(const mg_infer_request_t *req, mg_arena_t *arena)
                 mg_tensor_t back = *in;
                 back.data = NULL;
                 mg_err_t err;
-                int rc = mg_kserve_decode_data(span.ptr, span.len, &back, arena, "rt", &err);
+                int rc = mg_tensor_json_decode(span.ptr, span.len, &back, arena, "rt", &err);
                 if (in->ndim == 0) {
                     /* a scalar comes back as shape [1] */
                     check(rc == 0 && back.count == 1 && in->count == 1);
@@ -205,7 +207,7 @@ static void predict_one(const char *body, size_t len, mg_dtype_t dt)
     mg_tensor_t t;
     memset(&t, 0, sizeof(t));
     t.dtype = dt;
-    if (mg_kserve_decode_data(p.data.ptr, p.data.len, &t, &arena, "data", &err) == 0) {
+    if (mg_tensor_json_decode(p.data.ptr, p.data.len, &t, &arena, "data", &err) == 0) {
         size_t count;
         check(mg_shape_count(t.shape, t.ndim, 0, &count) == 0 && count == t.count);
         (void)touch(&t);

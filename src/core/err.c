@@ -16,6 +16,11 @@ int mg_err_set(mg_err_t *err, int code, const char *fmt, ...)
     return code;
 }
 
+int mg_err_quote_len(size_t n)
+{
+    return n > MG_ERR_QUOTE_MAX ? MG_ERR_QUOTE_MAX : (int)n;
+}
+
 void mg_err_clear(mg_err_t *err)
 {
     if (err != NULL) {

@@ -48,6 +48,12 @@ typedef struct mg_err {
  */
 int mg_err_set(mg_err_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/** The most bytes of a name or value that a message quotes. */
+#define MG_ERR_QUOTE_MAX 64
+
+/** Returns `n` capped at MG_ERR_QUOTE_MAX, the precision for quoting n bytes with "%.*s". */
+int mg_err_quote_len(size_t n);
+
 /** Clears `err` to MG_OK with an empty message. Accepts NULL. */
 void mg_err_clear(mg_err_t *err);
 

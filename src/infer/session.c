@@ -457,6 +457,16 @@ const mg_tensor_info_t *mg_session_input(const mg_session_t *s, size_t i)
     return i < s->ninputs ? &s->inputs[i] : NULL;
 }
 
+const mg_tensor_info_t *mg_session_inputs(const mg_session_t *s)
+{
+    return s->inputs;
+}
+
+const mg_tensor_info_t *mg_session_outputs(const mg_session_t *s)
+{
+    return s->outputs;
+}
+
 const mg_tensor_info_t *mg_session_output(const mg_session_t *s, size_t i)
 {
     return i < s->noutputs ? &s->outputs[i] : NULL;

@@ -35,14 +35,6 @@ void mg_infer_env_deinit(void);
 /** Returns the ONNX Runtime version string ("1.29.0"), static. Thread: any, even before init. */
 const char *mg_infer_runtime_version(void);
 
-/** Name, datatype and shape of a model input or output; dynamic dims are -1. Session-owned. */
-typedef struct mg_tensor_info {
-    char *name;
-    mg_dtype_t dtype;
-    int ndim;
-    int64_t shape[MG_TENSOR_MAX_DIMS];
-} mg_tensor_info_t;
-
 /** Per-session options. */
 typedef struct mg_session_opts {
     int intra_op_threads; /* 0: share the environment's global pools; >0: own pool of this size */
@@ -73,8 +65,14 @@ size_t mg_session_ninputs(const mg_session_t *s);
 /** Returns input `i` in model order, or NULL when `i` is out of range. Owned by `s`. */
 const mg_tensor_info_t *mg_session_input(const mg_session_t *s, size_t i);
 
+/** Returns all mg_session_ninputs(s) inputs as one array in model order. Owned by `s`. */
+const mg_tensor_info_t *mg_session_inputs(const mg_session_t *s);
+
 /** Returns the number of model outputs. Thread: any. */
 size_t mg_session_noutputs(const mg_session_t *s);
+
+/** Returns all mg_session_noutputs(s) outputs as one array in model order. Owned by `s`. */
+const mg_tensor_info_t *mg_session_outputs(const mg_session_t *s);
 
 /** Returns output `i` in model order, or NULL when `i` is out of range. Owned by `s`. */
 const mg_tensor_info_t *mg_session_output(const mg_session_t *s, size_t i);

@@ -41,6 +41,16 @@ size_t mg_dtype_size(mg_dtype_t dt)
     return dtypes[dt].size;
 }
 
+size_t mg_dtype_storage_size(mg_dtype_t dt)
+{
+    return dt == MG_DT_BYTES ? sizeof(mg_str_t) : mg_dtype_size(dt);
+}
+
+bool mg_dtype_is_float(mg_dtype_t dt)
+{
+    return dt == MG_DT_FP16 || dt == MG_DT_FP32 || dt == MG_DT_FP64;
+}
+
 int mg_shape_count(const int64_t *shape, int ndim, size_t elem_size, size_t *count)
 {
     size_t n = 1;

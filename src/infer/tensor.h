@@ -38,6 +38,17 @@ mg_dtype_t mg_dtype_parse(const char *s, size_t n);
 /** Returns the element size in bytes; 0 for BYTES (variable length) and INVALID. */
 size_t mg_dtype_size(mg_dtype_t dt);
 
+/** Returns the bytes an element takes in mg_tensor_t.data (sizeof(mg_str_t) for BYTES). */
+size_t mg_dtype_storage_size(mg_dtype_t dt);
+
+/** Returns true for FP16, FP32 and FP64. */
+bool mg_dtype_is_float(mg_dtype_t dt);
+
+/* Tensor elements are packed little-endian and copied as host values. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "tensors assume a little-endian host"
+#endif
+
 #define MG_TENSOR_MAX_DIMS 8
 
 /**
@@ -55,6 +66,14 @@ typedef struct mg_tensor {
     void *data;
     size_t nbytes;
 } mg_tensor_t;
+
+/** Name, datatype and shape of a model input or output; dynamic dims are -1. Session-owned. */
+typedef struct mg_tensor_info {
+    char *name;
+    mg_dtype_t dtype;
+    int ndim;
+    int64_t shape[MG_TENSOR_MAX_DIMS];
+} mg_tensor_info_t;
 
 /**
  * Sets *count to the product of the first `ndim` dims of `shape`. Returns 0, MG_ESHAPE for a

@@ -1,8 +1,10 @@
 #include "net/api.h"
 
 #include "core/log.h"
+#include "proto/json.h"
 #include "proto/kserve.h"
 #include "proto/kserve_info.h"
+#include "proto/predict.h"
 #include "serve/info.h"
 #include "serve/status.h"
 
@@ -262,9 +264,12 @@ static int handle_model_metadata(mg_api_loop_t *l, h2o_req_t *req, mg_str_t mode
     versions[0] = mg_model_version_number(v);
     if (version.len == 0) /* every READY version of the model, ascending */
         n = mg_info_ready_versions(l->api->serve, model, versions, MG_VERSIONS_MAX);
+    const mg_session_t *meta = mg_model_version_meta(v);
+    mg_kserve_info_tensors_t tensors = {mg_session_inputs(meta), mg_session_ninputs(meta),
+                                        mg_session_outputs(meta), mg_session_noutputs(meta)};
     mg_buf_reset(b);
     rc = mg_kserve_info_model(b, mg_model_version_model(v), versions, n,
-                              mg_model_version_config(v)->max_batch_size, mg_model_version_meta(v));
+                              mg_model_version_config(v)->max_batch_size, &tensors);
     mg_model_version_unpin(v);
     if (rc != 0)
         return send_error(req, b, 500, "out of memory");
@@ -383,31 +388,7 @@ static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
 static int bind_predict(void *ctx, const mg_session_t *meta, const char *model,
                         mg_infer_request_t *req, mg_err_t *err)
 {
-    const mg_predict_request_t *p = ctx;
-    if (mg_session_ninputs(meta) != 1)
-        return mg_err_set(
-            err, MG_EINVAL,
-            "/predict needs a model with one input; '%s' has %zu, use /v2/models/%s/infer", model,
-            mg_session_ninputs(meta), model);
-    const mg_tensor_info_t *in = mg_session_input(meta, 0);
-    mg_tensor_t *t = mg_arena_alloc(req->arena, sizeof(*t));
-    if (t == NULL)
-        return mg_err_set(err, MG_ENOMEM, "out of memory");
-    memset(t, 0, sizeof(*t));
-    t->name = (mg_str_t){in->name, strlen(in->name)};
-    t->dtype = in->dtype;
-    int rc = mg_kserve_decode_data(p->data.ptr, p->data.len, t, req->arena, "data", err);
-    if (rc != 0)
-        return rc;
-    if (t->ndim + 1 == in->ndim && t->ndim < MG_TENSOR_MAX_DIMS) {
-        /* One example without its batch dim: make it a batch of one. */
-        memmove(&t->shape[1], &t->shape[0], (size_t)t->ndim * sizeof(t->shape[0]));
-        t->shape[0] = 1;
-        t->ndim++;
-    }
-    req->inputs = t;
-    req->ninputs = 1;
-    return 0;
+    return mg_predict_bind(ctx, mg_session_inputs(meta), mg_session_ninputs(meta), model, req, err);
 }
 
 /* POST /predict: {"data": [...], "model"?: "...", "version"?: "..."}, or a "predict" rule. */

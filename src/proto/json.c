@@ -1,3 +1,7 @@
+/*
+ * JSON (proto/json.h): the pull parser's cursor operations, an iterative skip for values of
+ * any kind, and the writers the encoders share.
+ */
 #include "proto/json.h"
 
 #include <string.h>
@@ -476,5 +480,47 @@ int mg_json_end(mg_json_t *j)
     skip_ws(j);
     if (j->pos != j->len)
         return mg_json_fail(j, "unexpected data after the JSON value");
+    return 0;
+}
+
+/* ---- writers ---- */
+
+int mg_json_put_float(mg_buf_t *out, float v)
+{
+    if (mg_buf_reserve(out, MG_NUMFMT_F32_MAX) != 0)
+        return MG_ENOMEM;
+    out->len += mg_numfmt_write_f32(out->data + out->len, v);
+    return 0;
+}
+
+int mg_json_put_double(mg_buf_t *out, double v)
+{
+    if (mg_buf_reserve(out, MG_NUMFMT_F64_MAX) != 0)
+        return MG_ENOMEM;
+    out->len += mg_numfmt_write_f64(out->data + out->len, v);
+    return 0;
+}
+
+int mg_json_put_u64(mg_buf_t *out, uint64_t v)
+{
+    char tmp[MG_NUMFMT_INT_MAX];
+    return mg_buf_append(out, tmp, mg_numfmt_write_u64(tmp, v));
+}
+
+int mg_json_put_str(mg_buf_t *out, const char *s)
+{
+    if (s == NULL)
+        s = "";
+    return mg_buf_json_string(out, s, strlen(s));
+}
+
+int mg_json_put_error(mg_buf_t *out, const char *msg)
+{
+    size_t start = out->len;
+    if (mg_buf_append(out, "{\"error\":", 9) != 0 || mg_json_put_str(out, msg) != 0 ||
+        mg_buf_append(out, "}", 1) != 0) {
+        out->len = start;
+        return MG_ENOMEM;
+    }
     return 0;
 }

@@ -1,8 +1,10 @@
 /*
- * A small pull parser for JSON (RFC 8259): a cursor over a byte range that the caller walks
- * value by value. It never allocates (except mg_json_unescape, into an arena), never
- * recurses, never reads at or past the end of its input (which need not be NUL-terminated),
- * and limits nesting to MG_JSON_MAX_DEPTH. The first syntax error is kept with its offset.
+ * JSON (RFC 8259) for the protocol codecs: a small pull parser and the writers the encoders
+ * share. The parser is a cursor over a byte range that the caller walks value by value. It
+ * never allocates (except mg_json_unescape, into an arena), never recurses, never reads at or
+ * past the end of its input (which need not be NUL-terminated), and limits nesting to
+ * MG_JSON_MAX_DEPTH. The first syntax error is kept with its offset. The writers append
+ * values to an mg_buf_t (strings are core's mg_buf_json_string, which they build on).
  *
  * Walking an object:
  *
@@ -22,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /** The deepest nesting of arrays and objects a cursor accepts. */
 #define MG_JSON_MAX_DEPTH 64
@@ -119,5 +122,42 @@ int mg_json_fail(mg_json_t *j, const char *what);
 
 /** Fills `err` with "malformed JSON at offset N: <what>" and returns MG_EPARSE. */
 int mg_json_error(const mg_json_t *j, mg_err_t *err);
+
+/* ---- writers: each appends to `out`; Thread: the buffer's owner ---- */
+
+/**
+ * Appends `v` as the shortest decimal text that reads back to the same float ("0.1", "1.0",
+ * "1.5e-7"; non-finite values as the strings "NaN", "Infinity", "-Infinity"), without printf.
+ * Returns 0 or MG_ENOMEM.
+ */
+int mg_json_put_float(mg_buf_t *out, float v);
+
+/**
+ * Appends `v` as the shorter of %.15g and %.17g that reads back to the same double, with the
+ * conventions of mg_json_put_float. Returns 0 or MG_ENOMEM.
+ */
+int mg_json_put_double(mg_buf_t *out, double v);
+
+/** Appends `v` in decimal. Returns 0 or MG_ENOMEM. */
+int mg_json_put_u64(mg_buf_t *out, uint64_t v);
+
+/** Appends the NUL-terminated `s` as a JSON string (escaped), NULL as "". Returns 0 or MG_ENOMEM. */
+int mg_json_put_str(mg_buf_t *out, const char *s);
+
+/** Appends {"error":"<msg>"} (escaped). Returns 0 or MG_ENOMEM. */
+int mg_json_put_error(mg_buf_t *out, const char *msg);
+
+/**
+ * For writers with one cleanup path: stores `expr` (an MG_E* result) in the caller's `rc`
+ * and jumps to the caller's `fail` label when it is not 0.
+ */
+#define MG_JSON_PUT(expr)                                                                          \
+    do {                                                                                           \
+        if ((rc = (expr)) != 0)                                                                    \
+            goto fail;                                                                             \
+    } while (0)
+
+/** MG_JSON_PUT of appending the string literal `lit` to `out`. */
+#define MG_JSON_PUTS(out, lit) MG_JSON_PUT(mg_buf_append((out), (lit), sizeof(lit) - 1))
 
 #endif

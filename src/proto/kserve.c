@@ -1,493 +1,52 @@
+/*
+ * The KServe v2 envelope (proto/kserve.h): request members walked with the JSON cursor, each
+ * input's data handed to proto/tensor_json.h or bound from the binary part, and responses
+ * written with their binary outputs after the JSON.
+ */
 #include "proto/kserve.h"
 
 #include "proto/json.h"
 #include "proto/numfmt.h"
+#include "proto/tensor_json.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Tensor elements are packed little-endian and copied as host values. */
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the KServe codec assumes a little-endian host"
-#endif
-
-/* Longest name or value quoted in a message. */
-#define MSG_QUOTE_MAX 64
-
 /* ---- messages ---- */
 
-/* Whom a message is about: a complete prefix, or an input/output by name or position. */
+/* Whom a message is about: an input or output, by name once it was read, else by position. */
 typedef struct label {
-    const char *what; /* a full prefix ("input 'x'"), or NULL */
     const char *kind; /* "input" or "output" */
     mg_str_t name;    /* .ptr NULL until the name member was read */
     size_t index;
 } label_t;
+
+/* Room for the longest label text: a kind, a quoted name and its quotes. */
+#define LABEL_MAX (MG_ERR_QUOTE_MAX + 16)
+
+/* The message prefix for `l`: "input 'x'", or "input #2" before the name is known. */
+static const char *label_text(const label_t *l, char *buf, size_t cap)
+{
+    if (l->name.ptr != NULL)
+        snprintf(buf, cap, "%s '%.*s'", l->kind, mg_err_quote_len(l->name.len), l->name.ptr);
+    else
+        snprintf(buf, cap, "%s #%zu", l->kind, l->index);
+    return buf;
+}
 
 static int lfail(mg_err_t *err, int code, const label_t *l, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int lfail(mg_err_t *err, int code, const label_t *l, const char *fmt, ...)
 {
-    char msg[200];
+    char msg[200], who[LABEL_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (l->what != NULL)
-        return mg_err_set(err, code, "%s: %s", l->what, msg);
-    if (l->name.ptr != NULL) {
-        int n = l->name.len > MSG_QUOTE_MAX ? MSG_QUOTE_MAX : (int)l->name.len;
-        return mg_err_set(err, code, "%s '%.*s': %s", l->kind, n, l->name.ptr, msg);
-    }
-    return mg_err_set(err, code, "%s #%zu: %s", l->kind, l->index, msg);
-}
-
-static int quote_len(size_t n)
-{
-    return n > MSG_QUOTE_MAX ? MSG_QUOTE_MAX : (int)n;
-}
-
-/* ---- decoding values ---- */
-
-static bool dtype_is_float(mg_dtype_t dt)
-{
-    return dt == MG_DT_FP16 || dt == MG_DT_FP32 || dt == MG_DT_FP64;
-}
-
-/* Bits of an integer datatype, negative for signed ones; 0 for the others. */
-static int int_bits(mg_dtype_t dt)
-{
-    switch (dt) {
-    case MG_DT_UINT8: return 8;
-    case MG_DT_UINT16: return 16;
-    case MG_DT_UINT32: return 32;
-    case MG_DT_UINT64: return 64;
-    case MG_DT_INT8: return -8;
-    case MG_DT_INT16: return -16;
-    case MG_DT_INT32: return -32;
-    case MG_DT_INT64: return -64;
-    default: return 0;
-    }
-}
-
-/* Storage per element while decoding: the datatype's size, or an mg_str_t for BYTES. */
-static size_t slot_size(mg_dtype_t dt)
-{
-    return dt == MG_DT_BYTES ? sizeof(mg_str_t) : mg_dtype_size(dt);
-}
-
-/* State of one walk over a (possibly nested) JSON data array. */
-typedef struct decoder {
-    mg_json_t *j;
-    mg_dtype_t dtype;
-    size_t esz;         /* slot size */
-    unsigned char *dst; /* `cap` slots; elements past cap are checked and counted only */
-    size_t cap;
-    size_t count;
-    size_t str_bytes; /* BYTES: sum of element lengths */
-    mg_arena_t *arena;
-    const label_t *label;
-    mg_err_t *err;
-    /* shape inference, for mg_kserve_decode_data without a shape */
-    bool infer;
-    int leaf_level; /* nesting level of the scalars, 0 until the first one */
-    int max_level;
-    int64_t dims[MG_TENSOR_MAX_DIMS];
-    int64_t run[MG_TENSOR_MAX_DIMS];
-} decoder_t;
-
-static int json_err(decoder_t *d)
-{
-    return mg_json_error(d->j, d->err);
-}
-
-/* The non-finite spellings accepted for FP inputs. */
-static bool nonfinite_value(mg_str_t raw, double *v)
-{
-    if (mg_json_str_eq(raw, "NaN"))
-        *v = NAN;
-    else if (mg_json_str_eq(raw, "Infinity"))
-        *v = INFINITY;
-    else if (mg_json_str_eq(raw, "-Infinity"))
-        *v = -INFINITY;
-    else
-        return false;
-    return true;
-}
-
-/*
- * Converts a scanned number to an element of `dt` at `slot` (NULL: check only). Returns 0,
- * MG_EDTYPE (not an integer, for an integer datatype) or MG_ERANGE (out of range).
- */
-static inline int store_number(mg_dtype_t dt, const mg_numfmt_decimal_t *num, void *slot)
-{
-    int rc;
-    switch (dt) {
-    case MG_DT_FP32: {
-        float f;
-        if ((rc = mg_numfmt_to_f32(num, &f)) == 0 && slot != NULL)
-            memcpy(slot, &f, sizeof(f));
-        return rc;
-    }
-    case MG_DT_FP64: {
-        double v;
-        if ((rc = mg_numfmt_to_f64(num, &v)) == 0 && slot != NULL)
-            memcpy(slot, &v, sizeof(v));
-        return rc;
-    }
-    case MG_DT_FP16: {
-        uint16_t h;
-        if ((rc = mg_numfmt_to_f16(num, &h)) == 0 && slot != NULL)
-            memcpy(slot, &h, sizeof(h));
-        return rc;
-    }
-    default: {
-        int bits = int_bits(dt);
-        uint64_t u = 0;
-        if (bits > 0) {
-            rc = mg_numfmt_to_uint(num, bits, &u);
-        } else {
-            int64_t v = 0;
-            rc = mg_numfmt_to_int(num, -bits, &v);
-            u = (uint64_t)v;
-        }
-        /* little-endian host: the low bytes of the 64-bit value are the element */
-        if (rc == 0 && slot != NULL)
-            memcpy(slot, &u, (size_t)(bits > 0 ? bits : -bits) / 8);
-        return rc;
-    }
-    }
-}
-
-static int decode_number(decoder_t *d, mg_json_type_t t, size_t idx, void *slot)
-{
-    bool fp = dtype_is_float(d->dtype);
-    if (t == MG_JSON_STRING && fp) {
-        mg_str_t raw;
-        double v;
-        if (mg_json_read_string(d->j, &raw) != 0)
-            return json_err(d);
-        if (!nonfinite_value(raw, &v))
-            return lfail(d->err, MG_EDTYPE, d->label,
-                         "element %zu is not a number (only \"NaN\", \"Infinity\" and "
-                         "\"-Infinity\" may be strings)",
-                         idx);
-        if (slot == NULL)
-            return 0;
-        if (d->dtype == MG_DT_FP32) {
-            float f = (float)v;
-            memcpy(slot, &f, sizeof(f));
-        } else if (d->dtype == MG_DT_FP64) {
-            memcpy(slot, &v, sizeof(v));
-        } else {
-            uint16_t h = mg_numfmt_f16_from_f64(v);
-            memcpy(slot, &h, sizeof(h));
-        }
-        return 0;
-    }
-    if (t != MG_JSON_NUMBER)
-        return lfail(d->err, MG_EDTYPE, d->label, "element %zu is not %s", idx,
-                     fp ? "a number" : "an integer");
-    mg_numfmt_decimal_t num;
-    if (mg_json_read_number(d->j, &num) != 0)
-        return json_err(d);
-    int rc = store_number(d->dtype, &num, slot);
-    if (rc == MG_EDTYPE)
-        return lfail(d->err, MG_EDTYPE, d->label, "element %zu (%.*s) is not an integer", idx,
-                     quote_len(num.len), num.text);
-    if (rc != 0)
-        return lfail(d->err, MG_EDTYPE, d->label, "element %zu (%.*s) is out of range for %s", idx,
-                     quote_len(num.len), num.text, mg_dtype_name(d->dtype));
-    return 0;
-}
-
-static int decode_leaf(decoder_t *d, mg_json_type_t t)
-{
-    size_t idx = d->count;
-    void *slot = idx < d->cap ? d->dst + idx * d->esz : NULL;
-    int rc;
-    switch (d->dtype) {
-    case MG_DT_BOOL: {
-        bool v;
-        if (t != MG_JSON_TRUE && t != MG_JSON_FALSE)
-            return lfail(d->err, MG_EDTYPE, d->label, "element %zu is not a boolean", idx);
-        if (mg_json_read_bool(d->j, &v) != 0)
-            return json_err(d);
-        if (slot != NULL)
-            *(unsigned char *)slot = v ? 1 : 0;
-        rc = 0;
-        break;
-    }
-    case MG_DT_BYTES: {
-        mg_str_t raw, s;
-        if (t != MG_JSON_STRING)
-            return lfail(d->err, MG_EDTYPE, d->label, "element %zu is not a string", idx);
-        if (mg_json_read_string(d->j, &raw) != 0)
-            return json_err(d);
-        rc = 0;
-        if (slot != NULL) {
-            if (mg_json_unescape(raw, d->arena, &s) != 0)
-                return mg_err_set(d->err, MG_ENOMEM, "out of memory decoding the request");
-            memcpy(slot, &s, sizeof(s));
-            d->str_bytes += s.len;
-        }
-        break;
-    }
-    default: rc = decode_number(d, t, idx, slot); break;
-    }
-    if (rc != 0)
-        return rc;
-    d->count++;
-    return 0;
-}
-
-static int ragged(decoder_t *d)
-{
-    return lfail(d->err, MG_ESHAPE, d->label, "ragged nested array (element %zu)", d->count);
-}
-
-static inline bool is_ws(char c)
-{
-    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
-
-/*
- * The hot case, a flat array of plain numbers for a numeric datatype, in one tight loop
- * over the bytes. Returns true when it consumed the whole array; false (cursor untouched)
- * on anything else (nesting, strings, bad syntax, a value out of range), for the general
- * walk to redo and, if need be, report.
- */
-static bool decode_flat(decoder_t *d)
-{
-    mg_json_t *j = d->j;
-    const char *s = j->base;
-    size_t len = j->len;
-    size_t i = j->pos;
-    size_t count = 0;
-    if (i >= len || s[i] != '[' || j->depth >= MG_JSON_MAX_DEPTH)
-        return false;
-    i++;
-    while (i < len && is_ws(s[i]))
-        i++;
-    if (i < len && s[i] == ']') {
-        i++;
-    } else {
-        for (;;) {
-            mg_numfmt_decimal_t num;
-            size_t k = mg_numfmt_scan(s + i, len - i, &num);
-            if (k == 0)
-                return false;
-            i += k;
-            if (store_number(d->dtype, &num, count < d->cap ? d->dst + count * d->esz : NULL))
-                return false;
-            count++;
-            while (i < len && is_ws(s[i]))
-                i++;
-            if (i >= len)
-                return false;
-            char c = s[i++];
-            if (c == ']')
-                break;
-            if (c != ',')
-                return false;
-            while (i < len && is_ws(s[i]))
-                i++;
-        }
-    }
-    j->pos = i;
-    d->count = count;
-    /* what the general walk would have inferred for a flat array */
-    d->max_level = 1;
-    d->leaf_level = count ? 1 : 0;
-    d->dims[0] = (int64_t)count;
-    return true;
-}
-
-/*
- * Walks the array at the cursor, nested to any depth the cursor allows, decoding every
- * scalar in order. Iterative: `level` counts the arrays open inside the data.
- */
-static int decode_array(decoder_t *d)
-{
-    mg_json_t *j = d->j;
-    int rc;
-    mg_json_peek(j); /* to the '[' */
-    if (d->dtype != MG_DT_BOOL && d->dtype != MG_DT_BYTES && decode_flat(d))
-        return 0;
-    if (mg_json_array_begin(j) != 0)
-        return json_err(d);
-    int level = 1;
-    d->max_level = 1;
-    d->leaf_level = 0;
-    for (int i = 0; i < MG_TENSOR_MAX_DIMS; i++)
-        d->dims[i] = -1;
-    d->run[0] = 0;
-    for (;;) {
-        rc = mg_json_array_next(j);
-        if (rc < 0)
-            return json_err(d);
-        if (rc == 0) {
-            if (d->infer) {
-                int k = level - 1;
-                if (d->dims[k] < 0)
-                    d->dims[k] = d->run[k];
-                else if (d->dims[k] != d->run[k])
-                    return ragged(d);
-                if (k > 0)
-                    d->run[k - 1]++;
-            }
-            if (--level == 0)
-                return 0;
-            continue;
-        }
-        mg_json_type_t t = mg_json_peek(j);
-        if (t == MG_JSON_ARRAY) {
-            if (mg_json_array_begin(j) != 0)
-                return json_err(d);
-            level++;
-            if (d->infer) {
-                if (level > MG_TENSOR_MAX_DIMS)
-                    return lfail(d->err, MG_ESHAPE, d->label, "data nests deeper than %d dims",
-                                 MG_TENSOR_MAX_DIMS);
-                if (d->leaf_level != 0 && level > d->leaf_level)
-                    return ragged(d);
-                d->run[level - 1] = 0;
-                if (level > d->max_level)
-                    d->max_level = level;
-            }
-            continue;
-        }
-        if (t == MG_JSON_END || t == MG_JSON_INVALID) {
-            mg_json_fail(j, "expected a value");
-            return json_err(d);
-        }
-        if (d->infer) {
-            if (d->leaf_level == 0) {
-                if (level != d->max_level)
-                    return ragged(d);
-                d->leaf_level = level;
-            } else if (level != d->leaf_level) {
-                return ragged(d);
-            }
-            d->run[level - 1]++;
-        }
-        if ((rc = decode_leaf(d, t)) != 0)
-            return rc;
-    }
-}
-
-/*
- * Allocates the slots for `count` elements of `dt` when the remaining `avail` JSON bytes
- * could hold them (each element takes at least 2 bytes, a string 3); otherwise sets *cap 0
- * so the walk only counts, and the count mismatch is reported instead of a huge allocation.
- */
-static int alloc_slots(mg_arena_t *arena, mg_dtype_t dt, size_t count, size_t avail,
-                       unsigned char **dst, size_t *cap)
-{
-    size_t most = dt == MG_DT_BYTES ? avail / 3 + 1 : avail / 2 + 1;
-    size_t n = count <= most ? count : 0;
-    size_t bytes;
-    if (mg_mul_size(n, slot_size(dt), &bytes) != 0)
-        return MG_ENOMEM;
-    *dst = mg_arena_alloc(arena, bytes);
-    if (*dst == NULL)
-        return MG_ENOMEM;
-    *cap = n;
-    return 0;
-}
-
-/* Fills t->data/count/nbytes from a finished walk. */
-static void set_decoded(mg_tensor_t *t, const decoder_t *d)
-{
-    t->data = d->dst;
-    t->count = d->count;
-    t->nbytes = t->dtype == MG_DT_BYTES ? d->str_bytes : d->count * mg_dtype_size(t->dtype);
-}
-
-static int count_mismatch(const mg_tensor_t *t, size_t want, size_t got, const label_t *l,
-                          mg_err_t *err)
-{
-    char shape[128];
-    mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
-    return lfail(err, MG_ESHAPE, l, "shape %s needs %zu elements, got %zu", shape, want, got);
-}
-
-/*
- * Decodes the data array at the cursor into t (dtype and shape set, `want` elements).
- * The cursor must be at the '['.
- */
-static int decode_known(mg_json_t *j, mg_tensor_t *t, size_t want, mg_arena_t *arena,
-                        const label_t *l, mg_err_t *err)
-{
-    decoder_t d = {.j = j,
-                   .dtype = t->dtype,
-                   .esz = slot_size(t->dtype),
-                   .arena = arena,
-                   .label = l,
-                   .err = err};
-    if (alloc_slots(arena, t->dtype, want, j->len - j->pos, &d.dst, &d.cap) != 0)
-        return mg_err_set(err, MG_ENOMEM, "out of memory decoding the request");
-    int rc = decode_array(&d);
-    if (rc != 0)
-        return rc;
-    if (d.count != want)
-        return count_mismatch(t, want, d.count, l, err);
-    set_decoded(t, &d);
-    return 0;
-}
-
-int mg_kserve_decode_data(const char *json, size_t len, mg_tensor_t *t, mg_arena_t *arena,
-                          const char *what, mg_err_t *err)
-{
-    label_t l = {.what = what != NULL ? what : "data", .kind = "input"};
-    mg_json_t j;
-    mg_json_init(&j, json, len);
-    if (t->dtype <= MG_DT_INVALID || t->dtype >= MG_DT_COUNT_)
-        return lfail(err, MG_EDTYPE, &l, "invalid datatype");
-    if (t->ndim < 0 || t->ndim > MG_TENSOR_MAX_DIMS)
-        return lfail(err, MG_ESHAPE, &l, "rank %d is not within 0..%d", t->ndim,
-                     MG_TENSOR_MAX_DIMS);
-    if (mg_json_peek(&j) != MG_JSON_ARRAY) {
-        mg_json_fail(&j, "expected '['");
-        return mg_json_error(&j, err);
-    }
-    int rc;
-    if (t->ndim > 0) {
-        size_t want;
-        rc = mg_shape_count(t->shape, t->ndim, slot_size(t->dtype), &want);
-        if (rc == MG_ESHAPE)
-            return lfail(err, MG_ESHAPE, &l, "shape has a negative dim");
-        if (rc != 0)
-            return lfail(err, MG_ERANGE, &l, "shape is too large");
-        rc = decode_known(&j, t, want, arena, &l, err);
-        if (rc != 0)
-            return rc;
-    } else {
-        decoder_t d = {.j = &j,
-                       .dtype = t->dtype,
-                       .esz = slot_size(t->dtype),
-                       .arena = arena,
-                       .label = &l,
-                       .err = err,
-                       .infer = true};
-        /* The count is unknown until the end: size the slots for the most `len` can hold. */
-        size_t most = t->dtype == MG_DT_BYTES ? len / 3 + 1 : len / 2 + 1;
-        if (alloc_slots(arena, t->dtype, most, len, &d.dst, &d.cap) != 0)
-            return mg_err_set(err, MG_ENOMEM, "out of memory decoding the request");
-        if ((rc = decode_array(&d)) != 0)
-            return rc;
-        t->ndim = d.leaf_level != 0 ? d.leaf_level : d.max_level;
-        for (int i = 0; i < t->ndim; i++)
-            t->shape[i] = d.dims[i];
-        set_decoded(t, &d);
-    }
-    if (mg_json_end(&j) != 0)
-        return mg_json_error(&j, err);
-    return 0;
+    return mg_err_set(err, code, "%s: %s", label_text(l, who, sizeof(who)), msg);
 }
 
 /* ---- decoding requests ---- */
@@ -520,6 +79,14 @@ static int grow(mg_arena_t *arena, void **arr, size_t *cap, size_t n, size_t siz
 static int oom(mg_err_t *err)
 {
     return mg_err_set(err, MG_ENOMEM, "out of memory decoding the request");
+}
+
+/* Decodes the data array at the cursor, `want` elements; messages name the input. */
+static int read_data(mg_json_t *j, mg_tensor_t *t, size_t want, mg_arena_t *arena, const label_t *l,
+                     mg_err_t *err)
+{
+    char who[LABEL_MAX];
+    return mg_tensor_json_read(j, t, want, arena, label_text(l, who, sizeof(who)), err);
 }
 
 /* Reads a string member value into *out, unescaped (zero-copy when it has no escapes). */
@@ -556,8 +123,8 @@ static int parse_shape(mg_json_t *j, mg_tensor_t *t, const label_t *l, mg_err_t 
         int64_t v;
         rc = mg_numfmt_to_int(&num, 64, &v);
         if (rc == MG_ERANGE && !num.neg)
-            return lfail(err, MG_ERANGE, l, "shape dim %.*s is too large", quote_len(num.len),
-                         num.text);
+            return lfail(err, MG_ERANGE, l, "shape dim %.*s is too large",
+                         mg_err_quote_len(num.len), num.text);
         if (rc != 0 || v < 0)
             return lfail(err, MG_ESHAPE, l, "%s", bad);
         if (t->ndim == MG_TENSOR_MAX_DIMS)
@@ -617,7 +184,7 @@ static int dup_member(const label_t *l, const char *name, mg_err_t *err)
 static int tensor_bytes(const mg_tensor_t *t, size_t want, size_t *bytes, const label_t *l,
                         mg_err_t *err)
 {
-    if (mg_mul_size(want, slot_size(t->dtype), bytes) == 0)
+    if (mg_mul_size(want, mg_dtype_storage_size(t->dtype), bytes) == 0)
         return 0;
     char shape[128];
     mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
@@ -666,7 +233,7 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
                 return rc;
             t->dtype = mg_dtype_parse(s.ptr, s.len);
             if (t->dtype == MG_DT_INVALID)
-                return lfail(err, MG_EDTYPE, &l, "unknown datatype '%.*s'", quote_len(s.len),
+                return lfail(err, MG_EDTYPE, &l, "unknown datatype '%.*s'", mg_err_quote_len(s.len),
                              s.ptr);
             seen |= SEEN_DTYPE;
         } else if (mg_json_str_eq(key, "shape")) {
@@ -695,7 +262,7 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
             if ((seen & SEEN_DTYPE) && (seen & SEEN_SHAPE)) {
                 size_t bytes;
                 if ((rc = tensor_bytes(t, want, &bytes, &l, err)) != 0 ||
-                    (rc = decode_known(j, t, want, arena, &l, err)) != 0)
+                    (rc = read_data(j, t, want, arena, &l, err)) != 0)
                     return rc;
                 decoded = true;
             } else {
@@ -725,7 +292,7 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
         return rc;
     if ((seen & SEEN_DATA) && !decoded) {
         /* data came before datatype or shape: decode it from its saved position */
-        if ((rc = decode_known(&data_at, t, want, arena, &l, err)) != 0)
+        if ((rc = read_data(&data_at, t, want, arena, &l, err)) != 0)
             return rc;
     }
     if (seen_size) {
@@ -1085,114 +652,6 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
 
 /* ---- encoding ---- */
 
-/* Widest text of one element of `dt` plus its comma. */
-static size_t value_width(mg_dtype_t dt)
-{
-    switch (dt) {
-    case MG_DT_BOOL: return 6;
-    case MG_DT_FP16:
-    case MG_DT_FP32: return MG_NUMFMT_F32_MAX + 1;
-    case MG_DT_FP64: return MG_NUMFMT_F64_MAX + 1;
-    default: return MG_NUMFMT_INT_MAX + 2; /* sign */
-    }
-}
-
-/* Writes element i of a fixed-size tensor at o; returns the length. */
-static size_t write_value(char *o, mg_dtype_t dt, const unsigned char *p)
-{
-    switch (dt) {
-    case MG_DT_BOOL:
-        if (*p) {
-            memcpy(o, "true", 4);
-            return 4;
-        }
-        memcpy(o, "false", 5);
-        return 5;
-    case MG_DT_UINT8: return mg_numfmt_write_u64(o, *p);
-    case MG_DT_INT8: return mg_numfmt_write_i64(o, (int8_t)*p);
-    case MG_DT_UINT16: {
-        uint16_t v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_u64(o, v);
-    }
-    case MG_DT_INT16: {
-        int16_t v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_i64(o, v);
-    }
-    case MG_DT_UINT32: {
-        uint32_t v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_u64(o, v);
-    }
-    case MG_DT_INT32: {
-        int32_t v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_i64(o, v);
-    }
-    case MG_DT_UINT64: {
-        uint64_t v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_u64(o, v);
-    }
-    case MG_DT_INT64: {
-        int64_t v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_i64(o, v);
-    }
-    case MG_DT_FP16: {
-        uint16_t v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_f32(o, mg_numfmt_f16_to_f32(v));
-    }
-    case MG_DT_FP32: {
-        float v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_f32(o, v);
-    }
-    case MG_DT_FP64: {
-        double v;
-        memcpy(&v, p, sizeof(v));
-        return mg_numfmt_write_f64(o, v);
-    }
-    default: return 0;
-    }
-}
-
-/* Appends the tensor's elements as a flat JSON array. */
-static int put_values(mg_buf_t *out, const mg_tensor_t *t)
-{
-    if (t->dtype == MG_DT_BYTES) {
-        const mg_str_t *s = t->data;
-        if (mg_buf_append(out, "[", 1) != 0)
-            return MG_ENOMEM;
-        for (size_t i = 0; i < t->count; i++) {
-            if ((i && mg_buf_append(out, ",", 1) != 0) ||
-                mg_buf_json_string(out, s[i].ptr, s[i].len) != 0)
-                return MG_ENOMEM;
-        }
-        return mg_buf_append(out, "]", 1);
-    }
-    size_t esz = mg_dtype_size(t->dtype);
-    size_t room;
-    if (esz == 0 || mg_mul_size(t->count, value_width(t->dtype), &room) != 0 ||
-        mg_buf_reserve(out, room + 2) != 0)
-        return esz == 0 ? MG_EINVAL : MG_ENOMEM;
-    /* reserved once: the loop writes without per-element checks */
-    char *o = out->data + out->len;
-    const unsigned char *p = t->data;
-    *o++ = '[';
-    for (size_t i = 0; i < t->count; i++) {
-        o += write_value(o, t->dtype, p + i * esz);
-        *o++ = ',';
-    }
-    if (t->count)
-        o--;
-    *o++ = ']';
-    out->len = (size_t)(o - out->data);
-    return 0;
-}
-
 static int put_shape(mg_buf_t *out, const mg_tensor_t *t)
 {
     char tmp[MG_TENSOR_MAX_DIMS * (MG_NUMFMT_INT_MAX + 1) + 2];
@@ -1206,19 +665,6 @@ static int put_shape(mg_buf_t *out, const mg_tensor_t *t)
     }
     *o++ = ']';
     return mg_buf_append(out, tmp, (size_t)(o - tmp));
-}
-
-static int put_str(mg_buf_t *out, const char *s)
-{
-    if (s == NULL)
-        s = "";
-    return mg_buf_json_string(out, s, strlen(s));
-}
-
-static int put_u64(mg_buf_t *out, uint64_t v)
-{
-    char tmp[MG_NUMFMT_INT_MAX];
-    return mg_buf_append(out, tmp, mg_numfmt_write_u64(tmp, v));
 }
 
 /* The bytes a binary output takes: count * size, or 4 + length per BYTES element. */
@@ -1254,58 +700,51 @@ static int put_binary(mg_buf_t *out, const mg_tensor_t *t)
     return 0;
 }
 
-#define PUT(expr)                                                                                  \
-    do {                                                                                           \
-        if ((rc = (expr)) != 0)                                                                    \
-            goto fail;                                                                             \
-    } while (0)
-#define PUTS(out, lit) PUT(mg_buf_append((out), (lit), sizeof(lit) - 1))
-
 int mg_kserve_encode_response(const mg_infer_response_t *resp, mg_buf_t *out, size_t *header_len)
 {
     size_t start = out->len;
     bool any_binary = false;
     int rc;
 
-    PUTS(out, "{\"model_name\":");
-    PUT(put_str(out, resp->model_name));
-    PUTS(out, ",\"model_version\":");
-    PUT(put_str(out, resp->model_version));
+    MG_JSON_PUTS(out, "{\"model_name\":");
+    MG_JSON_PUT(mg_json_put_str(out, resp->model_name));
+    MG_JSON_PUTS(out, ",\"model_version\":");
+    MG_JSON_PUT(mg_json_put_str(out, resp->model_version));
     if (resp->id.len != 0) {
-        PUTS(out, ",\"id\":");
-        PUT(mg_buf_json_string(out, resp->id.ptr, resp->id.len));
+        MG_JSON_PUTS(out, ",\"id\":");
+        MG_JSON_PUT(mg_buf_json_string(out, resp->id.ptr, resp->id.len));
     }
-    PUTS(out, ",\"outputs\":[");
+    MG_JSON_PUTS(out, ",\"outputs\":[");
     for (size_t i = 0; i < resp->noutputs; i++) {
         const mg_tensor_t *t = &resp->outputs[i];
         bool binary = resp->binary != NULL && resp->binary[i];
         if (i)
-            PUTS(out, ",");
-        PUTS(out, "{\"name\":");
-        PUT(mg_buf_json_string(out, t->name.ptr, t->name.len));
-        PUTS(out, ",\"datatype\":");
-        PUT(put_str(out, mg_dtype_name(t->dtype)));
-        PUTS(out, ",\"shape\":");
-        PUT(put_shape(out, t));
+            MG_JSON_PUTS(out, ",");
+        MG_JSON_PUTS(out, "{\"name\":");
+        MG_JSON_PUT(mg_buf_json_string(out, t->name.ptr, t->name.len));
+        MG_JSON_PUTS(out, ",\"datatype\":");
+        MG_JSON_PUT(mg_json_put_str(out, mg_dtype_name(t->dtype)));
+        MG_JSON_PUTS(out, ",\"shape\":");
+        MG_JSON_PUT(put_shape(out, t));
         if (binary) {
             uint64_t size;
-            PUT(binary_size(t, &size));
-            PUTS(out, ",\"parameters\":{\"binary_data_size\":");
-            PUT(put_u64(out, size));
-            PUTS(out, "}}");
+            MG_JSON_PUT(binary_size(t, &size));
+            MG_JSON_PUTS(out, ",\"parameters\":{\"binary_data_size\":");
+            MG_JSON_PUT(mg_json_put_u64(out, size));
+            MG_JSON_PUTS(out, "}}");
             any_binary = true;
         } else {
-            PUTS(out, ",\"data\":");
-            PUT(put_values(out, t));
-            PUTS(out, "}");
+            MG_JSON_PUTS(out, ",\"data\":");
+            MG_JSON_PUT(mg_tensor_json_encode(out, t));
+            MG_JSON_PUTS(out, "}");
         }
     }
-    PUTS(out, "]}");
+    MG_JSON_PUTS(out, "]}");
     size_t json_len = out->len - start;
     if (any_binary) {
         for (size_t i = 0; i < resp->noutputs; i++) {
             if (resp->binary[i])
-                PUT(put_binary(out, &resp->outputs[i]));
+                MG_JSON_PUT(put_binary(out, &resp->outputs[i]));
         }
     }
     *header_len = any_binary ? json_len : MG_KSERVE_NO_BINARY;
@@ -1313,266 +752,4 @@ int mg_kserve_encode_response(const mg_infer_response_t *resp, mg_buf_t *out, si
 fail:
     out->len = start;
     return rc;
-}
-
-/* ---- the simple /predict API ---- */
-
-/* A string or number member value as raw text; escapes are refused (no arena to decode). */
-static int predict_str(mg_json_t *j, const char *name, mg_str_t *out, mg_err_t *err)
-{
-    mg_json_type_t t = mg_json_peek(j);
-    if (t == MG_JSON_STRING) {
-        if (mg_json_read_string(j, out) != 0)
-            return mg_json_error(j, err);
-        if (memchr(out->ptr, '\\', out->len) != NULL)
-            return mg_err_set(err, MG_EPARSE, "'%s' must not contain escapes", name);
-        return 0;
-    }
-    if (t == MG_JSON_NUMBER && strcmp(name, "version") == 0) {
-        mg_numfmt_decimal_t num;
-        if (mg_json_read_number(j, &num) != 0)
-            return mg_json_error(j, err);
-        out->ptr = num.text;
-        out->len = num.len;
-        return 0;
-    }
-    return mg_err_set(err, MG_EPARSE, "'%s' must be a string", name);
-}
-
-int mg_predict_decode(const char *body, size_t len, mg_predict_request_t *out, mg_err_t *err)
-{
-    mg_json_t j;
-    mg_str_t key;
-    bool have_data = false;
-    int rc;
-    out->model = (mg_str_t){"", 0};
-    out->version = (mg_str_t){"", 0};
-    out->data = (mg_str_t){"", 0};
-    mg_json_init(&j, body, len);
-    if (mg_json_object_begin(&j) != 0)
-        return mg_json_error(&j, err);
-    while ((rc = mg_json_object_next(&j, &key)) > 0) {
-        if (mg_json_str_eq(key, "data")) {
-            if (mg_json_peek(&j) != MG_JSON_ARRAY)
-                return mg_err_set(err, MG_EPARSE, "missing 'data' array");
-            if (mg_json_skip(&j, &out->data) != 0)
-                return mg_json_error(&j, err);
-            have_data = true;
-        } else if (mg_json_str_eq(key, "model")) {
-            if ((rc = predict_str(&j, "model", &out->model, err)) != 0)
-                return rc;
-        } else if (mg_json_str_eq(key, "version")) {
-            if ((rc = predict_str(&j, "version", &out->version, err)) != 0)
-                return rc;
-        } else if (mg_json_skip(&j, NULL) != 0) {
-            return mg_json_error(&j, err);
-        }
-    }
-    if (rc < 0 || mg_json_end(&j) != 0)
-        return mg_json_error(&j, err);
-    if (!have_data)
-        return mg_err_set(err, MG_EPARSE, "missing 'data' array");
-    return 0;
-}
-
-/* Element i of a float tensor as a double. */
-static double float_at(const mg_tensor_t *t, size_t i)
-{
-    const unsigned char *p = t->data;
-    if (t->dtype == MG_DT_FP32) {
-        float v;
-        memcpy(&v, p + i * 4, 4);
-        return v;
-    }
-    if (t->dtype == MG_DT_FP64) {
-        double v;
-        memcpy(&v, p + i * 8, 8);
-        return v;
-    }
-    uint16_t h;
-    memcpy(&h, p + i * 2, 2);
-    return mg_numfmt_f16_to_f32(h);
-}
-
-/* Rows of a tensor along its last axis; 0 when it has no elements. */
-static size_t row_len(const mg_tensor_t *t)
-{
-    if (t->ndim <= 0)
-        return t->count ? 1 : 0;
-    int64_t last = t->shape[t->ndim - 1];
-    return last > 0 ? (size_t)last : 0;
-}
-
-/* Arg-max of row r (NaN never wins unless the row is all NaN). */
-static size_t row_argmax(const mg_tensor_t *t, size_t r, size_t n, double *best)
-{
-    size_t at = 0;
-    double b = float_at(t, r * n);
-    for (size_t i = 1; i < n; i++) {
-        double v = float_at(t, r * n + i);
-        if (v > b || (isnan(b) && !isnan(v))) {
-            b = v;
-            at = i;
-        }
-    }
-    *best = b;
-    return at;
-}
-
-static int put_confidence(mg_buf_t *out, const mg_tensor_t *t, double v)
-{
-    if (t->dtype == MG_DT_FP64)
-        return mg_json_put_double(out, v);
-    return mg_json_put_float(out, (float)v);
-}
-
-/* Does the first dim say "one example"? Then prediction and confidence are scalars. */
-static bool single_row(const mg_tensor_t *t)
-{
-    return t->ndim <= 1 || t->shape[0] == 1;
-}
-
-/* prediction/confidence from a float first output: the arg-max of each row's last axis */
-static int predict_from_scores(mg_buf_t *out, const mg_tensor_t *t)
-{
-    int rc;
-    size_t n = row_len(t);
-    if (n > t->count)
-        n = t->count; /* a shape that promises more than the data holds: stay inside */
-    if (n == 0)
-        return mg_buf_puts(out, ",\"prediction\":null,\"confidence\":null");
-    size_t rows = single_row(t) ? 1 : t->count / n;
-    const char *open = rows > 1 ? "[" : "";
-    const char *close = rows > 1 ? "]" : "";
-    double best;
-    PUTS(out, ",\"prediction\":");
-    PUT(mg_buf_puts(out, open));
-    for (size_t r = 0; r < rows; r++) {
-        if (r)
-            PUTS(out, ",");
-        PUT(put_u64(out, row_argmax(t, r, n, &best)));
-    }
-    PUT(mg_buf_puts(out, close));
-    PUTS(out, ",\"confidence\":");
-    PUT(mg_buf_puts(out, open));
-    for (size_t r = 0; r < rows; r++) {
-        if (r)
-            PUTS(out, ",");
-        row_argmax(t, r, n, &best);
-        PUT(put_confidence(out, t, best));
-    }
-    return mg_buf_puts(out, close);
-fail:
-    return rc;
-}
-
-/*
- * prediction/confidence from a label first output (integer, bool or string): its values,
- * with confidence from the row maxima of a float second output when there is one.
- */
-static int predict_from_labels(mg_buf_t *out, const mg_tensor_t *labels, const mg_tensor_t *probs)
-{
-    int rc;
-    size_t pn = 0, prows = 0;
-    if (probs != NULL && dtype_is_float(probs->dtype) && probs->data != NULL) {
-        pn = row_len(probs);
-        prows = pn ? probs->count / pn : 0; /* whole rows only */
-    }
-    size_t rows = labels->count;
-    const char *open = rows > 1 ? "[" : "";
-    const char *close = rows > 1 ? "]" : "";
-    PUTS(out, ",\"prediction\":");
-    PUT(mg_buf_puts(out, open));
-    for (size_t r = 0; r < rows; r++) {
-        if (r)
-            PUTS(out, ",");
-        if (labels->dtype == MG_DT_BYTES) {
-            const mg_str_t *s = labels->data;
-            PUT(mg_buf_json_string(out, s[r].ptr, s[r].len));
-        } else {
-            char tmp[MG_NUMFMT_INT_MAX + 2];
-            const unsigned char *p = labels->data;
-            PUT(mg_buf_append(
-                out, tmp, write_value(tmp, labels->dtype, p + r * mg_dtype_size(labels->dtype))));
-        }
-    }
-    PUT(mg_buf_puts(out, close));
-    PUTS(out, ",\"confidence\":");
-    PUT(mg_buf_puts(out, open));
-    for (size_t r = 0; r < rows; r++) {
-        if (r)
-            PUTS(out, ",");
-        if (r < prows) {
-            double best;
-            row_argmax(probs, r, pn, &best);
-            PUT(put_confidence(out, probs, best));
-        } else {
-            PUTS(out, "null");
-        }
-    }
-    return mg_buf_puts(out, close);
-fail:
-    return rc;
-}
-
-int mg_predict_encode_response(const mg_infer_response_t *resp, mg_buf_t *out)
-{
-    size_t start = out->len;
-    int rc;
-    PUTS(out, "{\"model\":");
-    PUT(put_str(out, resp->model_name));
-    PUTS(out, ",\"version\":");
-    PUT(put_str(out, resp->model_version));
-    const mg_tensor_t *first = resp->noutputs ? &resp->outputs[0] : NULL;
-    if (first == NULL || first->count == 0 || first->data == NULL)
-        PUTS(out, ",\"prediction\":null,\"confidence\":null");
-    else if (dtype_is_float(first->dtype))
-        PUT(predict_from_scores(out, first));
-    else
-        PUT(predict_from_labels(out, first, resp->noutputs > 1 ? &resp->outputs[1] : NULL));
-    PUTS(out, ",\"outputs\":{");
-    for (size_t i = 0; i < resp->noutputs; i++) {
-        const mg_tensor_t *t = &resp->outputs[i];
-        if (i)
-            PUTS(out, ",");
-        PUT(mg_buf_json_string(out, t->name.ptr, t->name.len));
-        PUTS(out, ":");
-        PUT(put_values(out, t));
-    }
-    PUTS(out, "}}");
-    return 0;
-fail:
-    out->len = start;
-    return rc;
-}
-
-/* ---- small writers ---- */
-
-int mg_json_put_float(mg_buf_t *out, float v)
-{
-    if (mg_buf_reserve(out, MG_NUMFMT_F32_MAX) != 0)
-        return MG_ENOMEM;
-    out->len += mg_numfmt_write_f32(out->data + out->len, v);
-    return 0;
-}
-
-int mg_json_put_double(mg_buf_t *out, double v)
-{
-    if (mg_buf_reserve(out, MG_NUMFMT_F64_MAX) != 0)
-        return MG_ENOMEM;
-    out->len += mg_numfmt_write_f64(out->data + out->len, v);
-    return 0;
-}
-
-int mg_json_put_error(mg_buf_t *out, const char *msg)
-{
-    size_t start = out->len;
-    if (msg == NULL)
-        msg = "";
-    if (mg_buf_append(out, "{\"error\":", 9) != 0 ||
-        mg_buf_json_string(out, msg, strlen(msg)) != 0 || mg_buf_append(out, "}", 1) != 0) {
-        out->len = start;
-        return MG_ENOMEM;
-    }
-    return 0;
 }

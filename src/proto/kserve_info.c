@@ -23,17 +23,15 @@ int mg_kserve_info_server(mg_buf_t *out, const char *name, const char *version,
     return rc ? MG_ENOMEM : 0;
 }
 
-static int put_tensor_infos(mg_buf_t *b, const mg_session_t *s, int outputs)
+static int put_tensor_infos(mg_buf_t *b, const mg_tensor_info_t *t, size_t n)
 {
-    size_t n = outputs ? mg_session_noutputs(s) : mg_session_ninputs(s);
     int rc = mg_buf_puts(b, "[");
     for (size_t i = 0; i < n; i++) {
-        const mg_tensor_info_t *t = outputs ? mg_session_output(s, i) : mg_session_input(s, i);
         rc |= mg_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
-        rc |= put_string(b, t->name);
-        rc |= mg_buf_printf(b, ",\"datatype\":\"%s\",\"shape\":[", mg_dtype_name(t->dtype));
-        for (int d = 0; d < t->ndim; d++)
-            rc |= mg_buf_printf(b, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        rc |= put_string(b, t[i].name);
+        rc |= mg_buf_printf(b, ",\"datatype\":\"%s\",\"shape\":[", mg_dtype_name(t[i].dtype));
+        for (int d = 0; d < t[i].ndim; d++)
+            rc |= mg_buf_printf(b, d ? ",%lld" : "%lld", (long long)t[i].shape[d]);
         rc |= mg_buf_puts(b, "]}");
     }
     rc |= mg_buf_puts(b, "]");
@@ -41,7 +39,7 @@ static int put_tensor_infos(mg_buf_t *b, const mg_session_t *s, int outputs)
 }
 
 int mg_kserve_info_model(mg_buf_t *out, const char *name, const int64_t *versions, int nversions,
-                         int64_t max_batch_size, const mg_session_t *meta)
+                         int64_t max_batch_size, const mg_kserve_info_tensors_t *tensors)
 {
     int rc = mg_buf_puts(out, "{\"name\":");
     rc |= put_string(out, name);
@@ -51,9 +49,9 @@ int mg_kserve_info_model(mg_buf_t *out, const char *name, const int64_t *version
     rc |= mg_buf_printf(out, "],\"platform\":\"onnxruntime_onnx\",\"max_batch_size\":%lld,",
                         (long long)max_batch_size);
     rc |= mg_buf_puts(out, "\"inputs\":");
-    rc |= put_tensor_infos(out, meta, 0);
+    rc |= put_tensor_infos(out, tensors->inputs, tensors->ninputs);
     rc |= mg_buf_puts(out, ",\"outputs\":");
-    rc |= put_tensor_infos(out, meta, 1);
+    rc |= put_tensor_infos(out, tensors->outputs, tensors->noutputs);
     rc |= mg_buf_puts(out, "}");
     return rc ? MG_ENOMEM : 0;
 }

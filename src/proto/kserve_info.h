@@ -7,7 +7,7 @@
 #define MG_PROTO_KSERVE_INFO_H
 
 #include "core/buf.h"
-#include "infer/session.h"
+#include "infer/tensor.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,13 +18,21 @@
 int mg_kserve_info_server(mg_buf_t *out, const char *name, const char *version,
                           const char *const *extensions, size_t nextensions);
 
+/** A model's inputs and outputs, as its session describes them (dynamic dims -1). */
+typedef struct mg_kserve_info_tensors {
+    const mg_tensor_info_t *inputs;
+    size_t ninputs;
+    const mg_tensor_info_t *outputs;
+    size_t noutputs;
+} mg_kserve_info_tensors_t;
+
 /**
  * Appends model metadata: {"name","versions":[..],"platform":"onnxruntime_onnx",
- * "max_batch_size","inputs":[{"name","datatype","shape"}],"outputs":[..]}, the tensors as
- * `meta` describes them (dynamic dims -1). Returns 0 or MG_ENOMEM. Thread: any.
+ * "max_batch_size","inputs":[{"name","datatype","shape"}],"outputs":[..]}. Returns 0 or
+ * MG_ENOMEM. Thread: any.
  */
 int mg_kserve_info_model(mg_buf_t *out, const char *name, const int64_t *versions, int nversions,
-                         int64_t max_batch_size, const mg_session_t *meta);
+                         int64_t max_batch_size, const mg_kserve_info_tensors_t *tensors);
 
 /**
  * Appends one repository index row {"name"[,"version"][,"state","reason"]} (NULL members are

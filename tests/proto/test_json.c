@@ -1,7 +1,7 @@
 /*
- * Unit tests for the JSON cursor (proto/json.h) and the number scanner, converters and
- * formatters (proto/numfmt.h). Inputs are copied into exact-size heap blocks without a NUL,
- * so AddressSanitizer builds catch any read past `len`.
+ * Unit tests for the JSON cursor and writers (proto/json.h) and the number scanner,
+ * converters and formatters (proto/numfmt.h). Inputs are copied into exact-size heap blocks
+ * without a NUL, so AddressSanitizer builds catch any read past `len`.
  */
 /* cmocka.h needs these first */
 #include <setjmp.h>
@@ -1116,6 +1116,44 @@ static void test_formatted_is_json(void **state)
     }
 }
 
+/* ---- small writers ---- */
+
+static void test_put_helpers(void **state)
+{
+    (void)state;
+    mg_buf_t out = {0};
+    assert_int_equal(mg_json_put_float(&out, 0.1f), 0);
+    assert_int_equal(mg_buf_append(&out, ",", 1), 0);
+    assert_int_equal(mg_json_put_float(&out, -INFINITY), 0);
+    assert_int_equal(mg_buf_append(&out, ",", 1), 0);
+    assert_int_equal(mg_json_put_double(&out, 0.1), 0);
+    assert_int_equal(mg_buf_append(&out, ",", 1), 0);
+    assert_int_equal(mg_json_put_double(&out, 2.0), 0);
+    assert_int_equal(mg_buf_append(&out, ",", 1), 0);
+    assert_int_equal(mg_json_put_double(&out, NAN), 0);
+    const char *want = "0.1,\"-Infinity\",0.1,2.0,\"NaN\"";
+    assert_int_equal(out.len, strlen(want));
+    assert_memory_equal(out.data, want, out.len);
+
+    mg_buf_reset(&out);
+    assert_int_equal(mg_json_put_error(&out, "input 'x': bad \"value\"\n"), 0);
+    want = "{\"error\":\"input 'x': bad \\\"value\\\"\\n\"}";
+    assert_int_equal(out.len, strlen(want));
+    assert_memory_equal(out.data, want, out.len);
+    mg_buf_reset(&out);
+    assert_int_equal(mg_json_put_error(&out, ""), 0);
+    assert_int_equal(out.len, strlen("{\"error\":\"\"}"));
+
+    mg_buf_reset(&out);
+    assert_int_equal(mg_json_put_u64(&out, UINT64_MAX), 0);
+    assert_int_equal(mg_json_put_str(&out, "a\"b"), 0);
+    assert_int_equal(mg_json_put_str(&out, NULL), 0);
+    want = "18446744073709551615\"a\\\"b\"\"\"";
+    assert_int_equal(out.len, strlen(want));
+    assert_memory_equal(out.data, want, out.len);
+    mg_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1129,6 +1167,7 @@ int main(void)
         cmocka_unit_test(test_f16_conversions),  cmocka_unit_test(test_write_ints),
         cmocka_unit_test(test_write_f32_known),  cmocka_unit_test(test_write_f32_roundtrip),
         cmocka_unit_test(test_write_f64),        cmocka_unit_test(test_formatted_is_json),
+        cmocka_unit_test(test_put_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

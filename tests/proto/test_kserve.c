@@ -1,7 +1,7 @@
 /*
  * Unit tests for the KServe v2 codec (proto/kserve.h): request decoding (JSON tensors and
- * the binary extension), response encoding, /predict, and the small JSON writers. Bodies
- * are copied into exact-size heap blocks so sanitizer builds catch reads past the end.
+ * the binary extension) and response encoding. Bodies are copied into exact-size heap blocks
+ * so sanitizer builds catch reads past the end.
  */
 /* cmocka.h needs these first */
 #include <setjmp.h>
@@ -13,6 +13,9 @@
 
 #include "proto/json.h"
 #include "proto/kserve.h"
+#include "proto/tensor_json.h"
+
+#include "fixture.h"
 
 #include <float.h>
 #include <math.h>
@@ -22,42 +25,10 @@
 
 /* ---- fixtures ---- */
 
-typedef struct fixture {
-    mg_arena_t arena;
-    mg_infer_request_t req;
-    mg_err_t err;
-    char *body; /* exact-size copy of the last decoded body */
-    mg_buf_t out;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    mg_arena_init(&f->arena, 0);
-    f->req.arena = &f->arena;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    mg_arena_free(&f->arena);
-    mg_buf_free(&f->out);
-    free(f->body);
-    free(f);
-    return 0;
-}
-
 /* Decodes `len` bytes of `body` (copied to an exact-size block) with `header_len`. */
 static int decode_n(fixture_t *f, const char *body, size_t len, size_t header_len)
 {
-    free(f->body);
-    f->body = malloc(len ? len : 1);
-    assert_non_null(f->body);
-    memcpy(f->body, body, len);
+    keep_body(f, body, len);
     mg_arena_reset(&f->arena);
     mg_err_clear(&f->err);
     f->req.arena = &f->arena;
@@ -79,13 +50,6 @@ static void expect_fail(fixture_t *f, const char *json, int code, const char *wa
     if (rc != code || strstr(f->err.msg, want) == NULL)
         fail_msg("decoding %s\n  got rc %d \"%s\"\n  want rc %d containing \"%s\"", json, rc,
                  f->err.msg, code, want);
-}
-
-static float f32_at(const mg_tensor_t *t, size_t i)
-{
-    float v;
-    memcpy(&v, (const char *)t->data + i * 4, 4);
-    return v;
 }
 
 /* The digits request: 64 pixel values 0..16 as floats, as the Python client writes them. */
@@ -803,124 +767,7 @@ static void test_binary_errors(void **state)
                         "binary inputs need 0 bytes but the body carries 3 after the header");
 }
 
-/* ---- mg_kserve_decode_data ---- */
-
-static int decode_data(fixture_t *f, const char *json, mg_tensor_t *t)
-{
-    size_t n = strlen(json);
-    free(f->body);
-    f->body = malloc(n ? n : 1);
-    memcpy(f->body, json, n);
-    mg_err_clear(&f->err);
-    int rc = mg_kserve_decode_data(f->body, n, t, &f->arena, "input 'in'", &f->err);
-    if (rc != 0)
-        assert_int_equal(f->err.code, rc);
-    return rc;
-}
-
-static void test_decode_data(void **state)
-{
-    fixture_t *f = *state;
-    mg_tensor_t t;
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_FP32;
-    assert_int_equal(decode_data(f, " [[1,2,3],[4,5,6]] ", &t), 0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.shape[0], 2);
-    assert_int_equal(t.shape[1], 3);
-    assert_int_equal(t.count, 6);
-    assert_int_equal(t.nbytes, 24);
-    for (int i = 0; i < 6; i++)
-        assert_true(f32_at(&t, (size_t)i) == (float)(i + 1));
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_INT64;
-    assert_int_equal(decode_data(f, "[]", &t), 0);
-    assert_int_equal(t.ndim, 1);
-    assert_int_equal(t.shape[0], 0);
-    assert_int_equal(t.count, 0);
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_INT64;
-    assert_int_equal(decode_data(f, "[[],[]]", &t), 0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.shape[0], 2);
-    assert_int_equal(t.shape[1], 0);
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_BYTES;
-    assert_int_equal(decode_data(f, "[[\"a\"],[\"\\u0062c\"]]", &t), 0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.count, 2);
-    assert_int_equal(((mg_str_t *)t.data)[1].len, 2);
-    assert_memory_equal(((mg_str_t *)t.data)[1].ptr, "bc", 2);
-
-    /* ragged arrays in every shape */
-    const char *ragged[] = {"[[1],[2,3]]", "[[1],2]",  "[1,[2]]",   "[[[1]],[2]]",
-                            "[[],[1]]",    "[[1],[]]", "[[[]],[]]", "[[],[[]]]"};
-    for (size_t i = 0; i < sizeof(ragged) / sizeof(ragged[0]); i++) {
-        memset(&t, 0, sizeof(t));
-        t.dtype = MG_DT_FP32;
-        assert_int_equal(decode_data(f, ragged[i], &t), MG_ESHAPE);
-        assert_non_null(strstr(f->err.msg, "input 'in': ragged nested array"));
-    }
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_FP32;
-    assert_int_equal(decode_data(f, "[[[[[[[[[1]]]]]]]]]", &t), MG_ESHAPE);
-    assert_string_equal(f->err.msg, "input 'in': data nests deeper than 8 dims");
-
-    /* with a shape: only the count must match */
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_UINT8;
-    t.ndim = 2;
-    t.shape[0] = 2;
-    t.shape[1] = 2;
-    assert_int_equal(decode_data(f, "[1,2,[3,4]]", &t), 0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.count, 4);
-    assert_int_equal(decode_data(f, "[1,2,3]", &t), MG_ESHAPE);
-    assert_string_equal(f->err.msg, "input 'in': shape [2,2] needs 4 elements, got 3");
-    t.shape[1] = -2;
-    assert_int_equal(decode_data(f, "[1]", &t), MG_ESHAPE);
-    t.shape[1] = 2;
-
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_FP32;
-    assert_int_equal(decode_data(f, "[1] x", &t), MG_EPARSE);
-    assert_non_null(strstr(f->err.msg, "unexpected data after the JSON value"));
-    assert_int_equal(decode_data(f, "{\"a\":1}", &t), MG_EPARSE);
-    assert_int_equal(decode_data(f, "", &t), MG_EPARSE);
-    assert_int_equal(decode_data(f, "[1,", &t), MG_EPARSE);
-    assert_int_equal(decode_data(f, "[true]", &t), MG_EDTYPE);
-    assert_string_equal(f->err.msg, "input 'in': element 0 is not a number");
-    t.dtype = MG_DT_INVALID;
-    assert_int_equal(decode_data(f, "[1]", &t), MG_EDTYPE);
-
-    /* NULL `what` gives a generic prefix */
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_BOOL;
-    assert_int_equal(mg_kserve_decode_data("[2]", 3, &t, &f->arena, NULL, &f->err), MG_EDTYPE);
-    assert_string_equal(f->err.msg, "data: element 0 is not a boolean");
-}
-
 /* ---- encoding responses ---- */
-
-static mg_tensor_t tensor(const char *name, mg_dtype_t dt, int ndim, const int64_t *shape,
-                          void *data, size_t count)
-{
-    mg_tensor_t t;
-    memset(&t, 0, sizeof(t));
-    t.name = (mg_str_t){name, strlen(name)};
-    t.dtype = dt;
-    t.ndim = ndim;
-    for (int i = 0; i < ndim; i++)
-        t.shape[i] = shape[i];
-    t.data = data;
-    t.count = count;
-    t.nbytes = dt == MG_DT_BYTES ? 0 : count * mg_dtype_size(dt);
-    return t;
-}
 
 static void test_encode_json(void **state)
 {
@@ -1078,196 +925,10 @@ static void test_encode_float_roundtrip(void **state)
     mg_tensor_t back;
     memset(&back, 0, sizeof(back));
     back.dtype = MG_DT_FP32;
-    assert_int_equal(mg_kserve_decode_data(span.ptr, span.len, &back, &f->arena, "v", &f->err), 0);
+    assert_int_equal(mg_tensor_json_decode(span.ptr, span.len, &back, &f->arena, "v", &f->err), 0);
     assert_int_equal(back.count, N);
     assert_memory_equal(back.data, vals, N * sizeof(float));
     free(vals);
-}
-
-/* ---- /predict ---- */
-
-static int predict_decode(fixture_t *f, const char *json, mg_predict_request_t *p)
-{
-    size_t n = strlen(json);
-    free(f->body);
-    f->body = malloc(n ? n : 1);
-    memcpy(f->body, json, n);
-    mg_err_clear(&f->err);
-    int rc = mg_predict_decode(f->body, n, p, &f->err);
-    if (rc != 0)
-        assert_int_equal(f->err.code, rc);
-    return rc;
-}
-
-static void test_predict_decode(void **state)
-{
-    fixture_t *f = *state;
-    mg_predict_request_t p;
-    assert_int_equal(predict_decode(f, "{\"data\":[[1,2],[3,4]]}", &p), 0);
-    assert_int_equal(p.model.len, 0);
-    assert_int_equal(p.version.len, 0);
-    assert_int_equal(p.data.len, strlen("[[1,2],[3,4]]"));
-    assert_memory_equal(p.data.ptr, "[[1,2],[3,4]]", p.data.len);
-    mg_tensor_t t;
-    memset(&t, 0, sizeof(t));
-    t.dtype = MG_DT_FP32;
-    assert_int_equal(mg_kserve_decode_data(p.data.ptr, p.data.len, &t, &f->arena, "data", &f->err),
-                     0);
-    assert_int_equal(t.ndim, 2);
-    assert_int_equal(t.count, 4);
-
-    assert_int_equal(predict_decode(f,
-                                    " {\"model\":\"digits\",\"x\":{\"y\":[]},\"version\":"
-                                    "\"2\",\"data\":[0.5]} ",
-                                    &p),
-                     0);
-    assert_true(mg_str_eq(p.model, "digits"));
-    assert_true(mg_str_eq(p.version, "2"));
-    assert_true(mg_str_eq(p.data, "[0.5]"));
-    assert_int_equal(predict_decode(f, "{\"version\":3,\"data\":[]}", &p), 0);
-    assert_true(mg_str_eq(p.version, "3"));
-
-    assert_int_equal(predict_decode(f, "{\"model\":\"m\"}", &p), MG_EPARSE);
-    assert_string_equal(f->err.msg, "missing 'data' array");
-    assert_int_equal(predict_decode(f, "{\"data\":5}", &p), MG_EPARSE);
-    assert_string_equal(f->err.msg, "missing 'data' array");
-    assert_int_equal(predict_decode(f, "{\"data\":{\"a\":1}}", &p), MG_EPARSE);
-    assert_int_equal(predict_decode(f, "[1,2]", &p), MG_EPARSE);
-    assert_non_null(strstr(f->err.msg, "malformed JSON at offset 0: expected '{'"));
-    assert_int_equal(predict_decode(f, "{\"data\":[1,]}", &p), MG_EPARSE);
-    assert_int_equal(predict_decode(f, "{\"data\":[1]}}", &p), MG_EPARSE);
-    assert_int_equal(predict_decode(f, "{\"model\":5,\"data\":[1]}", &p), MG_EPARSE);
-    assert_string_equal(f->err.msg, "'model' must be a string");
-    assert_int_equal(predict_decode(f, "{\"model\":\"a\\u0062\",\"data\":[1]}", &p), MG_EPARSE);
-    assert_string_equal(f->err.msg, "'model' must not contain escapes");
-    assert_int_equal(predict_decode(f, "", &p), MG_EPARSE);
-}
-
-static void encode_predict(fixture_t *f, mg_tensor_t *outs, size_t n, const char *want)
-{
-    mg_infer_response_t resp = {
-        .model_name = "digits", .model_version = "2", .outputs = outs, .noutputs = n};
-    mg_buf_reset(&f->out);
-    assert_int_equal(mg_predict_encode_response(&resp, &f->out), 0);
-    if (f->out.len != strlen(want) || memcmp(f->out.data, want, f->out.len) != 0)
-        fail_msg("got  %.*s\nwant %s", (int)f->out.len, f->out.data, want);
-}
-
-static void test_predict_encode(void **state)
-{
-    fixture_t *f = *state;
-    float p1[4] = {0.1f, 0.7f, 0.2f, 0.0f};
-    int64_t s14[2] = {1, 4};
-    mg_tensor_t one = tensor("probabilities", MG_DT_FP32, 2, s14, p1, 4);
-    encode_predict(f, &one, 1,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":1,\"confidence\":0.7,"
-                   "\"outputs\":{\"probabilities\":[0.1,0.7,0.2,0.0]}}");
-
-    /* rank 1: one row */
-    int64_t s4[1] = {4};
-    mg_tensor_t flat = tensor("p", MG_DT_FP32, 1, s4, p1, 4);
-    encode_predict(f, &flat, 1,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":1,\"confidence\":0.7,"
-                   "\"outputs\":{\"p\":[0.1,0.7,0.2,0.0]}}");
-
-    /* a batch: arrays, one per row; NaN never wins */
-    float p3[6] = {0.9f, 0.1f, NAN, 0.5f, 0.25f, 0.75f};
-    int64_t s32[2] = {3, 2};
-    mg_tensor_t batch = tensor("p", MG_DT_FP32, 2, s32, p3, 6);
-    encode_predict(f, &batch, 1,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":[0,1,1],"
-                   "\"confidence\":[0.9,0.5,0.75],\"outputs\":{\"p\":[0.9,0.1,\"NaN\",0.5,0.25,"
-                   "0.75]}}");
-
-    /* FP64 and FP16 scores */
-    double d[3] = {0.25, 0.5, 0.125};
-    int64_t s13[2] = {1, 3};
-    mg_tensor_t dt = tensor("p", MG_DT_FP64, 2, s13, d, 3);
-    encode_predict(f, &dt, 1,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":1,\"confidence\":0.5,"
-                   "\"outputs\":{\"p\":[0.25,0.5,0.125]}}");
-    uint16_t h[3] = {0x3800, 0x3c00, 0x3400};
-    mg_tensor_t ht = tensor("p", MG_DT_FP16, 2, s13, h, 3);
-    encode_predict(f, &ht, 1,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":1,\"confidence\":1.0,"
-                   "\"outputs\":{\"p\":[0.5,1.0,0.25]}}");
-
-    /* a label output with probabilities beside it */
-    int64_t lab[1] = {7};
-    float probs[3] = {0.2f, 0.3f, 0.5f};
-    int64_t s1[1] = {1};
-    mg_tensor_t cls[2] = {tensor("label", MG_DT_INT64, 1, s1, lab, 1),
-                          tensor("probabilities", MG_DT_FP32, 2, s13, probs, 3)};
-    encode_predict(f, cls, 2,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":7,\"confidence\":0.5,"
-                   "\"outputs\":{\"label\":[7],\"probabilities\":[0.2,0.3,0.5]}}");
-
-    /* a batch of labels, more labels than probability rows */
-    int64_t labs[3] = {1, 0, 2};
-    float probs2[4] = {0.4f, 0.6f, 0.9f, 0.1f};
-    int64_t s3[1] = {3}, s22[2] = {2, 2};
-    mg_tensor_t cls2[2] = {tensor("label", MG_DT_INT64, 1, s3, labs, 3),
-                           tensor("probabilities", MG_DT_FP32, 2, s22, probs2, 4)};
-    encode_predict(f, cls2, 2,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":[1,0,2],"
-                   "\"confidence\":[0.6,0.9,null],\"outputs\":{\"label\":[1,0,2],"
-                   "\"probabilities\":[0.4,0.6,0.9,0.1]}}");
-
-    /* a label alone; string labels; a bool label */
-    encode_predict(f, cls, 1,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":7,\"confidence\":null,"
-                   "\"outputs\":{\"label\":[7]}}");
-    mg_str_t names[1] = {MG_STR_LIT("cat")};
-    mg_tensor_t str[2] = {tensor("label", MG_DT_BYTES, 1, s1, names, 1),
-                          tensor("probabilities", MG_DT_FP32, 2, s13, probs, 3)};
-    encode_predict(f, str, 2,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":\"cat\","
-                   "\"confidence\":0.5,\"outputs\":{\"label\":[\"cat\"],\"probabilities\":[0.2,"
-                   "0.3,0.5]}}");
-    unsigned char yes[1] = {1};
-    mg_tensor_t bl = tensor("ok", MG_DT_BOOL, 1, s1, yes, 1);
-    encode_predict(f, &bl, 1,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":true,"
-                   "\"confidence\":null,\"outputs\":{\"ok\":[true]}}");
-
-    /* nothing to predict from */
-    encode_predict(f, NULL, 0,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":null,"
-                   "\"confidence\":null,\"outputs\":{}}");
-    int64_t s10[2] = {1, 0};
-    mg_tensor_t empty = tensor("p", MG_DT_FP32, 2, s10, p1, 0);
-    encode_predict(f, &empty, 1,
-                   "{\"model\":\"digits\",\"version\":\"2\",\"prediction\":null,"
-                   "\"confidence\":null,\"outputs\":{\"p\":[]}}");
-}
-
-/* ---- small writers ---- */
-
-static void test_put_helpers(void **state)
-{
-    fixture_t *f = *state;
-    mg_buf_reset(&f->out);
-    assert_int_equal(mg_json_put_float(&f->out, 0.1f), 0);
-    assert_int_equal(mg_buf_append(&f->out, ",", 1), 0);
-    assert_int_equal(mg_json_put_float(&f->out, -INFINITY), 0);
-    assert_int_equal(mg_buf_append(&f->out, ",", 1), 0);
-    assert_int_equal(mg_json_put_double(&f->out, 0.1), 0);
-    assert_int_equal(mg_buf_append(&f->out, ",", 1), 0);
-    assert_int_equal(mg_json_put_double(&f->out, 2.0), 0);
-    assert_int_equal(mg_buf_append(&f->out, ",", 1), 0);
-    assert_int_equal(mg_json_put_double(&f->out, NAN), 0);
-    const char *want = "0.1,\"-Infinity\",0.1,2.0,\"NaN\"";
-    assert_int_equal(f->out.len, strlen(want));
-    assert_memory_equal(f->out.data, want, f->out.len);
-
-    mg_buf_reset(&f->out);
-    assert_int_equal(mg_json_put_error(&f->out, "input 'x': bad \"value\"\n"), 0);
-    want = "{\"error\":\"input 'x': bad \\\"value\\\"\\n\"}";
-    assert_int_equal(f->out.len, strlen(want));
-    assert_memory_equal(f->out.data, want, f->out.len);
-    mg_buf_reset(&f->out);
-    assert_int_equal(mg_json_put_error(&f->out, ""), 0);
-    assert_int_equal(f->out.len, strlen("{\"error\":\"\"}"));
 }
 
 int main(void)
@@ -1287,13 +948,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_binary_mixed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_binary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_float_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_predict_decode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_predict_encode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_helpers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

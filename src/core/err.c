@@ -44,6 +44,7 @@ const char *mg_strerror(int code)
     case MG_EMETHOD: return "method not allowed";
     case MG_ENOMODEL: return "unknown model";
     case MG_ENOVERSION: return "unknown version";
+    case MG_ENOENDPOINT: return "no such endpoint";
     default:
         if (code < 0 && code > -1000)
             return strerror(-code);

@@ -23,17 +23,18 @@ enum {
     MG_ETIMEDOUT = -ETIMEDOUT, /* a deadline passed */
     MG_ECANCELED = -ECANCELED, /* the operation was dropped (shutting down) */
 
-    MG_EPARSE = -1000,     /* malformed JSON or protocol framing */
-    MG_EDTYPE = -1001,     /* wrong or unsupported datatype */
-    MG_ESHAPE = -1002,     /* shape or element count mismatch */
-    MG_ETOOBIG = -1003,    /* body or tensor over the configured limit */
-    MG_EUNAVAIL = -1004,   /* model or version exists but is not ready */
-    MG_EMODEL = -1005,     /* the model file is invalid or failed to load */
-    MG_ERUNTIME = -1006,   /* ONNX Runtime failed while running a model */
-    MG_ECONFIG = -1007,    /* invalid configuration */
-    MG_EMETHOD = -1008,    /* HTTP method not allowed on this path */
-    MG_ENOMODEL = -1009,   /* no such model */
-    MG_ENOVERSION = -1010, /* the model has no such version */
+    MG_EPARSE = -1000,      /* malformed JSON or protocol framing */
+    MG_EDTYPE = -1001,      /* wrong or unsupported datatype */
+    MG_ESHAPE = -1002,      /* shape or element count mismatch */
+    MG_ETOOBIG = -1003,     /* body or tensor over the configured limit */
+    MG_EUNAVAIL = -1004,    /* model or version exists but is not ready */
+    MG_EMODEL = -1005,      /* the model file is invalid or failed to load */
+    MG_ERUNTIME = -1006,    /* ONNX Runtime failed while running a model */
+    MG_ECONFIG = -1007,     /* invalid configuration */
+    MG_EMETHOD = -1008,     /* HTTP method not allowed on this path */
+    MG_ENOMODEL = -1009,    /* no such model */
+    MG_ENOVERSION = -1010,  /* the model has no such version */
+    MG_ENOENDPOINT = -1011, /* no endpoint at this path */
 };
 
 /** A failure with a message that says which field and why; `code` is an MG_E* value. */

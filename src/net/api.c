@@ -52,8 +52,10 @@ static int send_json(h2o_req_t *req, int status, const mg_buf_t *b)
     return send_body(req, status, "application/json", b->data, b->len);
 }
 
-static int send_error(h2o_req_t *req, mg_buf_t *out, int status, const char *msg)
+/* Answers a failure with {"error": msg} and the status serve/status.h gives `code`. */
+static int send_error(h2o_req_t *req, mg_buf_t *out, int code, const char *msg)
 {
+    int status = mg_status_http(code);
     mg_buf_reset(out);
     if (mg_json_put_error(out, msg) != 0)
         return send_body(req, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
@@ -64,23 +66,17 @@ static int send_error(h2o_req_t *req, mg_buf_t *out, int status, const char *msg
     return send_json(req, status, out);
 }
 
-/* Answers a failure with the status of its MG_E* code. */
-static int send_failure(h2o_req_t *req, mg_buf_t *out, int code, const char *msg)
-{
-    return send_error(req, out, mg_status_http(code), msg);
-}
-
 /* Formats the message and sends it as an error. */
-static int send_errorf(h2o_req_t *req, mg_buf_t *out, int status, const char *fmt, ...)
+static int send_errorf(h2o_req_t *req, mg_buf_t *out, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int send_errorf(h2o_req_t *req, mg_buf_t *out, int status, const char *fmt, ...)
+static int send_errorf(h2o_req_t *req, mg_buf_t *out, int code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return send_error(req, out, status, msg);
+    return send_error(req, out, code, msg);
 }
 
 static int method_is(h2o_req_t *req, const char *m)
@@ -101,8 +97,9 @@ static int method_ok(h2o_req_t *req, mg_buf_t *out, const char *allow)
             p++;
     }
     add_header(req, "allow", allow, strlen(allow));
-    send_errorf(req, out, 405, "method %.*s not allowed on %.*s; use %s", (int)req->method.len,
-                req->method.base, (int)req->path_normalized.len, req->path_normalized.base, allow);
+    send_errorf(req, out, MG_EMETHOD, "method %.*s not allowed on %.*s; use %s",
+                (int)req->method.len, req->method.base, (int)req->path_normalized.len,
+                req->path_normalized.base, allow);
     return 0;
 }
 
@@ -169,7 +166,7 @@ static void on_jobs(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
             job->ref->job = NULL;
             mg_arena_reset(&l->arena);
             if (job->op.rc != 0)
-                send_failure(job->req, &l->out, job->op.rc, job->op.err.msg);
+                send_error(job->req, &l->out, job->op.rc, job->op.err.msg);
             else
                 job->answer(l, job->req, job);
         }
@@ -187,11 +184,11 @@ static int submit_job(mg_api_loop_t *l, h2o_req_t *req, mg_control_kind_t kind, 
 {
     mg_str_t body = with_body ? body_of(req) : (mg_str_t){"", 0};
     if (model.len >= sizeof(((mg_control_op_t *)0)->model))
-        return send_error(req, &l->out, 400, "model name too long");
+        return send_error(req, &l->out, MG_EINVAL, "model name too long");
     control_job_t *job = malloc(sizeof(*job) + body.len + 1);
     job_ref_t *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), job_ref_dispose);
     if (job == NULL)
-        return send_error(req, &l->out, 500, "out of memory");
+        return send_error(req, &l->out, MG_ENOMEM, "out of memory");
     memset(job, 0, sizeof(*job));
     memcpy(job->body, body.ptr, body.len);
     job->body[body.len] = '\0';
@@ -208,7 +205,7 @@ static int submit_job(mg_api_loop_t *l, h2o_req_t *req, mg_control_kind_t kind, 
     if (mg_control_submit(l->api->control, &job->op) != 0) {
         ref->job = NULL;
         free(job);
-        return send_error(req, &l->out, 503, "the server is shutting down");
+        return send_error(req, &l->out, MG_ECANCELED, "the server is shutting down");
     }
     l->pending++;
     return 0;
@@ -221,7 +218,7 @@ static int handle_server_metadata(mg_api_loop_t *l, h2o_req_t *req)
     static const char *const extensions[] = {"binary_tensor_data", "model_repository"};
     mg_buf_reset(&l->out);
     if (mg_kserve_info_server(&l->out, MG_SERVER_NAME, MG_VERSION, extensions, 2) != 0)
-        return send_error(req, &l->out, 500, "out of memory");
+        return send_error(req, &l->out, MG_ENOMEM, "out of memory");
     return send_json(req, 200, &l->out);
 }
 
@@ -258,7 +255,7 @@ static int handle_model_metadata(mg_api_loop_t *l, h2o_req_t *req, mg_str_t mode
     mg_model_version_t *v;
     int rc = mg_info_acquire(l->api->serve, model, version, &v, &err);
     if (rc != 0)
-        return send_failure(req, b, rc, err.msg);
+        return send_error(req, b, rc, err.msg);
     int64_t versions[MG_VERSIONS_MAX];
     int n = 1;
     versions[0] = mg_model_version_number(v);
@@ -272,7 +269,7 @@ static int handle_model_metadata(mg_api_loop_t *l, h2o_req_t *req, mg_str_t mode
                               mg_model_version_config(v)->max_batch_size, &tensors);
     mg_model_version_unpin(v);
     if (rc != 0)
-        return send_error(req, b, 500, "out of memory");
+        return send_error(req, b, MG_ENOMEM, "out of memory");
     return send_json(req, 200, b);
 }
 
@@ -293,7 +290,7 @@ static int handle_model_ready(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, 
         return send_json(req, 503, b);
     }
     if (rc != 0)
-        return send_failure(req, b, rc, err.msg);
+        return send_error(req, b, rc, err.msg);
     const char *name = mg_model_version_model(v);
     mg_buf_puts(b, "{\"name\":");
     mg_buf_json_string(b, name, strlen(name));
@@ -334,14 +331,14 @@ static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_ca
     mg_buf_t *b = &l->out;
     mg_serve_result_t res;
     if (mg_serve_infer(l->api->serve, call, &res) != 0)
-        return send_failure(req, b, res.rc, res.err.msg);
+        return send_error(req, b, res.rc, res.err.msg);
     mg_buf_reset(b);
     size_t header_len = MG_KSERVE_NO_BINARY;
     int rc = enc == ENCODE_KSERVE ? mg_kserve_encode_response(&res.resp, b, &header_len)
                                   : mg_predict_encode_response(&res.resp, b);
     if (rc != 0) {
         mg_serve_done(&res);
-        return send_error(req, b, 500, "out of memory encoding the response");
+        return send_error(req, b, MG_ENOMEM, "out of memory encoding the response");
     }
     mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
     char explain[MG_SERVE_EXPLAIN_MAX];
@@ -365,7 +362,7 @@ static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
     mg_err_t err;
     size_t header_len;
     if (binary_header_len(req, &header_len) != 0)
-        return send_error(req, &l->out, 400,
+        return send_error(req, &l->out, MG_EPARSE,
                           "Inference-Header-Content-Length must be a decimal byte count");
     mg_infer_request_t ireq;
     memset(&ireq, 0, sizeof(ireq));
@@ -373,7 +370,7 @@ static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
     mg_str_t body = body_of(req);
     int rc = mg_kserve_decode_request(body.ptr, body.len, header_len, &ireq, &err);
     if (rc != 0)
-        return send_failure(req, &l->out, rc, err.msg);
+        return send_error(req, &l->out, rc, err.msg);
     mg_serve_call_t call = {
         .model = model,
         .url_version = version,
@@ -399,7 +396,7 @@ static int handle_predict(mg_api_loop_t *l, h2o_req_t *req, const mg_route_rule_
     mg_str_t body = body_of(req);
     int rc = mg_predict_decode(body.ptr, body.len, &p, &err);
     if (rc != 0)
-        return send_failure(req, &l->out, rc, err.msg);
+        return send_error(req, &l->out, rc, err.msg);
     mg_infer_request_t ireq;
     memset(&ireq, 0, sizeof(ireq));
     ireq.arena = &l->arena;
@@ -443,7 +440,7 @@ static int handle_repo_index(mg_api_loop_t *l, h2o_req_t *req)
             p++;
         if (p == end || *p != '{')
             return send_error(
-                req, b, 400,
+                req, b, MG_EPARSE,
                 "repository index body must be a JSON object such as {\"ready\": true}");
         ready_only = memmem(req->entity.base, req->entity.len, "true", 4) != NULL &&
                      memmem(req->entity.base, req->entity.len, "\"ready\"", 7) != NULL;
@@ -454,9 +451,9 @@ static int handle_repo_index(mg_api_loop_t *l, h2o_req_t *req)
     if (rc == 0)
         rc = mg_info_index(l->api->serve, ready_only, write_index_row, &w);
     if (rc == MG_EIO)
-        return send_error(req, b, 500, "cannot list the model repository");
+        return send_error(req, b, MG_EIO, "cannot list the model repository");
     if (rc != 0 || mg_buf_puts(b, "]") != 0)
-        return send_error(req, b, 500, "out of memory");
+        return send_error(req, b, MG_ENOMEM, "out of memory");
     return send_json(req, 200, b);
 }
 
@@ -479,11 +476,11 @@ static int send_traffic(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model)
     mg_pick_source_t source = MG_PICK_NONE;
     int rc = mg_info_traffic(l->api->serve, model, &cur, &source, &err);
     if (rc != 0)
-        return send_failure(req, b, rc, err.msg);
+        return send_error(req, b, rc, err.msg);
     mg_buf_reset(b);
     rc = source == MG_PICK_NONE ? mg_buf_puts(b, "{}") : mg_policy_to_json(&cur, b);
     if (rc != 0)
-        return send_error(req, b, 500, "out of memory");
+        return send_error(req, b, MG_ENOMEM, "out of memory");
     const char *name = mg_pick_source_name(source);
     add_header(req, "x-policy-source", name, strlen(name));
     return send_json(req, 200, b);
@@ -517,7 +514,7 @@ static int handle_routes(mg_api_loop_t *l, h2o_req_t *req)
         return submit_job(l, req, MG_CONTROL_SET_ROUTES, (mg_str_t){"", 0}, 1, answer_routes);
     mg_buf_reset(&l->out);
     if (mg_router_table_json(mg_serve_router(l->api->serve), &l->out) != 0)
-        return send_error(req, &l->out, 500, "out of memory");
+        return send_error(req, &l->out, MG_ENOMEM, "out of memory");
     return send_json(req, 200, &l->out);
 }
 
@@ -539,7 +536,7 @@ static int handle_table_route(mg_api_loop_t *l, h2o_req_t *req)
     if (rc == 0)
         return 0;
     if (rc < 0) {
-        send_error(req, &l->out, 500, "out of memory");
+        send_error(req, &l->out, MG_ENOMEM, "out of memory");
         return 1;
     }
     if (!method_ok(req, &l->out, "POST"))
@@ -628,7 +625,7 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req)
     }
     if (handle_table_route(l, req))
         return 0;
-    return send_errorf(req, out, 404, "no endpoint %.*s %.*s", (int)req->method.len,
+    return send_errorf(req, out, MG_ENOENDPOINT, "no endpoint %.*s %.*s", (int)req->method.len,
                        req->method.base,
                        (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
                        req->path_normalized.base);

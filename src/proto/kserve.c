@@ -81,12 +81,20 @@ static int oom(mg_err_t *err)
     return mg_err_set(err, MG_ENOMEM, "out of memory decoding the request");
 }
 
-/* Decodes the data array at the cursor, `want` elements; messages name the input. */
+/*
+ * Decodes the data array at the cursor, `want` elements; messages name the input. The label
+ * is formatted only on failure: the request path must not pay a snprintf per input.
+ */
 static int read_data(mg_json_t *j, mg_tensor_t *t, size_t want, mg_arena_t *arena, const label_t *l,
                      mg_err_t *err)
 {
-    char who[LABEL_MAX];
-    return mg_tensor_json_read(j, t, want, arena, label_text(l, who, sizeof(who)), err);
+    int rc = mg_tensor_json_read(j, t, want, arena, "", err);
+    if (rc != 0 && err != NULL) {
+        char who[LABEL_MAX], msg[sizeof(err->msg)];
+        memcpy(msg, err->msg, sizeof(msg));
+        mg_err_set(err, rc, "%s: %s", label_text(l, who, sizeof(who)), msg);
+    }
+    return rc;
 }
 
 /* Reads a string member value into *out, unescaped (zero-copy when it has no escapes). */

@@ -18,7 +18,7 @@
 static int fail(mg_err_t *err, int code, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Fills `err` with "<what>: <message>" and returns `code`. */
+/* Fills `err` with "<what>: <message>" (just the message when `what` is "") and returns `code`. */
 static int fail(mg_err_t *err, int code, const char *what, const char *fmt, ...)
 {
     char msg[200];
@@ -26,6 +26,8 @@ static int fail(mg_err_t *err, int code, const char *what, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (what[0] == '\0')
+        return mg_err_set(err, code, "%s", msg);
     return mg_err_set(err, code, "%s: %s", what, msg);
 }
 

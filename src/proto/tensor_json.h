@@ -43,7 +43,8 @@ int mg_tensor_json_decode(const char *json, size_t len, mg_tensor_t *t, mg_arena
  * larger document: `t->dtype` and `t->shape` are set and `count` is the shape's product.
  * Nesting is free, the element count must equal `count`; a count larger than the rest of the
  * input could hold is reported as a mismatch without allocating it. Sets `t->count` and
- * `t->nbytes`; the cursor is left after the array. Element rules, `what` (not NULL here),
+ * `t->nbytes`; the cursor is left after the array. Element rules, `what` (not NULL here; ""
+ * gives messages without a prefix, for callers that name the tensor only when it fails),
  * ownership and thread as mg_tensor_json_decode.
  * Returns 0 or MG_EPARSE / MG_EDTYPE / MG_ESHAPE / MG_ENOMEM with `err` filled.
  */

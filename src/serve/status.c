@@ -15,7 +15,8 @@ int mg_status_http(int code)
     case MG_ECONFIG:
     case MG_EMODEL: return 400;
     case MG_ENOMODEL:
-    case MG_ENOVERSION: return 404;
+    case MG_ENOVERSION:
+    case MG_ENOENDPOINT: return 404;
     case MG_EMETHOD: return 405;
     case MG_ETOOBIG: return 413;
     case MG_EUNAVAIL:

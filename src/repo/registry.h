@@ -39,7 +39,10 @@ typedef struct mg_registry_opts {
  */
 int mg_registry_new(mg_registry_t **out, const mg_registry_opts_t *opts, mg_err_t *err);
 
-/** Frees the registry and every version; no request may be in flight. Accepts NULL. */
+/**
+ * Frees the registry and every version; no request may be in flight and the control thread
+ * must have stopped. Accepts NULL. Thread: shutdown.
+ */
 void mg_registry_free(mg_registry_t *r);
 
 /**
@@ -87,10 +90,13 @@ int mg_registry_acquire(mg_registry_t *r, mg_str_t model, int64_t version, mg_mo
  */
 int mg_registry_model_versions(mg_registry_t *r, mg_str_t model, int64_t *out, int cap);
 
-/** Returns true once mg_registry_load_all has finished and every model in it is READY. */
+/**
+ * Returns true once mg_registry_load_all has finished and every model that should serve is
+ * READY. Thread: any RCU-registered thread, outside a read section.
+ */
 bool mg_registry_all_ready(mg_registry_t *r);
 
-/** The loader the registry loads with (its repository folder). */
+/** The loader the registry loads with (its repository folder). Owned by `r`. Thread: any. */
 const mg_loader_t *mg_registry_loader(const mg_registry_t *r);
 
 /**
@@ -98,6 +104,11 @@ const mg_loader_t *mg_registry_loader(const mg_registry_t *r);
  * which the caller takes. Thread: any RCU-registered thread.
  */
 const mg_registry_snapshot_t *mg_registry_snapshot(mg_registry_t *r);
+
+/*
+ * Reading a snapshot: everything below returns memory the snapshot owns, valid only inside
+ * the read section in which mg_registry_snapshot() was called. Thread: that reader.
+ */
 
 /** Number of models in a snapshot and the i-th (sorted by name). */
 size_t mg_registry_snapshot_count(const mg_registry_snapshot_t *s);

@@ -11,13 +11,36 @@ ORT_NPM_PKG="com.github.asus4.onnxruntime@0.4.9"
 ORT_NPM_SHA256="e59788788818fdde1b2e522e766a21ba0f7d8391de55737abf81e32cc801785d"
 ORT_DIR="third_party/onnxruntime"
 
+# One package a line, grouped by what needs it.
 DEB_PACKAGES=(
-    build-essential cmake pkg-config git ca-certificates curl
-    libh2o-evloop-dev liburcu-dev libssl-dev libjansson-dev libxxhash-dev
-    libpcre2-dev libcurl4-openssl-dev libcmocka-dev
-    clang clang-format libclang-rt-14-dev
-    python3 python3-onnx python3-numpy python3-sklearn
-    nginx-light wrk
+    # build
+    build-essential
+    cmake
+    pkg-config
+    git
+    ca-certificates
+    curl
+    # libraries the daemon links
+    libh2o-evloop-dev
+    liburcu-dev
+    libssl-dev
+    libjansson-dev
+    libxxhash-dev
+    libpcre2-dev
+    libcurl4-openssl-dev
+    # tests, sanitizers, fuzzing, format check
+    libcmocka-dev
+    clang
+    clang-format
+    libclang-rt-14-dev
+    # model generation (never on the serving path)
+    python3
+    python3-onnx
+    python3-numpy
+    python3-sklearn
+    # benchmark baseline and load generator
+    nginx-light
+    wrk
 )
 
 need=()

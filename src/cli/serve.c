@@ -136,8 +136,9 @@ int mg_cli_serve(int argc, char **argv)
         goto out;
     }
     mg_api_t api = {.serve = core, .control = control, .max_body_bytes = (size_t)o.max_body_bytes};
-    mg_http_opts_t ho = {.host = o.listen.host,
-                         .port = o.listen.port,
+    mg_http_listen_t listen[] = {{o.listen.host, o.listen.port, MG_SURFACE_ALL}};
+    mg_http_opts_t ho = {.listen = listen,
+                         .nlisten = 1,
                          .threads = (int)o.threads,
                          .max_body_bytes = (size_t)o.max_body_bytes,
                          .api = &api};
@@ -148,7 +149,7 @@ int mg_cli_serve(int argc, char **argv)
     }
     mg_control_op_t load_all = {.kind = MG_CONTROL_LOAD_ALL};
     mg_control_run(control, &load_all);
-    mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d", o.listen.host, mg_http_port(http));
+    mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d", o.listen.host, mg_http_port(http, 0));
 
     int sig = 0;
     sigwait(&sigs, &sig);

@@ -8,6 +8,7 @@
 #include "serve/info.h"
 #include "serve/status.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -550,82 +551,227 @@ static int handle_table_route(mg_api_loop_t *l, h2o_req_t *req)
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
+/* An endpoint's handler; `cap` holds the path segments its pattern captures, in order. */
+typedef int (*endpoint_fn)(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap);
+
+#define SEGMENTS_MAX 8
+
+typedef struct endpoint {
+    const char *path;  /* "/v2/models/{}/ready": "{}" captures one segment */
+    const char *allow; /* the methods it answers: "GET", "POST", "GET, PUT" */
+    unsigned surface;  /* MG_SURFACE_*: which listeners serve it */
+    endpoint_fn fn;
+    /* Filled once from `path`. */
+    mg_str_t seg[SEGMENTS_MAX]; /* {NULL, 0}: a capture */
+    int nseg;
+} endpoint_t;
+
+static int ep_server_metadata(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_server_metadata(l, req);
+}
+
+static int ep_live(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_live(l, req, 0);
+}
+
+static int ep_ready(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_ready(l, req, 0);
+}
+
+static int ep_healthz(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_live(l, req, 1);
+}
+
+static int ep_readyz(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_ready(l, req, 1);
+}
+
+static const mg_str_t no_version = {"", 0};
+
+static int ep_model(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_model_metadata(l, req, cap[0], no_version);
+}
+
+static int ep_model_version(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_model_metadata(l, req, cap[0], cap[1]);
+}
+
+static int ep_model_ready(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_model_ready(l, req, cap[0], no_version);
+}
+
+static int ep_model_version_ready(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_model_ready(l, req, cap[0], cap[1]);
+}
+
+static int ep_infer(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_infer(l, req, cap[0], no_version, NULL);
+}
+
+static int ep_infer_version(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_infer(l, req, cap[0], cap[1], NULL);
+}
+
+static int ep_predict(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_predict(l, req, NULL);
+}
+
+static int ep_repo_index(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_repo_index(l, req);
+}
+
+static int ep_repo_load(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return submit_job(l, req, MG_CONTROL_LOAD, cap[0], 0, answer_empty);
+}
+
+static int ep_repo_unload(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return submit_job(l, req, MG_CONTROL_UNLOAD, cap[0], 0, answer_empty);
+}
+
+static int ep_traffic(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_traffic(l, req, cap[0]);
+}
+
+static int ep_routes(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_routes(l, req);
+}
+
+#define INFERENCE MG_SURFACE_INFERENCE
+#define ADMIN     MG_SURFACE_ADMIN
+#define EP(p, a, s, f)                                                                             \
+    {                                                                                              \
+        .path = (p), .allow = (a), .surface = (s), .fn = (f)                                       \
+    }
+
+/* Every endpoint. A path is matched against the rows in order; the first match answers. */
+static endpoint_t endpoints[] = {
+    EP("/v2", "GET", INFERENCE, ep_server_metadata),
+    EP("/v2/health/live", "GET", INFERENCE, ep_live),
+    EP("/v2/health/ready", "GET", INFERENCE, ep_ready),
+    EP("/v2/models/{}", "GET", INFERENCE, ep_model),
+    EP("/v2/models/{}/ready", "GET", INFERENCE, ep_model_ready),
+    EP("/v2/models/{}/infer", "POST", INFERENCE, ep_infer),
+    EP("/v2/models/{}/versions/{}", "GET", INFERENCE, ep_model_version),
+    EP("/v2/models/{}/versions/{}/ready", "GET", INFERENCE, ep_model_version_ready),
+    EP("/v2/models/{}/versions/{}/infer", "POST", INFERENCE, ep_infer_version),
+    EP("/v2/repository/index", "POST", INFERENCE, ep_repo_index),
+    EP("/v2/repository/models/{}/load", "POST", ADMIN, ep_repo_load),
+    EP("/v2/repository/models/{}/unload", "POST", ADMIN, ep_repo_unload),
+    EP("/v2/admin/models/{}/traffic", "GET, PUT", ADMIN, ep_traffic),
+    EP("/v2/admin/routes", "GET, PUT", ADMIN, ep_routes),
+    EP("/predict", "POST", INFERENCE, ep_predict),
+    EP("/healthz", "GET", INFERENCE, ep_healthz),
+    EP("/readyz", "GET", INFERENCE, ep_readyz),
+};
+
+#undef INFERENCE
+#undef ADMIN
+#undef EP
+
+#define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
+
 /* Splits "/a/b/c" into segments; returns the count, or -1 when there are more than `cap`. */
-static int split_path(h2o_iovec_t path, mg_str_t *seg, int cap)
+static int split_path(const char *p, size_t len, mg_str_t *seg, int cap)
 {
     int n = 0;
     size_t i = 0;
-    while (i < path.len) {
-        while (i < path.len && path.base[i] == '/')
+    while (i < len) {
+        while (i < len && p[i] == '/')
             i++;
-        if (i >= path.len)
+        if (i >= len)
             break;
         size_t start = i;
-        while (i < path.len && path.base[i] != '/')
+        while (i < len && p[i] != '/')
             i++;
         if (n == cap)
             return -1;
-        seg[n++] = (mg_str_t){path.base + start, i - start};
+        seg[n++] = (mg_str_t){p + start, i - start};
     }
     return n;
 }
 
-#define GET_ONLY(call)   (method_ok(req, out, "GET") ? (call) : 0)
-#define POST_ONLY(call)  (method_ok(req, out, "POST") ? (call) : 0)
-#define GET_OR_PUT(call) (method_ok(req, out, "GET, PUT") ? (call) : 0)
+static pthread_once_t endpoints_once = PTHREAD_ONCE_INIT;
 
-int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req)
+/* Splits every pattern once; "{}" becomes a capture. */
+static void compile_endpoints(void)
 {
-    mg_buf_t *out = &l->out;
-    mg_str_t seg[8];
-    int n = split_path(req->path_normalized, seg, 8);
-    mg_str_t none = {"", 0};
-    mg_arena_reset(&l->arena);
-
-    if (n >= 1 && mg_str_eq(seg[0], "v2")) {
-        if (n == 1)
-            return GET_ONLY(handle_server_metadata(l, req));
-        if (n == 3 && mg_str_eq(seg[1], "health") && mg_str_eq(seg[2], "live"))
-            return GET_ONLY(handle_live(l, req, 0));
-        if (n == 3 && mg_str_eq(seg[1], "health") && mg_str_eq(seg[2], "ready"))
-            return GET_ONLY(handle_ready(l, req, 0));
-        if (n >= 3 && mg_str_eq(seg[1], "models")) {
-            mg_str_t model = seg[2], version = none;
-            int rest = 3;
-            if (n >= 5 && mg_str_eq(seg[3], "versions")) {
-                version = seg[4];
-                rest = 5;
-            }
-            if (n == rest)
-                return GET_ONLY(handle_model_metadata(l, req, model, version));
-            if (n == rest + 1 && mg_str_eq(seg[rest], "ready"))
-                return GET_ONLY(handle_model_ready(l, req, model, version));
-            if (n == rest + 1 && mg_str_eq(seg[rest], "infer"))
-                return POST_ONLY(handle_infer(l, req, model, version, NULL));
+    for (size_t i = 0; i < NENDPOINTS; i++) {
+        endpoint_t *e = &endpoints[i];
+        e->nseg = split_path(e->path, strlen(e->path), e->seg, SEGMENTS_MAX);
+        for (int k = 0; k < e->nseg; k++) {
+            if (e->seg[k].len == 2 && memcmp(e->seg[k].ptr, "{}", 2) == 0)
+                e->seg[k] = (mg_str_t){NULL, 0};
         }
-        if (n == 5 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "models") &&
-            mg_str_eq(seg[4], "traffic"))
-            return GET_OR_PUT(handle_traffic(l, req, seg[3]));
-        if (n == 3 && mg_str_eq(seg[1], "admin") && mg_str_eq(seg[2], "routes"))
-            return GET_OR_PUT(handle_routes(l, req));
-        if (n == 3 && mg_str_eq(seg[1], "repository") && mg_str_eq(seg[2], "index"))
-            return POST_ONLY(handle_repo_index(l, req));
-        if (n == 5 && mg_str_eq(seg[1], "repository") && mg_str_eq(seg[2], "models")) {
-            if (mg_str_eq(seg[4], "load"))
-                return POST_ONLY(submit_job(l, req, MG_CONTROL_LOAD, seg[3], 0, answer_empty));
-            if (mg_str_eq(seg[4], "unload"))
-                return POST_ONLY(submit_job(l, req, MG_CONTROL_UNLOAD, seg[3], 0, answer_empty));
-        }
-    } else if (n == 1 && mg_str_eq(seg[0], "predict")) {
-        return POST_ONLY(handle_predict(l, req, NULL));
-    } else if (n == 1 && mg_str_eq(seg[0], "healthz")) {
-        return GET_ONLY(handle_live(l, req, 1));
-    } else if (n == 1 && mg_str_eq(seg[0], "readyz")) {
-        return GET_ONLY(handle_ready(l, req, 1));
     }
-    if (handle_table_route(l, req))
+}
+
+/* Matches `seg` against `e`, filling `cap`. */
+static int endpoint_match(const endpoint_t *e, const mg_str_t *seg, int n, mg_str_t *cap)
+{
+    if (e->nseg != n)
         return 0;
-    return send_errorf(req, out, MG_ENOENDPOINT, "no endpoint %.*s %.*s", (int)req->method.len,
+    int ncap = 0;
+    for (int k = 0; k < n; k++) {
+        if (e->seg[k].ptr == NULL)
+            cap[ncap++] = seg[k];
+        else if (e->seg[k].len != seg[k].len || memcmp(e->seg[k].ptr, seg[k].ptr, seg[k].len) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+void mg_api_surface_names(unsigned surfaces, char *out, size_t cap)
+{
+    static const char *const names[] = {"inference", "admin", "metrics"};
+    size_t n = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < 3; i++) {
+        if (surfaces & (1u << i))
+            n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "", names[i]);
+    }
+    if (n == 0)
+        snprintf(out, cap, "nothing");
+}
+
+int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
+{
+    mg_str_t seg[SEGMENTS_MAX], cap[SEGMENTS_MAX];
+    int n = split_path(req->path_normalized.base, req->path_normalized.len, seg, SEGMENTS_MAX);
+    mg_arena_reset(&l->arena);
+    for (size_t i = 0; n >= 0 && i < NENDPOINTS; i++) {
+        const endpoint_t *e = &endpoints[i];
+        if ((e->surface & surfaces) == 0 || !endpoint_match(e, seg, n, cap))
+            continue;
+        return method_ok(req, &l->out, e->allow) ? e->fn(l, req, cap) : 0;
+    }
+    if ((surfaces & MG_SURFACE_INFERENCE) && handle_table_route(l, req))
+        return 0;
+    return send_errorf(req, &l->out, MG_ENOENDPOINT, "no endpoint %.*s %.*s", (int)req->method.len,
                        req->method.base,
                        (int)(req->path_normalized.len > 200 ? 200 : req->path_normalized.len),
                        req->path_normalized.base);
@@ -635,6 +781,7 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req)
 
 int mg_api_loop_new(mg_api_loop_t **out, const mg_api_t *api, h2o_loop_t *loop)
 {
+    pthread_once(&endpoints_once, compile_endpoints);
     mg_api_loop_t *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return MG_ENOMEM;

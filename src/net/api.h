@@ -19,6 +19,17 @@
 #include <h2o.h>
 #include <stddef.h>
 
+/** The surfaces a listener may serve; an endpoint belongs to one. */
+enum {
+    MG_SURFACE_INFERENCE = 1u << 0, /* health, metadata, inference, /predict, route-table URLs */
+    MG_SURFACE_ADMIN = 1u << 1,     /* the admin API and the repository load/unload calls */
+    MG_SURFACE_METRICS = 1u << 2,   /* metrics for scrapers */
+    MG_SURFACE_ALL = 7u,
+};
+
+/** Writes "inference,admin" (the names of `surfaces`) into `out`. Thread: any. */
+void mg_api_surface_names(unsigned surfaces, char *out, size_t cap);
+
 /** What the endpoints serve. Shared read-only by every event loop; outlives the server. */
 typedef struct mg_api {
     mg_serve_t *serve;     /* the request core */
@@ -47,10 +58,11 @@ void mg_api_loop_free(mg_api_loop_t *l);
 size_t mg_api_loop_pending(const mg_api_loop_t *l);
 
 /**
- * Answers one request: at once, or (repository and admin changes) when its control operation
- * completes, on this loop. Unknown paths get 404. Returns 0 as h2o handlers do.
+ * Answers one request that came in on a listener serving `surfaces`: at once, or (repository
+ * and admin changes) when its control operation completes, on this loop. Paths of other
+ * surfaces, and unknown ones, get 404. Returns 0 as h2o handlers do.
  * Thread: the event loop that owns `l`, registered with RCU.
  */
-int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req);
+int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces);
 
 #endif

@@ -16,21 +16,27 @@
 #include <unistd.h>
 #include <urcu.h>
 
+/* One listening socket of one loop; its accept context names the listener's hostconf. */
+typedef struct loop_listener {
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *sock;
+    int fd;
+} loop_listener_t;
+
 /* One event loop: its h2o context first, so a request's ctx pointer leads back here. */
 typedef struct loop_thread {
     h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listener;
-    int listen_fd;
+    loop_listener_t listeners[MG_HTTP_LISTENERS_MAX];
     pthread_t tid;
     int started;
     mg_api_loop_t *api;
     struct mg_http_server *server;
 } loop_thread_t;
 
+/* The handler of one listener's hostconf: it knows the surfaces the listener serves. */
 typedef struct api_handler {
     h2o_handler_t super;
-    struct mg_http_server *server;
+    unsigned surfaces;
 } api_handler_t;
 
 /*
@@ -50,8 +56,10 @@ typedef struct json_error_ostream {
 
 struct mg_http_server {
     h2o_globalconf_t config;
+    h2o_hostconf_t *hosts[MG_HTTP_LISTENERS_MAX][2]; /* per listener: its hostconf, NULL */
     const mg_api_t *api;
-    int port;
+    int nlisten;
+    int ports[MG_HTTP_LISTENERS_MAX];
     int nthreads;
     atomic_bool stopping;
     loop_thread_t *threads;
@@ -61,8 +69,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     api_handler_t *h = (api_handler_t *)self;
     loop_thread_t *t = (loop_thread_t *)req->conn->ctx;
-    (void)h;
-    return mg_api_handle(t->api, req);
+    return mg_api_handle(t->api, req, h->surfaces);
 }
 
 static void json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
@@ -110,14 +117,14 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err != NULL)
         return;
-    loop_thread_t *t = listener->data;
+    loop_listener_t *l = listener->data;
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
     if (sock == NULL)
         return;
     /* Responses are single writes; don't let Nagle hold them back. */
     int one = 1;
     setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    h2o_accept(&t->accept_ctx, sock);
+    h2o_accept(&l->accept_ctx, sock);
 }
 
 /* Opens a listening socket with SO_REUSEPORT on host:port. Returns the fd or -1 with err. */
@@ -166,8 +173,10 @@ static void *loop_main(void *arg)
     rcu_register_thread();
     while (!atomic_load_explicit(&t->server->stopping, memory_order_relaxed))
         h2o_evloop_run(t->ctx.loop, 100);
-    h2o_socket_read_stop(t->listener);
-    h2o_socket_close(t->listener);
+    for (int i = 0; i < t->server->nlisten; i++) {
+        h2o_socket_read_stop(t->listeners[i].sock);
+        h2o_socket_close(t->listeners[i].sock);
+    }
     /*
      * Answer the control operations still out (the control plane has stopped, so each has
      * completed or been cancelled and its message is on its way), and let the close complete.
@@ -179,8 +188,69 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* Registers listener `i`'s hostconf: the API handler for its surfaces, the JSON error filter. */
+static void register_listener(mg_http_server_t *s, int i, unsigned surfaces, size_t max_body_bytes)
+{
+    char name[32];
+    int n = snprintf(name, sizeof(name), "listener-%d", i);
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&s->config, h2o_iovec_init(name, (size_t)n), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    api_handler_t *h = (api_handler_t *)h2o_create_handler(path, sizeof(*h));
+    h->super.on_req = on_req;
+    h->surfaces = surfaces;
+    json_error_filter_t *jf =
+        (json_error_filter_t *)h2o_create_filter(&host->fallback_path, sizeof(*jf));
+    jf->super.on_setup_ostream = json_error_setup;
+    jf->max_body_bytes = max_body_bytes;
+    /* A connection accepted on this listener sees this hostconf only, whatever its Host. */
+    s->hosts[i][0] = host;
+    s->hosts[i][1] = NULL;
+}
+
+static void close_fds(mg_http_server_t *s, int nthreads)
+{
+    for (int k = 0; k < nthreads; k++) {
+        for (int i = 0; i < s->nlisten; i++) {
+            if (s->threads[k].listeners[i].fd >= 0)
+                close(s->threads[k].listeners[i].fd);
+            s->threads[k].listeners[i].fd = -1;
+        }
+    }
+}
+
+/*
+ * Opens listener `i` on every loop. SO_REUSEPORT would let a second modelgate share (and
+ * steal traffic from) a port already in use, so first bind once without it: that fails when
+ * anyone else holds the port. The first socket picks the port (maybe ephemeral); the others
+ * share it.
+ */
+static int open_listener_fds(mg_http_server_t *s, int i, const mg_http_listen_t *l, mg_err_t *err)
+{
+    int port = l->port;
+    if (port != 0) {
+        int probe = open_listener(l->host, port, 0, &port, err);
+        if (probe < 0)
+            return err->code;
+        close(probe);
+    }
+    for (int k = 0; k < s->nthreads; k++) {
+        s->threads[k].listeners[i].fd = open_listener(l->host, port, 1, &port, err);
+        if (s->threads[k].listeners[i].fd < 0)
+            return err->code;
+    }
+    s->ports[i] = port;
+    return 0;
+}
+
 int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *err)
 {
+    mg_err_t local;
+    if (err == NULL)
+        err = &local;
+    if (opts->nlisten < 1 || opts->nlisten > MG_HTTP_LISTENERS_MAX)
+        return mg_err_set(err, MG_EINVAL, "between 1 and %d listeners, not %d",
+                          MG_HTTP_LISTENERS_MAX, opts->nlisten);
     int nthreads = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
@@ -194,80 +264,65 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
     }
     s->api = opts->api;
     s->nthreads = nthreads;
+    s->nlisten = opts->nlisten;
     atomic_init(&s->stopping, false);
+    for (int k = 0; k < nthreads; k++)
+        for (int i = 0; i < MG_HTTP_LISTENERS_MAX; i++)
+            s->threads[k].listeners[i].fd = -1;
 
     h2o_config_init(&s->config);
     s->config.max_request_entity_size = opts->max_body_bytes;
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("modelgate"));
-    h2o_hostconf_t *host =
-        h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-    api_handler_t *h = (api_handler_t *)h2o_create_handler(path, sizeof(*h));
-    h->super.on_req = on_req;
-    h->server = s;
-    json_error_filter_t *jf =
-        (json_error_filter_t *)h2o_create_filter(&host->fallback_path, sizeof(*jf));
-    jf->super.on_setup_ostream = json_error_setup;
-    jf->max_body_bytes = opts->max_body_bytes;
-
-    /*
-     * SO_REUSEPORT would let a second modelgate share (and steal traffic from) a port already
-     * in use, so first bind once without it: that fails when anyone else holds the port.
-     */
-    int port = opts->port, opened = 0;
-    if (port != 0) {
-        int probe = open_listener(opts->host, port, 0, &port, err);
-        if (probe < 0)
-            goto fail_listen;
-        close(probe);
+    for (int i = 0; i < s->nlisten; i++)
+        register_listener(s, i, opts->listen[i].surfaces, opts->max_body_bytes);
+    for (int i = 0; i < s->nlisten; i++) {
+        if (open_listener_fds(s, i, &opts->listen[i], err) != 0) {
+            close_fds(s, nthreads);
+            h2o_config_dispose(&s->config);
+            free(s->threads);
+            free(s);
+            return err->code;
+        }
     }
-    /* The first listener picks the port (maybe ephemeral); the others share it. */
-    for (; opened < nthreads; opened++) {
-        s->threads[opened].listen_fd = open_listener(opts->host, port, 1, &port, err);
-        if (s->threads[opened].listen_fd < 0)
-            goto fail_listen;
-    }
-    s->port = port;
 
-    for (int i = 0; i < nthreads; i++) {
-        loop_thread_t *t = &s->threads[i];
+    for (int k = 0; k < nthreads; k++) {
+        loop_thread_t *t = &s->threads[k];
         t->server = s;
         h2o_context_init(&t->ctx, h2o_evloop_create(), &s->config);
-        t->accept_ctx.ctx = &t->ctx;
-        t->accept_ctx.hosts = s->config.hosts;
         if (mg_api_loop_new(&t->api, s->api, t->ctx.loop) != 0) {
-            s->nthreads = i;
+            s->nthreads = k;
+            close_fds(s, nthreads);
             mg_http_stop(s);
             return mg_err_set(err, MG_ENOMEM, "out of memory");
         }
-        t->listener =
-            h2o_evloop_socket_create(t->ctx.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-        t->listener->data = t;
-        h2o_socket_read_start(t->listener, on_accept);
+        for (int i = 0; i < s->nlisten; i++) {
+            loop_listener_t *l = &t->listeners[i];
+            l->accept_ctx.ctx = &t->ctx;
+            l->accept_ctx.hosts = s->hosts[i];
+            l->sock = h2o_evloop_socket_create(t->ctx.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
+            l->sock->data = l;
+            h2o_socket_read_start(l->sock, on_accept);
+        }
         if (pthread_create(&t->tid, NULL, loop_main, t) != 0) {
-            s->nthreads = i;
+            s->nthreads = k + 1;
             mg_http_stop(s);
             return mg_err_set(err, MG_EIO, "cannot start event loop thread: %s", strerror(errno));
         }
         t->started = 1;
     }
-    mg_log(MG_LOG_INFO, "http", "listening addr=%s:%d threads=%d max_body=%zu", opts->host, s->port,
-           nthreads, opts->max_body_bytes);
+    for (int i = 0; i < s->nlisten; i++) {
+        char names[64];
+        mg_api_surface_names(opts->listen[i].surfaces, names, sizeof(names));
+        mg_log(MG_LOG_INFO, "http", "listening addr=%s:%d serves=%s threads=%d max_body=%zu",
+               opts->listen[i].host, s->ports[i], names, nthreads, opts->max_body_bytes);
+    }
     *out = s;
     return 0;
-
-fail_listen:
-    for (int k = 0; k < opened; k++)
-        close(s->threads[k].listen_fd);
-    h2o_config_dispose(&s->config);
-    free(s->threads);
-    free(s);
-    return err ? err->code : MG_EIO;
 }
 
-int mg_http_port(const mg_http_server_t *s)
+int mg_http_port(const mg_http_server_t *s, int i)
 {
-    return s->port;
+    return i >= 0 && i < s->nlisten ? s->ports[i] : -1;
 }
 
 void mg_http_stop(mg_http_server_t *s)

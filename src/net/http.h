@@ -1,8 +1,10 @@
 /*
- * The HTTP/1.1 front end: libh2o event loops, one per thread, each with its own
- * SO_REUSEPORT listener on the same address, so the kernel spreads connections and no
- * request ever crosses threads. Requests go to the endpoints of net/api.h; answers to control
- * operations come back to the loop that received the request.
+ * The HTTP/1.1 front end: libh2o event loops, one per thread. Each loop has its own
+ * SO_REUSEPORT socket on every listening address, so the kernel spreads connections and no
+ * request ever crosses threads. A listener serves a set of surfaces (inference, admin,
+ * metrics: net/api.h); a path outside them is answered 404 there. Requests go to the
+ * endpoints of net/api.h; answers to control operations come back to the loop that received
+ * the request.
  */
 #ifndef MG_NET_HTTP_H
 #define MG_NET_HTTP_H
@@ -12,9 +14,18 @@
 
 #include <stddef.h>
 
+/** One listening address and what it serves. */
+typedef struct mg_http_listen {
+    const char *host;  /* numeric IPv4 or IPv6 address */
+    int port;          /* 0: an ephemeral port (see mg_http_port) */
+    unsigned surfaces; /* MG_SURFACE_* bits */
+} mg_http_listen_t;
+
+#define MG_HTTP_LISTENERS_MAX 4
+
 typedef struct mg_http_opts {
-    const char *host;      /* numeric IPv4 or IPv6 address to listen on */
-    int port;              /* 0: an ephemeral port (see mg_http_port) */
+    const mg_http_listen_t *listen; /* 1..MG_HTTP_LISTENERS_MAX addresses */
+    int nlisten;
     int threads;           /* event loops; 0: number of cores */
     size_t max_body_bytes; /* larger request bodies get 413 */
     const mg_api_t *api;   /* endpoints and what they serve; must outlive the server */
@@ -23,14 +34,14 @@ typedef struct mg_http_opts {
 typedef struct mg_http_server mg_http_server_t;
 
 /**
- * Binds the listeners and starts the event-loop threads. Returns 0, or MG_EINVAL / MG_EIO
- * (address in use, bad address) / MG_ENOMEM with `err` filled; nothing is left running on
- * failure. Ownership: `opts->api` must outlive the server. Thread: main.
+ * Binds every listener and starts the event-loop threads. Returns 0, or MG_EINVAL / MG_EIO
+ * (address in use, bad address) / MG_ENOMEM with `err` filled; nothing is left running or
+ * bound on failure. Ownership: `opts->api` must outlive the server. Thread: main.
  */
 int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *err);
 
-/** Returns the bound TCP port. Thread: any. */
-int mg_http_port(const mg_http_server_t *s);
+/** Returns the bound TCP port of listener `i` (in the order given). Thread: any. */
+int mg_http_port(const mg_http_server_t *s, int i);
 
 /**
  * Stops accepting, answers the control operations still out, stops every loop, joins the

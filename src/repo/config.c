@@ -13,6 +13,7 @@ void mg_model_config_default(mg_model_config_t *cfg)
     cfg->policy = MG_VERSION_POLICY_LATEST;
     cfg->latest_n = 1;
     cfg->instance_count = 1;
+    mg_breaker_config_default(&cfg->breaker);
 }
 
 /* Reads a non-negative integer member; absent leaves *out. */
@@ -82,7 +83,7 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     static const char *const known[] = {
         "name",           "max_batch_size",   "version_policy", "default_version",
         "instance_count", "intra_op_threads", "warmup",         "platform",
-        "backend",        "traffic"};
+        "backend",        "traffic",          "breaker"};
     mg_model_config_default(cfg);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -163,6 +164,19 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
             goto out;
         }
         c.has_traffic = true;
+    }
+    if ((v = json_object_get(root, "breaker")) != NULL) {
+        char *breaker_text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        mg_err_t berr;
+        int brc = breaker_text ? mg_breaker_config_parse(breaker_text, strlen(breaker_text),
+                                                         &c.breaker, &berr)
+                               : MG_ENOMEM;
+        free(breaker_text);
+        if (brc != 0) {
+            mg_err_set(err, MG_ECONFIG, "config.json: 'breaker': %s",
+                       brc == MG_ENOMEM ? "out of memory" : berr.msg);
+            goto out;
+        }
     }
     *cfg = c;
     rc = 0;

@@ -9,7 +9,8 @@
  *    "instance_count": 1,
  *    "intra_op_threads": 0,
  *    "warmup": {"runs": 2},
- *    "traffic": {...}}                 the traffic policy, see route/policy.h
+ *    "traffic": {...},                 the traffic policy, see route/policy.h
+ *    "breaker": {...}}                 the versions' circuit breaker, see route/breaker.h
  *
  * Every field is optional; unknown fields are an error, so a typo never passes silently.
  */
@@ -17,6 +18,7 @@
 #define MG_REPO_CONFIG_H
 
 #include "core/err.h"
+#include "route/breaker.h"
 #include "route/policy.h"
 
 #include <stdbool.h>
@@ -43,9 +45,13 @@ typedef struct mg_model_config {
     int warmup_runs;         /* 0: no warm-up */
     bool has_traffic;        /* a "traffic" policy was given */
     mg_policy_t traffic;
+    mg_breaker_config_t breaker; /* the defaults of route/breaker.h unless "breaker" is given */
 } mg_model_config_t;
 
-/** Fills `cfg` with the defaults (latest 1, no batching rule, one instance, no warm-up). */
+/**
+ * Fills `cfg` with the defaults (latest 1, no batching rule, one instance, no warm-up, the
+ * breaker's default settings).
+ */
 void mg_model_config_default(mg_model_config_t *cfg);
 
 /**

@@ -11,7 +11,8 @@ mg_model_version_t *mg_model_version_alloc(const char *model, int64_t number,
         return NULL;
     v->model_name = strdup(model);
     v->live = aligned_alloc(64, sizeof(*v->live));
-    if (v->model_name == NULL || v->live == NULL) {
+    if (v->model_name == NULL || v->live == NULL ||
+        mg_breaker_new(&v->breaker, &cfg->breaker) != 0) {
         free(v->model_name);
         free(v->live);
         free(v);
@@ -35,6 +36,7 @@ void mg_model_version_free(mg_model_version_t *v)
     free(v->sessions);
     free(v->model_name);
     free(v->live);
+    mg_breaker_free(v->breaker);
     free(v);
 }
 
@@ -82,6 +84,11 @@ mg_session_t *mg_model_version_session(mg_model_version_t *v)
 {
     unsigned i = atomic_fetch_add_explicit(&v->live->cursor, 1, memory_order_relaxed);
     return v->sessions[i % (unsigned)v->nsessions];
+}
+
+mg_breaker_t *mg_model_version_breaker(const mg_model_version_t *v)
+{
+    return v->breaker;
 }
 
 void mg_model_version_unpin(mg_model_version_t *v)

@@ -12,6 +12,7 @@
 
 #include "infer/session.h"
 #include "repo/config.h"
+#include "route/breaker.h"
 
 #include <stdint.h>
 
@@ -54,6 +55,14 @@ const mg_session_t *mg_model_version_meta(const mg_model_version_t *v);
  * READY and pinned. Thread: any request thread.
  */
 mg_session_t *mg_model_version_session(mg_model_version_t *v);
+
+/**
+ * The version's circuit breaker (route/breaker.h), made with its config.json "breaker"
+ * settings. It lives as long as the version: a reload that keeps the version keeps its state,
+ * a rebuilt version starts closed. Owned by the version. Thread: any holder of a pin or read
+ * section.
+ */
+mg_breaker_t *mg_model_version_breaker(const mg_model_version_t *v);
 
 /** Releases a pin taken by mg_registry_acquire. Accepts NULL. Thread: any. */
 void mg_model_version_unpin(mg_model_version_t *v);

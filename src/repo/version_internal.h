@@ -30,6 +30,7 @@ struct mg_model_version {
     int nsessions;
     /* Written by request threads. */
     version_live_t *live;
+    mg_breaker_t *breaker; /* with config.breaker; lives and dies with the version */
     /* The registry's, on the control thread only. */
     int entry_refs;                        /* entries (of live or retiring snapshots) listing it */
     struct mg_model_version *next_retired; /* on the registry's draining list */

@@ -82,6 +82,35 @@ static void test_errors_name_the_field(void **state)
     }
 }
 
+static void test_breaker(void **state)
+{
+    (void)state;
+    mg_model_config_t c;
+    mg_err_t err;
+    mg_breaker_config_t d;
+    mg_breaker_config_default(&d);
+    assert_int_equal(parse("{}", &c, &err), 0);
+    assert_memory_equal(&c.breaker, &d, sizeof(d));
+    assert_int_equal(
+        parse("{\"breaker\":{\"consecutive_failures\":3,\"ejection_ms\":250}}", &c, &err), 0);
+    assert_int_equal(c.breaker.consecutive_failures, 3);
+    assert_int_equal(c.breaker.ejection_ms, 250);
+    assert_int_equal(c.breaker.probes, d.probes);
+    static const struct {
+        const char *json, *fragment;
+    } bad[] = {
+        {"{\"breaker\":{\"threshold\":3}}", "config.json: 'breaker': unknown field 'threshold'"},
+        {"{\"breaker\":{\"probes\":0}}", "config.json: 'breaker': 'probes' must be an integer"},
+        {"{\"breaker\":5}", "config.json: 'breaker': must be an object"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(parse(bad[i].json, &c, &err), MG_ECONFIG);
+        if (strstr(err.msg, bad[i].fragment) == NULL)
+            fail_msg("'%s' does not contain '%s'", err.msg, bad[i].fragment);
+    }
+}
+
 static void test_select(void **state)
 {
     (void)state;
@@ -113,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_errors_name_the_field),
+        cmocka_unit_test(test_breaker),
         cmocka_unit_test(test_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 # modelgate: `make run` starts the demo, `make test` runs everything CI runs.
 JOBS ?= $(shell nproc)
 BUILD ?= build
+TEST_BUILD ?= build-test
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 LISTEN ?= 127.0.0.1:8000
@@ -13,8 +14,9 @@ all: build
 setup:
 	bash scripts/setup.sh
 
+# The daemon `make run` starts and `make bench` measures: no fault-injection hook (MG_FAULTS).
 $(BUILD)/Makefile:
-	cmake -S . -B $(BUILD) -DMG_WERROR=ON $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DMG_WERROR=ON -DMG_FAULTS=OFF $(CMAKE_FLAGS)
 
 build: setup $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -22,11 +24,15 @@ build: setup $(BUILD)/Makefile
 run: build
 	$(BUILD)/modelgate serve --repo models --listen $(LISTEN)
 
-unit: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+# The test builds (release here, sanitizers below) have the fault-injection hook the breaker
+# and drain tests use (MG_FAULTS=ON); they are otherwise the same build as $(BUILD).
+unit: setup
+	cmake -S . -B $(TEST_BUILD) -DMG_WERROR=ON -DMG_FAULTS=ON $(CMAKE_FLAGS)
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 asan: setup
-	cmake -S . -B $(ASAN_BUILD) -DMG_WERROR=ON -DMG_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake -S . -B $(ASAN_BUILD) -DMG_WERROR=ON -DMG_FAULTS=ON -DMG_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
@@ -36,7 +42,7 @@ asan: setup
 # ThreadSanitizer: the unit tests (readers and writers of the RCU snapshots, the route table
 # under concurrent matching, sessions run from several threads).
 tsan: setup
-	cmake -S . -B $(TSAN_BUILD) -DMG_WERROR=ON -DMG_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake -S . -B $(TSAN_BUILD) -DMG_WERROR=ON -DMG_FAULTS=ON -DMG_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:exitcode=66:suppressions=$(CURDIR)/tests/tsan.supp ctest --output-on-failure -j $(JOBS) -R '^unit[.]'
 
@@ -58,4 +64,4 @@ models:
 	/usr/bin/python3 scripts/gen_digits.py models
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

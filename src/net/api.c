@@ -8,6 +8,11 @@
 #include "serve/info.h"
 #include "serve/status.h"
 
+#ifdef MG_FAULTS
+#include "core/version.h"
+#include "serve/fault.h"
+#endif
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -519,6 +524,65 @@ static int handle_routes(mg_api_loop_t *l, h2o_req_t *req)
     return send_json(req, 200, &l->out);
 }
 
+typedef struct breaker_writer {
+    mg_buf_t *out;
+    int first;
+} breaker_writer_t;
+
+static int write_breaker_row(void *ctx, const mg_info_breaker_row_t *row)
+{
+    breaker_writer_t *w = ctx;
+    const mg_breaker_status_t *st = &row->status;
+    int rc = mg_buf_printf(
+        w->out,
+        "%s{\"version\":\"%s\",\"ready\":%s,\"state\":\"%s\",\"trips\":%llu,"
+        "\"last_trip\":\"%s\",\"consecutive_failures\":%d,\"window_requests\":%llu,"
+        "\"window_failures\":%llu,\"ejection_ms\":%lld,\"reopen_in_ms\":%lld}",
+        w->first ? "" : ",", row->version, row->ready ? "true" : "false",
+        mg_breaker_state_name(st->state), (unsigned long long)st->trips,
+        mg_breaker_trip_name(st->last_trip), st->consecutive_failures,
+        (unsigned long long)st->window_requests, (unsigned long long)st->window_failures,
+        (long long)st->ejection_ms, (long long)st->reopen_in_ms);
+    w->first = 0;
+    return rc;
+}
+
+/* GET /v2/admin/models/{m}/breakers: the circuit breaker of every version of the model. */
+static int handle_breakers(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model)
+{
+    mg_buf_t *b = &l->out;
+    mg_err_t err;
+    mg_buf_reset(b);
+    mg_buf_puts(b, "{\"model\":");
+    mg_buf_json_string(b, model.ptr, model.len);
+    mg_buf_puts(b, ",\"versions\":[");
+    breaker_writer_t w = {b, 1};
+    int rc = mg_info_breakers(l->api->serve, model, write_breaker_row, &w, &err);
+    if (rc == MG_ENOMODEL)
+        return send_error(req, b, rc, err.msg);
+    if (rc != 0 || mg_buf_puts(b, "]}") != 0)
+        return send_error(req, b, MG_ENOMEM, "out of memory");
+    return send_json(req, 200, b);
+}
+
+#ifdef MG_FAULTS
+/* PUT /v2/admin/models/{m}/versions/{v}/fault (test builds only, see serve/fault.h). */
+static int handle_fault(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version)
+{
+    int64_t number;
+    mg_err_t err;
+    if (mg_version_parse(version.ptr, version.len, &number) != 0)
+        return send_error(req, &l->out, MG_EINVAL, "fault: the version must be a number");
+    mg_str_t body = body_of(req);
+    int rc = mg_fault_set_json(model.ptr, model.len, number, body.ptr, body.len, &err);
+    if (rc != 0)
+        return send_error(req, &l->out, rc, err.msg);
+    mg_buf_reset(&l->out);
+    mg_buf_puts(&l->out, "{}");
+    return send_json(req, 200, &l->out);
+}
+#endif
+
 /* An operator URL from the route table. Returns 1 when a rule matched (and answered). */
 static int handle_table_route(mg_api_loop_t *l, h2o_req_t *req)
 {
@@ -661,6 +725,18 @@ static int ep_routes(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
     return handle_routes(l, req);
 }
 
+static int ep_breakers(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_breakers(l, req, cap[0]);
+}
+
+#ifdef MG_FAULTS
+static int ep_fault(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_fault(l, req, cap[0], cap[1]);
+}
+#endif
+
 #define INFERENCE MG_SURFACE_INFERENCE
 #define ADMIN     MG_SURFACE_ADMIN
 #define EP(p, a, s, f)                                                                             \
@@ -684,6 +760,10 @@ static endpoint_t endpoints[] = {
     EP("/v2/repository/models/{}/unload", "POST", ADMIN, ep_repo_unload),
     EP("/v2/admin/models/{}/traffic", "GET, PUT", ADMIN, ep_traffic),
     EP("/v2/admin/routes", "GET, PUT", ADMIN, ep_routes),
+    EP("/v2/admin/models/{}/breakers", "GET", ADMIN, ep_breakers),
+#ifdef MG_FAULTS
+    EP("/v2/admin/models/{}/versions/{}/fault", "PUT", ADMIN, ep_fault),
+#endif
     EP("/predict", "POST", INFERENCE, ep_predict),
     EP("/healthz", "GET", INFERENCE, ep_healthz),
     EP("/readyz", "GET", INFERENCE, ep_readyz),

@@ -1,5 +1,9 @@
 #include "serve/execute.h"
 
+#ifdef MG_FAULTS
+#include "serve/fault.h"
+#endif
+
 #include <string.h>
 
 int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp,
@@ -18,6 +22,11 @@ int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_re
                     mg_model_version_model(v));
         }
     }
+#ifdef MG_FAULTS
+    int frc = mg_fault_before_run(v, req, err);
+    if (frc != 0)
+        return frc;
+#endif
     int rc = mg_session_run(mg_model_version_session(v), req, resp, err);
     if (rc != 0)
         return rc;

@@ -8,6 +8,11 @@
 bool mg_info_ready(mg_serve_t *s, mg_buf_t *why)
 {
     mg_registry_t *reg = mg_serve_registry(s);
+    if (mg_serve_draining(s)) {
+        if (why != NULL)
+            mg_buf_puts(why, "the server is shutting down");
+        return false;
+    }
     if (mg_registry_all_ready(reg))
         return true;
     if (why == NULL)
@@ -115,6 +120,47 @@ int mg_info_traffic(mg_serve_t *s, mg_str_t model, mg_policy_t *out, mg_pick_sou
         const mg_policy_t *p = mg_pick_policy(reg, mg_serve_router(s), model, NULL, source);
         if (p != NULL)
             *out = *p;
+    }
+    mg_rcu_read_unlock();
+    return rc;
+}
+
+/* The rows of one model's versions. */
+static int breaker_rows(const mg_model_entry_t *e, int64_t now, mg_info_breaker_fn fn, void *ctx)
+{
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < mg_model_entry_nversions(e); k++) {
+        const mg_model_version_t *v = mg_model_entry_version(e, k);
+        mg_info_breaker_row_t row = {.model = mg_model_entry_name(e),
+                                     .version = mg_model_version_text(v),
+                                     .ready = mg_model_version_state(v) == MG_MODEL_READY};
+        mg_breaker_read(mg_model_version_breaker(v), now, &row.status);
+        if (!row.ready) {
+            /* A version that failed to load is open from the start: nothing can reach it. */
+            row.status.state = MG_BREAKER_OPEN;
+            row.status.last_trip = MG_BREAKER_TRIP_LOAD;
+        }
+        rc = fn(ctx, &row);
+    }
+    return rc;
+}
+
+int mg_info_breakers(mg_serve_t *s, mg_str_t model, mg_info_breaker_fn fn, void *ctx, mg_err_t *err)
+{
+    int64_t now = mg_breaker_now();
+    int rc = 0;
+    rcu_read_lock();
+    const mg_registry_snapshot_t *snap = mg_registry_snapshot(mg_serve_registry(s));
+    if (model.len > 0) {
+        const mg_model_entry_t *e = mg_registry_snapshot_find(snap, model);
+        if (e == NULL)
+            rc = mg_err_set(err, MG_ENOMODEL, "unknown model '%.*s'", mg_err_quote_len(model.len),
+                            model.ptr);
+        else
+            rc = breaker_rows(e, now, fn, ctx);
+    } else {
+        for (size_t i = 0; rc == 0 && i < mg_registry_snapshot_count(snap); i++)
+            rc = breaker_rows(mg_registry_snapshot_model(snap, i), now, fn, ctx);
     }
     mg_rcu_read_unlock();
     return rc;

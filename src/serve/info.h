@@ -1,13 +1,14 @@
 /*
  * What the front ends report about the server and its models, computed in one place so HTTP
  * and gRPC answer alike: server readiness, a model's versions and metadata, the repository
- * index, and the traffic policy in force.
+ * index, the traffic policy in force, and the versions' circuit breakers.
  */
 #ifndef MG_SERVE_INFO_H
 #define MG_SERVE_INFO_H
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "route/breaker.h"
 #include "route/policy.h"
 #include "serve/pick.h"
 #include "serve/serve.h"
@@ -15,9 +16,10 @@
 #include <stdbool.h>
 
 /**
- * True when the server is ready: the repository has been loaded and every model that should
- * serve does (a model unloaded on purpose does not count). Otherwise false, with `why` (when
- * not NULL) given "model 'x' is not ready (reason); ..." or "models are still loading".
+ * True when the server is ready: the repository has been loaded, every model that should serve
+ * does (a model unloaded on purpose does not count) and the server is not shutting down.
+ * Otherwise false, with `why` (when not NULL) given "the server is shutting down", "model 'x'
+ * is not ready (reason); ..." or "models are still loading".
  * Returns false with `why` unchanged when out of memory. Thread: any RCU-registered thread.
  */
 bool mg_info_ready(mg_serve_t *s, mg_buf_t *why);
@@ -65,5 +67,26 @@ int mg_info_index(mg_serve_t *s, bool ready_only, mg_info_index_fn fn, void *ctx
  */
 int mg_info_traffic(mg_serve_t *s, mg_str_t model, mg_policy_t *out, mg_pick_source_t *source,
                     mg_err_t *err);
+
+/** One version's circuit breaker. Strings are valid for the duration of the callback. */
+typedef struct mg_info_breaker_row {
+    const char *model;
+    const char *version;
+    bool ready;                 /* the version is READY */
+    mg_breaker_status_t status; /* a version that is not READY reads open, "load-failed" */
+} mg_info_breaker_row_t;
+
+/** Receives one breaker row; a non-zero return stops the walk and is returned. */
+typedef int (*mg_info_breaker_fn)(void *ctx, const mg_info_breaker_row_t *row);
+
+/**
+ * The read side of the circuit breakers for observability and the admin API: walks every
+ * version of `model` (empty: of every model), ascending, with its breaker's state and counters
+ * (route/breaker.h). The callback runs inside an RCU read section: it must not block. Returns
+ * 0, MG_ENOMODEL ("unknown model 'x'", with `err`) or the callback's non-zero value. Lock-free.
+ * Thread: any RCU-registered thread, outside a read section.
+ */
+int mg_info_breakers(mg_serve_t *s, mg_str_t model, mg_info_breaker_fn fn, void *ctx,
+                     mg_err_t *err);
 
 #endif

@@ -1,6 +1,8 @@
 #include "serve/pick.h"
 
+#include "core/log.h"
 #include "core/rcu.h"
+#include "route/breaker.h"
 
 #include <string.h>
 #include <time.h>
@@ -9,6 +11,19 @@ const char *mg_pick_source_name(mg_pick_source_t s)
 {
     static const char *const names[] = {"none", "route", "admin", "config"};
     return (unsigned)s < 4 ? names[s] : "none";
+}
+
+const char *mg_pick_fallback_name(mg_pick_fallback_t f)
+{
+    static const char *const names[] = {"none", "not-loaded", "not-ready", "breaker-open",
+                                        "run-failed"};
+    return (unsigned)f < 5 ? names[f] : "none";
+}
+
+bool mg_pick_by_policy(mg_policy_reason_t r)
+{
+    return r == MG_POLICY_REASON_AB_GROUP || r == MG_POLICY_REASON_STAGE ||
+           r == MG_POLICY_REASON_STICKY || r == MG_POLICY_REASON_WEIGHT;
 }
 
 /* A per-thread splitmix64 stream for the weighted split: no lock, no syscall. */
@@ -87,16 +102,39 @@ int mg_pick_version(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
     out->reason = d.reason;
     out->rule = d.rule;
     out->chosen = d.version;
+    out->stable = stable;
     rc = mg_registry_acquire(reg, model, d.version, &out->version, err);
-    int policy_chose = d.reason != MG_POLICY_REASON_URL && d.reason != MG_POLICY_REASON_HEADER &&
-                       d.reason != MG_POLICY_REASON_DEFAULT;
-    if (rc == MG_EUNAVAIL && policy_chose && stable > 0 && stable != d.version) {
-        /* The chosen version cannot serve: the stable one takes the request. */
-        mg_err_t ferr;
-        if (mg_registry_acquire(reg, model, stable, &out->version, &ferr) == 0) {
-            out->reason = MG_POLICY_REASON_FALLBACK;
+    if (!mg_pick_by_policy(d.reason) || stable <= 0)
+        return rc;
+
+    /* May the version the policy chose take the request? The stable one is never ejected. */
+    mg_pick_fallback_t why;
+    if (rc == MG_ENOVERSION) {
+        why = MG_PICK_FALLBACK_NOT_LOADED;
+    } else if (rc == MG_EUNAVAIL) {
+        why = MG_PICK_FALLBACK_NOT_READY;
+    } else if (rc == 0 && stable != d.version) {
+        mg_breaker_decision_t bd =
+            mg_breaker_allow(mg_model_version_breaker(out->version), mg_breaker_now());
+        if (bd != MG_BREAKER_DENY) {
+            out->probe = bd == MG_BREAKER_PROBE;
             return 0;
         }
+        why = MG_PICK_FALLBACK_BREAKER_OPEN;
+    } else {
+        return rc;
     }
-    return rc;
+    mg_model_version_t *fb = NULL;
+    mg_err_t ferr;
+    if ((stable == d.version || mg_registry_acquire(reg, model, stable, &fb, &ferr) != 0) &&
+        why != MG_PICK_FALLBACK_BREAKER_OPEN)
+        mg_registry_acquire(reg, model, 0, &fb, &ferr); /* the model's default version */
+    if (fb == NULL)
+        return rc; /* an ejected version keeps its request: nothing else can serve */
+    mg_model_version_unpin(out->version);
+    out->version = fb;
+    out->reason = MG_POLICY_REASON_FALLBACK;
+    out->fallback = why;
+    mg_err_clear(err);
+    return 0;
 }

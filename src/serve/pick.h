@@ -4,8 +4,14 @@
  *
  * The policy that applies is, first found: the matched route rule's "traffic" override, the
  * policy set through the admin API, the model's config.json "traffic", or none (then the URL
- * or X-Model-Version pin a version, else the model's default version serves). When a version
- * a policy chose is not ready, the policy's stable version serves ("fallback").
+ * or X-Model-Version pin a version, else the model's default version serves).
+ *
+ * When the version a policy chose cannot take the request, the policy's stable version serves
+ * it ("fallback"): the version is not loaded (a reload removed it), not ready, or its circuit
+ * breaker (route/breaker.h) has it ejected. When the stable version cannot serve either, the
+ * model's default version serves a version that is not loaded or not ready, and an ejected
+ * version keeps its request: the last version able to serve is never ejected. The stable version
+ * itself is never ejected. Versions the client named (URL, X-Model-Version) are never diverted.
  */
 #ifndef MG_SERVE_PICK_H
 #define MG_SERVE_PICK_H
@@ -16,6 +22,8 @@
 #include "repo/registry.h"
 #include "route/policy.h"
 #include "route/router.h"
+
+#include <stdbool.h>
 
 /** Where the policy that decided came from. */
 typedef enum {
@@ -28,6 +36,18 @@ typedef enum {
 /** Returns "none", "route", "admin" or "config". Static. Thread: any. */
 const char *mg_pick_source_name(mg_pick_source_t s);
 
+/** Why a request fell back to the stable version (X-Fallback-Reason). */
+typedef enum {
+    MG_PICK_FALLBACK_NONE = 0,
+    MG_PICK_FALLBACK_NOT_LOADED,   /* the policy names a version the registry does not list */
+    MG_PICK_FALLBACK_NOT_READY,    /* listed but not ready (failed to load, unloaded) */
+    MG_PICK_FALLBACK_BREAKER_OPEN, /* its circuit breaker has it ejected */
+    MG_PICK_FALLBACK_RUN_FAILED,   /* it ran and failed server-side; replayed (serve/serve.h) */
+} mg_pick_fallback_t;
+
+/** Returns "not-loaded", "not-ready", "breaker-open", "run-failed" or "none". Static. */
+const char *mg_pick_fallback_name(mg_pick_fallback_t f);
+
 /** The routing outcome that travels with the request into headers, logs and metrics. */
 typedef struct mg_pick {
     mg_model_version_t *version; /* pinned; mg_model_version_unpin when done */
@@ -35,7 +55,13 @@ typedef struct mg_pick {
     mg_pick_source_t source;
     int rule;       /* the AB-group/stage rule index, or -1 */
     int64_t chosen; /* the version the policy chose (differs on fallback); 0: the default */
+    int64_t stable; /* the policy's stable version; 0: no policy */
+    mg_pick_fallback_t fallback; /* with MG_POLICY_REASON_FALLBACK: why */
+    bool probe;                  /* the breaker let this request through as a half-open probe */
 } mg_pick_t;
+
+/** True when the policy chose the version (AB group, stage, sticky key or weights). */
+bool mg_pick_by_policy(mg_policy_reason_t r);
 
 /**
  * The policy that applies to `model` by the precedence above, and where it came from.
@@ -50,9 +76,10 @@ const mg_policy_t *mg_pick_policy(mg_registry_t *reg, mg_router_t *router, mg_st
  * the URL (or the /predict body), empty when none; the X-Model-Version, X-AB-Group and
  * X-Stage entries and the policy's sticky key are read from `meta` (the sticky key from the
  * request-level parameters of `req` when the policy says so; `req` may be NULL). `random` is a
- * uniform 64-bit draw for the weighted split (0: one is drawn here). Returns 0, or MG_EINVAL
- * (bad version text), MG_ENOMODEL / MG_ENOVERSION (unknown), MG_EUNAVAIL (nothing ready to
- * serve) with `err` filled and nothing pinned. Thread: any RCU-registered thread, outside a
+ * uniform 64-bit draw for the weighted split (0: one is drawn here). Falls back as described
+ * above, asking the chosen version's breaker first. Returns 0, or MG_EINVAL (bad version text),
+ * MG_ENOMODEL / MG_ENOVERSION (unknown), MG_EUNAVAIL (nothing ready to serve) with `err`
+ * filled and nothing pinned. Thread: any RCU-registered thread, outside a
  * read section.
  */
 int mg_pick_version(mg_registry_t *reg, mg_router_t *router, mg_str_t model,

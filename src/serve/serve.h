@@ -6,8 +6,15 @@
  * One call runs, in order: model resolution (route rule, URL, /predict body, --default-model,
  * the only model), routing (serve/pick.h: policy precedence, version pin, fallback), input
  * binding for APIs that need the model's inputs to decode (/predict), the deadline check,
- * execution (serve/execute.h), and the routing debug log. The pin on the serving version is
- * held until mg_serve_done.
+ * execution (serve/execute.h) with the outcome recorded on the version's circuit breaker, the
+ * replay, and the routing debug log. The pin on the serving version is held until
+ * mg_serve_done.
+ *
+ * The replay: when the Run fails for a server-side reason (a 5xx code other than a deadline or
+ * a shutdown) on a version the traffic policy chose that is not its stable version, the same
+ * decoded request runs once more on the stable version, so the client gets the stable
+ * version's answer (X-Route-Reason: fallback, X-Fallback-Reason: run-failed). Versions the
+ * client named (URL, X-Model-Version) are not replayed elsewhere.
  */
 #ifndef MG_SERVE_SERVE_H
 #define MG_SERVE_SERVE_H
@@ -22,6 +29,7 @@
 #include "route/table.h"
 #include "serve/pick.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct mg_serve mg_serve_t;
@@ -42,6 +50,15 @@ void mg_serve_free(mg_serve_t *s);
 /** The registry and router the core serves from. */
 mg_registry_t *mg_serve_registry(const mg_serve_t *s);
 mg_router_t *mg_serve_router(const mg_serve_t *s);
+
+/**
+ * Marks the server as shutting down: readiness (serve/info.h) answers false from now on, so
+ * balancers stop sending; requests that arrive still run. Thread: any.
+ */
+void mg_serve_drain(mg_serve_t *s);
+
+/** True once mg_serve_drain was called. Thread: any. */
+bool mg_serve_draining(const mg_serve_t *s);
 
 /**
  * Fills `req`'s inputs once the serving version is known, for APIs whose body needs the
@@ -100,12 +117,13 @@ typedef struct mg_serve_header {
     mg_str_t value;   /* points into the call, the result or the explain buffer */
 } mg_serve_header_t;
 
-#define MG_SERVE_HEADERS_MAX 5
+#define MG_SERVE_HEADERS_MAX 6
 #define MG_SERVE_EXPLAIN_MAX 400
 
 /**
  * The response metadata of a successful call: x-model-version (the version that served),
- * x-route-reason, the echoes of x-trace-id and x-ab-group, and x-route-explain when the
+ * x-route-reason, x-fallback-reason (with reason "fallback": not-loaded, not-ready,
+ * breaker-open or run-failed), the echoes of x-trace-id and x-ab-group, and x-route-explain when the
  * request asked with "X-Route-Explain: 1" (its text written to `explain`, MG_SERVE_EXPLAIN_MAX
  * bytes). Fills out[0, MG_SERVE_HEADERS_MAX) and returns the count. Thread: the caller's.
  */

@@ -11,11 +11,14 @@
 #include "route/router.h"
 #include "serve/serve.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <urcu.h>
 
@@ -30,6 +33,7 @@ typedef struct serve_opts {
     long long ort_threads;
     int log_level; /* mg_log_level_t */
     int log_json;
+    long long drain_timeout; /* seconds */
 } serve_opts_t;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
@@ -61,6 +65,8 @@ static const mg_opt_t serve_options[] = {
      "write logs as one JSON object per line"},
     {NULL, "log_format", MG_OPT_CHOICE, F(log_json), 0, 0, 0, log_formats, NULL, "text or json",
      NULL},
+    {"drain-timeout", "drain_timeout", MG_OPT_INT, F(drain_timeout), 0, 0, 3600, NULL, "SECS",
+     "0..3600", "on SIGTERM/SIGINT, how long requests in flight may take to finish (default 30)"},
     MG_OPT_END,
 };
 
@@ -69,22 +75,174 @@ static const mg_opt_t serve_options[] = {
 
 static const char serve_usage_head[] = "usage: modelgate serve --repo DIR [options]\n\n";
 
+/* The defaults, then --config FILE, then the flags (which win). Returns 0, 1 (--help) or 2. */
+static int read_options(int argc, char **argv, serve_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->listen.host, sizeof(o->listen.host), "127.0.0.1");
+    o->listen.port = 8000;
+    o->max_body_bytes = 64LL << 20;
+    o->log_level = MG_LOG_INFO;
+    o->drain_timeout = 30;
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 &&
+            mg_opt_load_file(serve_options, argv[i + 1], o) != 0)
+            return 2;
+    }
+    return mg_opt_parse_args(serve_options, argc, argv, o, serve_usage_head);
+}
+
+/* ---- SIGHUP ------------------------------------------------------------------------------- */
+
+/* The settings SIGHUP applies live (by --config key); every other one needs a restart. */
+static const char *const live_keys[] = {"log_level", "log_format", "drain_timeout", NULL};
+
+static int is_live(const char *key)
+{
+    for (int i = 0; live_keys[i] != NULL; i++) {
+        if (strcmp(live_keys[i], key) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The bytes of option row `o` in an options struct. */
+static size_t opt_size(const mg_opt_t *o)
+{
+    switch (o->kind) {
+    case MG_OPT_STRING: return o->size;
+    case MG_OPT_INT: return sizeof(long long);
+    case MG_OPT_LISTEN: return offsetof(mg_opt_listen_t, set);
+    case MG_OPT_LIST: return sizeof(mg_opt_list_t);
+    default: return sizeof(int);
+    }
+}
+
+/* One SIGHUP rescan at a time: the operation and whether it is out. */
+static mg_control_op_t rescan_op;
+static atomic_bool rescan_out;
+
+static void rescan_done(mg_control_op_t *op)
+{
+    mg_log(op->count > 0 ? MG_LOG_WARN : MG_LOG_INFO, "main",
+           "reload: repository rescanned models_failed=%zu", op->count);
+    atomic_store(&rescan_out, false);
+}
+
+/*
+ * SIGHUP: reads the options again (defaults, --config, flags) and applies what can change
+ * live; says which changed settings wait for a restart; then rescans the repository through
+ * the control plane (a reload of every model: unchanged versions keep serving untouched).
+ */
+static void reload(int argc, char **argv, serve_opts_t *cur, mg_control_t *control)
+{
+    serve_opts_t next;
+    if (read_options(argc, argv, &next) != 0) {
+        mg_log(MG_LOG_ERROR, "main",
+               "reload: options not applied (the config file is invalid, "
+               "see above); the running settings stay");
+    } else {
+        int changed = 0;
+        for (const mg_opt_t *o = serve_options; o->flag != NULL || o->key != NULL; o++) {
+            const char *name = o->key != NULL ? o->key : o->flag;
+            if (o->key == NULL || (o->flag != NULL && strcmp(o->flag, "log-json") == 0))
+                continue; /* flag-only rows are fixed by the command line; log-json is log_format */
+            if (memcmp((char *)cur + o->offset, (char *)&next + o->offset, opt_size(o)) == 0)
+                continue;
+            changed++;
+            if (is_live(name))
+                mg_log(MG_LOG_INFO, "main", "reload: %s applied", name);
+            else
+                mg_log(MG_LOG_WARN, "main",
+                       "reload: %s changed but applies only after a restart (kept as it was)",
+                       name);
+        }
+        cur->log_level = next.log_level;
+        cur->log_json = next.log_json;
+        cur->drain_timeout = next.drain_timeout;
+        mg_log_configure((mg_log_level_t)cur->log_level, cur->log_json);
+        mg_log(MG_LOG_INFO, "main",
+               "reload: options read changed=%d (live: log_level, "
+               "log_format, drain_timeout)",
+               changed);
+    }
+    if (atomic_exchange(&rescan_out, true)) {
+        mg_log(MG_LOG_INFO, "main", "reload: a repository rescan is already running");
+        return;
+    }
+    memset(&rescan_op, 0, sizeof(rescan_op));
+    rescan_op.kind = MG_CONTROL_LOAD_ALL;
+    rescan_op.done = rescan_done;
+    if (mg_control_submit(control, &rescan_op) != 0)
+        atomic_store(&rescan_out, false);
+}
+
+/* ---- the main thread ---------------------------------------------------------------------- */
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits for signals until the server has drained. SIGHUP reloads; the first SIGTERM/SIGINT
+ * drains: readiness turns false at once, the listeners close, requests already received
+ * finish, then this returns and the caller stops everything and exits 0. When the drain
+ * deadline passes first the process exits 0 at once (a loop may be inside a Run that outlasts
+ * it); a second SIGTERM/SIGINT exits 1 at once. The event loops never see a signal: they are
+ * blocked in every thread but this one.
+ */
+static void serve_signals(const sigset_t *sigs, int argc, char **argv, serve_opts_t *o,
+                          mg_serve_t *core, mg_http_server_t *http, mg_control_t *control)
+{
+    int64_t deadline = 0;
+    int draining = 0;
+    for (;;) {
+        struct timespec tick = {0, 20 * 1000000L};
+        int sig = draining ? sigtimedwait(sigs, NULL, &tick) : sigwaitinfo(sigs, NULL);
+        if (sig == SIGHUP && !draining) {
+            mg_log(MG_LOG_INFO, "main", "reload (signal %d)", sig);
+            reload(argc, argv, o, control);
+        } else if ((sig == SIGTERM || sig == SIGINT) && draining) {
+            mg_log(MG_LOG_WARN, "main", "second signal %d: exiting now, connections open=%zu", sig,
+                   mg_http_open_connections(http));
+            _exit(1);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            draining = 1;
+            deadline = monotonic_ms() + o->drain_timeout * 1000;
+            mg_serve_drain(core);
+            mg_http_drain(http);
+            mg_log(MG_LOG_INFO, "main",
+                   "draining (signal %d): not ready, listeners closing, connections open=%zu "
+                   "drain_timeout=%llds",
+                   sig, mg_http_open_connections(http), o->drain_timeout);
+        } else if (sig < 0 && errno != EAGAIN && errno != EINTR) {
+            mg_log(MG_LOG_ERROR, "main", "sigwait failed (%s)", strerror(errno));
+            return;
+        }
+        if (!draining)
+            continue;
+        size_t open = mg_http_open_connections(http);
+        if (mg_http_drained(http)) {
+            mg_log(MG_LOG_INFO, "main", "drained: every connection answered and closed");
+            return;
+        }
+        if (monotonic_ms() >= deadline) {
+            /* Loops may be inside a Run that outlasts the deadline: do not wait to join them. */
+            mg_log(MG_LOG_WARN, "main",
+                   "drain timeout after %llds: exiting with connections open=%zu", o->drain_timeout,
+                   open);
+            _exit(0);
+        }
+    }
+}
+
 int mg_cli_serve(int argc, char **argv)
 {
     serve_opts_t o;
-    memset(&o, 0, sizeof(o));
-    snprintf(o.listen.host, sizeof(o.listen.host), "127.0.0.1");
-    o.listen.port = 8000;
-    o.max_body_bytes = 64LL << 20;
-    o.log_level = MG_LOG_INFO;
-
-    /* The config file first, so flags given on the command line override it. */
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 &&
-            mg_opt_load_file(serve_options, argv[i + 1], &o) != 0)
-            return 2;
-    }
-    int prc = mg_opt_parse_args(serve_options, argc, argv, &o, serve_usage_head);
+    int prc = read_options(argc, argv, &o);
     if (prc != 0)
         return prc == 1 ? 0 : 2;
     if (o.repo[0] == '\0') {
@@ -98,9 +256,9 @@ int mg_cli_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-
     int status = 1;
     mg_err_t err;
     mg_err_clear(&err);
@@ -151,9 +309,8 @@ int mg_cli_serve(int argc, char **argv)
     mg_control_run(control, &load_all);
     mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d", o.listen.host, mg_http_port(http, 0));
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    mg_log(MG_LOG_INFO, "main", "stopping (signal %d)", sig);
+    serve_signals(&sigs, argc, argv, &o, core, http, control);
+    mg_log(MG_LOG_INFO, "main", "stopping");
     status = 0;
 out:
     /* Changes first (queued ones are cancelled and answered), then the loops. */

@@ -3,20 +3,22 @@
 #include "core/err.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static mg_log_level_t min_level = MG_LOG_INFO;
-static int json_sink;
+/* Atomics, so SIGHUP can change them while other threads log. */
+static atomic_int min_level = MG_LOG_INFO;
+static atomic_int json_sink;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void mg_log_configure(mg_log_level_t level, int json)
 {
-    min_level = level;
-    json_sink = json;
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
+    atomic_store_explicit(&json_sink, json, memory_order_relaxed);
 }
 
 int mg_log_level_parse(const char *s, mg_log_level_t *out)
@@ -32,7 +34,7 @@ int mg_log_level_parse(const char *s, mg_log_level_t *out)
 
 int mg_log_enabled(mg_log_level_t level)
 {
-    return level >= min_level;
+    return (int)level >= atomic_load_explicit(&min_level, memory_order_relaxed);
 }
 
 /* Appends `s` to out[*len..cap) with JSON string escaping; truncates silently. */
@@ -53,7 +55,7 @@ static void append_json_escaped(char *out, size_t *len, size_t cap, const char *
 
 void mg_log(mg_log_level_t level, const char *area, const char *fmt, ...)
 {
-    if (level < min_level)
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
         return;
 
     char msg[1024];
@@ -72,7 +74,7 @@ void mg_log(mg_log_level_t level, const char *area, const char *fmt, ...)
 
     char line[1400];
     size_t len;
-    if (json_sink) {
+    if (atomic_load_explicit(&json_sink, memory_order_relaxed)) {
         len = (size_t)snprintf(line, sizeof(line),
                                "{\"ts\":\"%s\",\"level\":\"%s\",\"area\":\"%s\",\"msg\":\"", when,
                                level_names[level], area);

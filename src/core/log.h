@@ -14,8 +14,8 @@ typedef enum {
 } mg_log_level_t;
 
 /**
- * Sets the lowest level written (default MG_LOG_INFO) and the sink format.
- * Thread: start-up only.
+ * Sets the lowest level written (default MG_LOG_INFO) and the sink format. Thread: any (lines
+ * being written while it changes use either setting).
  */
 void mg_log_configure(mg_log_level_t min_level, int json);
 

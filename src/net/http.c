@@ -12,9 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <urcu.h>
+
+/* While draining, a connection with nothing in flight is closed once idle this long. */
+#define IDLE_CLOSE_MS 1000
 
 /* One listening socket of one loop; its accept context names the listener's hostconf. */
 typedef struct loop_listener {
@@ -22,6 +27,22 @@ typedef struct loop_listener {
     h2o_socket_t *sock;
     int fd;
 } loop_listener_t;
+
+/*
+ * One accepted connection, so a drain can tell the idle ones (nothing in flight, nothing
+ * received since the last answer) from those with a request on its way. Freed when both the
+ * socket and the last request that counted it are gone (`refs`).
+ */
+typedef struct conn_track {
+    h2o_linklist_t link; /* in the loop's `conns` */
+    h2o_socket_t *sock;  /* NULL once closed */
+    struct loop_thread *loop;
+    uint64_t started, done; /* requests handed to the endpoints, and those disposed of */
+    size_t bytes_at_done;   /* sock->bytes_read when the last request was disposed of */
+    int64_t idle_since_ms;  /* while draining: since when it has looked idle; 0: busy */
+    int refs;               /* the socket, plus one per request not yet disposed of */
+    int shut;               /* shutdown(2) was called to close it */
+} conn_track_t;
 
 /* One event loop: its h2o context first, so a request's ctx pointer leads back here. */
 typedef struct loop_thread {
@@ -31,6 +52,9 @@ typedef struct loop_thread {
     int started;
     mg_api_loop_t *api;
     struct mg_http_server *server;
+    h2o_linklist_t conns;        /* conn_track_t, loop thread only */
+    atomic_size_t nconns;        /* open connections, for the main thread */
+    atomic_int listeners_closed; /* written by the loop, read by the main thread */
 } loop_thread_t;
 
 /* The handler of one listener's hostconf: it knows the surfaces the listener serves. */
@@ -62,13 +86,65 @@ struct mg_http_server {
     int ports[MG_HTTP_LISTENERS_MAX];
     int nthreads;
     atomic_bool stopping;
+    atomic_bool draining;
     loop_thread_t *threads;
 };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void track_unref(conn_track_t *c)
+{
+    if (--c->refs == 0)
+        free(c);
+}
+
+/* The socket of a tracked connection closed. */
+static void on_conn_close(void *data)
+{
+    conn_track_t *c = data;
+    h2o_linklist_unlink(&c->link);
+    atomic_fetch_sub_explicit(&c->loop->nconns, 1, memory_order_relaxed);
+    c->sock = NULL;
+    track_unref(c);
+}
+
+/* A request of a tracked connection is disposed of: its answer has been sent (or dropped). */
+static void on_req_dispose(void *p)
+{
+    conn_track_t *c = *(conn_track_t **)p;
+    c->done++;
+    if (c->sock != NULL)
+        c->bytes_at_done = c->sock->bytes_read;
+    track_unref(c);
+}
+
+/* Counts the request on its connection, and asks for "Connection: close" while draining. */
+static void track_request(loop_thread_t *t, h2o_req_t *req)
+{
+    if (atomic_load_explicit(&t->server->draining, memory_order_relaxed))
+        req->http1_is_persistent = 0;
+    if (req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->on_close.cb != on_conn_close)
+        return;
+    conn_track_t *c = sock->on_close.data;
+    conn_track_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_req_dispose);
+    *slot = c;
+    c->started++;
+    c->refs++;
+}
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     api_handler_t *h = (api_handler_t *)self;
     loop_thread_t *t = (loop_thread_t *)req->conn->ctx;
+    track_request(t, req);
     return mg_api_handle(t->api, req, h->surfaces);
 }
 
@@ -113,18 +189,78 @@ static void json_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     h2o_setup_next_ostream(req, slot);
 }
 
-static void on_accept(h2o_socket_t *listener, const char *err)
+/* Accepts one connection from `listener`; returns 0 when none was waiting. */
+static int accept_one(h2o_socket_t *listener)
 {
-    if (err != NULL)
-        return;
     loop_listener_t *l = listener->data;
+    loop_thread_t *t = (loop_thread_t *)l->accept_ctx.ctx;
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
     if (sock == NULL)
-        return;
+        return 0;
     /* Responses are single writes; don't let Nagle hold them back. */
     int one = 1;
     setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn_track_t *c = calloc(1, sizeof(*c));
+    if (c != NULL) {
+        c->sock = sock;
+        c->loop = t;
+        c->refs = 1;
+        h2o_linklist_insert(&t->conns, &c->link);
+        atomic_fetch_add_explicit(&t->nconns, 1, memory_order_relaxed);
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
+    }
     h2o_accept(&l->accept_ctx, sock);
+    return 1;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err == NULL)
+        accept_one(listener);
+}
+
+/* Stops listening; when draining, what the kernel already queued is accepted (and served). */
+static void close_listeners(loop_thread_t *t, int accept_queued)
+{
+    if (atomic_load_explicit(&t->listeners_closed, memory_order_relaxed))
+        return;
+    for (int i = 0; i < t->server->nlisten; i++) {
+        while (accept_queued && accept_one(t->listeners[i].sock))
+            ;
+        h2o_socket_read_stop(t->listeners[i].sock);
+        h2o_socket_close(t->listeners[i].sock);
+        t->listeners[i].sock = NULL;
+    }
+    atomic_store_explicit(&t->listeners_closed, 1, memory_order_release);
+}
+
+/*
+ * One drain step of a loop: connections with nothing in flight, nothing buffered and nothing
+ * waiting in the kernel are closed once they stayed so for IDLE_CLOSE_MS (shutdown(2): h2o
+ * sees the end of the stream and closes the connection itself). The others answer what they
+ * received with "Connection: close" and close after it.
+ */
+static void drain_step(loop_thread_t *t)
+{
+    int64_t now = now_ms();
+    for (h2o_linklist_t *n = t->conns.next; n != &t->conns; n = n->next) {
+        conn_track_t *c = H2O_STRUCT_FROM_MEMBER(conn_track_t, link, n);
+        int fd = h2o_socket_get_fd(c->sock), waiting = 0;
+        int idle = !c->shut && c->started == c->done && c->sock->bytes_read == c->bytes_at_done &&
+                   (c->sock->input == NULL || c->sock->input->size == 0) &&
+                   ioctl(fd, FIONREAD, &waiting) == 0 && waiting == 0;
+        if (!idle) {
+            c->idle_since_ms = 0;
+            continue;
+        }
+        if (c->idle_since_ms == 0)
+            c->idle_since_ms = now;
+        else if (now - c->idle_since_ms >= IDLE_CLOSE_MS) {
+            shutdown(fd, SHUT_RDWR);
+            c->shut = 1;
+        }
+    }
 }
 
 /* Opens a listening socket with SO_REUSEPORT on host:port. Returns the fd or -1 with err. */
@@ -171,12 +307,19 @@ static void *loop_main(void *arg)
 {
     loop_thread_t *t = arg;
     rcu_register_thread();
-    while (!atomic_load_explicit(&t->server->stopping, memory_order_relaxed))
-        h2o_evloop_run(t->ctx.loop, 100);
-    for (int i = 0; i < t->server->nlisten; i++) {
-        h2o_socket_read_stop(t->listeners[i].sock);
-        h2o_socket_close(t->listeners[i].sock);
+    while (!atomic_load_explicit(&t->server->stopping, memory_order_relaxed)) {
+        if (!atomic_load_explicit(&t->server->draining, memory_order_relaxed)) {
+            h2o_evloop_run(t->ctx.loop, 100);
+            continue;
+        }
+        if (!atomic_load_explicit(&t->listeners_closed, memory_order_relaxed)) {
+            close_listeners(t, 1);
+            h2o_context_request_shutdown(&t->ctx);
+        }
+        drain_step(t);
+        h2o_evloop_run(t->ctx.loop, 10);
     }
+    close_listeners(t, 0);
     /*
      * Answer the control operations still out (the control plane has stopped, so each has
      * completed or been cancelled and its message is on its way), and let the close complete.
@@ -266,6 +409,7 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
     s->nthreads = nthreads;
     s->nlisten = opts->nlisten;
     atomic_init(&s->stopping, false);
+    atomic_init(&s->draining, false);
     for (int k = 0; k < nthreads; k++)
         for (int i = 0; i < MG_HTTP_LISTENERS_MAX; i++)
             s->threads[k].listeners[i].fd = -1;
@@ -289,6 +433,9 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
         loop_thread_t *t = &s->threads[k];
         t->server = s;
         h2o_context_init(&t->ctx, h2o_evloop_create(), &s->config);
+        h2o_linklist_init_anchor(&t->conns);
+        atomic_init(&t->nconns, 0);
+        atomic_init(&t->listeners_closed, 0);
         if (mg_api_loop_new(&t->api, s->api, t->ctx.loop) != 0) {
             s->nthreads = k;
             close_fds(s, nthreads);
@@ -323,6 +470,30 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
 int mg_http_port(const mg_http_server_t *s, int i)
 {
     return i >= 0 && i < s->nlisten ? s->ports[i] : -1;
+}
+
+void mg_http_drain(mg_http_server_t *s)
+{
+    if (s != NULL)
+        atomic_store(&s->draining, true);
+}
+
+size_t mg_http_open_connections(const mg_http_server_t *s)
+{
+    size_t n = 0;
+    for (int i = 0; s != NULL && i < s->nthreads; i++)
+        n += atomic_load_explicit(&s->threads[i].nconns, memory_order_relaxed);
+    return n;
+}
+
+bool mg_http_drained(const mg_http_server_t *s)
+{
+    for (int i = 0; s != NULL && i < s->nthreads; i++) {
+        if (!atomic_load_explicit(&s->threads[i].listeners_closed, memory_order_acquire) ||
+            atomic_load_explicit(&s->threads[i].nconns, memory_order_relaxed) != 0)
+            return false;
+    }
+    return true;
 }
 
 void mg_http_stop(mg_http_server_t *s)

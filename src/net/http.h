@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "net/api.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /** One listening address and what it serves. */
@@ -42,6 +43,22 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
 
 /** Returns the bound TCP port of listener `i` (in the order given). Thread: any. */
 int mg_http_port(const mg_http_server_t *s, int i);
+
+/**
+ * Begins a graceful stop and returns at once. Each loop, within 100 ms: accepts the
+ * connections the kernel already queued, closes its listening sockets (new connections are
+ * refused), and from then on answers every request with "Connection: close"; a connection
+ * with nothing in flight, nothing received and nothing waiting in the kernel is closed once it
+ * stayed so for a second. Requests already received are answered. Follow with mg_http_stop
+ * once mg_http_drained() or the drain deadline passed. Thread: main.
+ */
+void mg_http_drain(mg_http_server_t *s);
+
+/** True once every loop closed its listeners and every connection is closed. Thread: any. */
+bool mg_http_drained(const mg_http_server_t *s);
+
+/** Connections open on every loop (as last published by the loops). Thread: any. */
+size_t mg_http_open_connections(const mg_http_server_t *s);
 
 /**
  * Stops accepting, answers the control operations still out, stops every loop, joins the

@@ -302,6 +302,8 @@ mg_breaker_decision_t mg_breaker_allow(mg_breaker_t *b, int64_t now_ns)
         return MG_BREAKER_ALLOW;
     if (s == OPENING)
         return MG_BREAKER_DENY;
+    if (now_ns == 0)
+        now_ns = mg_breaker_now();
     if (s == MG_BREAKER_OPEN) {
         if (now_ns < atomic_load_explicit(&b->open_until_ns, memory_order_relaxed))
             return MG_BREAKER_DENY;

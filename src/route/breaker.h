@@ -112,7 +112,8 @@ typedef enum {
  * May a request go to this version now? Closed: ALLOW. Open: DENY until the ejection time
  * is over, then the breaker turns half-open and the first `probes` callers get PROBE (the
  * rest DENY; if probes granted get no recorded outcome within `ejection_ms`, new ones are
- * granted). Lock-free. Thread: any.
+ * granted). `now_ns` 0: the breaker reads mg_breaker_now() itself, and only when it is not
+ * closed (a closed breaker costs one load). Lock-free. Thread: any.
  */
 mg_breaker_decision_t mg_breaker_allow(mg_breaker_t *b, int64_t now_ns);
 

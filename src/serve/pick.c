@@ -114,8 +114,7 @@ int mg_pick_version(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
     } else if (rc == MG_EUNAVAIL) {
         why = MG_PICK_FALLBACK_NOT_READY;
     } else if (rc == 0 && stable != d.version) {
-        mg_breaker_decision_t bd =
-            mg_breaker_allow(mg_model_version_breaker(out->version), mg_breaker_now());
+        mg_breaker_decision_t bd = mg_breaker_allow(mg_model_version_breaker(out->version), 0);
         if (bd != MG_BREAKER_DENY) {
             out->probe = bd == MG_BREAKER_PROBE;
             return 0;

@@ -9,11 +9,17 @@
 #               HTTP pair; then once more while the policy is replaced 100 times a second.
 #               Target: >= 0.75 x nginx requests/s, p99 <= 2.73 ms, no failed request, and
 #               p99 under updates within 10 % of p99 without.
-#   micro       bench_route_bench (1, 1,000, 18,000 rules, indexed vs linear) and
-#               bench_policy_bench, printed as they report.
+#   micro       bench_route_bench (1, 1,000, 18,000 rules, indexed vs linear),
+#               bench_policy_bench and bench_breaker_bench (a closed breaker's cost per
+#               request, 1 and 2 threads, against one shared counter), printed as they report.
 #   CNN pair    bench_ort_raw (ONNX Runtime alone, 2 threads calling Run) and modelgate
 #               serving the benchmark CNN (KServe v2 binary extension), wrk -t2 -c4.
 #               Target: modelgate >= 0.90 x raw ONNX Runtime items/s.
+#   drain       SIGTERM while wrk -t2 -c64 drives a slow model (scripts/gen_slow_model.py,
+#               tens of ms per Run): every request sent on an accepted connection is answered
+#               (wrk: no read error, timeout or non-2xx; wrk reports its reconnects refused
+#               after the listeners closed as connect/write errors, which are expected) and the
+#               process exits 0.
 #
 # Both sides of a pair are up at once and measured alternately, run by run (A1 B1 A2 B2 ...),
 # so whatever else loads the machine hits both alike; a pair's ratio is the median of its
@@ -22,7 +28,7 @@
 # driver output and every server log is kept in bench/out/ (git-ignored).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,ort,cnn]
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,routed,micro,ort,cnn,drain]
 #   BENCH_DURATION       seconds per measured run [10]
 #   BENCH_WARMUP         seconds of warm-up load per server before measuring [2]
 #   BENCH_REPEAT         measured runs per part [3] (single 10 s runs swing by +-20% on a
@@ -47,7 +53,7 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,routed,micro,ort,cnn}
+PARTS=${BENCH_PARTS:-nginx,digits,routed,micro,ort,cnn,drain}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 REPEAT=${BENCH_REPEAT:-3}
@@ -74,6 +80,7 @@ R_NGINX="" R_NGINX_P99="" R_DIGITS="" R_DIGITS_P99="" R_HTTP_RATIO=""
 R_ROUTED="" R_ROUTED_P99="" R_ROUTED_RATIO="" R_UPD="" R_UPD_P99="" UPDATES_DONE=""
 R_ORT="" R_ORT_MS="" R_CNN="" R_CNN_P99="" R_CNN_RATIO=""
 CNN_MFLOPS=""
+R_DRAIN=""
 MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
 MACHINE+=" $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r)"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -280,6 +287,7 @@ summary() {
     echo "runs         : nginx rps [${R_NGINX}] digits rps [${R_DIGITS}] ratios [${R_HTTP_RATIO}]"
     echo "               routed rps [${R_ROUTED}] ratios [${R_ROUTED_RATIO}] p99 [${R_ROUTED_P99}] with updates p99 [${R_UPD_P99}]"
     echo "               raw ORT items/s [${R_ORT}] cnn items/s [${R_CNN}] ratios [${R_CNN_RATIO}]"
+    [ -n "$R_DRAIN" ] && echo "drain        : $R_DRAIN"
     echo "setup        : digits wrk -c$CONNS (models/digits/sample.json, default version);" \
         "cnn batch $CNN_BATCH, wrk -c$CNN_CONNS, width $CNN_WIDTH, ${CNN_MFLOPS:-?} MFLOPs/item"
 }
@@ -432,7 +440,7 @@ fi
 
 # 2. Micro-benchmarks: routing decision and policy pick ---------------------------------------
 if want micro; then
-    for b in route_bench policy_bench; do
+    for b in route_bench policy_bench breaker_bench; do
         [ -x "$BUILD/bench_$b" ] || die "no $BUILD/bench_$b (build first: make build)"
         echo "bench: $b"
         run_child "$OUT/$b.txt" "$BUILD/bench_$b" || die "bench_$b failed: $(tail -n 5 "$OUT/$b.txt")"
@@ -511,7 +519,41 @@ EOF
     stop_servers
 fi
 
-# 4. Summary ----------------------------------------------------------------------------------------
+# 4. Drain: SIGTERM while wrk drives 64 connections of a slow model ------------------------------
+if want drain; then
+    rm -f "$OUT"/drain.*
+    "$PY" scripts/gen_slow_model.py "$TMP/slow-repo" --layers 16 >"$OUT/drain.gen.txt" ||
+        die "scripts/gen_slow_model.py failed"
+    "$PY" -c 'import json; print(json.dumps({"inputs": [{"name": "input", "shape": [1, 16],
+        "datatype": "FP32", "data": list(range(16))}]}))' >"$TMP/slow.json"
+    start_modelgate drain "$TMP/slow-repo"
+    drain_pid=${SERVER_PIDS[-1]}
+    f=$OUT/drain.wrk.txt
+    echo "bench: drain: wrk -t$THREADS -c64 -d8s on /v2/models/slow/infer, SIGTERM after 3 s"
+    wrk -t"$THREADS" -c64 -d8s --timeout 30s --latency -s "$ROOT/bench/digits.lua" "$MG_URL" -- "$TMP/slow.json" \
+        /v2/models/slow/infer >"$f" 2>&1 &
+    drain_wrk=$!
+    sleep 3
+    t0=$(date +%s.%N)
+    kill -TERM "$drain_pid"
+    code=0
+    wait "$drain_pid" || code=$?
+    t1=$(date +%s.%N)
+    SERVER_PIDS=()
+    wait "$drain_wrk" || die "drain: wrk failed: $(tail -n 5 "$f")"
+    read -r connect readerr writeerr timeouterr < <(awk '/Socket errors:/ { gsub(/,/, ""); print $4, $6, $8, $10 }' "$f")
+    answered=$(awk '/requests in/ { print $1 }' "$f")
+    non2xx=$(wrk_field "$f" non2xx)
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    lost=$((${readerr:-0} + ${timeouterr:-0} + non2xx))
+    v=$(verdict "$code == 0 && $lost == 0")
+    R_DRAIN="SIGTERM under wrk -c64 on the slow model ($(cut -d: -f2- "$OUT/drain.gen.txt" | sed 's/^ *//')): exit $code after $secs s;"
+    R_DRAIN+=" $answered answered, lost $lost (read errors ${readerr:-0}, timeouts ${timeouterr:-0}, non-2xx $non2xx),"
+    R_DRAIN+=" refused reconnects $((${connect:-0} + ${writeerr:-0})) (target: exit 0, 0 lost) $v"
+    echo "bench: drain: $R_DRAIN"
+fi
+
+# 5. Summary ----------------------------------------------------------------------------------------
 {
     summary
     if [ -f "$OUT/route_bench.txt" ]; then

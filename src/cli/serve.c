@@ -124,8 +124,11 @@ static atomic_bool rescan_out;
 
 static void rescan_done(mg_control_op_t *op)
 {
-    mg_log(op->count > 0 ? MG_LOG_WARN : MG_LOG_INFO, "main",
-           "reload: repository rescanned models_failed=%zu", op->count);
+    if (op->rc != 0)
+        mg_log(MG_LOG_WARN, "main", "reload: repository rescan not run (%s)", op->err.msg);
+    else
+        mg_log(op->count > 0 ? MG_LOG_WARN : MG_LOG_INFO, "main",
+               "reload: repository rescanned models_failed=%zu", op->count);
     atomic_store(&rescan_out, false);
 }
 

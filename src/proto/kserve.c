@@ -8,6 +8,7 @@
 #include "proto/json.h"
 #include "proto/numfmt.h"
 #include "proto/tensor_json.h"
+#include "proto/tensor_raw.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -308,13 +309,6 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
             return lfail(err, MG_EPARSE, &l,
                          "binary_data_size given but the request has no binary part "
                          "(Inference-Header-Content-Length)");
-        if (t->dtype != MG_DT_BYTES && x->binary_size != bytes) {
-            char shape[128];
-            mg_shape_format(t->shape, t->ndim, shape, sizeof(shape));
-            return lfail(err, MG_ESHAPE, &l,
-                         "binary_data_size %llu does not match shape %s of %s (%zu bytes)",
-                         (unsigned long long)x->binary_size, shape, mg_dtype_name(t->dtype), bytes);
-        }
         t->count = want;
         x->binary = true;
     }
@@ -499,42 +493,6 @@ static int parse_request_params(mg_json_t *j, mg_infer_request_t *req, mg_err_t 
     return 0;
 }
 
-/* BYTES in the binary part: `count` elements, each a 4-byte LE length and the bytes. */
-static int bind_binary_bytes(mg_tensor_t *t, const char *p, uint64_t size, mg_arena_t *arena,
-                             const label_t *l, mg_err_t *err)
-{
-    size_t count = t->count;
-    if (count > size / 4)
-        goto bad;
-    mg_str_t *elems = mg_arena_alloc(arena, count * sizeof(mg_str_t));
-    if (elems == NULL)
-        return oom(err);
-    uint64_t off = 0, total = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (size - off < 4)
-            goto bad;
-        const unsigned char *b = (const unsigned char *)p + off;
-        uint32_t n =
-            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        off += 4;
-        if (size - off < n)
-            goto bad;
-        elems[i].ptr = p + off;
-        elems[i].len = n;
-        off += n;
-        total += n;
-    }
-    if (off != size)
-        goto bad;
-    t->data = elems;
-    t->nbytes = (size_t)total;
-    return 0;
-bad:
-    return lfail(err, MG_ESHAPE, l,
-                 "binary_data_size %llu does not hold %zu length-prefixed BYTES elements",
-                 (unsigned long long)size, count);
-}
-
 /* Points each binary input at its bytes after the JSON, copying when misaligned. */
 static int bind_binary(const char *body, size_t len, size_t header_len, mg_infer_request_t *req,
                        const input_extra_t *extra, mg_err_t *err)
@@ -553,35 +511,12 @@ static int bind_binary(const char *body, size_t len, size_t header_len, mg_infer
     for (size_t i = 0; i < req->ninputs; i++) {
         if (!extra[i].binary)
             continue;
-        mg_tensor_t *t = &req->inputs[i];
-        label_t l = {.kind = "input", .name = t->name, .index = i};
         const char *p = body + off;
         size_t size = (size_t)extra[i].binary_size;
         off += size;
-        if (t->dtype == MG_DT_BYTES) {
-            int rc = bind_binary_bytes(t, p, size, req->arena, &l, err);
-            if (rc != 0)
-                return rc;
-            continue;
-        }
-        size_t esz = mg_dtype_size(t->dtype);
-        if (((uintptr_t)p & (esz - 1)) == 0) {
-            t->data = (void *)(uintptr_t)p; /* zero-copy: the body outlives the request */
-        } else {
-            t->data = mg_arena_alloc(req->arena, size);
-            if (t->data == NULL)
-                return oom(err);
-            memcpy(t->data, p, size);
-        }
-        t->nbytes = size;
-        if (t->dtype == MG_DT_BOOL) {
-            const unsigned char *b = t->data;
-            for (size_t k = 0; k < size; k++) {
-                if (b[k] > 1)
-                    return lfail(err, MG_EDTYPE, &l, "element %zu is not a boolean (byte %u)", k,
-                                 b[k]);
-            }
-        }
+        int rc = mg_tensor_raw_bind(&req->inputs[i], p, size, req->arena, "binary_data_size", err);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -675,36 +610,17 @@ static int put_shape(mg_buf_t *out, const mg_tensor_t *t)
     return mg_buf_append(out, tmp, (size_t)(o - tmp));
 }
 
-/* The bytes a binary output takes: count * size, or 4 + length per BYTES element. */
-static int binary_size(const mg_tensor_t *t, uint64_t *size)
-{
-    if (t->dtype != MG_DT_BYTES) {
-        *size = (uint64_t)t->count * mg_dtype_size(t->dtype);
-        return 0;
-    }
-    const mg_str_t *s = t->data;
-    uint64_t n = 0;
-    for (size_t i = 0; i < t->count; i++) {
-        if (s[i].len > UINT32_MAX)
-            return MG_ERANGE;
-        n += 4 + (uint64_t)s[i].len;
-    }
-    *size = n;
-    return 0;
-}
-
+/* Appends t's elements raw (proto/tensor_raw.h). */
 static int put_binary(mg_buf_t *out, const mg_tensor_t *t)
 {
-    if (t->dtype != MG_DT_BYTES)
-        return mg_buf_append(out, t->data, t->count * mg_dtype_size(t->dtype));
-    const mg_str_t *s = t->data;
-    for (size_t i = 0; i < t->count; i++) {
-        uint32_t n = (uint32_t)s[i].len;
-        unsigned char le[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
-                               (unsigned char)(n >> 24)};
-        if (mg_buf_append(out, le, 4) != 0 || mg_buf_append(out, s[i].ptr, s[i].len) != 0)
-            return MG_ENOMEM;
-    }
+    uint64_t size;
+    int rc = mg_tensor_raw_size(t, &size);
+    if (rc != 0)
+        return rc;
+    if (size > SIZE_MAX || mg_buf_reserve(out, (size_t)size) != 0)
+        return MG_ENOMEM;
+    mg_tensor_raw_write(t, out->data + out->len);
+    out->len += (size_t)size;
     return 0;
 }
 
@@ -736,7 +652,7 @@ int mg_kserve_encode_response(const mg_infer_response_t *resp, mg_buf_t *out, si
         MG_JSON_PUT(put_shape(out, t));
         if (binary) {
             uint64_t size;
-            MG_JSON_PUT(binary_size(t, &size));
+            MG_JSON_PUT(mg_tensor_raw_size(t, &size));
             MG_JSON_PUTS(out, ",\"parameters\":{\"binary_data_size\":");
             MG_JSON_PUT(mg_json_put_u64(out, size));
             MG_JSON_PUTS(out, "}}");

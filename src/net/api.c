@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MG_SERVER_NAME "modelgate"
-
 struct mg_api_loop {
     const mg_api_t *api;
     mg_arena_t arena; /* per request: decoded tensors, copies of route rules */
@@ -221,9 +219,11 @@ static int submit_job(mg_api_loop_t *l, h2o_req_t *req, mg_control_kind_t kind, 
 
 static int handle_server_metadata(mg_api_loop_t *l, h2o_req_t *req)
 {
-    static const char *const extensions[] = {"binary_tensor_data", "model_repository"};
+    mg_info_server_t info;
+    mg_info_server(&info);
     mg_buf_reset(&l->out);
-    if (mg_kserve_info_server(&l->out, MG_SERVER_NAME, MG_VERSION, extensions, 2) != 0)
+    if (mg_kserve_info_server(&l->out, info.name, info.version, info.extensions,
+                              info.nextensions) != 0)
         return send_error(req, &l->out, MG_ENOMEM, "out of memory");
     return send_json(req, 200, &l->out);
 }
@@ -258,22 +258,15 @@ static int handle_model_metadata(mg_api_loop_t *l, h2o_req_t *req, mg_str_t mode
 {
     mg_buf_t *b = &l->out;
     mg_err_t err;
-    mg_model_version_t *v;
-    int rc = mg_info_acquire(l->api->serve, model, version, &v, &err);
+    mg_info_model_t m;
+    int rc = mg_info_model(l->api->serve, model, version, &m, &err);
     if (rc != 0)
         return send_error(req, b, rc, err.msg);
-    int64_t versions[MG_VERSIONS_MAX];
-    int n = 1;
-    versions[0] = mg_model_version_number(v);
-    if (version.len == 0) /* every READY version of the model, ascending */
-        n = mg_info_ready_versions(l->api->serve, model, versions, MG_VERSIONS_MAX);
-    const mg_session_t *meta = mg_model_version_meta(v);
-    mg_kserve_info_tensors_t tensors = {mg_session_inputs(meta), mg_session_ninputs(meta),
-                                        mg_session_outputs(meta), mg_session_noutputs(meta)};
+    mg_kserve_info_tensors_t tensors = {m.inputs, m.ninputs, m.outputs, m.noutputs};
     mg_buf_reset(b);
-    rc = mg_kserve_info_model(b, mg_model_version_model(v), versions, n,
-                              mg_model_version_config(v)->max_batch_size, &tensors);
-    mg_model_version_unpin(v);
+    rc = mg_kserve_info_model(b, m.name, m.versions, m.nversions, m.platform, m.max_batch_size,
+                              &tensors);
+    mg_info_model_done(&m);
     if (rc != 0)
         return send_error(req, b, MG_ENOMEM, "out of memory");
     return send_json(req, 200, b);

@@ -39,15 +39,17 @@ static int put_tensor_infos(mg_buf_t *b, const mg_tensor_info_t *t, size_t n)
 }
 
 int mg_kserve_info_model(mg_buf_t *out, const char *name, const int64_t *versions, int nversions,
-                         int64_t max_batch_size, const mg_kserve_info_tensors_t *tensors)
+                         const char *platform, int64_t max_batch_size,
+                         const mg_kserve_info_tensors_t *tensors)
 {
     int rc = mg_buf_puts(out, "{\"name\":");
     rc |= put_string(out, name);
     rc |= mg_buf_puts(out, ",\"versions\":[");
     for (int i = 0; i < nversions; i++)
         rc |= mg_buf_printf(out, i ? ",\"%lld\"" : "\"%lld\"", (long long)versions[i]);
-    rc |= mg_buf_printf(out, "],\"platform\":\"onnxruntime_onnx\",\"max_batch_size\":%lld,",
-                        (long long)max_batch_size);
+    rc |= mg_buf_puts(out, "],\"platform\":");
+    rc |= put_string(out, platform);
+    rc |= mg_buf_printf(out, ",\"max_batch_size\":%lld,", (long long)max_batch_size);
     rc |= mg_buf_puts(out, "\"inputs\":");
     rc |= put_tensor_infos(out, tensors->inputs, tensors->ninputs);
     rc |= mg_buf_puts(out, ",\"outputs\":");

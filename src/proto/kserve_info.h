@@ -27,12 +27,13 @@ typedef struct mg_kserve_info_tensors {
 } mg_kserve_info_tensors_t;
 
 /**
- * Appends model metadata: {"name","versions":[..],"platform":"onnxruntime_onnx",
+ * Appends model metadata: {"name","versions":[..],"platform",
  * "max_batch_size","inputs":[{"name","datatype","shape"}],"outputs":[..]}. Returns 0 or
  * MG_ENOMEM. Thread: any.
  */
 int mg_kserve_info_model(mg_buf_t *out, const char *name, const int64_t *versions, int nversions,
-                         int64_t max_batch_size, const mg_kserve_info_tensors_t *tensors);
+                         const char *platform, int64_t max_batch_size,
+                         const mg_kserve_info_tensors_t *tensors);
 
 /**
  * Appends one repository index row {"name"[,"version"][,"state","reason"]} (NULL members are

@@ -5,6 +5,12 @@
 
 #include <string.h>
 
+void mg_info_server(mg_info_server_t *out)
+{
+    static const char *const extensions[] = {"binary_tensor_data", "model_repository"};
+    *out = (mg_info_server_t){"modelgate", MG_VERSION, extensions, 2};
+}
+
 bool mg_info_ready(mg_serve_t *s, mg_buf_t *why)
 {
     mg_registry_t *reg = mg_serve_registry(s);
@@ -164,4 +170,34 @@ int mg_info_breakers(mg_serve_t *s, mg_str_t model, mg_info_breaker_fn fn, void 
     }
     mg_rcu_read_unlock();
     return rc;
+}
+
+int mg_info_model(mg_serve_t *s, mg_str_t model, mg_str_t version, mg_info_model_t *out,
+                  mg_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    mg_model_version_t *v;
+    int rc = mg_info_acquire(s, model, version, &v, err);
+    if (rc != 0)
+        return rc;
+    out->version = v;
+    out->name = mg_model_version_model(v);
+    out->platform = "onnxruntime_onnx";
+    out->versions[0] = mg_model_version_number(v);
+    out->nversions = 1;
+    if (version.len == 0) /* every READY version of the model, ascending */
+        out->nversions = mg_info_ready_versions(s, model, out->versions, MG_VERSIONS_MAX);
+    out->max_batch_size = mg_model_version_config(v)->max_batch_size;
+    const mg_session_t *meta = mg_model_version_meta(v);
+    out->inputs = mg_session_inputs(meta);
+    out->ninputs = mg_session_ninputs(meta);
+    out->outputs = mg_session_outputs(meta);
+    out->noutputs = mg_session_noutputs(meta);
+    return 0;
+}
+
+void mg_info_model_done(mg_info_model_t *m)
+{
+    mg_model_version_unpin(m->version);
+    m->version = NULL;
 }

@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "repo/loader.h"
 #include "route/breaker.h"
 #include "route/policy.h"
 #include "serve/pick.h"
@@ -32,6 +33,40 @@ bool mg_info_ready(mg_serve_t *s, mg_buf_t *why);
  */
 int mg_info_acquire(mg_serve_t *s, mg_str_t model, mg_str_t version, mg_model_version_t **out,
                     mg_err_t *err);
+
+/** The server's name, version and protocol extensions, as server metadata reports them. */
+typedef struct mg_info_server {
+    const char *name;    /* "modelgate" */
+    const char *version; /* MG_VERSION */
+    const char *const *extensions;
+    size_t nextensions;
+} mg_info_server_t;
+
+/** Fills `out` with static facts. Thread: any. */
+void mg_info_server(mg_info_server_t *out);
+
+/** What model metadata reports about one model, or one version of it. */
+typedef struct mg_info_model {
+    mg_model_version_t *version; /* pinned until mg_info_model_done */
+    const char *name;
+    const char *platform;              /* "onnxruntime_onnx" */
+    int64_t versions[MG_VERSIONS_MAX]; /* the version asked for; none asked: every READY one */
+    int nversions;
+    int64_t max_batch_size;
+    const mg_tensor_info_t *inputs, *outputs; /* the version's session's; dynamic dims -1 */
+    size_t ninputs, noutputs;
+} mg_info_model_t;
+
+/**
+ * Fills `out` for version `version` of `model` (decimal text; empty: the default version,
+ * with every READY version listed). Returns 0 with out->version pinned (mg_info_model_done),
+ * or the codes of mg_info_acquire with `err` filled. Thread: any RCU-registered thread.
+ */
+int mg_info_model(mg_serve_t *s, mg_str_t model, mg_str_t version, mg_info_model_t *out,
+                  mg_err_t *err);
+
+/** Unpins what mg_info_model pinned. Accepts a zeroed `m`. Thread: the caller's. */
+void mg_info_model_done(mg_info_model_t *m);
 
 /**
  * Writes the READY versions of `model`, ascending, to `out` (room for `cap`) and returns how

@@ -28,11 +28,18 @@ DEB_PACKAGES=(
     libxxhash-dev
     libpcre2-dev
     libcurl4-openssl-dev
+    # the gRPC front end: gRPC core (C API) and protobuf-c; protoc-c generates the messages
+    libgrpc-dev
+    libprotobuf-c-dev
+    protobuf-c-compiler
     # tests, sanitizers, fuzzing, format check
     libcmocka-dev
     clang
     clang-format
     libclang-rt-14-dev
+    # gRPC integration tests: a real gRPC client, stubs generated from the project's .proto
+    python3-grpcio
+    python3-grpc-tools
     # model generation (never on the serving path)
     python3
     python3-onnx

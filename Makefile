@@ -5,6 +5,7 @@ TEST_BUILD ?= build-test
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 LISTEN ?= 127.0.0.1:8000
+GRPC_LISTEN ?= 127.0.0.1:8001
 CMAKE_FLAGS ?=
 
 .PHONY: all setup build run test unit asan tsan format format-check bench fuzz clean models
@@ -22,7 +23,7 @@ build: setup $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/modelgate serve --repo models --listen $(LISTEN)
+	$(BUILD)/modelgate serve --repo models --listen $(LISTEN) --grpc-listen $(GRPC_LISTEN)
 
 # The test builds (release here, sanitizers below) have the fault-injection hook the breaker
 # and drain tests use (MG_FAULTS=ON); they are otherwise the same build as $(BUILD).

@@ -6,6 +6,7 @@
 #include "infer/session.h"
 #include "control/control.h"
 #include "net/api.h"
+#include "net/grpc.h"
 #include "net/http.h"
 #include "repo/registry.h"
 #include "route/router.h"
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,8 @@ typedef struct serve_opts {
     int log_level; /* mg_log_level_t */
     int log_json;
     long long drain_timeout; /* seconds */
+    mg_opt_listen_t grpc_listen;      /* not set: no gRPC listener */
+    long long grpc_max_message_bytes; /* 0: --max-body-bytes */
 } serve_opts_t;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
@@ -67,6 +71,11 @@ static const mg_opt_t serve_options[] = {
      NULL},
     {"drain-timeout", "drain_timeout", MG_OPT_INT, F(drain_timeout), 0, 0, 3600, NULL, "SECS",
      "0..3600", "on SIGTERM/SIGINT, how long requests in flight may take to finish (default 30)"},
+    {"grpc-listen", "grpc_listen", MG_OPT_LISTEN, F(grpc_listen), 0, 0, 0, NULL, "ADDR:PORT",
+     "ADDR:PORT", "serve KServe v2 gRPC (GRPCInferenceService) there too (default: off)"},
+    {"grpc-max-message-bytes", "grpc_max_message_bytes", MG_OPT_INT, F(grpc_max_message_bytes), 0,
+     1, INT32_MAX, NULL, "N", "1..2147483647",
+     "largest gRPC request message accepted (default: --max-body-bytes, capped at 2 GiB - 1)"},
     MG_OPT_END,
 };
 
@@ -270,6 +279,7 @@ int mg_cli_serve(int argc, char **argv)
     mg_serve_t *core = NULL;
     mg_control_t *control = NULL;
     mg_http_server_t *http = NULL;
+    mg_grpc_server_t *grpc = NULL;
     rcu_register_thread();
 
     mg_infer_env_opts_t eo = {
@@ -308,9 +318,27 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
     }
+    if (o.grpc_listen.set) {
+        long long max = o.grpc_max_message_bytes ? o.grpc_max_message_bytes : o.max_body_bytes;
+        mg_grpc_opts_t go = {.host = o.grpc_listen.host,
+                             .port = o.grpc_listen.port,
+                             .threads = (int)o.threads,
+                             .max_message_bytes = (size_t)(max > INT32_MAX ? INT32_MAX : max),
+                             .serve = core,
+                             .control = control};
+        if (mg_grpc_start(&grpc, &go, &err) != 0) {
+            mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
+            goto out;
+        }
+    }
     mg_control_op_t load_all = {.kind = MG_CONTROL_LOAD_ALL};
     mg_control_run(control, &load_all);
-    mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d", o.listen.host, mg_http_port(http, 0));
+    char grpc_addr[160] = "";
+    if (grpc != NULL)
+        snprintf(grpc_addr, sizeof(grpc_addr), " grpc_addr=%s:%d", o.grpc_listen.host,
+                 mg_grpc_port(grpc));
+    mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d%s", o.listen.host, mg_http_port(http, 0),
+           grpc_addr);
 
     serve_signals(&sigs, argc, argv, &o, core, http, control);
     mg_log(MG_LOG_INFO, "main", "stopping");
@@ -318,6 +346,7 @@ int mg_cli_serve(int argc, char **argv)
 out:
     /* Changes first (queued ones are cancelled and answered), then the loops. */
     mg_control_stop(control);
+    mg_grpc_stop(grpc, 10000);
     mg_http_stop(http);
     mg_serve_free(core);
     mg_router_free(router);

@@ -1,0 +1,946 @@
+/*
+ * The gRPC front end (net/grpc.h). One table of methods; per completion-queue thread one
+ * outstanding request per method, re-requested when the call it delivered has been handled.
+ * Every call ends with one batch (initial metadata, the message, the status, the close), whose
+ * completion frees the call's state on the call's thread.
+ */
+#include "net/grpc.h"
+
+#include "core/log.h"
+#include "proto/kserve_pb.h"
+#include "serve/info.h"
+#include "serve/status.h"
+
+#include <arpa/inet.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu.h>
+
+#define SERVICE "/inference.GRPCInferenceService/"
+
+typedef struct cq_thread cq_thread_t;
+typedef struct call_ctx call_ctx_t;
+
+/* What a completion-queue tag points at: its first member says which. */
+typedef enum { TAG_NEW_CALL = 1, TAG_CALL_DONE } tag_kind_t;
+
+/* A method's handler: it answers the call (finish) at once or, for control operations, later. */
+typedef int (*method_fn)(cq_thread_t *t, call_ctx_t *c);
+
+typedef struct method {
+    const char *name; /* the method of inference.GRPCInferenceService */
+    method_fn fn;     /* NULL: answered UNIMPLEMENTED with `unimplemented` */
+    const char *unimplemented;
+} method_t;
+
+/* One outstanding request for a new call of one method (or, method -1, of any unknown one). */
+typedef struct slot {
+    tag_kind_t kind; /* TAG_NEW_CALL; first */
+    cq_thread_t *t;
+    int method;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+    grpc_call_details details; /* the unknown-method request's */
+} slot_t;
+
+/* One call from its arrival to the completion of its answer. */
+struct call_ctx {
+    tag_kind_t kind; /* TAG_CALL_DONE; first */
+    cq_thread_t *t;
+    const method_t *method;
+    grpc_call *call;
+    grpc_metadata_array md; /* the request metadata */
+    grpc_byte_buffer *payload;
+    grpc_byte_buffer_reader reader;
+    int reader_open;
+    int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
+    grpc_byte_buffer *response;
+    grpc_metadata initial[MG_SERVE_HEADERS_MAX];
+    size_t ninitial;
+    grpc_slice details;
+    int has_details;
+    int cancelled;
+    mg_control_op_t op; /* repository load and unload */
+};
+
+struct cq_thread {
+    mg_grpc_server_t *server;
+    grpc_completion_queue *cq;
+    pthread_t tid;
+    int started;
+    mg_arena_t arena; /* per call: decoded requests, response messages */
+    mg_buf_t scratch; /* per call: the message being decoded */
+    slot_t *slots;    /* one per method, then the unknown-method one */
+    slot_t *drain;    /* DRAIN_SLOTS per method, requested by mg_grpc_stop */
+};
+
+/* Extra requests per thread and method made when stopping, so that calls gRPC has received but
+ * not handed out yet are served rather than dropped by its shutdown. */
+#define DRAIN_SLOTS 64
+
+/* How long the server must see no event before mg_grpc_stop takes it for idle. */
+#define QUIET_MS 50
+
+struct mg_grpc_server {
+    grpc_server *server;
+    grpc_completion_queue *shutdown_cq;
+    void *handles[16]; /* registered methods, in table order */
+    mg_serve_t *serve;
+    mg_control_t *control;
+    int port;
+    int nthreads;
+    atomic_bool stopping;
+    atomic_int active;          /* calls taken and not yet freed */
+    atomic_llong last_event_ns; /* CLOCK_MONOTONIC of the last completion-queue event */
+    cq_thread_t *threads;
+};
+
+/* ---- statuses ----------------------------------------------------------------------------- */
+
+/* The gRPC status for an HTTP status of serve/status.h: the one table from one to the other. */
+static grpc_status_code grpc_status_of(int http_status)
+{
+    switch (http_status) {
+    case 200: return GRPC_STATUS_OK;
+    case 400: return GRPC_STATUS_INVALID_ARGUMENT;
+    case 404: return GRPC_STATUS_NOT_FOUND;
+    case 405:
+    case 501: return GRPC_STATUS_UNIMPLEMENTED;
+    case 408:
+    case 504: return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case 413:
+    case 429: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case 503: return GRPC_STATUS_UNAVAILABLE;
+    default: return GRPC_STATUS_INTERNAL;
+    }
+}
+
+/* ---- answering ---------------------------------------------------------------------------- */
+
+/* Releases everything a call holds. Thread: the call's (its batch completed there). */
+static void call_free(call_ctx_t *c)
+{
+    atomic_fetch_sub_explicit(&c->t->server->active, 1, memory_order_relaxed);
+    for (size_t i = 0; i < c->ninitial; i++)
+        grpc_slice_unref(c->initial[i].value);
+    if (c->has_details)
+        grpc_slice_unref(c->details);
+    if (c->response != NULL)
+        grpc_byte_buffer_destroy(c->response);
+    if (c->reader_open)
+        grpc_byte_buffer_reader_destroy(&c->reader);
+    if (c->payload != NULL)
+        grpc_byte_buffer_destroy(c->payload);
+    grpc_metadata_array_destroy(&c->md);
+    if (c->call != NULL)
+        grpc_call_unref(c->call);
+    free(c);
+}
+
+/*
+ * Ends the call: initial metadata, the response message (`response`, owned from here; NULL on
+ * failure), the status and its message, and the close. Thread: any (the control thread for
+ * repository calls); the completion arrives on the call's thread, which frees the call.
+ */
+static int finish(call_ctx_t *c, grpc_status_code status, const char *msg,
+                  grpc_byte_buffer *response)
+{
+    grpc_op ops[4];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    c->response = response;
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].data.send_initial_metadata.count = c->ninitial;
+    ops[n].data.send_initial_metadata.metadata = c->ninitial ? c->initial : NULL;
+    n++;
+    if (response != NULL) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = response;
+        n++;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = status;
+    if (msg != NULL && msg[0] != '\0') {
+        c->details = grpc_slice_from_copied_string(msg);
+        c->has_details = 1;
+        ops[n].data.send_status_from_server.status_details = &c->details;
+    }
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+    n++;
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    if (e != GRPC_CALL_OK) {
+        /* Only a misuse of the API gets here; the tag will never come, so nothing is freed. */
+        mg_log(MG_LOG_ERROR, "grpc", "cannot answer call method=%s (grpc_call_error %d)",
+               c->method ? c->method->name : "?", (int)e);
+        grpc_call_cancel(c->call, NULL);
+    }
+    return 0;
+}
+
+/* Answers a failure with the status and message serve/status.h gives `code`. */
+static int finish_error(call_ctx_t *c, int code, const char *msg)
+{
+    int http = mg_status_http(code);
+    if (http >= 500 || mg_log_enabled(MG_LOG_DEBUG))
+        mg_log(http >= 500 ? MG_LOG_WARN : MG_LOG_DEBUG, "grpc",
+               "call failed method=%s status=%d (%s)", c->method ? c->method->name : "?", http,
+               msg);
+    return finish(c, grpc_status_of(http), msg, NULL);
+}
+
+static int finish_errorf(call_ctx_t *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int finish_errorf(call_ctx_t *c, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return finish_error(c, code, msg);
+}
+
+/* Packs `m` into a byte buffer (one slice). */
+static grpc_byte_buffer *pack(const ProtobufCMessage *m)
+{
+    size_t size = protobuf_c_message_get_packed_size(m);
+    grpc_slice slice = grpc_slice_malloc(size);
+    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(slice));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return bb;
+}
+
+static int finish_ok(call_ctx_t *c, const ProtobufCMessage *m)
+{
+    return finish(c, GRPC_STATUS_OK, NULL, pack(m));
+}
+
+/* ---- reading the request ------------------------------------------------------------------ */
+
+/* The request message as byte ranges (the byte buffer's slices), in the thread's arena. */
+static int payload_segments(cq_thread_t *t, call_ctx_t *c, mg_str_t **seg, size_t *nseg)
+{
+    *seg = NULL;
+    *nseg = 0;
+    if (c->payload == NULL)
+        return MG_EPARSE;
+    if (!grpc_byte_buffer_reader_init(&c->reader, c->payload))
+        return MG_EPARSE; /* a compressed message that does not decompress */
+    c->reader_open = 1;
+    size_t cap = 0;
+    grpc_slice *s;
+    while (grpc_byte_buffer_reader_peek(&c->reader, &s)) {
+        if (*nseg == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            mg_str_t *n = mg_arena_alloc(&t->arena, ncap * sizeof(*n));
+            if (n == NULL)
+                return MG_ENOMEM;
+            if (*nseg)
+                memcpy(n, *seg, *nseg * sizeof(*n));
+            *seg = n;
+            cap = ncap;
+        }
+        (*seg)[(*nseg)++] =
+            (mg_str_t){(const char *)GRPC_SLICE_START_PTR(*s), GRPC_SLICE_LENGTH(*s)};
+    }
+    return 0;
+}
+
+/* The request message in one piece: its only slice, or the slices copied into `scratch`. */
+static int payload_flat(cq_thread_t *t, call_ctx_t *c, const uint8_t **data, size_t *len)
+{
+    mg_str_t *seg;
+    size_t nseg;
+    int rc = payload_segments(t, c, &seg, &nseg);
+    if (rc != 0)
+        return rc;
+    if (nseg == 1) {
+        *data = (const uint8_t *)seg[0].ptr;
+        *len = seg[0].len;
+        return 0;
+    }
+    mg_buf_reset(&t->scratch);
+    for (size_t i = 0; i < nseg; i++) {
+        if (mg_buf_append(&t->scratch, seg[i].ptr, seg[i].len) != 0)
+            return MG_ENOMEM;
+    }
+    *data = (const uint8_t *)(t->scratch.data ? t->scratch.data : "");
+    *len = t->scratch.len;
+    return 0;
+}
+
+/* Unpacks the request with `desc` into the arena; answers the call and returns NULL on failure. */
+static void *unpack(cq_thread_t *t, call_ctx_t *c, const ProtobufCMessageDescriptor *desc)
+{
+    const uint8_t *data;
+    size_t len;
+    int rc = payload_flat(t, c, &data, &len);
+    if (rc == MG_ENOMEM) {
+        finish_error(c, MG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (rc != 0) {
+        finish_errorf(c, MG_EPARSE, "%s: the call carried no request message", c->method->name);
+        return NULL;
+    }
+    ProtobufCAllocator alloc;
+    mg_kserve_pb_allocator(&alloc, &t->arena);
+    void *m = protobuf_c_message_unpack(desc, &alloc, len, data);
+    if (m == NULL)
+        finish_errorf(c, MG_EPARSE, "malformed %s", desc->short_name);
+    return m;
+}
+
+/* Request metadata by lower-case name; x-ab-group is also found as ab_group. */
+static int find_metadata(void *ctx, const char *lname, size_t len, mg_str_t *value)
+{
+    const call_ctx_t *c = ctx;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < c->md.count; i++) {
+            const grpc_metadata *m = &c->md.metadata[i];
+            if (GRPC_SLICE_LENGTH(m->key) == len &&
+                memcmp(GRPC_SLICE_START_PTR(m->key), lname, len) == 0) {
+                *value = (mg_str_t){(const char *)GRPC_SLICE_START_PTR(m->value),
+                                    GRPC_SLICE_LENGTH(m->value)};
+                return 1;
+            }
+        }
+        if (pass == 0 && len == 10 && memcmp(lname, "x-ab-group", 10) == 0) {
+            lname = "ab_group";
+            len = 8;
+            continue;
+        }
+        break;
+    }
+    return 0;
+}
+
+static char *arena_dup(cq_thread_t *t, const char *s, size_t n)
+{
+    return mg_arena_strndup(&t->arena, s, n);
+}
+
+/* ---- health and metadata ------------------------------------------------------------------ */
+
+static int m_server_live(cq_thread_t *t, call_ctx_t *c)
+{
+    (void)t;
+    Inference__ServerLiveResponse r = INFERENCE__SERVER_LIVE_RESPONSE__INIT;
+    r.live = 1;
+    return finish_ok(c, &r.base);
+}
+
+static int m_server_ready(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__ServerReadyResponse r = INFERENCE__SERVER_READY_RESPONSE__INIT;
+    r.ready = mg_info_ready(t->server->serve, NULL);
+    return finish_ok(c, &r.base);
+}
+
+static int m_model_ready(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__ModelReadyRequest *q = unpack(t, c, &inference__model_ready_request__descriptor);
+    if (q == NULL)
+        return 0;
+    mg_err_t err;
+    mg_model_version_t *v;
+    int rc = mg_info_acquire(t->server->serve, (mg_str_t){q->name, strlen(q->name)},
+                             (mg_str_t){q->version, strlen(q->version)}, &v, &err);
+    if (rc != 0 && rc != MG_EUNAVAIL)
+        return finish_error(c, rc, err.msg);
+    Inference__ModelReadyResponse r = INFERENCE__MODEL_READY_RESPONSE__INIT;
+    r.ready = rc == 0; /* known but not ready: ready false, as Triton answers */
+    if (rc == 0)
+        mg_model_version_unpin(v);
+    return finish_ok(c, &r.base);
+}
+
+static int m_server_metadata(cq_thread_t *t, call_ctx_t *c)
+{
+    (void)t;
+    mg_info_server_t info;
+    mg_info_server(&info);
+    Inference__ServerMetadataResponse r = INFERENCE__SERVER_METADATA_RESPONSE__INIT;
+    r.name = (char *)(uintptr_t)info.name;
+    r.version = (char *)(uintptr_t)info.version;
+    r.n_extensions = info.nextensions;
+    r.extensions = (char **)(uintptr_t)info.extensions;
+    return finish_ok(c, &r.base);
+}
+
+/* Tensor descriptions as TensorMetadata, in the arena. */
+static Inference__ModelMetadataResponse__TensorMetadata **
+tensor_metadata(cq_thread_t *t, const mg_tensor_info_t *info, size_t n)
+{
+    Inference__ModelMetadataResponse__TensorMetadata **out =
+        mg_arena_alloc(&t->arena, (n ? n : 1) * sizeof(*out));
+    Inference__ModelMetadataResponse__TensorMetadata *m =
+        mg_arena_alloc(&t->arena, (n ? n : 1) * sizeof(*m));
+    if (out == NULL || m == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        inference__model_metadata_response__tensor_metadata__init(&m[i]);
+        m[i].name = info[i].name;
+        m[i].datatype = (char *)(uintptr_t)mg_dtype_name(info[i].dtype);
+        m[i].n_shape = (size_t)info[i].ndim;
+        m[i].shape = (int64_t *)(uintptr_t)info[i].shape;
+        out[i] = &m[i];
+    }
+    return out;
+}
+
+static int m_model_metadata(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__ModelMetadataRequest *q =
+        unpack(t, c, &inference__model_metadata_request__descriptor);
+    if (q == NULL)
+        return 0;
+    mg_err_t err;
+    mg_info_model_t m;
+    int rc = mg_info_model(t->server->serve, (mg_str_t){q->name, strlen(q->name)},
+                           (mg_str_t){q->version, strlen(q->version)}, &m, &err);
+    if (rc != 0)
+        return finish_error(c, rc, err.msg);
+    Inference__ModelMetadataResponse r = INFERENCE__MODEL_METADATA_RESPONSE__INIT;
+    r.name = (char *)(uintptr_t)m.name;
+    r.platform = (char *)(uintptr_t)m.platform;
+    r.n_versions = (size_t)m.nversions;
+    r.versions = mg_arena_alloc(&t->arena, (size_t)(m.nversions + 1) * sizeof(char *));
+    for (int i = 0; r.versions != NULL && i < m.nversions; i++) {
+        char num[24];
+        int k = snprintf(num, sizeof(num), "%lld", (long long)m.versions[i]);
+        if ((r.versions[i] = arena_dup(t, num, (size_t)k)) == NULL)
+            r.versions = NULL;
+    }
+    r.n_inputs = m.ninputs;
+    r.inputs = tensor_metadata(t, m.inputs, m.ninputs);
+    r.n_outputs = m.noutputs;
+    r.outputs = tensor_metadata(t, m.outputs, m.noutputs);
+    if (r.versions == NULL || r.inputs == NULL || r.outputs == NULL) {
+        mg_info_model_done(&m);
+        return finish_error(c, MG_ENOMEM, "out of memory");
+    }
+    finish_ok(c, &r.base); /* packed before the version (which owns the names) is unpinned */
+    mg_info_model_done(&m);
+    return 0;
+}
+
+/* ---- inference ---------------------------------------------------------------------------- */
+
+static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
+{
+    mg_err_t err;
+    mg_str_t *seg;
+    size_t nseg;
+    int rc = payload_segments(t, c, &seg, &nseg);
+    if (rc != 0)
+        return finish_error(
+            c, rc, rc == MG_ENOMEM ? "out of memory" : "ModelInfer: the call carried no request");
+    mg_infer_request_t req;
+    memset(&req, 0, sizeof(req));
+    req.arena = &t->arena;
+    mg_kserve_pb_target_t target;
+    rc = mg_kserve_pb_decode_request(seg, nseg, &req, &target, &t->scratch, &err);
+    if (rc != 0)
+        return finish_error(c, rc, err.msg);
+    if (target.model.len == 0)
+        return finish_error(c, MG_EINVAL, "model_name is required");
+    mg_serve_call_t call = {
+        .model = target.model,
+        .url_version = target.version,
+        .meta = {find_metadata, c},
+        .req = &req,
+        .deadline_ns = c->deadline_ns,
+    };
+    mg_serve_result_t res;
+    if (mg_serve_infer(t->server->serve, &call, &res) != 0)
+        return finish_error(c, res.rc, res.err.msg);
+    Inference__ModelInferResponse *m;
+    rc = mg_kserve_pb_encode_response(&res.resp, !req.binary_output, &t->arena, &m, &err);
+    if (rc != 0) {
+        mg_serve_done(&res);
+        return finish_error(c, rc, err.msg);
+    }
+    mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
+    char explain[MG_SERVE_EXPLAIN_MAX];
+    size_t n = mg_serve_headers(&call, &res, hdrs, explain);
+    for (size_t i = 0; i < n; i++) {
+        c->initial[i].key = grpc_slice_from_static_string(hdrs[i].name);
+        c->initial[i].value = grpc_slice_from_copied_buffer(hdrs[i].value.ptr, hdrs[i].value.len);
+    }
+    c->ninitial = n;
+    grpc_byte_buffer *bb = pack(&m->base); /* the outputs are referenced until packed */
+    mg_serve_done(&res);
+    return finish(c, GRPC_STATUS_OK, NULL, bb);
+}
+
+/* ---- the repository extension ------------------------------------------------------------- */
+
+typedef struct index_rows {
+    cq_thread_t *t;
+    Inference__RepositoryIndexResponse__ModelIndex **rows;
+    size_t n, cap;
+} index_rows_t;
+
+static char *dup_or_empty(cq_thread_t *t, const char *s)
+{
+    return arena_dup(t, s ? s : "", s ? strlen(s) : 0);
+}
+
+static int add_index_row(void *ctx, const mg_info_index_row_t *row)
+{
+    index_rows_t *x = ctx;
+    if (x->n == x->cap) {
+        size_t ncap = x->cap ? x->cap * 2 : 16;
+        void *n = mg_arena_alloc(&x->t->arena, ncap * sizeof(*x->rows));
+        if (n == NULL)
+            return MG_ENOMEM;
+        if (x->n)
+            memcpy(n, x->rows, x->n * sizeof(*x->rows));
+        x->rows = n;
+        x->cap = ncap;
+    }
+    Inference__RepositoryIndexResponse__ModelIndex *m = mg_arena_alloc(&x->t->arena, sizeof(*m));
+    if (m == NULL)
+        return MG_ENOMEM;
+    inference__repository_index_response__model_index__init(m);
+    m->name = dup_or_empty(x->t, row->name);
+    m->version = dup_or_empty(x->t, row->version);
+    m->state = dup_or_empty(x->t, row->state);
+    m->reason = dup_or_empty(x->t, row->reason);
+    if (m->name == NULL || m->version == NULL || m->state == NULL || m->reason == NULL)
+        return MG_ENOMEM;
+    x->rows[x->n++] = m;
+    return 0;
+}
+
+static int m_repository_index(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__RepositoryIndexRequest *q =
+        unpack(t, c, &inference__repository_index_request__descriptor);
+    if (q == NULL)
+        return 0;
+    index_rows_t x = {t, NULL, 0, 0};
+    int rc = mg_info_index(t->server->serve, q->ready, add_index_row, &x);
+    if (rc == MG_EIO)
+        return finish_error(c, MG_EIO, "cannot list the model repository");
+    if (rc != 0)
+        return finish_error(c, MG_ENOMEM, "out of memory");
+    Inference__RepositoryIndexResponse r = INFERENCE__REPOSITORY_INDEX_RESPONSE__INIT;
+    r.n_models = x.n;
+    r.models = x.rows;
+    return finish_ok(c, &r.base);
+}
+
+/* Control thread: the load or unload ran (or was cancelled); answer the call. */
+static void control_done(mg_control_op_t *op)
+{
+    call_ctx_t *c = op->ctx;
+    /* Both responses are empty messages. */
+    Inference__RepositoryModelLoadResponse r = INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT;
+    if (op->rc != 0)
+        finish_error(c, op->rc, op->err.msg);
+    else
+        finish_ok(c, &r.base);
+}
+
+static int submit(cq_thread_t *t, call_ctx_t *c, mg_control_kind_t kind, const char *model)
+{
+    size_t n = strlen(model);
+    if (n == 0)
+        return finish_error(c, MG_EINVAL, "model_name is required");
+    if (n >= sizeof(c->op.model))
+        return finish_error(c, MG_EINVAL, "model name too long");
+    memcpy(c->op.model, model, n + 1);
+    c->op.kind = kind;
+    c->op.done = control_done;
+    c->op.ctx = c;
+    if (mg_control_submit(t->server->control, &c->op) != 0)
+        return finish_error(c, MG_ECANCELED, "the server is shutting down");
+    return 0;
+}
+
+static int m_repository_load(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__RepositoryModelLoadRequest *q =
+        unpack(t, c, &inference__repository_model_load_request__descriptor);
+    return q != NULL ? submit(t, c, MG_CONTROL_LOAD, q->model_name) : 0;
+}
+
+static int m_repository_unload(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__RepositoryModelUnloadRequest *q =
+        unpack(t, c, &inference__repository_model_unload_request__descriptor);
+    return q != NULL ? submit(t, c, MG_CONTROL_UNLOAD, q->model_name) : 0;
+}
+
+/* ---- the method table --------------------------------------------------------------------- */
+
+/* Every method the server registers. Others (ModelStreamInfer, shared memory, trace) are
+ * answered UNIMPLEMENTED through the unknown-method request. */
+static const method_t methods[] = {
+    {"ServerLive", m_server_live, NULL},
+    {"ServerReady", m_server_ready, NULL},
+    {"ModelReady", m_model_ready, NULL},
+    {"ServerMetadata", m_server_metadata, NULL},
+    {"ModelMetadata", m_model_metadata, NULL},
+    {"ModelInfer", m_model_infer, NULL},
+    {"RepositoryIndex", m_repository_index, NULL},
+    {"RepositoryModelLoad", m_repository_load, NULL},
+    {"RepositoryModelUnload", m_repository_unload, NULL},
+    {"ModelConfig", NULL, "ModelConfig is not implemented yet: model configuration is not served"},
+    {"ModelStatistics", NULL,
+     "ModelStatistics is not implemented yet: model statistics are not served"},
+};
+
+#define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+
+/* ---- the completion-queue threads --------------------------------------------------------- */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The call's deadline on CLOCK_MONOTONIC (mg_serve_call_t.deadline_ns), or 0 for none. */
+static int64_t deadline_of(gpr_timespec dl)
+{
+    if (gpr_time_cmp(dl, gpr_inf_future(dl.clock_type)) == 0)
+        return 0;
+    gpr_timespec left = gpr_time_sub(dl, gpr_now(dl.clock_type));
+    int64_t sec = left.tv_sec > 1000000 ? 1000000 : left.tv_sec < -1000000 ? -1000000 : left.tv_sec;
+    int64_t d = mono_ns() + sec * 1000000000 + left.tv_nsec;
+    return d != 0 ? d : 1;
+}
+
+static void request_slot(slot_t *s)
+{
+    mg_grpc_server_t *srv = s->t->server;
+    if (atomic_load_explicit(&srv->stopping, memory_order_acquire))
+        return;
+    grpc_call_error e;
+    if (s->method >= 0)
+        e = grpc_server_request_registered_call(srv->server, srv->handles[s->method], &s->call,
+                                                &s->deadline, &s->md, &s->payload, s->t->cq,
+                                                s->t->cq, s);
+    else
+        e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->md, s->t->cq, s->t->cq,
+                                     s);
+    if (e != GRPC_CALL_OK && !atomic_load(&srv->stopping))
+        mg_log(MG_LOG_ERROR, "grpc", "cannot request calls (grpc_call_error %d)", (int)e);
+}
+
+/* A call arrived on slot `s`: take it over, answer it, and ask for the next one. */
+static void on_new_call(cq_thread_t *t, slot_t *s)
+{
+    call_ctx_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        grpc_call_cancel_with_status(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory",
+                                     NULL);
+        grpc_call_unref(s->call);
+        if (s->payload)
+            grpc_byte_buffer_destroy(s->payload);
+        s->payload = NULL;
+        s->md.count = 0;
+        request_slot(s);
+        return;
+    }
+    atomic_fetch_add_explicit(&t->server->active, 1, memory_order_relaxed);
+    c->kind = TAG_CALL_DONE;
+    c->t = t;
+    c->call = s->call;
+    c->md = s->md; /* moved: the slot gets a fresh array */
+    grpc_metadata_array_init(&s->md);
+    c->payload = s->payload;
+    s->payload = NULL;
+    s->call = NULL;
+    mg_arena_reset(&t->arena);
+    if (s->method < 0) {
+        c->deadline_ns = deadline_of(s->details.deadline);
+        grpc_slice m = s->details.method;
+        size_t len = GRPC_SLICE_LENGTH(m);
+        char msg[300];
+        snprintf(msg, sizeof(msg), "method %.*s is not served", (int)(len > 200 ? 200 : len),
+                 (const char *)GRPC_SLICE_START_PTR(m));
+        finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL); /* gRPC's answer to an unknown method */
+        grpc_call_details_destroy(&s->details);
+        grpc_call_details_init(&s->details);
+    } else {
+        c->method = &methods[s->method];
+        c->deadline_ns = deadline_of(s->deadline);
+        if (c->method->fn != NULL)
+            c->method->fn(t, c);
+        else
+            finish(c, GRPC_STATUS_UNIMPLEMENTED, c->method->unimplemented, NULL);
+    }
+    request_slot(s);
+}
+
+static void *cq_main(void *arg)
+{
+    cq_thread_t *t = arg;
+    rcu_register_thread();
+    for (size_t i = 0; i <= NMETHODS; i++)
+        request_slot(&t->slots[i]);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        atomic_store_explicit(&t->server->last_event_ns, mono_ns(), memory_order_relaxed);
+        tag_kind_t kind = *(tag_kind_t *)ev.tag;
+        if (kind == TAG_CALL_DONE) {
+            call_free(ev.tag);
+        } else if (ev.success) {
+            on_new_call(t, ev.tag);
+        }
+        /* A request that failed: the server is shutting down; it is not asked again. */
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* ---- start and stop ----------------------------------------------------------------------- */
+
+/* gRPC's own log lines, through ours. */
+static void grpc_log_sink(gpr_log_func_args *a)
+{
+    mg_log(a->severity == GPR_LOG_SEVERITY_ERROR  ? MG_LOG_ERROR
+           : a->severity == GPR_LOG_SEVERITY_INFO ? MG_LOG_INFO
+                                                  : MG_LOG_DEBUG,
+           "grpc", "%s (%s:%d)", a->message, a->file, a->line);
+}
+
+static void free_threads(mg_grpc_server_t *s)
+{
+    for (int k = 0; k < s->nthreads; k++) {
+        cq_thread_t *t = &s->threads[k];
+        for (size_t i = 0; t->slots != NULL && i <= NMETHODS; i++) {
+            grpc_metadata_array_destroy(&t->slots[i].md);
+            grpc_call_details_destroy(&t->slots[i].details);
+        }
+        for (size_t i = 0; t->drain != NULL && i < NMETHODS * DRAIN_SLOTS; i++)
+            grpc_metadata_array_destroy(&t->drain[i].md);
+        free(t->slots);
+        free(t->drain);
+        mg_arena_free(&t->arena);
+        mg_buf_free(&t->scratch);
+    }
+    free(s->threads);
+}
+
+int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *err)
+{
+    mg_err_t local;
+    if (err == NULL)
+        err = &local;
+    unsigned char addr[16];
+    int v6 = inet_pton(AF_INET6, opts->host, addr) == 1;
+    if (!v6 && inet_pton(AF_INET, opts->host, addr) != 1)
+        return mg_err_set(err, MG_EINVAL,
+                          "gRPC listen address '%s' is not a numeric IPv4 or IPv6 address",
+                          opts->host);
+    int nthreads = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1)
+        nthreads = 1;
+    mg_grpc_server_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return mg_err_set(err, MG_ENOMEM, "out of memory");
+    s->threads = calloc((size_t)nthreads, sizeof(*s->threads));
+    if (s->threads == NULL) {
+        free(s);
+        return mg_err_set(err, MG_ENOMEM, "out of memory");
+    }
+    s->serve = opts->serve;
+    s->control = opts->control;
+    s->nthreads = nthreads;
+    atomic_init(&s->stopping, false);
+    atomic_init(&s->active, 0);
+    atomic_init(&s->last_event_ns, 0);
+
+    gpr_set_log_function(grpc_log_sink);
+    gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
+    grpc_init();
+    size_t max = opts->max_message_bytes;
+    grpc_arg args[3] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = max > INT32_MAX ? INT32_MAX : (int)max},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+         .value.integer = -1},
+        /* Like the HTTP listener: a second daemon must fail to bind, not share the port. */
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+    };
+    grpc_channel_args cargs = {3, args};
+    s->server = grpc_server_create(&cargs, NULL);
+    for (size_t i = 0; i < NMETHODS; i++) {
+        char path[128];
+        snprintf(path, sizeof(path), SERVICE "%s", methods[i].name);
+        s->handles[i] = grpc_server_register_method(s->server, path, NULL,
+                                                    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    }
+    for (int k = 0; k < nthreads; k++) {
+        cq_thread_t *t = &s->threads[k];
+        t->server = s;
+        t->cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, t->cq, NULL);
+        mg_arena_init(&t->arena, 0);
+        t->slots = calloc(NMETHODS + 1, sizeof(*t->slots));
+        if (t->slots == NULL) {
+            s->nthreads = k + 1;
+            goto fail_nomem;
+        }
+        for (size_t i = 0; i <= NMETHODS; i++) {
+            slot_t *sl = &t->slots[i];
+            sl->kind = TAG_NEW_CALL;
+            sl->t = t;
+            sl->method = i < NMETHODS ? (int)i : -1;
+            grpc_metadata_array_init(&sl->md);
+            grpc_call_details_init(&sl->details);
+        }
+    }
+    /* Shutdown is awaited on a queue of its own, plucked by mg_grpc_stop. */
+    grpc_completion_queue_attributes attr = {GRPC_CQ_CURRENT_VERSION, GRPC_CQ_PLUCK,
+                                             GRPC_CQ_NON_POLLING, NULL};
+    s->shutdown_cq =
+        grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
+    grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
+
+    char target[200];
+    snprintf(target, sizeof(target), v6 ? "[%s]:%d" : "%s:%d", opts->host, opts->port);
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    s->port = grpc_server_add_http2_port(s->server, target, creds);
+    grpc_server_credentials_release(creds);
+    if (s->port <= 0) {
+        mg_err_set(err, MG_EIO, "cannot listen for gRPC on %s (address in use?)", target);
+        goto fail;
+    }
+    grpc_server_start(s->server);
+    for (int k = 0; k < nthreads; k++) {
+        if (pthread_create(&s->threads[k].tid, NULL, cq_main, &s->threads[k]) != 0) {
+            mg_err_set(err, MG_EIO, "cannot start a gRPC thread");
+            mg_grpc_stop(s, 0);
+            return MG_EIO;
+        }
+        s->threads[k].started = 1;
+    }
+    mg_log(MG_LOG_INFO, "grpc", "listening addr=%s%s%s:%d threads=%d max_message=%zu",
+           v6 ? "[" : "", opts->host, v6 ? "]" : "", s->port, nthreads, max);
+    *out = s;
+    return 0;
+
+fail_nomem:
+    mg_err_set(err, MG_ENOMEM, "out of memory");
+fail:
+    /* Never started: shut the server down with no calls, then free everything. */
+    grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, s);
+    grpc_completion_queue_pluck(s->shutdown_cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_server_destroy(s->server);
+    for (int k = 0; k < s->nthreads; k++) {
+        if (s->threads[k].cq != NULL) {
+            grpc_completion_queue_shutdown(s->threads[k].cq);
+            while (grpc_completion_queue_next(s->threads[k].cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                              NULL)
+                       .type != GRPC_QUEUE_SHUTDOWN) {
+            }
+            grpc_completion_queue_destroy(s->threads[k].cq);
+        }
+    }
+    grpc_completion_queue_shutdown(s->shutdown_cq);
+    grpc_completion_queue_destroy(s->shutdown_cq);
+    free_threads(s);
+    free(s);
+    grpc_shutdown();
+    return err->code;
+}
+
+int mg_grpc_port(const mg_grpc_server_t *s)
+{
+    return s->port;
+}
+
+void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms)
+{
+    if (s == NULL)
+        return;
+    /*
+     * gRPC's shutdown cancels every call not yet handed to the application: those whose
+     * message is still arriving (or waits in the socket while the threads run models), and
+     * those received but not matched to a request (a thread keeps one per method
+     * outstanding). So first serve on until the server is quiet (no call running, no event
+     * for QUIET_MS) or half the drain time has passed; then ask for many more calls, so every
+     * call received by the shutdown below is matched, and so served.
+     */
+    int64_t start = mono_ns(), budget = (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000;
+    while (mono_ns() - start < budget / 2) {
+        int64_t now = mono_ns();
+        if (atomic_load_explicit(&s->active, memory_order_relaxed) == 0 &&
+            now - atomic_load_explicit(&s->last_event_ns, memory_order_relaxed) >=
+                (int64_t)QUIET_MS * 1000000)
+            break;
+        struct timespec nap = {0, 5000000};
+        nanosleep(&nap, NULL);
+    }
+    for (int k = 0; k < s->nthreads; k++) {
+        cq_thread_t *t = &s->threads[k];
+        if (!t->started || (t->drain = calloc(NMETHODS * DRAIN_SLOTS, sizeof(slot_t))) == NULL)
+            continue;
+        for (size_t i = 0; i < NMETHODS * DRAIN_SLOTS; i++) {
+            slot_t *sl = &t->drain[i];
+            sl->kind = TAG_NEW_CALL;
+            sl->t = t;
+            sl->method = (int)(i / DRAIN_SLOTS);
+            grpc_metadata_array_init(&sl->md);
+            request_slot(sl);
+        }
+    }
+    atomic_store_explicit(&s->stopping, true, memory_order_release);
+    /* No new calls; the ones in flight finish, for at most drain_ms, then they are cancelled. */
+    grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, s);
+    int64_t left_ms = (budget - (mono_ns() - start)) / 1000000;
+    gpr_timespec until =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_time_from_millis(left_ms > 0 ? left_ms : 0, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_pluck(s->shutdown_cq, s, until, NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+        mg_log(MG_LOG_WARN, "grpc", "calls still running after %d ms; cancelling them", drain_ms);
+        grpc_server_cancel_all_calls(s->server);
+        grpc_completion_queue_pluck(s->shutdown_cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    }
+    for (int k = 0; k < s->nthreads; k++)
+        grpc_completion_queue_shutdown(s->threads[k].cq);
+    for (int k = 0; k < s->nthreads; k++) {
+        if (s->threads[k].started)
+            pthread_join(s->threads[k].tid, NULL);
+    }
+    grpc_server_destroy(s->server);
+    for (int k = 0; k < s->nthreads; k++)
+        grpc_completion_queue_destroy(s->threads[k].cq);
+    grpc_completion_queue_shutdown(s->shutdown_cq);
+    grpc_completion_queue_destroy(s->shutdown_cq);
+    free_threads(s);
+    free(s);
+    grpc_shutdown();
+}

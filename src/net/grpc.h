@@ -1,0 +1,54 @@
+/*
+ * The gRPC front end: KServe v2 GRPCInferenceService (src/proto/grpc_service.proto) on gRPC
+ * core's C completion-queue API. Calls are driven by method path
+ * ("/inference.GRPCInferenceService/ModelInfer"); each is decoded (proto/kserve_pb.h for
+ * ModelInfer, protoc-c for the rest), handed to the request core (serve/serve.h), the server
+ * facts (serve/info.h) or the control plane (control/control.h), and answered with the gRPC
+ * status that matches the HTTP status serve/status.h gives the failure, with the same message.
+ *
+ * Threads: `threads` completion-queue threads, each polling its own queue and running the
+ * calls it receives to the end, model Run included, as an HTTP event loop does. A thread asks
+ * for its next inference call only once it is done with the current one, so a call never
+ * waits behind a long Run while another thread is free. Repository load and unload are
+ * control operations: the thread submits and moves on; the answer is started when the
+ * operation completes and finishes on the call's thread.
+ */
+#ifndef MG_NET_GRPC_H
+#define MG_NET_GRPC_H
+
+#include "control/control.h"
+#include "core/err.h"
+#include "serve/serve.h"
+
+#include <stddef.h>
+
+typedef struct mg_grpc_opts {
+    const char *host;         /* numeric IPv4 or IPv6 address */
+    int port;                 /* 0: an ephemeral port (see mg_grpc_port) */
+    int threads;              /* completion-queue threads; 0: number of cores */
+    size_t max_message_bytes; /* larger request messages get RESOURCE_EXHAUSTED */
+    mg_serve_t *serve;        /* the request core; must outlive the server */
+    mg_control_t *control;    /* where repository changes go; must outlive the server */
+} mg_grpc_opts_t;
+
+typedef struct mg_grpc_server mg_grpc_server_t;
+
+/**
+ * Binds host:port and starts the completion-queue threads. Returns 0, or MG_EINVAL (bad
+ * address) / MG_EIO (address in use, cannot start a thread) / MG_ENOMEM with `err` filled;
+ * nothing is left running or bound on failure. Thread: main.
+ */
+int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *err);
+
+/** Returns the bound TCP port. Thread: any. */
+int mg_grpc_port(const mg_grpc_server_t *s);
+
+/**
+ * Stops accepting calls and lets the calls in flight finish, for at most `drain_ms`
+ * milliseconds (then they are cancelled); stops and joins the threads and frees the server.
+ * Stop the control plane first, so every repository call has been answered. Accepts NULL.
+ * Thread: main.
+ */
+void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms);
+
+#endif

@@ -67,6 +67,7 @@ class Daemon:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         self.log = []
         self.port = None
+        self.grpc_port = None  # with --grpc-listen: the bound gRPC port
         ready = threading.Event()
 
         def pump():
@@ -76,6 +77,8 @@ class Daemon:
                 m = re.search(r"\bready addr=[^ \"]*:(\d+)", line)
                 if m:
                     self.port = int(m.group(1))
+                    g = re.search(r"\bgrpc_addr=[^ \"]*:(\d+)", line)
+                    self.grpc_port = int(g.group(1)) if g else None
                     ready.set()
             ready.set()
 

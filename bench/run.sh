@@ -20,6 +20,12 @@
 #               (wrk: no read error, timeout or non-2xx; wrk reports its reconnects refused
 #               after the listeners closed as connect/write errors, which are expected) and the
 #               process exits 0.
+#   grpc        the digits server also on gRPC (--grpc-listen): bench_grpc_load (bench/grpc_load.c,
+#               gRPC core's C API) sends ModelInfer with raw_input_contents, 64 calls in flight
+#               on 2 threads, measured in the same alternation as the HTTP digits runs.
+#               Target: gRPC >= 0.80 x HTTP requests/s.
+#   cnn_grpc    the CNN over gRPC the same way, BENCH_CNN_CONNS calls in flight, alternated with
+#               the raw ONNX Runtime runs. Target: >= 0.90 x raw ONNX Runtime items/s.
 #
 # Both sides of a pair are up at once and measured alternately, run by run (A1 B1 A2 B2 ...),
 # so whatever else loads the machine hits both alike; a pair's ratio is the median of its
@@ -53,7 +59,7 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,routed,micro,ort,cnn,drain}
+PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,ort,cnn,cnn_grpc,drain}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 REPEAT=${BENCH_REPEAT:-3}
@@ -79,6 +85,7 @@ TMP=$(mktemp -d /tmp/modelgate-bench.XXXXXX)
 R_NGINX="" R_NGINX_P99="" R_DIGITS="" R_DIGITS_P99="" R_HTTP_RATIO=""
 R_ROUTED="" R_ROUTED_P99="" R_ROUTED_RATIO="" R_UPD="" R_UPD_P99="" UPDATES_DONE=""
 R_ORT="" R_ORT_MS="" R_CNN="" R_CNN_P99="" R_CNN_RATIO=""
+R_GRPC="" R_GRPC_P99="" R_GRPC_RATIO="" R_CNN_GRPC="" R_CNN_GRPC_P99="" R_CNN_GRPC_RATIO=""
 CNN_MFLOPS=""
 R_DRAIN=""
 MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
@@ -169,14 +176,19 @@ wait_ready() {
     done
 }
 
-# start_modelgate NAME REPO: starts the daemon on a free port and waits until it is ready;
-# prints its base URL.
+# start_modelgate NAME REPO [GRPC]: starts the daemon on a free port (and, with GRPC=1, gRPC on
+# another: MG_GRPC_TARGET) and waits until it is ready; sets MG_URL to its base URL.
 start_modelgate() {
     local name=$1 repo=$2 port log=$OUT/modelgate-$1.log
+    local -a grpc=()
     [ -x "$MODELGATE" ] || die "no modelgate binary at $MODELGATE (build first: make build)"
     port=$(free_port)
-    echo "bench: $name: $MODELGATE serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS ${MG_ARGS[*]}" >&2
-    "$MODELGATE" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" "${MG_ARGS[@]}" >"$log" 2>&1 &
+    if [ "${3:-0}" = 1 ]; then
+        MG_GRPC_TARGET=127.0.0.1:$(free_port)
+        grpc=(--grpc-listen "$MG_GRPC_TARGET")
+    fi
+    echo "bench: $name: $MODELGATE serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS ${grpc[*]} ${MG_ARGS[*]}" >&2
+    "$MODELGATE" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" "${grpc[@]}" "${MG_ARGS[@]}" >"$log" 2>&1 &
     SERVER_PIDS+=("$!")
     wait_ready "http://127.0.0.1:$port/v2/health/ready" "$!" "$log" "modelgate ($name)"
     echo "bench: $name: modelgate ready (pid $!)" >&2
@@ -237,6 +249,17 @@ ort_run() {
     grep -q '^ort_raw: items_per_s=' "$1" || die "ort_raw printed no result: $(tail -n 5 "$1")"
 }
 
+# grpc_run OUT TARGET MODEL SHAPE RAW CALLS SECONDS: one bench_grpc_load run into OUT.
+grpc_run() {
+    local -a cmd=("$GRPC_LOAD" --target "$2" --model "$3" --input input --datatype FP32 --shape "$4"
+        --raw "$5" --concurrency "$6" --threads "$THREADS" --seconds "$7" --warmup 0)
+    echo "bench: grpc: ${cmd[*]}"
+    run_child "$1" "${cmd[@]}" || die "grpc_load failed: $(tail -n 5 "$1")"
+    grep -q '^grpc_load: rps=.* errors=0 ' "$1" || die "grpc_load: failed calls: $(tail -n 5 "$1")"
+}
+
+grpc_field() { sed -n "s/^grpc_load: .*\b$2=\([0-9.]*\).*/\1/p" "$1"; }
+
 ort_field() { sed -n "s/^ort_raw: items_per_s=.* $2=\\([0-9.]*\\).*/\\1/p; s/^ort_raw: $2=\\([0-9.]*\\).*/\\1/p" "$1"; }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
@@ -264,6 +287,11 @@ summary() {
     else
         echo "digits JSON  : $dg | $ng | ratio n/a"
     fi
+    if [ -n "$R_GRPC_RATIO" ]; then
+        ratio=$(median $R_GRPC_RATIO)
+        v=$(verdict "$ratio >= 0.80")
+        echo "digits gRPC  : modelgate $(med %.0f "$R_GRPC" '?') rps p99 $(med %.2f "$R_GRPC_P99" '?') ms (raw contents, 64 calls) | HTTP JSON above | ratio $(r2 "$ratio") (target >= 0.80) $v"
+    fi
     if [ -n "$R_ROUTED_RATIO" ]; then
         ratio=$(median $R_ROUTED_RATIO)
         v=$(verdict "$ratio >= 0.75 && $(median $R_ROUTED_P99) <= 2.73")
@@ -284,7 +312,13 @@ summary() {
     else
         echo "cnn binary   : $c | $o | ratio n/a"
     fi
+    if [ -n "$R_CNN_GRPC_RATIO" ]; then
+        ratio=$(median $R_CNN_GRPC_RATIO)
+        v=$(verdict "$ratio >= 0.90")
+        echo "cnn gRPC     : modelgate $(med %.0f "$R_CNN_GRPC" '?') items/s p99 $(med %.2f "$R_CNN_GRPC_P99" '?') ms (raw contents, $CNN_CONNS calls) | $o | ratio $(r2 "$ratio") (target >= 0.90) $v"
+    fi
     echo "runs         : nginx rps [${R_NGINX}] digits rps [${R_DIGITS}] ratios [${R_HTTP_RATIO}]"
+    echo "               digits gRPC rps [${R_GRPC}] ratios [${R_GRPC_RATIO}]; cnn gRPC items/s [${R_CNN_GRPC}] ratios [${R_CNN_GRPC_RATIO}]"
     echo "               routed rps [${R_ROUTED}] ratios [${R_ROUTED_RATIO}] p99 [${R_ROUTED_P99}] with updates p99 [${R_UPD_P99}]"
     echo "               raw ORT items/s [${R_ORT}] cnn items/s [${R_CNN}] ratios [${R_CNN_RATIO}]"
     [ -n "$R_DRAIN" ] && echo "drain        : $R_DRAIN"
@@ -299,6 +333,17 @@ done
 [ -x "$PY" ] || die "$PY not found (run: make setup)"
 echo "bench: machine: $MACHINE"
 echo "bench: outputs in $OUT"
+
+if want grpc || want cnn_grpc; then
+    GRPC_LOAD=$BUILD/bench_grpc_load
+    [ -x "$GRPC_LOAD" ] || die "no $GRPC_LOAD (build first: make build)"
+fi
+if want grpc && ! want digits; then
+    die "the grpc part runs against the digits server: add digits to BENCH_PARTS"
+fi
+if want cnn_grpc && ! want ort; then
+    die "the cnn_grpc part is measured against raw ONNX Runtime: add ort to BENCH_PARTS"
+fi
 
 # 1. HTTP pair: nginx and modelgate/digits --------------------------------------------------------
 if want nginx || want digits || want routed; then
@@ -342,8 +387,9 @@ EOF
     fi
     if want digits; then
         [ -f "$SAMPLE" ] || die "no $SAMPLE (run: make models)"
-        start_modelgate digits "$DIGITS_REPO"
+        start_modelgate digits "$DIGITS_REPO" "$(want grpc && echo 1)"
         DIGITS_URL=$MG_URL
+        DIGITS_GRPC=${MG_GRPC_TARGET:-}
         # Smoke: one request must give 200 and a 10-class distribution.
         "$PY" - "$DIGITS_URL" "$SAMPLE" "$DIGITS_REPO/digits/sample_label.txt" <<'EOF' || die "digits: smoke request failed"
 import json, sys, urllib.error, urllib.request
@@ -388,6 +434,13 @@ EOF
     fi
     want nginx && wrk_part nginx "$OUT/nginx.warmup.wrk.txt" "$WARMUP" 1
     want digits && wrk_part digits "$OUT/digits.warmup.wrk.txt" "$WARMUP" 1
+    if want grpc; then
+        "$PY" -c 'import json, struct, sys
+px = json.load(open(sys.argv[1]))["inputs"][0]["data"]
+open(sys.argv[2], "wb").write(struct.pack("<64f", *px))' "$SAMPLE" "$TMP/digits.raw"
+        grpc_run "$OUT/grpc.warmup.txt" "$DIGITS_GRPC" digits 1,64 "$TMP/digits.raw" "$CONNS" "$WARMUP"
+        echo "bench: grpc: smoke and warm-up ok: $(grep '^grpc_load: rps=' "$OUT/grpc.warmup.txt")"
+    fi
     want routed && wrk_part routed "$OUT/routed.warmup.wrk.txt" "$WARMUP" 1
     for i in $(seq "$REPEAT"); do
         if want nginx; then
@@ -403,6 +456,14 @@ EOF
             R_DIGITS="${R_DIGITS:+$R_DIGITS }$(wrk_field "$f" rps)"
             R_DIGITS_P99="${R_DIGITS_P99:+$R_DIGITS_P99 }$(wrk_field "$f" p99_ms)"
             echo "bench: digits: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms"
+        fi
+        if want grpc; then
+            f=$OUT/grpc.run$i.txt
+            grpc_run "$f" "$DIGITS_GRPC" digits 1,64 "$TMP/digits.raw" "$CONNS" "$DURATION"
+            R_GRPC="${R_GRPC:+$R_GRPC }$(grpc_field "$f" rps)"
+            R_GRPC_P99="${R_GRPC_P99:+$R_GRPC_P99 }$(grpc_field "$f" p99_ms)"
+            R_GRPC_RATIO="${R_GRPC_RATIO:+$R_GRPC_RATIO }$(div "$(grpc_field "$f" rps)" "$(wrk_field "$OUT/digits.run$i.wrk.txt" rps)")"
+            echo "bench: grpc: run $i/$REPEAT: $(grpc_field "$f" rps) req/s, p99 $(grpc_field "$f" p99_ms) ms"
         fi
         if want nginx && want digits; then
             R_HTTP_RATIO="${R_HTTP_RATIO:+$R_HTTP_RATIO }$(div "$(wrk_field "$OUT/digits.run$i.wrk.txt" rps)" "$(wrk_field "$OUT/nginx.run$i.wrk.txt" rps)")"
@@ -449,8 +510,8 @@ if want micro; then
 fi
 
 # 3. CNN pair: raw ONNX Runtime and modelgate/cnn -------------------------------------------------
-if want ort || want cnn; then
-    rm -f "$OUT"/ort_raw*.txt "$OUT"/cnn.*wrk.txt
+if want ort || want cnn || want cnn_grpc; then
+    rm -f "$OUT"/ort_raw*.txt "$OUT"/cnn.*wrk.txt "$OUT"/cnn_grpc.*
     gen=$("$PY" scripts/gen_cnn.py "$CNN_REPO" --width "$CNN_WIDTH") || die "scripts/gen_cnn.py failed"
     echo "bench: $gen"
     CNN_MFLOPS=$(echo "$gen" | sed -n 's/.*= \([0-9.]*\) MFLOPs.*/\1/p')
@@ -466,9 +527,10 @@ if want ort || want cnn; then
             ORT_RAW=$TMP/ort_raw
         fi
     fi
-    if want cnn; then
-        start_modelgate cnn "$CNN_REPO"
+    if want cnn || want cnn_grpc; then
+        start_modelgate cnn "$CNN_REPO" "$(want cnn_grpc && echo 1)"
         CNN_URL=$MG_URL
+        CNN_GRPC=${MG_GRPC_TARGET:-}
         "$PY" - "$CNN_URL" <<'EOF' || die "cnn: smoke request failed"
 import json, struct, sys, urllib.error, urllib.request
 url = sys.argv[1]
@@ -495,7 +557,12 @@ if size != 4000 or len(body) - hlen != 4000:
 probs = struct.unpack("<1000f", body[hlen:])
 print(f"bench: cnn: smoke ok: 1000 probabilities summing to {sum(probs):.4f}")
 EOF
-        wrk_part cnn "$OUT/cnn.warmup.wrk.txt" "$WARMUP" 1
+        want cnn && wrk_part cnn "$OUT/cnn.warmup.wrk.txt" "$WARMUP" 1
+    fi
+    if want cnn_grpc; then
+        "$PY" -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<f", 0.5) * (3 * 224 * 224))' "$TMP/cnn.raw"
+        grpc_run "$OUT/cnn_grpc.warmup.txt" "$CNN_GRPC" cnn "$CNN_BATCH,3,224,224" "$TMP/cnn.raw" "$CNN_CONNS" "$WARMUP"
+        echo "bench: cnn_grpc: smoke and warm-up ok: $(grep '^grpc_load: rps=' "$OUT/cnn_grpc.warmup.txt")"
     fi
     for i in $(seq "$REPEAT"); do
         if want ort; then
@@ -514,6 +581,14 @@ EOF
         fi
         if want ort && want cnn; then
             R_CNN_RATIO="${R_CNN_RATIO:+$R_CNN_RATIO }$(div "${R_CNN##* }" "${R_ORT##* }")"
+        fi
+        if want cnn_grpc; then
+            f=$OUT/cnn_grpc.run$i.txt
+            grpc_run "$f" "$CNN_GRPC" cnn "$CNN_BATCH,3,224,224" "$TMP/cnn.raw" "$CNN_CONNS" "$DURATION"
+            R_CNN_GRPC="${R_CNN_GRPC:+$R_CNN_GRPC }$(awk -v r="$(grpc_field "$f" rps)" -v b="$CNN_BATCH" 'BEGIN { printf "%.1f", r * b }')"
+            R_CNN_GRPC_P99="${R_CNN_GRPC_P99:+$R_CNN_GRPC_P99 }$(grpc_field "$f" p99_ms)"
+            R_CNN_GRPC_RATIO="${R_CNN_GRPC_RATIO:+$R_CNN_GRPC_RATIO }$(div "${R_CNN_GRPC##* }" "${R_ORT##* }")"
+            echo "bench: cnn_grpc: run $i/$REPEAT: $(grpc_field "$f" rps) req/s (batch $CNN_BATCH), p99 $(grpc_field "$f" p99_ms) ms"
         fi
     done
     stop_servers

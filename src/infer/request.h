@@ -57,6 +57,15 @@ typedef struct mg_infer_request {
     size_t nparams;
 } mg_infer_request_t;
 
+/** Empties `req` (no id, inputs, outputs or parameters; JSON outputs) but keeps its arena. */
+static inline void mg_infer_request_clear(mg_infer_request_t *req)
+{
+    mg_arena_t *arena = req->arena;
+    memset(req, 0, sizeof(*req));
+    req->id = (mg_str_t){"", 0};
+    req->arena = arena;
+}
+
 /** Returns the request-level parameter named `key` (`len` bytes), or NULL. Thread: any. */
 static inline const mg_param_t *mg_infer_request_param(const mg_infer_request_t *req,
                                                        const char *key, size_t len)

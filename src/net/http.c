@@ -1,6 +1,7 @@
 #include "net/http.h"
 
 #include "core/buf.h"
+#include "core/cpu.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
@@ -394,9 +395,7 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
     if (opts->nlisten < 1 || opts->nlisten > MG_HTTP_LISTENERS_MAX)
         return mg_err_set(err, MG_EINVAL, "between 1 and %d listeners, not %d",
                           MG_HTTP_LISTENERS_MAX, opts->nlisten);
-    int nthreads = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (nthreads < 1)
-        nthreads = 1;
+    int nthreads = mg_cpu_threads(opts->threads);
     mg_http_server_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return mg_err_set(err, MG_ENOMEM, "out of memory");

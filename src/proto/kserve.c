@@ -532,14 +532,7 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
     bool seen_inputs = false, seen_outputs = false, seen_id = false, seen_params = false;
     int rc;
 
-    req->id = (mg_str_t){"", 0};
-    req->params = NULL;
-    req->nparams = 0;
-    req->inputs = NULL;
-    req->ninputs = 0;
-    req->outputs = NULL;
-    req->noutputs = 0;
-    req->binary_output = false;
+    mg_infer_request_clear(req);
 
     if (has_binary && header_len > len)
         return mg_err_set(err, MG_EPARSE,

@@ -467,14 +467,8 @@ static int decode_params(const Inference__ModelInferRequest *m, mg_infer_request
 int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_request_t *req,
                                 mg_kserve_pb_target_t *target, mg_buf_t *scratch, mg_err_t *err)
 {
-    req->id = (mg_str_t){"", 0};
-    req->params = NULL;
-    req->nparams = 0;
-    req->inputs = NULL;
-    req->ninputs = 0;
-    req->outputs = NULL;
-    req->noutputs = 0;
-    req->binary_output = true;
+    mg_infer_request_clear(req);
+    req->binary_output = true; /* raw_output_contents unless asked otherwise */
     *target = (mg_kserve_pb_target_t){{"", 0}, {"", 0}};
 
     cursor_t c = {seg, nseg, 0, 0};

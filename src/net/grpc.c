@@ -1,11 +1,14 @@
 /*
  * The gRPC front end (net/grpc.h). One table of methods; per completion-queue thread one
- * outstanding request per method, re-requested when the call it delivered has been handled.
- * Every call ends with one batch (initial metadata, the message, the status, the close), whose
- * completion frees the call's state on the call's thread.
+ * outstanding request per method, asked again as soon as it delivered a call. A call is taken
+ * when its metadata arrives, then its message is read (so a call taken before a shutdown is
+ * answered even when its message is still arriving), then it is handled; it ends with one
+ * batch (initial metadata, the message, the status, the close), whose completion frees the
+ * call's state on the call's thread.
  */
 #include "net/grpc.h"
 
+#include "core/cpu.h"
 #include "core/log.h"
 #include "proto/kserve_pb.h"
 #include "serve/info.h"
@@ -35,7 +38,7 @@ typedef struct cq_thread cq_thread_t;
 typedef struct call_ctx call_ctx_t;
 
 /* What a completion-queue tag points at: its first member says which. */
-typedef enum { TAG_NEW_CALL = 1, TAG_CALL_DONE } tag_kind_t;
+typedef enum { TAG_NEW_CALL = 1, TAG_MESSAGE, TAG_CALL_DONE } tag_kind_t;
 
 /* A method's handler: it answers the call (finish) at once or, for control operations, later. */
 typedef int (*method_fn)(cq_thread_t *t, call_ctx_t *c);
@@ -54,13 +57,12 @@ typedef struct slot {
     grpc_call *call;
     gpr_timespec deadline;
     grpc_metadata_array md;
-    grpc_byte_buffer *payload;
     grpc_call_details details; /* the unknown-method request's */
 } slot_t;
 
 /* One call from its arrival to the completion of its answer. */
 struct call_ctx {
-    tag_kind_t kind; /* TAG_CALL_DONE; first */
+    tag_kind_t kind; /* TAG_MESSAGE while its message arrives, then TAG_CALL_DONE; first */
     cq_thread_t *t;
     const method_t *method;
     grpc_call *call;
@@ -641,8 +643,7 @@ static void request_slot(slot_t *s)
     grpc_call_error e;
     if (s->method >= 0)
         e = grpc_server_request_registered_call(srv->server, srv->handles[s->method], &s->call,
-                                                &s->deadline, &s->md, &s->payload, s->t->cq,
-                                                s->t->cq, s);
+                                                &s->deadline, &s->md, NULL, s->t->cq, s->t->cq, s);
     else
         e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->md, s->t->cq, s->t->cq,
                                      s);
@@ -658,24 +659,19 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
         grpc_call_cancel_with_status(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory",
                                      NULL);
         grpc_call_unref(s->call);
-        if (s->payload)
-            grpc_byte_buffer_destroy(s->payload);
-        s->payload = NULL;
-        s->md.count = 0;
+        grpc_metadata_array_destroy(&s->md);
+        grpc_metadata_array_init(&s->md);
         request_slot(s);
         return;
     }
     atomic_fetch_add_explicit(&t->server->active, 1, memory_order_relaxed);
-    c->kind = TAG_CALL_DONE;
     c->t = t;
     c->call = s->call;
     c->md = s->md; /* moved: the slot gets a fresh array */
     grpc_metadata_array_init(&s->md);
-    c->payload = s->payload;
-    s->payload = NULL;
     s->call = NULL;
-    mg_arena_reset(&t->arena);
     if (s->method < 0) {
+        c->kind = TAG_CALL_DONE;
         c->deadline_ns = deadline_of(s->details.deadline);
         grpc_slice m = s->details.method;
         size_t len = GRPC_SLICE_LENGTH(m);
@@ -685,15 +681,33 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
         finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL); /* gRPC's answer to an unknown method */
         grpc_call_details_destroy(&s->details);
         grpc_call_details_init(&s->details);
-    } else {
-        c->method = &methods[s->method];
-        c->deadline_ns = deadline_of(s->deadline);
-        if (c->method->fn != NULL)
-            c->method->fn(t, c);
-        else
-            finish(c, GRPC_STATUS_UNIMPLEMENTED, c->method->unimplemented, NULL);
+        request_slot(s);
+        return;
     }
+    c->method = &methods[s->method];
+    c->deadline_ns = deadline_of(s->deadline);
+    /* Ask for the next call now: a call taken is the server's to answer, even at shutdown. */
     request_slot(s);
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->payload;
+    c->kind = TAG_MESSAGE;
+    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK) {
+        c->kind = TAG_CALL_DONE;
+        finish_error(c, MG_EIO, "cannot read the request message");
+    }
+}
+
+/* The call's message arrived (or the call ended first: no message): answer it. */
+static void on_message(cq_thread_t *t, call_ctx_t *c)
+{
+    c->kind = TAG_CALL_DONE;
+    mg_arena_reset(&t->arena);
+    if (c->method->fn != NULL)
+        c->method->fn(t, c);
+    else
+        finish(c, GRPC_STATUS_UNIMPLEMENTED, c->method->unimplemented, NULL);
 }
 
 static void *cq_main(void *arg)
@@ -710,11 +724,12 @@ static void *cq_main(void *arg)
             continue;
         atomic_store_explicit(&t->server->last_event_ns, mono_ns(), memory_order_relaxed);
         tag_kind_t kind = *(tag_kind_t *)ev.tag;
-        if (kind == TAG_CALL_DONE) {
+        if (kind == TAG_CALL_DONE)
             call_free(ev.tag);
-        } else if (ev.success) {
+        else if (kind == TAG_MESSAGE)
+            on_message(t, ev.tag);
+        else if (ev.success)
             on_new_call(t, ev.tag);
-        }
         /* A request that failed: the server is shutting down; it is not asked again. */
     }
     rcu_unregister_thread();
@@ -750,6 +765,38 @@ static void free_threads(mg_grpc_server_t *s)
     free(s->threads);
 }
 
+/*
+ * Once the server's shutdown has completed: shuts the queues down, lets every thread (or, for
+ * threads never started, this one) drain its queue, joins them and frees everything.
+ */
+static void destroy(mg_grpc_server_t *s)
+{
+    for (int k = 0; k < s->nthreads; k++) {
+        if (s->threads[k].cq != NULL)
+            grpc_completion_queue_shutdown(s->threads[k].cq);
+    }
+    for (int k = 0; k < s->nthreads; k++) {
+        cq_thread_t *t = &s->threads[k];
+        if (t->started)
+            pthread_join(t->tid, NULL);
+        else if (t->cq != NULL)
+            while (
+                grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+                GRPC_QUEUE_SHUTDOWN) {
+            }
+    }
+    grpc_server_destroy(s->server);
+    for (int k = 0; k < s->nthreads; k++) {
+        if (s->threads[k].cq != NULL)
+            grpc_completion_queue_destroy(s->threads[k].cq);
+    }
+    grpc_completion_queue_shutdown(s->shutdown_cq);
+    grpc_completion_queue_destroy(s->shutdown_cq);
+    free_threads(s);
+    free(s);
+    grpc_shutdown();
+}
+
 int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *err)
 {
     mg_err_t local;
@@ -761,9 +808,7 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
         return mg_err_set(err, MG_EINVAL,
                           "gRPC listen address '%s' is not a numeric IPv4 or IPv6 address",
                           opts->host);
-    int nthreads = opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (nthreads < 1)
-        nthreads = 1;
+    int nthreads = mg_cpu_threads(opts->threads);
     mg_grpc_server_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return mg_err_set(err, MG_ENOMEM, "out of memory");
@@ -798,9 +843,16 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     for (size_t i = 0; i < NMETHODS; i++) {
         char path[128];
         snprintf(path, sizeof(path), SERVICE "%s", methods[i].name);
-        s->handles[i] = grpc_server_register_method(s->server, path, NULL,
-                                                    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        /* The message is read after the call is taken (see on_new_call). */
+        s->handles[i] =
+            grpc_server_register_method(s->server, path, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     }
+    /* Shutdown is awaited on a queue of its own, plucked by mg_grpc_stop. */
+    grpc_completion_queue_attributes attr = {GRPC_CQ_CURRENT_VERSION, GRPC_CQ_PLUCK,
+                                             GRPC_CQ_NON_POLLING, NULL};
+    s->shutdown_cq =
+        grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
+    grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
     for (int k = 0; k < nthreads; k++) {
         cq_thread_t *t = &s->threads[k];
         t->server = s;
@@ -809,8 +861,8 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
         mg_arena_init(&t->arena, 0);
         t->slots = calloc(NMETHODS + 1, sizeof(*t->slots));
         if (t->slots == NULL) {
-            s->nthreads = k + 1;
-            goto fail_nomem;
+            mg_err_set(err, MG_ENOMEM, "out of memory");
+            goto fail;
         }
         for (size_t i = 0; i <= NMETHODS; i++) {
             slot_t *sl = &t->slots[i];
@@ -821,13 +873,6 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
             grpc_call_details_init(&sl->details);
         }
     }
-    /* Shutdown is awaited on a queue of its own, plucked by mg_grpc_stop. */
-    grpc_completion_queue_attributes attr = {GRPC_CQ_CURRENT_VERSION, GRPC_CQ_PLUCK,
-                                             GRPC_CQ_NON_POLLING, NULL};
-    s->shutdown_cq =
-        grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
-    grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
-
     char target[200];
     snprintf(target, sizeof(target), v6 ? "[%s]:%d" : "%s:%d", opts->host, opts->port);
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
@@ -851,28 +896,11 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     *out = s;
     return 0;
 
-fail_nomem:
-    mg_err_set(err, MG_ENOMEM, "out of memory");
 fail:
     /* Never started: shut the server down with no calls, then free everything. */
     grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, s);
     grpc_completion_queue_pluck(s->shutdown_cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    grpc_server_destroy(s->server);
-    for (int k = 0; k < s->nthreads; k++) {
-        if (s->threads[k].cq != NULL) {
-            grpc_completion_queue_shutdown(s->threads[k].cq);
-            while (grpc_completion_queue_next(s->threads[k].cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                              NULL)
-                       .type != GRPC_QUEUE_SHUTDOWN) {
-            }
-            grpc_completion_queue_destroy(s->threads[k].cq);
-        }
-    }
-    grpc_completion_queue_shutdown(s->shutdown_cq);
-    grpc_completion_queue_destroy(s->shutdown_cq);
-    free_threads(s);
-    free(s);
-    grpc_shutdown();
+    destroy(s);
     return err->code;
 }
 
@@ -887,11 +915,11 @@ void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms)
         return;
     /*
      * gRPC's shutdown cancels every call not yet handed to the application: those whose
-     * message is still arriving (or waits in the socket while the threads run models), and
-     * those received but not matched to a request (a thread keeps one per method
-     * outstanding). So first serve on until the server is quiet (no call running, no event
-     * for QUIET_MS) or half the drain time has passed; then ask for many more calls, so every
-     * call received by the shutdown below is matched, and so served.
+     * metadata still waits in the socket while the threads run models, and those received but
+     * not matched to a request (a thread keeps one per method outstanding). So first serve on
+     * until the server is quiet (no call running, no event for QUIET_MS) or half the drain
+     * time has passed; then ask for many more calls, so every call received by the shutdown
+     * below is taken, and so answered.
      */
     int64_t start = mono_ns(), budget = (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000;
     while (mono_ns() - start < budget / 2) {
@@ -929,18 +957,5 @@ void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms)
         grpc_server_cancel_all_calls(s->server);
         grpc_completion_queue_pluck(s->shutdown_cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
-    for (int k = 0; k < s->nthreads; k++)
-        grpc_completion_queue_shutdown(s->threads[k].cq);
-    for (int k = 0; k < s->nthreads; k++) {
-        if (s->threads[k].started)
-            pthread_join(s->threads[k].tid, NULL);
-    }
-    grpc_server_destroy(s->server);
-    for (int k = 0; k < s->nthreads; k++)
-        grpc_completion_queue_destroy(s->threads[k].cq);
-    grpc_completion_queue_shutdown(s->shutdown_cq);
-    grpc_completion_queue_destroy(s->shutdown_cq);
-    free_threads(s);
-    free(s);
-    grpc_shutdown();
+    destroy(s);
 }

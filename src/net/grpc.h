@@ -7,11 +7,10 @@
  * status that matches the HTTP status serve/status.h gives the failure, with the same message.
  *
  * Threads: `threads` completion-queue threads, each polling its own queue and running the
- * calls it receives to the end, model Run included, as an HTTP event loop does. A thread asks
- * for its next inference call only once it is done with the current one, so a call never
- * waits behind a long Run while another thread is free. Repository load and unload are
- * control operations: the thread submits and moves on; the answer is started when the
- * operation completes and finishes on the call's thread.
+ * calls it receives to the end, model Run included, as an HTTP event loop does; gRPC spreads
+ * new calls over the threads. Repository load and unload are control operations: the thread
+ * submits and moves on; the answer is started when the operation completes and finishes on
+ * the call's thread.
  */
 #ifndef MG_NET_GRPC_H
 #define MG_NET_GRPC_H
@@ -44,10 +43,11 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
 int mg_grpc_port(const mg_grpc_server_t *s);
 
 /**
- * Stops accepting calls and lets the calls in flight finish, for at most `drain_ms`
- * milliseconds (then they are cancelled); stops and joins the threads and frees the server.
- * Stop the control plane first, so every repository call has been answered. Accepts NULL.
- * Thread: main.
+ * Serves on until the server is idle (at most half of `drain_ms`), then stops accepting calls
+ * (clients are told to go elsewhere), lets the calls in flight finish for the rest of
+ * `drain_ms` milliseconds (then they are cancelled), stops and joins the threads and frees the
+ * server. Stop the control plane first, so every repository call has been answered. Accepts
+ * NULL. Thread: main.
  */
 void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms);
 

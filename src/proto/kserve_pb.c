@@ -43,8 +43,9 @@ void mg_kserve_pb_allocator(ProtobufCAllocator *a, mg_arena_t *arena)
 typedef struct cursor {
     const mg_str_t *seg;
     size_t nseg;
-    size_t i;   /* current segment */
-    size_t off; /* offset in it */
+    size_t i;    /* current segment */
+    size_t off;  /* offset in it */
+    size_t left; /* bytes not yet consumed, in all segments */
 } cursor_t;
 
 /* Skips to the next non-empty segment when the current one is used up. */
@@ -67,6 +68,7 @@ static int cur_byte(cursor_t *c, uint8_t *b)
     if (cur_eof(c))
         return -1;
     *b = (uint8_t)c->seg[c->i].ptr[c->off++];
+    c->left--;
     return 0;
 }
 
@@ -89,6 +91,9 @@ static int cur_varint(cursor_t *c, uint64_t *v)
 /* Copies `n` bytes to dst (may be NULL: skip). Returns -1 when the message ends first. */
 static int cur_copy(cursor_t *c, char *dst, uint64_t n)
 {
+    if (n > c->left)
+        return -1;
+    c->left -= (size_t)n;
     while (n > 0) {
         if (cur_eof(c))
             return -1;
@@ -112,6 +117,7 @@ static const char *cur_span(cursor_t *c, uint64_t n)
         return NULL;
     const char *p = c->seg[c->i].ptr + c->off;
     c->off += (size_t)n;
+    c->left -= (size_t)n;
     return p;
 }
 
@@ -154,15 +160,14 @@ static int split_message(cursor_t *c, mg_arena_t *arena, mg_buf_t *rest, mg_str_
             return truncated(err);
         unsigned wire = (unsigned)(tag & 7);
         if ((tag >> 3) == FIELD_RAW_INPUT_CONTENTS && wire == 2) {
-            if (cur_varint(c, &len) != 0)
+            if (cur_varint(c, &len) != 0 || len > c->left)
                 return truncated(err);
             const char *p = cur_span(c, len);
             if (p == NULL) {
                 /* Spans slices (or runs past the end): one copy, 64-byte aligned. */
-                char *copy = len <= SIZE_MAX ? mg_arena_alloc(arena, len ? (size_t)len : 1) : NULL;
+                char *copy = mg_arena_alloc(arena, len ? (size_t)len : 1);
                 if (copy == NULL)
-                    return len > SIZE_MAX ? truncated(err)
-                                          : mg_err_set(err, MG_ENOMEM, "out of memory");
+                    return mg_err_set(err, MG_ENOMEM, "out of memory");
                 if (cur_copy(c, copy, len) != 0)
                     return truncated(err);
                 p = copy;
@@ -190,6 +195,8 @@ static int split_message(cursor_t *c, mg_arena_t *arena, mg_buf_t *rest, mg_str_
         case 1:
         case 5:
             len = wire == 1 ? 8 : 4;
+            if (len > c->left)
+                return truncated(err);
             rc |= mg_buf_reserve(rest, (size_t)len);
             if (rc == 0 && cur_copy(c, rest->data + rest->len, len) != 0)
                 return truncated(err);
@@ -197,7 +204,7 @@ static int split_message(cursor_t *c, mg_arena_t *arena, mg_buf_t *rest, mg_str_
                 rest->len += (size_t)len;
             break;
         case 2:
-            if (cur_varint(c, &len) != 0 || len > SIZE_MAX / 2)
+            if (cur_varint(c, &len) != 0 || len > c->left)
                 return truncated(err);
             rc |= append_varint(rest, len);
             rc |= rc == 0 ? mg_buf_reserve(rest, (size_t)len) : 0;
@@ -471,7 +478,9 @@ int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_reque
     req->binary_output = true; /* raw_output_contents unless asked otherwise */
     *target = (mg_kserve_pb_target_t){{"", 0}, {"", 0}};
 
-    cursor_t c = {seg, nseg, 0, 0};
+    cursor_t c = {seg, nseg, 0, 0, 0};
+    for (size_t i = 0; i < nseg; i++)
+        c.left += seg[i].len;
     mg_str_t *raw;
     size_t nraw;
     mg_buf_reset(scratch);

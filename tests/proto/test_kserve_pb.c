@@ -489,9 +489,11 @@ static void test_malformed_messages(void **state)
     static const uint8_t group[] = {0x0b, 0x0c};
     static const uint8_t varint[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
                                      0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
-    const uint8_t *bad[] = {past, group, varint};
-    size_t badlen[] = {sizeof(past), sizeof(group), sizeof(varint)};
-    for (int i = 0; i < 3; i++) {
+    /* a string whose length claims 2^63 bytes: refused before anything is allocated */
+    static const uint8_t huge[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    const uint8_t *bad[] = {past, group, varint, huge};
+    size_t badlen[] = {sizeof(past), sizeof(group), sizeof(varint), sizeof(huge)};
+    for (int i = 0; i < 4; i++) {
         free(p->msg);
         p->msg = malloc(badlen[i]);
         memcpy(p->msg, bad[i], badlen[i]);

@@ -134,7 +134,7 @@ static grpc_status_code grpc_status_of(int http_status)
 
 /* ---- answering ---------------------------------------------------------------------------- */
 
-/* Releases everything a call holds. Thread: the call's (its batch completed there). */
+/* Releases everything a call holds. Thread: the call's (its batch completed there), or any. */
 static void call_free(call_ctx_t *c)
 {
     atomic_fetch_sub_explicit(&c->t->server->active, 1, memory_order_relaxed);
@@ -188,10 +188,12 @@ static int finish(call_ctx_t *c, grpc_status_code status, const char *msg,
     n++;
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
     if (e != GRPC_CALL_OK) {
-        /* Only a misuse of the API gets here; the tag will never come, so nothing is freed. */
+        /* Only a misuse of the API gets here. The tag will never come: free the call now
+         * (nothing in call_free belongs to one thread). */
         mg_log(MG_LOG_ERROR, "grpc", "cannot answer call method=%s (grpc_call_error %d)",
                c->method ? c->method->name : "?", (int)e);
         grpc_call_cancel(c->call, NULL);
+        call_free(c);
     }
     return 0;
 }
@@ -614,6 +616,8 @@ static const method_t methods[] = {
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+_Static_assert(NMETHODS <= sizeof(((mg_grpc_server_t *)0)->handles) / sizeof(void *),
+               "room for every method's handle");
 
 /* ---- the completion-queue threads --------------------------------------------------------- */
 

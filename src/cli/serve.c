@@ -35,7 +35,7 @@ typedef struct serve_opts {
     long long ort_threads;
     int log_level; /* mg_log_level_t */
     int log_json;
-    long long drain_timeout; /* seconds */
+    long long drain_timeout;          /* seconds */
     mg_opt_listen_t grpc_listen;      /* not set: no gRPC listener */
     long long grpc_max_message_bytes; /* 0: --max-body-bytes */
 } serve_opts_t;
@@ -207,7 +207,8 @@ static int64_t monotonic_ms(void)
  * blocked in every thread but this one.
  */
 static void serve_signals(const sigset_t *sigs, int argc, char **argv, serve_opts_t *o,
-                          mg_serve_t *core, mg_http_server_t *http, mg_control_t *control)
+                          mg_serve_t *core, mg_http_server_t *http, mg_grpc_server_t *grpc,
+                          mg_control_t *control)
 {
     int64_t deadline = 0;
     int draining = 0;
@@ -226,6 +227,7 @@ static void serve_signals(const sigset_t *sigs, int argc, char **argv, serve_opt
             deadline = monotonic_ms() + o->drain_timeout * 1000;
             mg_serve_drain(core);
             mg_http_drain(http);
+            mg_grpc_drain(grpc);
             mg_log(MG_LOG_INFO, "main",
                    "draining (signal %d): not ready, listeners closing, connections open=%zu "
                    "drain_timeout=%llds",
@@ -237,7 +239,7 @@ static void serve_signals(const sigset_t *sigs, int argc, char **argv, serve_opt
         if (!draining)
             continue;
         size_t open = mg_http_open_connections(http);
-        if (mg_http_drained(http)) {
+        if (mg_http_drained(http) && mg_grpc_drained(grpc)) {
             mg_log(MG_LOG_INFO, "main", "drained: every connection answered and closed");
             return;
         }
@@ -340,13 +342,13 @@ int mg_cli_serve(int argc, char **argv)
     mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d%s", o.listen.host, mg_http_port(http, 0),
            grpc_addr);
 
-    serve_signals(&sigs, argc, argv, &o, core, http, control);
+    serve_signals(&sigs, argc, argv, &o, core, http, grpc, control);
     mg_log(MG_LOG_INFO, "main", "stopping");
     status = 0;
 out:
     /* Changes first (queued ones are cancelled and answered), then the loops. */
     mg_control_stop(control);
-    mg_grpc_stop(grpc, 10000);
+    mg_grpc_stop(grpc, (int)o.drain_timeout * 1000); /* after a drain: at once */
     mg_http_stop(http);
     mg_serve_free(core);
     mg_router_free(router);

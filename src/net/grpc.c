@@ -106,7 +106,8 @@ struct mg_grpc_server {
     mg_control_t *control;
     int port;
     int nthreads;
-    atomic_bool stopping;
+    atomic_bool stopping;       /* mg_grpc_drain was called */
+    bool drained;               /* the shutdown completed (main thread only) */
     atomic_int active;          /* calls taken and not yet freed */
     atomic_llong last_event_ns; /* CLOCK_MONOTONIC of the last completion-queue event */
     cq_thread_t *threads;
@@ -639,10 +640,11 @@ static int64_t deadline_of(gpr_timespec dl)
     return d != 0 ? d : 1;
 }
 
-static void request_slot(slot_t *s)
+/* Asks for the next call on `s`; once the server is stopping only when `drain` says so. */
+static void request_slot(slot_t *s, bool drain)
 {
     mg_grpc_server_t *srv = s->t->server;
-    if (atomic_load_explicit(&srv->stopping, memory_order_acquire))
+    if (!drain && atomic_load_explicit(&srv->stopping, memory_order_acquire))
         return;
     grpc_call_error e;
     if (s->method >= 0)
@@ -665,7 +667,7 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
         grpc_call_unref(s->call);
         grpc_metadata_array_destroy(&s->md);
         grpc_metadata_array_init(&s->md);
-        request_slot(s);
+        request_slot(s, false);
         return;
     }
     atomic_fetch_add_explicit(&t->server->active, 1, memory_order_relaxed);
@@ -685,13 +687,13 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
         finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL); /* gRPC's answer to an unknown method */
         grpc_call_details_destroy(&s->details);
         grpc_call_details_init(&s->details);
-        request_slot(s);
+        request_slot(s, false);
         return;
     }
     c->method = &methods[s->method];
     c->deadline_ns = deadline_of(s->deadline);
     /* Ask for the next call now: a call taken is the server's to answer, even at shutdown. */
-    request_slot(s);
+    request_slot(s, false);
     grpc_op op;
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_MESSAGE;
@@ -719,7 +721,7 @@ static void *cq_main(void *arg)
     cq_thread_t *t = arg;
     rcu_register_thread();
     for (size_t i = 0; i <= NMETHODS; i++)
-        request_slot(&t->slots[i]);
+        request_slot(&t->slots[i], false);
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -913,28 +915,29 @@ int mg_grpc_port(const mg_grpc_server_t *s)
     return s->port;
 }
 
-void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms)
+/* Serves on until the server is quiet (no call running, no event for QUIET_MS) or `ms` passed. */
+static void quiesce(mg_grpc_server_t *s, int64_t ms)
 {
-    if (s == NULL)
-        return;
-    /*
-     * gRPC's shutdown cancels every call not yet handed to the application: those whose
-     * metadata still waits in the socket while the threads run models, and those received but
-     * not matched to a request (a thread keeps one per method outstanding). So first serve on
-     * until the server is quiet (no call running, no event for QUIET_MS) or half the drain
-     * time has passed; then ask for many more calls, so every call received by the shutdown
-     * below is taken, and so answered.
-     */
-    int64_t start = mono_ns(), budget = (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000;
-    while (mono_ns() - start < budget / 2) {
-        int64_t now = mono_ns();
+    int64_t start = mono_ns();
+    while (mono_ns() - start < ms * 1000000) {
         if (atomic_load_explicit(&s->active, memory_order_relaxed) == 0 &&
-            now - atomic_load_explicit(&s->last_event_ns, memory_order_relaxed) >=
+            mono_ns() - atomic_load_explicit(&s->last_event_ns, memory_order_relaxed) >=
                 (int64_t)QUIET_MS * 1000000)
-            break;
+            return;
         struct timespec nap = {0, 5000000};
         nanosleep(&nap, NULL);
     }
+}
+
+void mg_grpc_drain(mg_grpc_server_t *s)
+{
+    if (s == NULL || atomic_exchange(&s->stopping, true))
+        return;
+    /*
+     * gRPC's shutdown cancels every call it has received but not yet matched to a request (a
+     * thread keeps one per method outstanding). Ask for many more first, so every call
+     * received by the shutdown below is taken, and so answered.
+     */
     for (int k = 0; k < s->nthreads; k++) {
         cq_thread_t *t = &s->threads[k];
         if (!t->started || (t->drain = calloc(NMETHODS * DRAIN_SLOTS, sizeof(slot_t))) == NULL)
@@ -945,21 +948,51 @@ void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms)
             sl->t = t;
             sl->method = (int)(i / DRAIN_SLOTS);
             grpc_metadata_array_init(&sl->md);
-            request_slot(sl);
+            request_slot(sl, true);
         }
     }
-    atomic_store_explicit(&s->stopping, true, memory_order_release);
-    /* No new calls; the ones in flight finish, for at most drain_ms, then they are cancelled. */
+    /* No new calls (clients get GOAWAY); the ones taken are answered. */
     grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, s);
-    int64_t left_ms = (budget - (mono_ns() - start)) / 1000000;
-    gpr_timespec until =
-        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                     gpr_time_from_millis(left_ms > 0 ? left_ms : 0, GPR_TIMESPAN));
-    grpc_event ev = grpc_completion_queue_pluck(s->shutdown_cq, s, until, NULL);
-    if (ev.type == GRPC_QUEUE_TIMEOUT) {
-        mg_log(MG_LOG_WARN, "grpc", "calls still running after %d ms; cancelling them", drain_ms);
-        grpc_server_cancel_all_calls(s->server);
-        grpc_completion_queue_pluck(s->shutdown_cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    mg_log(MG_LOG_INFO, "grpc", "draining calls_in_flight=%d",
+           atomic_load_explicit(&s->active, memory_order_relaxed));
+}
+
+bool mg_grpc_drained(mg_grpc_server_t *s)
+{
+    if (s == NULL)
+        return true;
+    if (!s->drained && atomic_load(&s->stopping) &&
+        grpc_completion_queue_pluck(s->shutdown_cq, s, gpr_time_0(GPR_CLOCK_REALTIME), NULL).type ==
+            GRPC_OP_COMPLETE)
+        s->drained = true;
+    return s->drained;
+}
+
+void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms)
+{
+    if (s == NULL)
+        return;
+    int64_t start = mono_ns(), budget_ms = drain_ms > 0 ? drain_ms : 0;
+    if (!atomic_load(&s->stopping)) {
+        /* Not drained yet: first let the calls whose metadata still waits in the sockets
+         * arrive (gRPC's shutdown would cancel them), for at most half the time. */
+        quiesce(s, budget_ms / 2);
+        mg_grpc_drain(s);
+    }
+    if (!s->drained) {
+        int64_t left_ms = budget_ms - (mono_ns() - start) / 1000000;
+        gpr_timespec until =
+            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                         gpr_time_from_millis(left_ms > 0 ? left_ms : 0, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_pluck(s->shutdown_cq, s, until, NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            mg_log(MG_LOG_WARN, "grpc", "calls still running after %d ms; cancelling them",
+                   drain_ms);
+            grpc_server_cancel_all_calls(s->server);
+            grpc_completion_queue_pluck(s->shutdown_cq, s, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                        NULL);
+        }
+        s->drained = true;
     }
     destroy(s);
 }

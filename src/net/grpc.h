@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "serve/serve.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct mg_grpc_opts {
@@ -43,11 +44,20 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
 int mg_grpc_port(const mg_grpc_server_t *s);
 
 /**
- * Serves on until the server is idle (at most half of `drain_ms`), then stops accepting calls
- * (clients are told to go elsewhere), lets the calls in flight finish for the rest of
- * `drain_ms` milliseconds (then they are cancelled), stops and joins the threads and frees the
- * server. Stop the control plane first, so every repository call has been answered. Accepts
- * NULL. Thread: main.
+ * Starts draining: the calls already received are taken and answered, new calls are refused
+ * (clients get GOAWAY and go elsewhere). Returns at once; mg_grpc_drained says when it is done.
+ * Idempotent; accepts NULL. Thread: main.
+ */
+void mg_grpc_drain(mg_grpc_server_t *s);
+
+/** True once a drain has finished every call (NULL: true). Never blocks. Thread: main. */
+bool mg_grpc_drained(mg_grpc_server_t *s);
+
+/**
+ * Drains (when mg_grpc_drain was not called: after serving on until the server is idle, at most
+ * half of `drain_ms`), waits for the calls in flight until `drain_ms` milliseconds have passed,
+ * cancels what is left, stops and joins the threads and frees the server. Stop the control
+ * plane first, so every repository call has been answered. Accepts NULL. Thread: main.
  */
 void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms);
 

@@ -11,6 +11,7 @@
 #include "proto/kserve.h"
 #include "proto/predict.h"
 #include "proto/tensor_json.h"
+#include "tensor_check.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -18,34 +19,6 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok)
-{
-    if (!ok)
-        abort();
-}
-
-/* Reads every byte a decoded tensor claims, so bad pointers or sizes trip ASan. */
-static unsigned touch(const mg_tensor_t *t)
-{
-    unsigned sum = 0;
-    if (t->dtype == MG_DT_BYTES) {
-        const mg_str_t *s = t->data;
-        size_t total = 0;
-        for (size_t i = 0; i < t->count; i++) {
-            for (size_t k = 0; k < s[i].len; k++)
-                sum += (unsigned char)s[i].ptr[k];
-            total += s[i].len;
-        }
-        check(total == t->nbytes);
-        return sum;
-    }
-    check(t->nbytes == t->count * mg_dtype_size(t->dtype));
-    const unsigned char *p = t->data;
-    for (size_t i = 0; i < t->nbytes; i++)
-        sum += p[i];
-    return sum;
-}
 
 /* Whether element i of a and b are the same value (any NaN equals any NaN). */
 static int same_element(const mg_tensor_t *a, const mg_tensor_t *b, size_t i)

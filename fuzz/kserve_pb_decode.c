@@ -8,41 +8,13 @@
  */
 #include "proto/kserve_pb.h"
 
+#include "tensor_check.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok)
-{
-    if (!ok)
-        abort();
-}
-
-/* Reads every byte a decoded tensor claims, so bad pointers or sizes trip ASan. */
-static unsigned touch(const mg_tensor_t *t)
-{
-    unsigned sum = 0;
-    size_t count;
-    check(mg_shape_count(t->shape, t->ndim, 0, &count) == 0 && count == t->count);
-    if (t->dtype == MG_DT_BYTES) {
-        const mg_str_t *s = t->data;
-        size_t total = 0;
-        for (size_t i = 0; i < t->count; i++) {
-            for (size_t k = 0; k < s[i].len; k++)
-                sum += (unsigned char)s[i].ptr[k];
-            total += s[i].len;
-        }
-        check(total == t->nbytes);
-        return sum;
-    }
-    check(t->nbytes == t->count * mg_dtype_size(t->dtype));
-    const unsigned char *p = t->data;
-    for (size_t i = 0; i < t->nbytes; i++)
-        sum += p[i];
-    return sum;
-}
 
 typedef struct decoded {
     int rc;

@@ -95,16 +95,24 @@ int mg_pick_version(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
     mg_policy_decision_t d;
     int rc = mg_policy_pick(p, &in, &d, err);
     int64_t stable = p != NULL ? p->stable : 0;
+    int kill = mg_router_kill_switch(router);
+    out->config_revision = mg_router_config_revision(router);
     mg_rcu_read_unlock();
     if (rc != 0)
         return rc;
+    if (kill && stable > 0 && mg_pick_by_policy(d.reason)) {
+        /* The kill switch: what the policy decided goes to its stable version instead. */
+        d.version = stable;
+        d.reason = MG_POLICY_REASON_KILL_SWITCH;
+        d.rule = -1;
+    }
 
     out->reason = d.reason;
     out->rule = d.rule;
     out->chosen = d.version;
     out->stable = stable;
     rc = mg_registry_acquire(reg, model, d.version, &out->version, err);
-    if (!mg_pick_by_policy(d.reason) || stable <= 0)
+    if (!(mg_pick_by_policy(d.reason) || d.reason == MG_POLICY_REASON_KILL_SWITCH) || stable <= 0)
         return rc;
 
     /* May the version the policy chose take the request? The stable one is never ejected. */

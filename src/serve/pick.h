@@ -61,7 +61,7 @@ typedef struct mg_pick {
     int64_t stable; /* the policy's stable version; 0: no policy */
     mg_pick_fallback_t fallback; /* with MG_POLICY_REASON_FALLBACK: why */
     bool probe;                  /* the breaker let this request through as a half-open probe */
-    uint64_t config_revision; /* the fleet configuration revision routed by; 0: none */
+    uint64_t config_revision;    /* the fleet configuration revision routed by; 0: none */
 } mg_pick_t;
 
 /** True when the policy chose the version (AB group, stage, sticky key or weights). */

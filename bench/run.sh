@@ -20,6 +20,9 @@
 #               (wrk: no read error, timeout or non-2xx; wrk reports its reconnects refused
 #               after the listeners closed as connect/write errors, which are expected) and the
 #               process exits 0.
+#   fleet       bench/fleet_bench.py: a real etcd and three instances; BENCH_FLEET_CHANGES (20)
+#               weight changes with `ctl --etcd`, each timed per instance from the write's answer
+#               to the first request routed by it. Target: every one within 250 ms.
 #
 # Both sides of a pair are up at once and measured alternately, run by run (A1 B1 A2 B2 ...),
 # so whatever else loads the machine hits both alike; a pair's ratio is the median of its
@@ -53,7 +56,8 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,routed,micro,ort,cnn,drain}
+PARTS=${BENCH_PARTS:-nginx,digits,routed,micro,ort,cnn,drain,fleet}
+FLEET_CHANGES=${BENCH_FLEET_CHANGES:-20}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 REPEAT=${BENCH_REPEAT:-3}
@@ -81,6 +85,7 @@ R_ROUTED="" R_ROUTED_P99="" R_ROUTED_RATIO="" R_UPD="" R_UPD_P99="" UPDATES_DONE
 R_ORT="" R_ORT_MS="" R_CNN="" R_CNN_P99="" R_CNN_RATIO=""
 CNN_MFLOPS=""
 R_DRAIN=""
+R_FLEET=""
 MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
 MACHINE+=" $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r)"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -283,6 +288,14 @@ summary() {
         echo "cnn binary   : $c | $o | ratio $(r2 "$ratio") (target >= 0.90) $v"
     else
         echo "cnn binary   : $c | $o | ratio n/a"
+    fi
+    if [ -n "$R_FLEET" ]; then
+        local n within mx
+        n=$(echo "$R_FLEET" | sed -n 's/.*samples=\([0-9]*\).*/\1/p')
+        within=$(echo "$R_FLEET" | sed -n 's/.*within_250ms=\([0-9]*\).*/\1/p')
+        mx=$(echo "$R_FLEET" | sed -n 's/.*max_ms=\([0-9.]*\).*/\1/p')
+        v=$(verdict "$within == $n && $mx <= 250")
+        echo "fleet etcd   : ${R_FLEET#fleet: } (target: all within 250 ms) $v"
     fi
     echo "runs         : nginx rps [${R_NGINX}] digits rps [${R_DIGITS}] ratios [${R_HTTP_RATIO}]"
     echo "               routed rps [${R_ROUTED}] ratios [${R_ROUTED_RATIO}] p99 [${R_ROUTED_P99}] with updates p99 [${R_UPD_P99}]"
@@ -553,7 +566,16 @@ if want drain; then
     echo "bench: drain: $R_DRAIN"
 fi
 
-# 5. Summary ----------------------------------------------------------------------------------------
+# 5. Fleet: three instances and etcd --------------------------------------------------------------
+if want fleet; then
+    command -v etcd >/dev/null || die "etcd not found (run: make setup)"
+    run_child "$OUT/fleet.txt" "$PY" bench/fleet_bench.py "$BUILD" "$FLEET_CHANGES" ||
+        { tail -n 30 "$OUT/fleet.txt" >&2; die "fleet: bench/fleet_bench.py failed"; }
+    grep '^fleet: change\|^fleet: [0-9]' "$OUT/fleet.txt" | sed 's/^/bench: /'
+    R_FLEET=$(grep '^fleet: changes=' "$OUT/fleet.txt" | tail -n 1)
+fi
+
+# 6. Summary ----------------------------------------------------------------------------------------
 {
     summary
     if [ -f "$OUT/route_bench.txt" ]; then

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/rcu.h"
 
+#include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -506,6 +507,7 @@ static void cluster_free(mg_cluster_t *c)
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->lock);
     free(c);
+    curl_global_cleanup();
 }
 
 int mg_cluster_start(mg_cluster_t **out, const mg_cluster_opts_t *o, mg_err_t *err)
@@ -518,6 +520,8 @@ int mg_cluster_start(mg_cluster_t **out, const mg_cluster_opts_t *o, mg_err_t *e
     mg_cluster_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return mg_err_set(err, MG_ENOMEM, "out of memory");
+    /* libcurl's global state, before any thread of ours uses it (reference-counted). */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->wake, NULL);
     atomic_init(&c->stopping, false);

@@ -50,7 +50,7 @@ typedef struct mg_control_fleet {
     const char *source; /* "etcd" or "state file": for logs and the state file */
     uint64_t revision;  /* the configuration's revision (etcd's store revision); 0: none */
     uint64_t digest;    /* the content's digest (cluster/fleet.h), kept in the state file */
-    const mg_control_policy_text_t *policies;
+    const mg_control_policy_text_t *policies; /* each model at most once */
     size_t npolicies;
     const char *routes; /* the route table's JSON; NULL: an empty table */
     size_t routes_len;

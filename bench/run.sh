@@ -31,7 +31,8 @@
 # driver output and every server log is kept in bench/out/ (git-ignored).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,routed,micro,ort,cnn,drain]
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,routed,micro,ort,cnn,drain,fleet]
+#   BENCH_FLEET_CHANGES  weight changes the fleet part times [20]
 #   BENCH_DURATION       seconds per measured run [10]
 #   BENCH_WARMUP         seconds of warm-up load per server before measuring [2]
 #   BENCH_REPEAT         measured runs per part [3] (single 10 s runs swing by +-20% on a

@@ -126,6 +126,12 @@ static void set_watching(mg_cluster_t *c, bool on, const char *why)
 static void reject(mg_cluster_t *c, uint64_t digest, const char *key, const char *why)
 {
     uint64_t revision = (uint64_t)c->view.revision;
+    pthread_mutex_lock(&c->lock);
+    int again = c->rejected_digest == digest && c->nrejections > 0 &&
+                strcmp(c->rejections[0].reason, why) == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (again) /* a retry that failed for the same reason: already logged, counted, reported */
+        return;
     mg_log(MG_LOG_ERROR, "cluster", "configuration rejected revision=%llu key=%s (%s)",
            (unsigned long long)revision, key ? key : "-", why);
     pthread_mutex_lock(&c->lock);
@@ -147,9 +153,9 @@ static void reject(mg_cluster_t *c, uint64_t digest, const char *key, const char
 
 /*
  * The view changed (a read or events): unless it holds what already serves (or what was
- * rejected last), build its configuration and have the control plane apply it.
+ * rejected last, unless `retry`), build its configuration and have the control plane apply it.
  */
-static void consider(mg_cluster_t *c)
+static void consider(mg_cluster_t *c, bool retry)
 {
     uint64_t digest = mg_fleet_view_digest(&c->view);
     pthread_mutex_lock(&c->lock);
@@ -157,9 +163,11 @@ static void consider(mg_cluster_t *c)
     c->st.seen_digest = digest;
     bool same = c->st.applied_digest == digest && c->st.applied_revision != 0;
     bool known_bad = c->rejected_digest == digest && c->st.rejected_total > 0;
+    if (same && c->st.source != NULL && strcmp(c->st.source, "etcd") != 0)
+        c->st.source = "etcd"; /* what the state file restored is etcd's current content */
     mark_report(c);
     pthread_mutex_unlock(&c->lock);
-    if (same || known_bad)
+    if (same || (known_bad && !retry))
         return;
 
     mg_fleet_config_t cfg;
@@ -210,7 +218,7 @@ static int full_read(mg_cluster_t *c, mg_err_t *err)
         return rc;
     if ((rc = mg_fleet_view_reset(&c->view, &kvs)) != 0)
         return mg_err_set(err, rc, "out of memory");
-    consider(c);
+    consider(c, false);
     return 0;
 }
 
@@ -251,7 +259,7 @@ static int on_watch_msg(void *ctx, const mg_etcd_watch_msg_t *m)
         changed = 1;
     }
     if (changed)
-        consider(c);
+        consider(c, false);
     return 0;
 }
 
@@ -288,6 +296,12 @@ static int on_watch_tick(void *ctx)
         return RESTART_WATCH;
     }
     set_watching(c, true, NULL);
+    /* A rejected configuration may have become valid (a model loaded since): try it again. */
+    pthread_mutex_lock(&c->lock);
+    bool pending = c->rejected_digest != 0 && c->rejected_digest == c->st.seen_digest;
+    pthread_mutex_unlock(&c->lock);
+    if (pending)
+        consider(c, true);
     return 0;
 }
 

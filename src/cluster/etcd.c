@@ -531,6 +531,8 @@ static int watch_drain(watch_stream_t *s, mg_etcd_watch_fn on_msg, void *ctx, mg
 {
     size_t start = 0;
     int rc = 0;
+    if (s->pending.len == 0)
+        return 0;
     while (rc == 0) {
         char *nl = memchr(s->pending.data + start, '\n', s->pending.len - start);
         if (nl == NULL)

@@ -71,7 +71,8 @@ int mg_fleet_view_reset(mg_fleet_view_t *v, mg_etcd_kvs_t *kvs)
         kv->key = kv->value = NULL;
     }
     /* etcd returns keys sorted by bytes; strcmp agrees for keys without NUL bytes. */
-    qsort(v->entries, v->n, sizeof(*v->entries), cmp_entry);
+    if (v->n > 1)
+        qsort(v->entries, v->n, sizeof(*v->entries), cmp_entry);
     v->revision = kvs->revision;
     mg_etcd_kvs_free(kvs);
     return 0;

@@ -38,7 +38,7 @@ static int setup(void **state)
     if (mg_test_tmpdir("mg-cluster-", repo, sizeof(repo)) != 0)
         return -1;
     mg_test_sh("cp -r %s/models/digits %s/digits", mg_test_source_dir(), repo);
-    mg_log_configure(MG_LOG_ERROR + 1, 0);
+    mg_log_configure(getenv("MG_TEST_LOG") ? MG_LOG_DEBUG : MG_LOG_ERROR + 1, 0);
     mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1};
     mg_err_t err;
     if (mg_infer_env_init(&eo, &err) != 0)
@@ -85,13 +85,13 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Polls `cond` every 10 ms for up to 20 s. */
+/* Polls `cond` every 10 ms for up to 20 s; evaluates it once more only while it is false. */
 #define WAIT_FOR(cond)                                                                             \
     do {                                                                                           \
-        int waited_ = 0;                                                                           \
-        while (!(cond) && waited_++ < 2000)                                                        \
+        int waited_ = 0, ok_;                                                                      \
+        while (!(ok_ = (cond)) && waited_++ < 2000)                                                \
             nap_ms(10);                                                                            \
-        assert_true(cond);                                                                         \
+        assert_true(ok_);                                                                          \
     } while (0)
 
 static uint64_t config_revision(void)
@@ -106,6 +106,18 @@ static mg_cluster_status_t status_of(mg_cluster_t *c)
     mg_cluster_status_t st;
     mg_cluster_status(c, &st);
     return st;
+}
+
+/* True when the one report under /c/instances/ holds `text`; *kvs keeps it then. */
+static bool report_says(mg_etcd_kvs_t *kvs, const char *text)
+{
+    mg_err_t err;
+    if (mg_etcd_range(writer, "/c/instances/", false, kvs, &err) != 0)
+        return false;
+    if (kvs->n == 1 && strstr(kvs->kvs[0].value, text) != NULL)
+        return true;
+    mg_etcd_kvs_free(kvs);
+    return false;
 }
 
 static void test_instance_follows_etcd(void **state)
@@ -154,8 +166,7 @@ static void test_instance_follows_etcd(void **state)
 
     /* The report, under a lease. */
     mg_etcd_kvs_t kvs = {0};
-    WAIT_FOR(mg_etcd_range(writer, "/c/instances/", false, &kvs, &err) == 0 && kvs.n == 1 &&
-             strstr(kvs.kvs[0].value, "unknown version 5") != NULL);
+    WAIT_FOR(report_says(&kvs, "unknown version 5"));
     assert_string_equal(kvs.kvs[0].key, "/c/instances/unit");
     assert_true(kvs.kvs[0].lease != 0);
     assert_non_null(strstr(kvs.kvs[0].value, "\"model\":\"digits\",\"version\":\"1\""));
@@ -164,6 +175,19 @@ static void test_instance_follows_etcd(void **state)
     /* Fixed: applied again. */
     int64_t good = put("/c/config/traffic/digits", "{\"weights\":{\"2\":1}}");
     WAIT_FOR(config_revision() == (uint64_t)good);
+
+    /* A policy for a model this instance does not have yet is rejected, and applies by itself
+     * once the model is loaded (retried while the watch is quiet). */
+    int64_t late = put("/c/config/traffic/late", "{\"weights\":{\"2\":1}}");
+    WAIT_FOR(status_of(c).last_rejected_revision == (uint64_t)late);
+    assert_non_null(strstr(status_of(c).last_rejection, "unknown model 'late'"));
+    mg_test_sh("cp -r %s/digits %s/late && rm %s/late/config.json", repo, repo, repo);
+    mg_control_op_t load = {.kind = MG_CONTROL_LOAD};
+    snprintf(load.model, sizeof(load.model), "late");
+    assert_int_equal(mg_control_run(ctl, &load), 0);
+    WAIT_FOR(config_revision() == (uint64_t)late);
+    assert_int_equal(status_of(c).rejected_total, 2); /* the retries were not counted */
+    good = late;
 
     /* etcd gone: the instance notices, and the configuration goes stale without failing. */
     mg_test_etcd_t gone = server;

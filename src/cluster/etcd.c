@@ -316,19 +316,31 @@ static int64_t header_revision(json_t *j)
     return num_of(json_object_get(json_object_get(j, "header"), "revision"));
 }
 
+/*
+ * Sends the body built in `b` (`built` is what building it returned: 0 or MG_ENOMEM) and frees
+ * it. Returns as `unary`.
+ */
+static int post(mg_etcd_t *e, const char *path, mg_buf_t *b, int built, json_t **out, mg_err_t *err)
+{
+    int rc = built != 0 ? mg_err_set(err, MG_ENOMEM, "out of memory") : unary(e, path, b, out, err);
+    mg_buf_free(b);
+    return rc;
+}
+
+/* {"key": ..[, "range_end": ..]} */
+static int range_body(mg_buf_t *b, const char *prefix, bool exact)
+{
+    int rc = mg_buf_puts(b, "{");
+    rc = rc ? rc : put_range(b, prefix, exact);
+    rc = rc ? rc : mg_buf_puts(b, "}");
+    return rc ? MG_ENOMEM : 0;
+}
+
 int mg_etcd_range(mg_etcd_t *e, const char *prefix, bool exact, mg_etcd_kvs_t *out, mg_err_t *err)
 {
     mg_buf_t b = {0};
-    int rc = mg_buf_puts(&b, "{");
-    rc = rc ? rc : put_range(&b, prefix, exact);
-    rc = rc ? rc : mg_buf_puts(&b, "}");
-    if (rc != 0) {
-        mg_buf_free(&b);
-        return mg_err_set(err, MG_ENOMEM, "out of memory");
-    }
     json_t *j = NULL;
-    rc = unary(e, "/v3/kv/range", &b, &j, err);
-    mg_buf_free(&b);
+    int rc = post(e, "/v3/kv/range", &b, range_body(&b, prefix, exact), &j, err);
     if (rc != 0)
         return rc;
     mg_etcd_kvs_t r = {0};
@@ -376,14 +388,8 @@ int mg_etcd_txn(mg_etcd_t *e, const mg_etcd_put_t *puts, size_t n, const char *c
         rc = rc ? rc : mg_buf_puts(&b, "}}");
     }
     rc = rc ? rc : mg_buf_puts(&b, "]}");
-    if (rc != 0) {
-        mg_buf_free(&b);
-        return mg_err_set(err, MG_ENOMEM, "out of memory");
-    }
     json_t *j = NULL;
-    rc = unary(e, "/v3/kv/txn", &b, &j, err);
-    mg_buf_free(&b);
-    if (rc != 0)
+    if ((rc = post(e, "/v3/kv/txn", &b, rc ? MG_ENOMEM : 0, &j, err)) != 0)
         return rc;
     /* proto3 JSON leaves false out: a failed compare has no "succeeded". */
     if (succeeded != NULL)
@@ -397,16 +403,8 @@ int mg_etcd_txn(mg_etcd_t *e, const mg_etcd_put_t *puts, size_t n, const char *c
 int mg_etcd_delete(mg_etcd_t *e, const char *key, int64_t *revision, mg_err_t *err)
 {
     mg_buf_t b = {0};
-    int rc = mg_buf_puts(&b, "{");
-    rc = rc ? rc : put_key(&b, "key", key, strlen(key));
-    rc = rc ? rc : mg_buf_puts(&b, "}");
-    if (rc != 0) {
-        mg_buf_free(&b);
-        return mg_err_set(err, MG_ENOMEM, "out of memory");
-    }
     json_t *j = NULL;
-    rc = unary(e, "/v3/kv/deleterange", &b, &j, err);
-    mg_buf_free(&b);
+    int rc = post(e, "/v3/kv/deleterange", &b, range_body(&b, key, true), &j, err);
     if (rc == 0 && revision != NULL)
         *revision = header_revision(j);
     json_decref(j);
@@ -418,13 +416,8 @@ static int lease_call(mg_etcd_t *e, const char *path, const char *field, int64_t
                       json_t **out, mg_err_t *err)
 {
     mg_buf_t b = {0};
-    if (mg_buf_printf(&b, "{\"%s\":\"%lld\"}", field, (long long)value) != 0) {
-        mg_buf_free(&b);
-        return mg_err_set(err, MG_ENOMEM, "out of memory");
-    }
-    int rc = unary(e, path, &b, out, err);
-    mg_buf_free(&b);
-    return rc;
+    int built = mg_buf_printf(&b, "{\"%s\":\"%lld\"}", field, (long long)value);
+    return post(e, path, &b, built ? MG_ENOMEM : 0, out, err);
 }
 
 int mg_etcd_lease_grant(mg_etcd_t *e, int64_t ttl_s, int64_t *id, mg_err_t *err)

@@ -43,13 +43,7 @@ static int teardown(void **state)
 
 static int64_t put(const char *key, const char *value)
 {
-    mg_etcd_put_t p = {key, value, strlen(value), 0};
-    bool ok = false;
-    int64_t rev = 0;
-    mg_err_t err;
-    assert_int_equal(mg_etcd_txn(client, &p, 1, NULL, 0, &ok, &rev, &err), 0);
-    assert_true(ok);
-    return rev;
+    return mg_test_etcd_put(client, key, value);
 }
 
 static void test_endpoints_are_checked(void **state)

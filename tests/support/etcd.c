@@ -102,3 +102,14 @@ void mg_test_etcd_stop(mg_test_etcd_t *e)
         e->dir[0] = '\0';
     }
 }
+
+int64_t mg_test_etcd_put(mg_etcd_t *client, const char *key, const char *value)
+{
+    mg_etcd_put_t p = {key, value, strlen(value), 0};
+    bool ok = false;
+    int64_t rev = 0;
+    mg_err_t err;
+    if (mg_etcd_txn(client, &p, 1, NULL, 0, &ok, &rev, &err) != 0 || !ok)
+        fail_msg("put %s: %s", key, ok ? err.msg : "the transaction did not succeed");
+    return rev;
+}

@@ -5,6 +5,9 @@
 #ifndef MG_SUPPORT_ETCD_H
 #define MG_SUPPORT_ETCD_H
 
+#include "cluster/etcd.h"
+
+#include <stdint.h>
 #include <sys/types.h>
 
 /** One etcd member. */
@@ -24,6 +27,10 @@ int mg_test_etcd_start(mg_test_etcd_t *e);
 
 /** Stops etcd and removes its data dir. Accepts a member that was never started. */
 void mg_test_etcd_stop(mg_test_etcd_t *e);
+
+/** Puts `key` = `value` through `client`, failing the running test if etcd refuses; returns the
+ * store revision after it. */
+int64_t mg_test_etcd_put(mg_etcd_t *client, const char *key, const char *value);
 
 /** A loopback TCP port nobody listens on right now. */
 int mg_test_free_port(void);

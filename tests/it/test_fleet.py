@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import time
 import unittest
 
@@ -277,6 +278,43 @@ class FleetTest(unittest.TestCase):
         self.assertIn("instances: 2", out)
 
 
+class FleetArgumentsTest(unittest.TestCase):
+    def test_bad_etcd_arguments_and_unreachable_etcd(self):
+        root, repo = mgtest.make_repo(with_test_models=False)
+        try:
+            for args, want in ((["--etcd", "ftp://127.0.0.1:1"], "not an http:// or https:// URL"),
+                               (["--etcd", "http://127.0.0.1:1", "--etcd-prefix", "nope"], "must start with '/'")):
+                p = subprocess.run([mgtest.MG_BIN, "serve", "--repo", repo, "--listen", "127.0.0.1:0", *args],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn(want, p.stderr)
+            dead = "http://127.0.0.1:%d" % etcdtest.free_port()
+            for cmd in (["status"], ["traffic", "digits", "1=1"], ["kill-switch", "on"]):
+                p = subprocess.run([mgtest.MG_BIN, "ctl", "--etcd", dead, *cmd], capture_output=True, text=True,
+                                   timeout=60)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("cannot reach etcd", p.stderr)
+            p = subprocess.run([mgtest.MG_BIN, "ctl", "status"], capture_output=True, text=True, timeout=60,
+                               env={k: v for k, v in os.environ.items() if k != "MODELGATE_ETCD"})
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("status needs --etcd URL", p.stderr)
+            # An instance that cannot reach etcd serves anyway and says so.
+            d = mgtest.Daemon(repo, args=["--etcd", dead, "--etcd-prefix", "/x"])
+            try:
+                s, b = d.json("GET", "/v2/health/ready")
+                self.assertEqual(s, 200)
+                self.assertEqual(b["config"]["source"], "none")
+                self.assertFalse(b["config"]["watching"])
+                wait_until(lambda: "etcd_error" in d.json("GET", "/v2/health/ready")[1]["config"], what="the error")
+                s, h, _ = d.request("POST", "/v2/models/digits/infer", fleettest.BODY)
+                self.assertEqual(s, 200)
+                self.assertTrue(any("--etcd without --state-dir" in line for line in d.log))
+            finally:
+                self.assertEqual(d.stop(), 0)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 class StateFileTest(unittest.TestCase):
     """Without --etcd, admin API changes persist to --state-dir and survive a restart."""
 
@@ -291,14 +329,17 @@ class StateFileTest(unittest.TestCase):
                 self.assertEqual(s, 200, b)
                 routes = {"routes": [{"name": "x", "match": {"path": {"exact": "/x"}}, "model": "digits"}]}
                 self.assertEqual(d.json("PUT", "/v2/admin/routes", routes)[0], 200)
-                self.assertEqual(d.json("PUT", "/v2/admin/kill-switch", {"enabled": True}),
-                                 (200, {"enabled": True}))
+                p = subprocess.run([mgtest.MG_BIN, "ctl", "--server", "http://127.0.0.1:%d" % d.port,
+                                    "kill-switch", "on"], capture_output=True, text=True, timeout=60)
+                self.assertEqual((p.returncode, p.stdout), (0, "kill switch: on\n"), p.stderr)
+                self.assertEqual(d.json("GET", "/v2/admin/kill-switch"), (200, {"enabled": True}))
                 s, b = d.json("PUT", "/v2/admin/kill-switch", {"enabled": "yes"})
                 self.assertEqual(s, 400)
                 self.assertIn("enabled", b["error"])
             finally:
                 self.assertEqual(d.stop(), 0)
-            saved = json.load(open(os.path.join(state, "state.json")))
+            with open(os.path.join(state, "state.json")) as f:
+                saved = json.load(f)
             self.assertEqual(saved["source"], "admin")
             self.assertEqual(saved["policies"]["digits"]["weights"], {"1": 0, "2": 100})
             d = mgtest.Daemon(repo, args=args)

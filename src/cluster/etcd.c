@@ -236,11 +236,12 @@ static int unary(mg_etcd_t *e, const char *path, const mg_buf_t *body, json_t **
 {
     mg_buf_t resp = {0};
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    int rc = MG_EIO;
+    int rc = MG_EIO, decided = 0; /* decided: an answer or a failure other than "unreachable" */
     char why[CURL_ERROR_SIZE + 300] = "no endpoint";
     for (int k = 0; k < e->nendpoints; k++) {
         if (atomic_load(&e->cancelled)) {
             rc = mg_err_set(err, MG_ECANCELED, "etcd client stopped");
+            decided = 1;
             break;
         }
         int ep = (e->current + k) % e->nendpoints;
@@ -253,6 +254,7 @@ static int unary(mg_etcd_t *e, const char *path, const mg_buf_t *body, json_t **
         CURLcode cc = curl_easy_perform(e->unary);
         if (cc == CURLE_ABORTED_BY_CALLBACK) {
             rc = mg_err_set(err, MG_ECANCELED, "etcd client stopped");
+            decided = 1;
             break;
         }
         if (cc != CURLE_OK) {
@@ -260,28 +262,39 @@ static int unary(mg_etcd_t *e, const char *path, const mg_buf_t *body, json_t **
                      errbuf[0] ? errbuf : curl_easy_strerror(cc));
             continue;
         }
-        e->current = ep;
         long status = 0;
         curl_easy_getinfo(e->unary, CURLINFO_RESPONSE_CODE, &status);
         if (mg_buf_append(&resp, "", 1) != 0) {
             rc = mg_err_set(err, MG_ENOMEM, "out of memory");
+            decided = 1;
             break;
         }
         resp.len--;
+        if (status >= 500 && k + 1 < e->nendpoints) {
+            /* This member cannot serve (no leader, overloaded): another one may. */
+            mg_err_t why_err;
+            etcd_refused(status, &resp, &why_err);
+            snprintf(why, sizeof(why), "%s: %s", e->endpoints[ep], why_err.msg);
+            continue;
+        }
+        e->current = ep;
         if (status != 200) {
             rc = etcd_refused(status, &resp, err);
+            decided = 1;
             break;
         }
         json_error_t jerr;
         if ((*out = json_loadb(resp.data, resp.len, 0, &jerr)) == NULL) {
             rc =
                 mg_err_set(err, MG_EIO, "etcd answered %s with invalid JSON (%s)", path, jerr.text);
+            decided = 1;
             break;
         }
         rc = 0;
+        decided = 1;
         break;
     }
-    if (rc == MG_EIO && err != NULL && err->code != MG_EIO)
+    if (!decided)
         mg_err_set(err, MG_EIO, "cannot reach etcd (%s)", why);
     curl_slist_free_all(hdrs);
     mg_buf_free(&resp);

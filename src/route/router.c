@@ -116,9 +116,8 @@ static const snapshot_t *live(mg_router_t *r)
     return mg_snapshot_read(&r->live);
 }
 
-const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
+static const mg_policy_t *find_policy(const snapshot_t *s, mg_str_t model)
 {
-    const snapshot_t *s = live(r);
     size_t lo = 0, hi = s->npolicies;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -131,6 +130,19 @@ const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
             hi = mid;
     }
     return NULL;
+}
+
+const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
+{
+    return find_policy(live(r), model);
+}
+
+const mg_policy_t *mg_router_lookup(mg_router_t *r, mg_str_t model, mg_router_flags_t *flags)
+{
+    const snapshot_t *s = live(r); /* one load: the policy and the flags agree */
+    flags->kill_switch = s->kill_switch;
+    flags->config_revision = s->config_revision;
+    return find_policy(s, model);
 }
 
 const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t *req)
@@ -203,16 +215,6 @@ uint64_t mg_router_revision(mg_router_t *r)
     uint64_t v = live(r)->revision;
     mg_rcu_read_unlock();
     return v;
-}
-
-int mg_router_kill_switch(mg_router_t *r)
-{
-    return live(r)->kill_switch;
-}
-
-uint64_t mg_router_config_revision(mg_router_t *r)
-{
-    return live(r)->config_revision;
 }
 
 void mg_router_info(mg_router_t *r, mg_router_info_t *out)

@@ -84,12 +84,18 @@ size_t mg_router_table_count(mg_router_t *r);
 /** Revision of the live snapshot: 1 at start, +1 per publication. Thread: RCU-registered. */
 uint64_t mg_router_revision(mg_router_t *r);
 
+/** The kill switch and the fleet configuration revision of one snapshot. */
+typedef struct mg_router_flags {
+    int kill_switch;
+    uint64_t config_revision; /* 0: not from a fleet configuration */
+} mg_router_flags_t;
+
 /**
- * Inside an RCU read section: whether the live snapshot's kill switch is on, and the fleet
- * configuration revision it was built from (0: none). Thread: any RCU-registered thread.
+ * Inside an RCU read section: mg_router_policy of `model` and, in *flags, the kill switch and
+ * configuration revision of the SAME snapshot (separate calls may each see a newer one). The
+ * pointer is valid until mg_rcu_read_unlock(). Thread: any RCU-registered thread.
  */
-int mg_router_kill_switch(mg_router_t *r);
-uint64_t mg_router_config_revision(mg_router_t *r);
+const mg_policy_t *mg_router_lookup(mg_router_t *r, mg_str_t model, mg_router_flags_t *flags);
 
 /** What the live snapshot is, read at once. */
 typedef struct mg_router_info {

@@ -215,9 +215,9 @@ static void test_kill_switch_and_managed_routing(void **state)
     (void)state;
     mg_control_op_t op;
     assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":true}", &op), 0);
-    rcu_read_lock();
-    assert_int_equal(mg_router_kill_switch(router), 1);
-    mg_rcu_read_unlock();
+    mg_router_info_t info;
+    mg_router_info(router, &info);
+    assert_int_equal(info.kill_switch, 1);
     assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":1}", &op), MG_EINVAL);
     assert_non_null(strstr(op.err.msg, "kill switch"));
     assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":false,\"x\":1}", &op),

@@ -231,8 +231,10 @@ class FleetTest(unittest.TestCase):
               (10.0, sum(len(s.samples) for s in ss), sum(len(s.errors) for s in ss), took))
         for s in ss:
             self.assertEqual(s.errors, [])
-        self.assertEqual(self.fleet.status(2)["config"]["source"], "etcd")
-        self.assertEqual(self.fleet.status(2)["config"]["stale_seconds"], 0)
+        # The status follows the publication by a moment.
+        cfg = wait_until(lambda: (lambda c: c["source"] == "etcd" and c)(self.fleet.status(2)["config"]),
+                         what="the restarted instance to take etcd's configuration")
+        self.assertEqual(cfg["stale_seconds"], 0)
 
     def test_6_kill_switch_admin_refused_and_leases(self):
         self.both(0, 100)

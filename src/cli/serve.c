@@ -211,10 +211,11 @@ static void reload(int argc, char **argv, serve_opts_t *cur, mg_control_t *contr
 /* ---- the fleet and the state file --------------------------------------------------------- */
 
 /*
- * Before anything is served: the state file's folder (created when missing), routing changes
- * saved there, and with --etcd the admin API's routing changes refused (etcd owns them).
+ * Before anything starts (ONNX Runtime's threads included): the state file's folder (created
+ * when missing) and, with --etcd, the endpoints and the prefix. Returns 0, or -1 after saying
+ * why.
  */
-static int fleet_setup(const serve_opts_t *o, mg_control_t *control, char *state_path, size_t cap)
+static int fleet_check(const serve_opts_t *o, char *state_path, size_t cap)
 {
     if (o->state_dir[0] != '\0') {
         if (mkdir(o->state_dir, 0700) != 0 && errno != EEXIST) {
@@ -228,11 +229,9 @@ static int fleet_setup(const serve_opts_t *o, mg_control_t *control, char *state
             return -1;
         }
         snprintf(state_path, cap, "%s/%s", o->state_dir, MG_STATE_FILE);
-        mg_control_persist_to(control, state_path);
     }
     if (o->etcd[0] == '\0')
         return 0;
-    /* Refuse bad endpoints or a bad prefix now, not after the repository has loaded. */
     mg_etcd_t *probe = NULL;
     mg_etcd_opts_t eo = {.endpoints = o->etcd};
     mg_err_t err;
@@ -246,8 +245,19 @@ static int fleet_setup(const serve_opts_t *o, mg_control_t *control, char *state
         mg_log(MG_LOG_WARN, "main",
                "--etcd without --state-dir: a restart while etcd is unreachable serves no "
                "configuration until etcd answers");
-    mg_control_managed_by(control, "etcd");
     return 0;
+}
+
+/*
+ * Before anything is served: routing changes saved to the state file, and with --etcd the
+ * admin API's routing changes refused (etcd owns them).
+ */
+static void fleet_setup(const serve_opts_t *o, mg_control_t *control, const char *state_path)
+{
+    if (state_path[0] != '\0')
+        mg_control_persist_to(control, state_path);
+    if (o->etcd[0] != '\0')
+        mg_control_managed_by(control, "etcd");
 }
 
 /*
@@ -373,6 +383,9 @@ int mg_cli_serve(int argc, char **argv)
         return 2;
     }
     mg_log_configure((mg_log_level_t)o.log_level, o.log_json);
+    char state_path[1100] = "";
+    if (fleet_check(&o, state_path, sizeof(state_path)) != 0)
+        return 1;
 
     /* Signals are taken by sigwait in this thread only; every other thread inherits the mask. */
     sigset_t sigs;
@@ -391,7 +404,6 @@ int mg_cli_serve(int argc, char **argv)
     mg_control_t *control = NULL;
     mg_http_server_t *http = NULL;
     mg_cluster_t *cluster = NULL;
-    char state_path[1100] = "";
     rcu_register_thread();
 
     mg_infer_env_opts_t eo = {
@@ -418,8 +430,7 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
     }
-    if (fleet_setup(&o, control, state_path, sizeof(state_path)) != 0)
-        goto out;
+    fleet_setup(&o, control, state_path);
     mg_api_t api = {.serve = core, .control = control, .max_body_bytes = (size_t)o.max_body_bytes};
     mg_http_listen_t listen[] = {{o.listen.host, o.listen.port, MG_SURFACE_ALL}};
     mg_http_opts_t ho = {.listen = listen,

@@ -26,6 +26,9 @@
 #               Target: gRPC >= 0.80 x HTTP requests/s.
 #   cnn_grpc    the CNN over gRPC the same way, BENCH_CNN_CONNS calls in flight, alternated with
 #               the raw ONNX Runtime runs. Target: >= 0.90 x raw ONNX Runtime items/s.
+#   fleet       bench/fleet_bench.py: a real etcd and three instances; BENCH_FLEET_CHANGES (20)
+#               weight changes with `ctl --etcd`, each timed per instance from the write's answer
+#               to the first request routed by it. Target: every one within 250 ms.
 #
 # Both sides of a pair are up at once and measured alternately, run by run (A1 B1 A2 B2 ...),
 # so whatever else loads the machine hits both alike; a pair's ratio is the median of its
@@ -34,7 +37,8 @@
 # driver output and every server log is kept in bench/out/ (git-ignored).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,routed,micro,ort,cnn,drain]
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,routed,micro,ort,cnn,drain,fleet]
+#   BENCH_FLEET_CHANGES  weight changes the fleet part times [20]
 #   BENCH_DURATION       seconds per measured run [10]
 #   BENCH_WARMUP         seconds of warm-up load per server before measuring [2]
 #   BENCH_REPEAT         measured runs per part [3] (single 10 s runs swing by +-20% on a
@@ -59,7 +63,8 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,ort,cnn,cnn_grpc,drain}
+PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,ort,cnn,cnn_grpc,drain,fleet}
+FLEET_CHANGES=${BENCH_FLEET_CHANGES:-20}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 REPEAT=${BENCH_REPEAT:-3}
@@ -88,6 +93,7 @@ R_ORT="" R_ORT_MS="" R_CNN="" R_CNN_P99="" R_CNN_RATIO=""
 R_GRPC="" R_GRPC_P99="" R_GRPC_RATIO="" R_CNN_GRPC="" R_CNN_GRPC_P99="" R_CNN_GRPC_RATIO=""
 CNN_MFLOPS=""
 R_DRAIN=""
+R_FLEET=""
 MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
 MACHINE+=" $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r)"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -316,6 +322,14 @@ summary() {
         ratio=$(median $R_CNN_GRPC_RATIO)
         v=$(verdict "$ratio >= 0.90")
         echo "cnn gRPC     : modelgate $(med %.0f "$R_CNN_GRPC" '?') items/s p99 $(med %.2f "$R_CNN_GRPC_P99" '?') ms (raw contents, $CNN_CONNS calls) | $o | ratio $(r2 "$ratio") (target >= 0.90) $v"
+    fi
+    if [ -n "$R_FLEET" ]; then
+        local n within mx
+        n=$(echo "$R_FLEET" | sed -n 's/.*samples=\([0-9]*\).*/\1/p')
+        within=$(echo "$R_FLEET" | sed -n 's/.*within_250ms=\([0-9]*\).*/\1/p')
+        mx=$(echo "$R_FLEET" | sed -n 's/.*max_ms=\([0-9.]*\).*/\1/p')
+        v=$(verdict "$within == $n && $mx <= 250")
+        echo "fleet etcd   : ${R_FLEET#fleet: } (target: all within 250 ms) $v"
     fi
     echo "runs         : nginx rps [${R_NGINX}] digits rps [${R_DIGITS}] ratios [${R_HTTP_RATIO}]"
     echo "               digits gRPC rps [${R_GRPC}] ratios [${R_GRPC_RATIO}]; cnn gRPC items/s [${R_CNN_GRPC}] ratios [${R_CNN_GRPC_RATIO}]"
@@ -628,7 +642,16 @@ if want drain; then
     echo "bench: drain: $R_DRAIN"
 fi
 
-# 5. Summary ----------------------------------------------------------------------------------------
+# 5. Fleet: three instances and etcd --------------------------------------------------------------
+if want fleet; then
+    command -v etcd >/dev/null || die "etcd not found (run: make setup)"
+    run_child "$OUT/fleet.txt" "$PY" bench/fleet_bench.py "$BUILD" "$FLEET_CHANGES" ||
+        { tail -n 30 "$OUT/fleet.txt" >&2; die "fleet: bench/fleet_bench.py failed"; }
+    grep '^fleet: change\|^fleet: [0-9]' "$OUT/fleet.txt" | sed 's/^/bench: /'
+    R_FLEET=$(grep '^fleet: changes=' "$OUT/fleet.txt" | tail -n 1)
+fi
+
+# 6. Summary ----------------------------------------------------------------------------------------
 {
     summary
     if [ -f "$OUT/route_bench.txt" ]; then

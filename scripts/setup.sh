@@ -48,6 +48,9 @@ DEB_PACKAGES=(
     # benchmark baseline and load generator
     nginx-light
     wrk
+    # fleet tests and benchmark: a real etcd (v3 API, JSON gateway) and its etcdctl
+    etcd-server
+    etcd-client
 )
 
 need=()
@@ -67,6 +70,8 @@ if ((${#need[@]})); then
     apt-get install -y -qq --no-install-recommends "${need[@]}"
     # nginx is only a benchmark baseline: never leave the packaged service running.
     systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+    # etcd likewise: the tests start their own on free ports; the packaged one would hold 2379.
+    systemctl disable --now etcd >/dev/null 2>&1 || service etcd stop >/dev/null 2>&1 || true
 fi
 
 if [ -n "${ORT_ROOT:-}" ]; then

@@ -1,6 +1,10 @@
 #include "cli/serve.h"
 
 #include "cli/options.h"
+#include "cluster/cluster.h"
+#include "cluster/etcd.h"
+#include "cluster/fleet.h"
+#include "control/state.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "infer/session.h"
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <urcu.h>
@@ -38,6 +43,13 @@ typedef struct serve_opts {
     long long drain_timeout;          /* seconds */
     mg_opt_listen_t grpc_listen;      /* not set: no gRPC listener */
     long long grpc_max_message_bytes; /* 0: --max-body-bytes */
+    /* The fleet (cluster/cluster.h) and the state file (control/state.h). */
+    char etcd[1024];
+    char etcd_prefix[520];
+    char state_dir[1024];
+    char instance_id[128];
+    long long etcd_lease_ttl;
+    long long etcd_watch_check_ms;
 } serve_opts_t;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
@@ -76,6 +88,19 @@ static const mg_opt_t serve_options[] = {
     {"grpc-max-message-bytes", "grpc_max_message_bytes", MG_OPT_INT, F(grpc_max_message_bytes), 0,
      1, INT32_MAX, NULL, "N", "1..2147483647",
      "largest gRPC request message accepted (default: --max-body-bytes, capped at 2 GiB - 1)"},
+    {"etcd", "etcd", MG_OPT_STRING, F(etcd), S(etcd), 0, 0, NULL, "URL[,URL...]", "etcd URLs",
+     "take traffic policies, routes and the kill switch from etcd (the v3 JSON gateway)"},
+    {"etcd-prefix", "etcd_prefix", MG_OPT_STRING, F(etcd_prefix), S(etcd_prefix), 0, 0, NULL,
+     "PREFIX", "a key prefix", "the fleet's keys in etcd (default /modelgate/default)"},
+    {"state-dir", "state_dir", MG_OPT_STRING, F(state_dir), S(state_dir), 0, 0, NULL, "DIR",
+     "a folder", "keep the routing state in DIR/state.json, restored at start"},
+    {"instance-id", "instance_id", MG_OPT_STRING, F(instance_id), S(instance_id), 0, 0, NULL, "ID",
+     "a name", "this instance in the fleet's reports (default HOSTNAME:PORT)"},
+    {"etcd-lease-ttl", "etcd_lease_ttl", MG_OPT_INT, F(etcd_lease_ttl), 0, 2, 3600, NULL, "S",
+     "2..3600", "seconds an instance's report outlives it (default 10)"},
+    {"etcd-watch-check-ms", "etcd_watch_check_ms", MG_OPT_INT, F(etcd_watch_check_ms), 0, 100,
+     600000, NULL, "MS", "100..600000",
+     "a watch silent this long is checked against etcd (default 5000)"},
     MG_OPT_END,
 };
 
@@ -93,6 +118,9 @@ static int read_options(int argc, char **argv, serve_opts_t *o)
     o->max_body_bytes = 64LL << 20;
     o->log_level = MG_LOG_INFO;
     o->drain_timeout = 30;
+    snprintf(o->etcd_prefix, sizeof(o->etcd_prefix), "/modelgate/default");
+    o->etcd_lease_ttl = 10;
+    o->etcd_watch_check_ms = 5000;
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 &&
             mg_opt_load_file(serve_options, argv[i + 1], o) != 0)
@@ -189,6 +217,108 @@ static void reload(int argc, char **argv, serve_opts_t *cur, mg_control_t *contr
         atomic_store(&rescan_out, false);
 }
 
+/* ---- the fleet and the state file --------------------------------------------------------- */
+
+/*
+ * Before anything starts (ONNX Runtime's threads included): the state file's folder (created
+ * when missing) and, with --etcd, the endpoints and the prefix. Returns 0, or -1 after saying
+ * why.
+ */
+static int fleet_check(const serve_opts_t *o, char *state_path, size_t cap)
+{
+    if (o->state_dir[0] != '\0') {
+        if (mkdir(o->state_dir, 0700) != 0 && errno != EEXIST) {
+            mg_log(MG_LOG_ERROR, "main", "cannot create --state-dir %s: %s", o->state_dir,
+                   strerror(errno));
+            return -1;
+        }
+        struct stat st;
+        if (stat(o->state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            mg_log(MG_LOG_ERROR, "main", "--state-dir %s is not a folder", o->state_dir);
+            return -1;
+        }
+        snprintf(state_path, cap, "%s/%s", o->state_dir, MG_STATE_FILE);
+    }
+    if (o->etcd[0] == '\0')
+        return 0;
+    mg_etcd_t *probe = NULL;
+    mg_etcd_opts_t eo = {.endpoints = o->etcd};
+    mg_err_t err;
+    if (mg_etcd_new(&probe, &eo, &err) != 0 || mg_fleet_check_prefix(o->etcd_prefix, &err) != 0) {
+        mg_etcd_free(probe);
+        mg_log(MG_LOG_ERROR, "main", "--etcd: %s", err.msg);
+        return -1;
+    }
+    mg_etcd_free(probe);
+    if (o->state_dir[0] == '\0')
+        mg_log(MG_LOG_WARN, "main",
+               "--etcd without --state-dir: a restart while etcd is unreachable serves no "
+               "configuration until etcd answers");
+    return 0;
+}
+
+/*
+ * Before anything is served: routing changes saved to the state file, and with --etcd the
+ * admin API's routing changes refused (etcd owns them).
+ */
+static void fleet_setup(const serve_opts_t *o, mg_control_t *control, const char *state_path)
+{
+    if (state_path[0] != '\0')
+        mg_control_persist_to(control, state_path);
+    if (o->etcd[0] != '\0')
+        mg_control_managed_by(control, "etcd");
+}
+
+/*
+ * Once the repository is loaded: the routing state of the last run from the state file, then,
+ * with --etcd, the fleet's watch and report (which replace it as soon as etcd answers).
+ */
+static int fleet_join(const serve_opts_t *o, mg_control_t *control, mg_registry_t *reg,
+                      const char *state_path, int port, mg_cluster_t **cluster)
+{
+    mg_state_restored_t restored = {.saved_at = 0};
+    mg_err_t err;
+    if (state_path[0] != '\0') {
+        int rc = mg_state_restore(control, state_path, &restored, &err);
+        if (rc == 0)
+            mg_log(MG_LOG_INFO, "main",
+                   "routing state restored path=%s source=%s config_revision=%llu age_s=%lld",
+                   state_path, restored.source, (unsigned long long)restored.revision,
+                   (long long)(time(NULL) - restored.saved_at));
+        else if (rc != MG_ENOENT)
+            mg_log(MG_LOG_ERROR, "main", "routing state not restored (%s)", err.msg);
+        if (rc != 0)
+            memset(&restored, 0, sizeof(restored));
+    }
+    if (o->etcd[0] == '\0')
+        return 0;
+    char id[256], address[200], host[128] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(id, sizeof(id), "%s", o->instance_id);
+    if (id[0] == '\0')
+        snprintf(id, sizeof(id), "%s:%d", host, port);
+    snprintf(address, sizeof(address), "%s:%d", o->listen.host, port);
+    int from_etcd = strcmp(restored.source, "etcd") == 0;
+    mg_cluster_opts_t co = {
+        .endpoints = o->etcd,
+        .prefix = o->etcd_prefix,
+        .instance_id = id,
+        .address = address,
+        .lease_ttl_s = (int)o->etcd_lease_ttl,
+        .watch_check_ms = (int)o->etcd_watch_check_ms,
+        .control = control,
+        .registry = reg,
+        .restored_revision = from_etcd ? restored.revision : 0,
+        .restored_digest = from_etcd ? restored.digest : 0,
+        .restored_saved_at = restored.saved_at,
+    };
+    if (mg_cluster_start(cluster, &co, &err) != 0) {
+        mg_log(MG_LOG_ERROR, "main", "--etcd: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- the main thread ---------------------------------------------------------------------- */
 
 static int64_t monotonic_ms(void)
@@ -264,6 +394,9 @@ int mg_cli_serve(int argc, char **argv)
         return 2;
     }
     mg_log_configure((mg_log_level_t)o.log_level, o.log_json);
+    char state_path[1100] = "";
+    if (fleet_check(&o, state_path, sizeof(state_path)) != 0)
+        return 1;
 
     /* Signals are taken by sigwait in this thread only; every other thread inherits the mask. */
     sigset_t sigs;
@@ -282,6 +415,7 @@ int mg_cli_serve(int argc, char **argv)
     mg_control_t *control = NULL;
     mg_http_server_t *http = NULL;
     mg_grpc_server_t *grpc = NULL;
+    mg_cluster_t *cluster = NULL;
     rcu_register_thread();
 
     mg_infer_env_opts_t eo = {
@@ -308,6 +442,7 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
     }
+    fleet_setup(&o, control, state_path);
     mg_api_t api = {.serve = core, .control = control, .max_body_bytes = (size_t)o.max_body_bytes};
     mg_http_listen_t listen[] = {{o.listen.host, o.listen.port, MG_SURFACE_ALL}};
     mg_http_opts_t ho = {.listen = listen,
@@ -335,6 +470,9 @@ int mg_cli_serve(int argc, char **argv)
     }
     mg_control_op_t load_all = {.kind = MG_CONTROL_LOAD_ALL};
     mg_control_run(control, &load_all);
+    if (fleet_join(&o, control, reg, state_path, mg_http_port(http, 0), &cluster) != 0)
+        goto out;
+    atomic_store_explicit(&api.cluster, cluster, memory_order_release);
     char grpc_addr[160] = "";
     if (grpc != NULL)
         snprintf(grpc_addr, sizeof(grpc_addr), " grpc_addr=%s:%d", o.grpc_listen.host,
@@ -346,7 +484,8 @@ int mg_cli_serve(int argc, char **argv)
     mg_log(MG_LOG_INFO, "main", "stopping");
     status = 0;
 out:
-    /* Changes first (queued ones are cancelled and answered), then the loops. */
+    /* The fleet's watch, then changes (queued ones are cancelled and answered), then the loops. */
+    mg_cluster_stop(cluster);
     mg_control_stop(control);
     mg_grpc_stop(grpc, (int)o.drain_timeout * 1000); /* after a drain: at once */
     mg_http_stop(http);

@@ -1,5 +1,7 @@
 #include "control/control.h"
 
+#include "control/state.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/rcu.h"
 #include "route/policy.h"
@@ -19,27 +21,33 @@ struct mg_control {
     pthread_cond_t wake;
     mg_control_op_t *head, *tail;
     bool stopping;
+    char *state_path;       /* NULL: routing changes are not saved */
+    const char *managed_by; /* "etcd": only APPLY_FLEET changes routing */
 };
 
 /* ---- operations (control thread) ---------------------------------------------------------- */
 
-static void op_set_policy(mg_control_t *c, mg_control_op_t *op)
+/* Parses `model`'s policy and checks its versions against the registry, as the admin API does. */
+static int check_policy(mg_control_t *c, const char *model, const char *json, size_t len,
+                        mg_policy_t *p, mg_err_t *err)
 {
     int64_t versions[MG_VERSIONS_MAX];
-    mg_str_t model = {op->model, strlen(op->model)};
-    int n = mg_registry_model_versions(c->registry, model, versions, MG_VERSIONS_MAX);
-    if (n < 0) {
-        op->rc = mg_err_set(&op->err, MG_ENOMODEL, "unknown model '%s'", op->model);
-        return;
-    }
-    mg_policy_t p;
+    int n = mg_registry_model_versions(c->registry, (mg_str_t){model, strlen(model)}, versions,
+                                       MG_VERSIONS_MAX);
+    if (n < 0)
+        return mg_err_set(err, MG_ENOMODEL, "unknown model '%s'", model);
     mg_err_t perr;
-    if (mg_policy_parse(op->body ? op->body : "", op->body_len, &p, &perr) != 0 ||
-        mg_policy_check_versions(&p, versions, n, &perr) != 0) {
-        op->rc = mg_err_set(&op->err, MG_EINVAL, "traffic policy of '%s' rejected: %s", op->model,
-                            perr.msg);
+    if (mg_policy_parse(json ? json : "", len, p, &perr) != 0 ||
+        mg_policy_check_versions(p, versions, n, &perr) != 0)
+        return mg_err_set(err, MG_EINVAL, "traffic policy of '%s' rejected: %s", model, perr.msg);
+    return 0;
+}
+
+static void op_set_policy(mg_control_t *c, mg_control_op_t *op)
+{
+    mg_policy_t p;
+    if ((op->rc = check_policy(c, op->model, op->body, op->body_len, &p, &op->err)) != 0)
         return;
-    }
     mg_router_policy_change_t one = {op->model, &p};
     mg_router_change_t change = {.policies = &one, .npolicies = 1};
     if ((op->rc = mg_router_apply(c->router, &change, &op->revision, &op->err)) != 0)
@@ -68,25 +76,142 @@ static int check_table(mg_control_t *c, const mg_route_table_t *t, mg_err_t *err
     return 0;
 }
 
-static void op_set_routes(mg_control_t *c, mg_control_op_t *op)
+/* Parses and checks a route table; *out is the caller's to free (or hand to the router). */
+static int parse_table(mg_control_t *c, const char *json, size_t len, mg_route_table_t **out,
+                       mg_err_t *err)
 {
     mg_route_table_t *t = NULL;
     mg_err_t perr;
-    if (mg_route_table_parse(op->body ? op->body : "", op->body_len, &t, &perr) != 0) {
-        op->rc = mg_err_set(&op->err, perr.code == MG_ENOMEM ? MG_ENOMEM : MG_EINVAL,
-                            "route table rejected: %s", perr.msg);
-        return;
-    }
-    if ((op->rc = check_table(c, t, &op->err)) != 0) {
+    if (mg_route_table_parse(json ? json : "", len, &t, &perr) != 0)
+        return mg_err_set(err, perr.code == MG_ENOMEM ? MG_ENOMEM : MG_EINVAL,
+                          "route table rejected: %s", perr.msg);
+    int rc = check_table(c, t, err);
+    if (rc != 0) {
         mg_route_table_free(t);
-        return;
+        return rc;
     }
+    *out = t;
+    return 0;
+}
+
+static void op_set_routes(mg_control_t *c, mg_control_op_t *op)
+{
+    mg_route_table_t *t = NULL;
+    if ((op->rc = parse_table(c, op->body, op->body_len, &t, &op->err)) != 0)
+        return;
     op->count = mg_route_table_count(t);
     mg_router_change_t change = {.table = t};
     if ((op->rc = mg_router_apply(c->router, &change, &op->revision, &op->err)) != 0)
         return;
     mg_log(MG_LOG_INFO, "control", "route table set rules=%zu revision=%llu", op->count,
            (unsigned long long)op->revision);
+}
+
+int mg_control_kill_switch_parse(const char *json, size_t len, int *on, mg_err_t *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return mg_err_set(err, MG_EINVAL, "kill switch: line %d column %d: %s", jerr.line,
+                          jerr.column, jerr.text);
+    static const char *const known[] = {"enabled"};
+    json_t *v = json_object_get(root, "enabled");
+    const char *unknown = mg_jsonx_unknown_field(root, known, 1);
+    int rc = 0;
+    if (!json_is_object(root) || unknown != NULL || !json_is_boolean(v))
+        rc = mg_err_set(err, MG_EINVAL, "kill switch: %s%s%s",
+                        unknown ? "unknown field '" : "want {\"enabled\": true|false}",
+                        unknown ? unknown : "", unknown ? "'" : "");
+    else
+        *on = json_is_true(v);
+    json_decref(root);
+    return rc;
+}
+
+static void op_set_kill_switch(mg_control_t *c, mg_control_op_t *op)
+{
+    int on = 0;
+    if ((op->rc = mg_control_kill_switch_parse(op->body, op->body_len, &on, &op->err)) != 0)
+        return;
+    mg_router_change_t change = {.kill = on ? MG_ROUTER_KILL_ON : MG_ROUTER_KILL_OFF};
+    if ((op->rc = mg_router_apply(c->router, &change, &op->revision, &op->err)) != 0)
+        return;
+    mg_log(MG_LOG_INFO, "control", "kill switch set enabled=%s revision=%llu", on ? "on" : "off",
+           (unsigned long long)op->revision);
+}
+
+/* Validates every part of a fleet configuration, then publishes it as one snapshot. */
+static void op_apply_fleet(mg_control_t *c, mg_control_op_t *op)
+{
+    mg_control_fleet_t *f = op->fleet;
+    f->rejected = MG_CONTROL_FLEET_OTHER;
+    mg_policy_t *policies = f->npolicies ? calloc(f->npolicies, sizeof(*policies)) : NULL;
+    mg_router_policy_change_t *changes =
+        f->npolicies ? calloc(f->npolicies, sizeof(*changes)) : NULL;
+    mg_route_table_t *t = NULL;
+    if (f->npolicies > 0 && (policies == NULL || changes == NULL)) {
+        op->rc = mg_err_set(&op->err, MG_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < f->npolicies; i++) {
+        const mg_control_policy_text_t *pt = &f->policies[i];
+        if ((op->rc = check_policy(c, pt->model, pt->json, pt->len, &policies[i], &op->err)) != 0) {
+            f->rejected = (long)i;
+            goto out;
+        }
+        changes[i] = (mg_router_policy_change_t){pt->model, &policies[i]};
+    }
+    const char *routes = f->routes != NULL ? f->routes : "{\"routes\":[]}";
+    size_t routes_len = f->routes != NULL ? f->routes_len : 13;
+    if ((op->rc = parse_table(c, routes, routes_len, &t, &op->err)) != 0) {
+        f->rejected = op->rc == MG_ENOMEM ? MG_CONTROL_FLEET_OTHER : MG_CONTROL_FLEET_ROUTES;
+        goto out;
+    }
+    op->count = mg_route_table_count(t);
+    mg_router_change_t change = {
+        .table = t,
+        .policies = changes,
+        .npolicies = f->npolicies,
+        .replace_policies = 1,
+        .kill = f->kill_switch ? MG_ROUTER_KILL_ON : MG_ROUTER_KILL_OFF,
+        .config_revision = f->revision,
+    };
+    if ((op->rc = mg_router_apply(c->router, &change, &op->revision, &op->err)) != 0)
+        goto out;
+    f->rejected = MG_CONTROL_FLEET_NONE;
+    mg_log(MG_LOG_INFO, "control",
+           "fleet configuration applied source=%s config_revision=%llu policies=%zu rules=%zu "
+           "kill_switch=%s revision=%llu",
+           f->source ? f->source : "-", (unsigned long long)f->revision, f->npolicies, op->count,
+           f->kill_switch ? "on" : "off", (unsigned long long)op->revision);
+out:
+    free(changes);
+    free(policies);
+}
+
+/* After a routing change applied: the state file, so a restart serves the same. */
+static void persist(mg_control_t *c, const mg_control_op_t *op)
+{
+    if (c->state_path == NULL || op->rc != 0)
+        return;
+    const char *source = "admin";
+    uint64_t revision = 0, digest = 0;
+    switch (op->kind) {
+    case MG_CONTROL_SET_POLICY:
+    case MG_CONTROL_SET_ROUTES:
+    case MG_CONTROL_SET_KILL_SWITCH: break;
+    case MG_CONTROL_APPLY_FLEET:
+        if (!op->fleet->persist)
+            return;
+        source = op->fleet->source;
+        revision = op->fleet->revision;
+        digest = op->fleet->digest;
+        break;
+    default: return;
+    }
+    mg_err_t err;
+    if (mg_state_save(c->state_path, c->router, source, revision, digest, &err) != 0)
+        mg_log(MG_LOG_ERROR, "control", "state not saved path=%s (%s)", c->state_path, err.msg);
 }
 
 static void run_op(mg_control_t *c, mg_control_op_t *op)
@@ -103,10 +228,27 @@ static void run_op(mg_control_t *c, mg_control_op_t *op)
             mg_log(MG_LOG_INFO, "control", "repository load model=%s", op->model);
         break;
     case MG_CONTROL_UNLOAD: op->rc = mg_registry_unload(c->registry, op->model, &op->err); break;
-    case MG_CONTROL_SET_POLICY: op_set_policy(c, op); break;
-    case MG_CONTROL_SET_ROUTES: op_set_routes(c, op); break;
+    case MG_CONTROL_SET_POLICY:
+    case MG_CONTROL_SET_ROUTES:
+    case MG_CONTROL_SET_KILL_SWITCH:
+        if (c->managed_by != NULL) {
+            op->rc = mg_err_set(&op->err, MG_EMANAGED,
+                                "routing is managed by %s for the whole fleet: change it there "
+                                "(modelgate ctl --etcd URL ...)",
+                                c->managed_by);
+            break;
+        }
+        if (op->kind == MG_CONTROL_SET_POLICY)
+            op_set_policy(c, op);
+        else if (op->kind == MG_CONTROL_SET_ROUTES)
+            op_set_routes(c, op);
+        else
+            op_set_kill_switch(c, op);
+        break;
+    case MG_CONTROL_APPLY_FLEET: op_apply_fleet(c, op); break;
     default: op->rc = mg_err_set(&op->err, MG_EINVAL, "unknown control operation %d", op->kind);
     }
+    persist(c, op);
 }
 
 /* ---- the thread --------------------------------------------------------------------------- */
@@ -188,7 +330,19 @@ void mg_control_stop(mg_control_t *c)
     pthread_join(c->tid, NULL);
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->lock);
+    free(c->state_path);
     free(c);
+}
+
+void mg_control_persist_to(mg_control_t *c, const char *path)
+{
+    free(c->state_path);
+    c->state_path = path != NULL ? strdup(path) : NULL;
+}
+
+void mg_control_managed_by(mg_control_t *c, const char *source)
+{
+    c->managed_by = source;
 }
 
 int mg_control_submit(mg_control_t *c, mg_control_op_t *op)

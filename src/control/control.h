@@ -16,12 +16,50 @@
 #include <stdint.h>
 
 typedef enum {
-    MG_CONTROL_LOAD_ALL = 0, /* every model folder of the repository (start-up) */
-    MG_CONTROL_LOAD,         /* (re)load `model` from the repository */
-    MG_CONTROL_UNLOAD,       /* unload `model`; its versions drain */
-    MG_CONTROL_SET_POLICY,   /* `body`: the admin traffic policy of `model` (route/policy.h) */
-    MG_CONTROL_SET_ROUTES,   /* `body`: the whole route table (route/table.h) */
+    MG_CONTROL_LOAD_ALL = 0,    /* every model folder of the repository (start-up) */
+    MG_CONTROL_LOAD,            /* (re)load `model` from the repository */
+    MG_CONTROL_UNLOAD,          /* unload `model`; its versions drain */
+    MG_CONTROL_SET_POLICY,      /* `body`: the admin traffic policy of `model` (route/policy.h) */
+    MG_CONTROL_SET_ROUTES,      /* `body`: the whole route table (route/table.h) */
+    MG_CONTROL_SET_KILL_SWITCH, /* `body`: {"enabled": true|false} */
+    MG_CONTROL_APPLY_FLEET,     /* `fleet`: a whole routing configuration, one publication */
 } mg_control_kind_t;
+
+/** One model's traffic policy in a fleet configuration, as JSON text (route/policy.h). */
+typedef struct mg_control_policy_text {
+    const char *model;
+    const char *json;
+    size_t len;
+} mg_control_policy_text_t;
+
+/** Which part of a fleet configuration was rejected (mg_control_fleet_t.rejected). */
+enum {
+    MG_CONTROL_FLEET_NONE = -1,   /* nothing: it applied */
+    MG_CONTROL_FLEET_ROUTES = -2, /* the route table */
+    MG_CONTROL_FLEET_OTHER = -3,  /* out of memory, or shutting down */
+};
+
+/**
+ * A whole routing configuration (from etcd or the state file), applied as ONE router
+ * publication: its policies replace every admin / fleet policy (a model it does not name has
+ * none afterwards), its route table replaces the live one, and the kill switch is set. Each
+ * part is validated as the admin API validates it (policies and rules against the registry);
+ * one invalid part rejects the whole configuration and nothing changes. The submitter owns it.
+ */
+typedef struct mg_control_fleet {
+    const char *source; /* "etcd" or "state file": for logs and the state file */
+    uint64_t revision;  /* the configuration's revision (etcd's store revision); 0: none */
+    uint64_t digest;    /* the content's digest (cluster/fleet.h), kept in the state file */
+    const mg_control_policy_text_t *policies; /* each model at most once */
+    size_t npolicies;
+    const char *routes; /* the route table's JSON; NULL: an empty table */
+    size_t routes_len;
+    int kill_switch;
+    int persist; /* non-zero: saved to the state file once applied */
+    /* Set on the control thread: the rejected part, an index into `policies` or one of
+     * MG_CONTROL_FLEET_*. */
+    long rejected;
+} mg_control_fleet_t;
 
 typedef struct mg_control mg_control_t;
 typedef struct mg_control_op mg_control_op_t;
@@ -34,14 +72,15 @@ struct mg_control_op {
     /* Set by the submitter. */
     mg_control_kind_t kind;
     char model[256];  /* LOAD, UNLOAD, SET_POLICY */
-    const char *body; /* SET_POLICY, SET_ROUTES: JSON text, need not be NUL-terminated */
+    const char *body; /* SET_POLICY, SET_ROUTES, SET_KILL_SWITCH: JSON, need not end in NUL */
     size_t body_len;
-    mg_control_done_fn done; /* NULL with mg_control_run */
-    void *ctx;               /* the submitter's */
+    mg_control_fleet_t *fleet; /* APPLY_FLEET */
+    mg_control_done_fn done;   /* NULL with mg_control_run */
+    void *ctx;                 /* the submitter's */
     /* Set on the control thread before `done`. */
     int rc;            /* 0 or an MG_E* code (MG_ECANCELED when shutting down) */
     mg_err_t err;      /* why, when rc != 0 */
-    uint64_t revision; /* SET_POLICY, SET_ROUTES: the routing snapshot's new revision */
+    uint64_t revision; /* SET_*, APPLY_FLEET: the routing snapshot's new revision */
     size_t count;      /* SET_ROUTES: rules in the new table; LOAD_ALL: models that failed */
     /* The queue's. */
     mg_control_op_t *next_;
@@ -52,6 +91,29 @@ struct mg_control_op {
  * MG_ENOMEM / MG_EIO with `err` filled. Thread: start-up.
  */
 int mg_control_start(mg_control_t **out, mg_registry_t *reg, mg_router_t *router, mg_err_t *err);
+
+/**
+ * Saves the routing state (admin / fleet policies, route table, kill switch, the fleet
+ * revision) to `path` after every routing change that applied (control/state.h; not after a
+ * fleet configuration submitted without `persist`), so a restart can restore it. Thread:
+ * start-up, before the first operation is submitted.
+ */
+void mg_control_persist_to(mg_control_t *c, const char *path);
+
+/**
+ * Marks the routing state as owned by `source` ("etcd"): SET_POLICY, SET_ROUTES and
+ * SET_KILL_SWITCH are then refused with MG_EMANAGED (only APPLY_FLEET changes routing), so the
+ * admin API cannot make one instance differ from its fleet. NULL lifts it; a static string.
+ * Thread: start-up,
+ * before the first operation is submitted.
+ */
+void mg_control_managed_by(mg_control_t *c, const char *source);
+
+/**
+ * Parses the kill switch's JSON, {"enabled": true|false} (no other field). Returns 0 with *on,
+ * or MG_EINVAL with `err` saying why. Thread: any.
+ */
+int mg_control_kill_switch_parse(const char *json, size_t len, int *on, mg_err_t *err);
 
 /**
  * Lets the running operation finish, completes every queued one with MG_ECANCELED, stops

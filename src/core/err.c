@@ -45,6 +45,7 @@ const char *mg_strerror(int code)
     case MG_ENOMODEL: return "unknown model";
     case MG_ENOVERSION: return "unknown version";
     case MG_ENOENDPOINT: return "no such endpoint";
+    case MG_EMANAGED: return "managed elsewhere";
     default:
         if (code < 0 && code > -1000)
             return strerror(-code);

@@ -35,6 +35,7 @@ enum {
     MG_ENOMODEL = -1009,    /* no such model */
     MG_ENOVERSION = -1010,  /* the model has no such version */
     MG_ENOENDPOINT = -1011, /* no endpoint at this path */
+    MG_EMANAGED = -1012,    /* the state is owned by another source (the fleet's etcd) */
 };
 
 /** A failure with a message that says which field and why; `code` is an MG_E* value. */

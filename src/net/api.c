@@ -235,6 +235,18 @@ static int handle_live(mg_api_loop_t *l, h2o_req_t *req, int simple)
     return send_json(req, 200, &l->out);
 }
 
+/* With --etcd, readiness says where the routing configuration stands: ,"config":{...}. */
+static void put_fleet_status(mg_api_loop_t *l, mg_buf_t *b)
+{
+    mg_cluster_t *cluster = atomic_load_explicit(&l->api->cluster, memory_order_acquire);
+    if (cluster == NULL)
+        return;
+    b->len--; /* the closing brace */
+    mg_buf_puts(b, ",\"config\":");
+    mg_cluster_status_json(cluster, b);
+    mg_buf_puts(b, "}");
+}
+
 static int handle_ready(mg_api_loop_t *l, h2o_req_t *req, int simple)
 {
     mg_buf_t *b = &l->out;
@@ -242,6 +254,7 @@ static int handle_ready(mg_api_loop_t *l, h2o_req_t *req, int simple)
     mg_buf_t why = {0};
     if (mg_info_ready(l->api->serve, &why)) {
         mg_buf_puts(b, simple ? "{\"status\":\"ready\"}" : "{\"ready\":true}");
+        put_fleet_status(l, b);
         return send_json(req, 200, b);
     }
     /* Name what is not ready, so an operator sees the reason in the probe's output. */
@@ -249,6 +262,7 @@ static int handle_ready(mg_api_loop_t *l, h2o_req_t *req, int simple)
                           : "{\"ready\":false,\"error\":");
     mg_buf_json_string(b, why.data ? why.data : "", why.len);
     mg_buf_puts(b, "}");
+    put_fleet_status(l, b);
     mg_buf_free(&why);
     return send_json(req, 503, b);
 }
@@ -506,6 +520,19 @@ static int answer_routes(mg_api_loop_t *l, h2o_req_t *req, control_job_t *job)
     return send_json(req, 200, &l->out);
 }
 
+/* The live routing snapshot's revisions and kill switch, as response headers. */
+static void add_routing_headers(mg_api_loop_t *l, h2o_req_t *req)
+{
+    mg_router_info_t info;
+    mg_router_info(mg_serve_router(l->api->serve), &info);
+    char num[24];
+    int k = snprintf(num, sizeof(num), "%llu", (unsigned long long)info.revision);
+    add_header(req, "x-routing-revision", num, (size_t)k);
+    k = snprintf(num, sizeof(num), "%llu", (unsigned long long)info.config_revision);
+    add_header(req, "x-config-revision", num, (size_t)k);
+    add_header(req, "x-kill-switch", info.kill_switch ? "on" : "off", info.kill_switch ? 2 : 3);
+}
+
 /* GET|PUT /v2/admin/routes */
 static int handle_routes(mg_api_loop_t *l, h2o_req_t *req)
 {
@@ -514,6 +541,7 @@ static int handle_routes(mg_api_loop_t *l, h2o_req_t *req)
     mg_buf_reset(&l->out);
     if (mg_router_table_json(mg_serve_router(l->api->serve), &l->out) != 0)
         return send_error(req, &l->out, MG_ENOMEM, "out of memory");
+    add_routing_headers(l, req);
     return send_json(req, 200, &l->out);
 }
 
@@ -575,6 +603,31 @@ static int handle_fault(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
     return send_json(req, 200, &l->out);
 }
 #endif
+/* {"enabled": bool}, as the kill switch is set, with the routing headers. */
+static int send_kill_switch(mg_api_loop_t *l, h2o_req_t *req)
+{
+    mg_router_info_t info;
+    mg_router_info(mg_serve_router(l->api->serve), &info);
+    mg_buf_reset(&l->out);
+    mg_buf_puts(&l->out, info.kill_switch ? "{\"enabled\":true}" : "{\"enabled\":false}");
+    add_routing_headers(l, req);
+    return send_json(req, 200, &l->out);
+}
+
+static int answer_kill_switch(mg_api_loop_t *l, h2o_req_t *req, control_job_t *job)
+{
+    (void)job;
+    return send_kill_switch(l, req);
+}
+
+/* GET|PUT /v2/admin/kill-switch */
+static int handle_kill_switch(mg_api_loop_t *l, h2o_req_t *req)
+{
+    if (method_is(req, "PUT"))
+        return submit_job(l, req, MG_CONTROL_SET_KILL_SWITCH, (mg_str_t){"", 0}, 1,
+                          answer_kill_switch);
+    return send_kill_switch(l, req);
+}
 
 /* An operator URL from the route table. Returns 1 when a rule matched (and answered). */
 static int handle_table_route(mg_api_loop_t *l, h2o_req_t *req)
@@ -730,6 +783,12 @@ static int ep_fault(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 }
 #endif
 
+static int ep_kill_switch(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_kill_switch(l, req);
+}
+
 #define INFERENCE MG_SURFACE_INFERENCE
 #define ADMIN     MG_SURFACE_ADMIN
 #define EP(p, a, s, f)                                                                             \
@@ -757,6 +816,7 @@ static endpoint_t endpoints[] = {
 #ifdef MG_FAULTS
     EP("/v2/admin/models/{}/versions/{}/fault", "PUT", ADMIN, ep_fault),
 #endif
+    EP("/v2/admin/kill-switch", "GET, PUT", ADMIN, ep_kill_switch),
     EP("/predict", "POST", INFERENCE, ep_predict),
     EP("/healthz", "GET", INFERENCE, ep_healthz),
     EP("/readyz", "GET", INFERENCE, ep_readyz),

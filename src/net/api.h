@@ -13,10 +13,12 @@
 #ifndef MG_NET_API_H
 #define MG_NET_API_H
 
+#include "cluster/cluster.h"
 #include "control/control.h"
 #include "serve/serve.h"
 
 #include <h2o.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 /** The surfaces a listener may serve; an endpoint belongs to one. */
@@ -35,6 +37,9 @@ typedef struct mg_api {
     mg_serve_t *serve;     /* the request core */
     mg_control_t *control; /* where changes go */
     size_t max_body_bytes; /* for messages about the body limit */
+    /* With --etcd: the fleet's status for readiness, set once it has started (the loops may
+     * already run); else NULL. */
+    _Atomic(mg_cluster_t *) cluster;
 } mg_api_t;
 
 /** One event loop's endpoint state: scratch memory and the mailbox for control results. */

@@ -13,10 +13,15 @@
 #define SHOWN_MAX  64 /* bytes of an offending request value quoted in a message */
 
 static const char *const reason_names[MG_POLICY_REASON_COUNT_] = {
-    [MG_POLICY_REASON_URL] = "url",           [MG_POLICY_REASON_HEADER] = "header",
-    [MG_POLICY_REASON_AB_GROUP] = "ab-group", [MG_POLICY_REASON_STAGE] = "stage",
-    [MG_POLICY_REASON_STICKY] = "sticky",     [MG_POLICY_REASON_WEIGHT] = "weight",
-    [MG_POLICY_REASON_DEFAULT] = "default",   [MG_POLICY_REASON_FALLBACK] = "fallback",
+    [MG_POLICY_REASON_URL] = "url",
+    [MG_POLICY_REASON_HEADER] = "header",
+    [MG_POLICY_REASON_AB_GROUP] = "ab-group",
+    [MG_POLICY_REASON_STAGE] = "stage",
+    [MG_POLICY_REASON_STICKY] = "sticky",
+    [MG_POLICY_REASON_WEIGHT] = "weight",
+    [MG_POLICY_REASON_DEFAULT] = "default",
+    [MG_POLICY_REASON_FALLBACK] = "fallback",
+    [MG_POLICY_REASON_KILL_SWITCH] = "kill-switch",
 };
 
 const char *mg_policy_reason_name(mg_policy_reason_t r)

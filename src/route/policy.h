@@ -33,20 +33,21 @@
 #define MG_POLICY_NAME_MAX     64
 
 typedef enum {
-    MG_POLICY_REASON_URL = 0,  /* /v2/models/{m}/versions/{v}/... */
-    MG_POLICY_REASON_HEADER,   /* X-Model-Version */
-    MG_POLICY_REASON_AB_GROUP, /* X-AB-Group rule */
-    MG_POLICY_REASON_STAGE,    /* X-Stage rule */
-    MG_POLICY_REASON_STICKY,   /* hash of the sticky key */
-    MG_POLICY_REASON_WEIGHT,   /* weighted random split */
-    MG_POLICY_REASON_DEFAULT,  /* no policy: the model's default version */
-    MG_POLICY_REASON_FALLBACK, /* the chosen version could not serve; the stable one did */
+    MG_POLICY_REASON_URL = 0,     /* /v2/models/{m}/versions/{v}/... */
+    MG_POLICY_REASON_HEADER,      /* X-Model-Version */
+    MG_POLICY_REASON_AB_GROUP,    /* X-AB-Group rule */
+    MG_POLICY_REASON_STAGE,       /* X-Stage rule */
+    MG_POLICY_REASON_STICKY,      /* hash of the sticky key */
+    MG_POLICY_REASON_WEIGHT,      /* weighted random split */
+    MG_POLICY_REASON_DEFAULT,     /* no policy: the model's default version */
+    MG_POLICY_REASON_FALLBACK,    /* the chosen version could not serve; the stable one did */
+    MG_POLICY_REASON_KILL_SWITCH, /* the fleet's kill switch sent the request to stable */
     MG_POLICY_REASON_COUNT_
 } mg_policy_reason_t;
 
 /**
- * Returns "url", "header", "ab-group", "stage", "sticky", "weight", "default" or "fallback"
- * ("unknown" for a value out of range). Static strings. Thread: any.
+ * Returns "url", "header", "ab-group", "stage", "sticky", "weight", "default", "fallback" or
+ * "kill-switch" ("unknown" for a value out of range). Static strings. Thread: any.
  */
 const char *mg_policy_reason_name(mg_policy_reason_t r);
 

@@ -17,6 +17,8 @@ typedef struct snapshot {
     int owns_table;
     named_policy_t *policies; /* sorted by model name */
     size_t npolicies;
+    int kill_switch;
+    uint64_t config_revision;
 } snapshot_t;
 
 struct mg_router {
@@ -64,7 +66,7 @@ static int merge_policies(const snapshot_t *old, const mg_router_change_t *c, sn
     if (cap && s->policies == NULL)
         return MG_ENOMEM;
     for (size_t i = 0; i < old->npolicies; i++) {
-        if (change_for(c, old->policies[i].model) != NULL)
+        if (c->replace_policies || change_for(c, old->policies[i].model) != NULL)
             continue;
         if ((s->policies[s->npolicies].model = strdup(old->policies[i].model)) == NULL)
             return MG_ENOMEM;
@@ -114,9 +116,8 @@ static const snapshot_t *live(mg_router_t *r)
     return mg_snapshot_read(&r->live);
 }
 
-const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
+static const mg_policy_t *find_policy(const snapshot_t *s, mg_str_t model)
 {
-    const snapshot_t *s = live(r);
     size_t lo = 0, hi = s->npolicies;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -129,6 +130,19 @@ const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
             hi = mid;
     }
     return NULL;
+}
+
+const mg_policy_t *mg_router_policy(mg_router_t *r, mg_str_t model)
+{
+    return find_policy(live(r), model);
+}
+
+const mg_policy_t *mg_router_lookup(mg_router_t *r, mg_str_t model, mg_router_flags_t *flags)
+{
+    const snapshot_t *s = live(r); /* one load: the policy and the flags agree */
+    flags->kill_switch = s->kill_switch;
+    flags->config_revision = s->config_revision;
+    return find_policy(s, model);
 }
 
 const mg_route_rule_t *mg_router_match(mg_router_t *r, const mg_route_request_t *req)
@@ -150,6 +164,9 @@ int mg_router_apply(mg_router_t *r, const mg_router_change_t *c, uint64_t *revis
     }
     s->revision = old->revision + 1;
     s->owns_table = 1;
+    s->kill_switch =
+        c->kill == MG_ROUTER_KILL_KEEP ? old->kill_switch : c->kill == MG_ROUTER_KILL_ON;
+    s->config_revision = c->config_revision != 0 ? c->config_revision : old->config_revision;
     if (c->table != NULL) {
         s->table = c->table;
     } else {
@@ -198,4 +215,32 @@ uint64_t mg_router_revision(mg_router_t *r)
     uint64_t v = live(r)->revision;
     mg_rcu_read_unlock();
     return v;
+}
+
+void mg_router_info(mg_router_t *r, mg_router_info_t *out)
+{
+    rcu_read_lock();
+    const snapshot_t *s = live(r);
+    out->revision = s->revision;
+    out->config_revision = s->config_revision;
+    out->kill_switch = s->kill_switch;
+    out->rules = mg_route_table_count(s->table);
+    out->npolicies = s->npolicies;
+    mg_rcu_read_unlock();
+}
+
+int mg_router_policies_json(mg_router_t *r, mg_buf_t *out)
+{
+    rcu_read_lock();
+    const snapshot_t *s = live(r);
+    int rc = mg_buf_puts(out, "{");
+    for (size_t i = 0; rc == 0 && i < s->npolicies; i++) {
+        rc = i ? mg_buf_puts(out, ",") : 0;
+        rc = rc ? rc : mg_buf_json_string(out, s->policies[i].model, strlen(s->policies[i].model));
+        rc = rc ? rc : mg_buf_puts(out, ":");
+        rc = rc ? rc : mg_policy_to_json(&s->policies[i].policy, out);
+    }
+    rc = rc ? rc : mg_buf_puts(out, "}");
+    mg_rcu_read_unlock();
+    return rc ? MG_ENOMEM : 0;
 }

@@ -1,6 +1,7 @@
 /*
- * The live routing state: the route table and the traffic policies set through the admin
- * API, published together as one immutable snapshot (core/snapshot.h). Request threads read
+ * The live routing state: the route table, the traffic policies set through the admin API or
+ * the fleet's configuration (etcd), and the kill switch, published together as one immutable
+ * snapshot (core/snapshot.h). Request threads read
  * it inside an RCU read section and never lock; the control thread builds a new snapshot from
  * a change (any number of policies and, optionally, a new table), publishes it at once and
  * frees the old one after a grace period. A change that cannot be built changes nothing.
@@ -42,11 +43,21 @@ typedef struct mg_router_policy_change {
     const mg_policy_t *policy;
 } mg_router_policy_change_t;
 
+/** The kill switch in a change: zero keeps it as it is. */
+typedef enum {
+    MG_ROUTER_KILL_KEEP = 0,
+    MG_ROUTER_KILL_OFF,
+    MG_ROUTER_KILL_ON, /* every policy's decision goes to its stable version */
+} mg_router_kill_t;
+
 /** What one publication changes; everything it does not name stays as it is. */
 typedef struct mg_router_change {
     mg_route_table_t *table; /* the new route table, or NULL to keep the live one */
     const mg_router_policy_change_t *policies;
-    size_t npolicies; /* each model at most once */
+    size_t npolicies;         /* each model at most once */
+    int replace_policies;     /* non-zero: policies the change does not name are cleared */
+    mg_router_kill_t kill;    /* the kill switch */
+    uint64_t config_revision; /* the fleet configuration's revision (etcd's); 0 keeps it */
 } mg_router_change_t;
 
 /**
@@ -72,5 +83,37 @@ size_t mg_router_table_count(mg_router_t *r);
 
 /** Revision of the live snapshot: 1 at start, +1 per publication. Thread: RCU-registered. */
 uint64_t mg_router_revision(mg_router_t *r);
+
+/** The kill switch and the fleet configuration revision of one snapshot. */
+typedef struct mg_router_flags {
+    int kill_switch;
+    uint64_t config_revision; /* 0: not from a fleet configuration */
+} mg_router_flags_t;
+
+/**
+ * Inside an RCU read section: mg_router_policy of `model` and, in *flags, the kill switch and
+ * configuration revision of the SAME snapshot (separate calls may each see a newer one). The
+ * pointer is valid until mg_rcu_read_unlock(). Thread: any RCU-registered thread.
+ */
+const mg_policy_t *mg_router_lookup(mg_router_t *r, mg_str_t model, mg_router_flags_t *flags);
+
+/** What the live snapshot is, read at once. */
+typedef struct mg_router_info {
+    uint64_t revision;        /* mg_router_revision */
+    uint64_t config_revision; /* the fleet configuration's revision, 0: none */
+    int kill_switch;
+    size_t rules;     /* in the route table */
+    size_t npolicies; /* admin / fleet policies */
+} mg_router_info_t;
+
+/** Fills `out` from the live snapshot. Thread: RCU-registered, outside a read section. */
+void mg_router_info(mg_router_t *r, mg_router_info_t *out);
+
+/**
+ * Appends the live snapshot's admin / fleet policies as one JSON object, model name to policy
+ * (route/policy.h's canonical form), sorted by model. Returns 0 or MG_ENOMEM. Thread:
+ * RCU-registered, outside a read section.
+ */
+int mg_router_policies_json(mg_router_t *r, mg_buf_t *out);
 
 #endif

@@ -41,14 +41,16 @@ static uint64_t next_random(void)
     return z ^ (z >> 31);
 }
 
-const mg_policy_t *mg_pick_policy(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
-                                  const mg_policy_t *rule_policy, mg_pick_source_t *source)
+/* mg_pick_policy, with the router snapshot's kill switch and revision in *flags. */
+static const mg_policy_t *pick_policy(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
+                                      const mg_policy_t *rule_policy, mg_pick_source_t *source,
+                                      mg_router_flags_t *flags)
 {
-    const mg_policy_t *p = rule_policy;
-    *source = MG_PICK_ROUTE;
-    if (p == NULL) {
-        p = mg_router_policy(router, model);
-        *source = MG_PICK_ADMIN;
+    const mg_policy_t *p = mg_router_lookup(router, model, flags);
+    *source = MG_PICK_ADMIN;
+    if (rule_policy != NULL) {
+        p = rule_policy;
+        *source = MG_PICK_ROUTE;
     }
     if (p == NULL) {
         const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(reg), model);
@@ -58,6 +60,13 @@ const mg_policy_t *mg_pick_policy(mg_registry_t *reg, mg_router_t *router, mg_st
     if (p == NULL)
         *source = MG_PICK_NONE;
     return p;
+}
+
+const mg_policy_t *mg_pick_policy(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
+                                  const mg_policy_t *rule_policy, mg_pick_source_t *source)
+{
+    mg_router_flags_t flags;
+    return pick_policy(reg, router, model, rule_policy, source, &flags);
 }
 
 /* The sticky key the policy names; empty when the request has none. */
@@ -89,22 +98,31 @@ int mg_pick_version(mg_registry_t *reg, mg_router_t *router, mg_str_t model,
     };
 
     rcu_read_lock();
-    const mg_policy_t *p = mg_pick_policy(reg, router, model, rule_policy, &out->source);
+    mg_router_flags_t flags;
+    const mg_policy_t *p = pick_policy(reg, router, model, rule_policy, &out->source, &flags);
     if (p != NULL)
         in.sticky_key = sticky_key(p, meta, req);
     mg_policy_decision_t d;
     int rc = mg_policy_pick(p, &in, &d, err);
     int64_t stable = p != NULL ? p->stable : 0;
+    int kill = flags.kill_switch;
+    out->config_revision = flags.config_revision;
     mg_rcu_read_unlock();
     if (rc != 0)
         return rc;
+    if (kill && stable > 0 && mg_pick_by_policy(d.reason)) {
+        /* The kill switch: what the policy decided goes to its stable version instead. */
+        d.version = stable;
+        d.reason = MG_POLICY_REASON_KILL_SWITCH;
+        d.rule = -1;
+    }
 
     out->reason = d.reason;
     out->rule = d.rule;
     out->chosen = d.version;
     out->stable = stable;
     rc = mg_registry_acquire(reg, model, d.version, &out->version, err);
-    if (!mg_pick_by_policy(d.reason) || stable <= 0)
+    if (!(mg_pick_by_policy(d.reason) || d.reason == MG_POLICY_REASON_KILL_SWITCH) || stable <= 0)
         return rc;
 
     /* May the version the policy chose take the request? The stable one is never ejected. */

@@ -12,6 +12,9 @@
  * model's default version serves a version that is not loaded or not ready, and an ejected
  * version keeps its request: the last version able to serve is never ejected. The stable version
  * itself is never ejected. Versions the client named (URL, X-Model-Version) are never diverted.
+ * While the router's kill switch is on, whatever a policy decides (AB group, stage, sticky,
+ * weight) goes to its stable version ("kill-switch"); a version the URL or X-Model-Version
+ * names still serves.
  */
 #ifndef MG_SERVE_PICK_H
 #define MG_SERVE_PICK_H
@@ -58,6 +61,7 @@ typedef struct mg_pick {
     int64_t stable; /* the policy's stable version; 0: no policy */
     mg_pick_fallback_t fallback; /* with MG_POLICY_REASON_FALLBACK: why */
     bool probe;                  /* the breaker let this request through as a half-open probe */
+    uint64_t config_revision;    /* the fleet configuration revision routed by; 0: none */
 } mg_pick_t;
 
 /** True when the policy chose the version (AB group, stage, sticky key or weights). */

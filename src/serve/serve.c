@@ -288,6 +288,9 @@ size_t mg_serve_headers(const mg_serve_call_t *call, const mg_serve_result_t *re
         if (res->pick.rule >= 0 && k > 0 && k < MG_SERVE_EXPLAIN_MAX)
             k += snprintf(explain + k, MG_SERVE_EXPLAIN_MAX - (size_t)k, " header-rule=%d",
                           res->pick.rule);
+        if (res->pick.config_revision != 0 && k > 0 && k < MG_SERVE_EXPLAIN_MAX)
+            k += snprintf(explain + k, MG_SERVE_EXPLAIN_MAX - (size_t)k, " config-revision=%llu",
+                          (unsigned long long)res->pick.config_revision);
         if (k > 0)
             out[n++] = (mg_serve_header_t){"x-route-explain",
                                            {explain, strnlen(explain, MG_SERVE_EXPLAIN_MAX - 1)}};

@@ -125,7 +125,8 @@ typedef struct mg_serve_header {
  * x-route-reason, x-fallback-reason (with reason "fallback": not-loaded, not-ready,
  * breaker-open or run-failed), the echoes of x-trace-id and x-ab-group, and x-route-explain when the
  * request asked with "X-Route-Explain: 1" (its text written to `explain`, MG_SERVE_EXPLAIN_MAX
- * bytes). Fills out[0, MG_SERVE_HEADERS_MAX) and returns the count. Thread: the caller's.
+ * bytes; "config-revision=R" ends it when the routing snapshot came from the fleet's
+ * configuration). Fills out[0, MG_SERVE_HEADERS_MAX) and returns the count. Thread: the caller's.
  */
 size_t mg_serve_headers(const mg_serve_call_t *call, const mg_serve_result_t *res,
                         mg_serve_header_t *out, char *explain);

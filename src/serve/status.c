@@ -18,6 +18,7 @@ int mg_status_http(int code)
     case MG_ENOVERSION:
     case MG_ENOENDPOINT: return 404;
     case MG_EMETHOD: return 405;
+    case MG_EMANAGED: return 409;
     case MG_ETOOBIG: return 413;
     case MG_EUNAVAIL:
     case MG_ECANCELED: return 503;
@@ -34,6 +35,7 @@ const char *mg_status_phrase(int http_status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";

@@ -3,9 +3,11 @@
  * at a time, in order; policies and route tables are validated against the registry and
  * published as routing snapshots; loads and unloads reach the registry; results come back
  * through the completion callback (on the control thread) or mg_control_run; operations still
- * queued when the plane stops are cancelled, never dropped.
+ * queued when the plane stops are cancelled, never dropped. A fleet configuration is validated
+ * whole and published at once; the routing state survives in the state file.
  */
 #include "control/control.h"
+#include "control/state.h"
 #include "core/log.h"
 #include "core/rcu.h"
 #include "infer/session.h"
@@ -129,6 +131,166 @@ static void test_route_tables_are_validated_and_published(void **state)
     assert_int_equal(op.count, 1);
     assert_int_equal(op.revision, before + 1);
     assert_int_equal(mg_router_table_count(router), 1);
+}
+
+static const char P90[] = "{\"weights\":{\"1\":90,\"2\":10},\"stable\":\"1\"}";
+static const char P_BAD_VERSION[] = "{\"weights\":{\"1\":50,\"9\":50},\"stable\":\"1\"}";
+static const char ONE_ROUTE[] = "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":{\"exact\":"
+                                "\"/a\"}},\"model\":\"digits\"}]}";
+
+static int apply_fleet(mg_control_fleet_t *f, mg_control_op_t *op)
+{
+    memset(op, 0, sizeof(*op));
+    op->kind = MG_CONTROL_APPLY_FLEET;
+    op->fleet = f;
+    return mg_control_run(ctl, op);
+}
+
+static int64_t digits_stable(void)
+{
+    rcu_read_lock();
+    const mg_policy_t *p = mg_router_policy(router, mg_test_str("digits"));
+    int64_t v = p != NULL ? p->stable : 0;
+    mg_rcu_read_unlock();
+    return v;
+}
+
+/* A fleet configuration: every part validated, one invalid part rejects it all, else one
+ * publication replaces the policies, the table and the kill switch together. */
+static void test_fleet_configuration_is_one_publication(void **state)
+{
+    (void)state;
+    mg_control_op_t op;
+    mg_control_policy_text_t good = {"digits", P90, strlen(P90)};
+    mg_control_fleet_t f = {.source = "etcd",
+                            .revision = 41,
+                            .policies = &good,
+                            .npolicies = 1,
+                            .routes = ONE_ROUTE,
+                            .routes_len = strlen(ONE_ROUTE),
+                            .kill_switch = 1};
+    uint64_t before = mg_router_revision(router);
+    assert_int_equal(apply_fleet(&f, &op), 0);
+    assert_int_equal(f.rejected, MG_CONTROL_FLEET_NONE);
+    assert_int_equal(op.revision, before + 1); /* one publication for all of it */
+    mg_router_info_t info;
+    mg_router_info(router, &info);
+    assert_int_equal(info.config_revision, 41);
+    assert_int_equal(info.kill_switch, 1);
+    assert_int_equal(info.rules, 1);
+    assert_int_equal(info.npolicies, 1);
+
+    /* A bad policy among good parts: nothing changes, the culprit is named. */
+    mg_control_policy_text_t two[] = {{"digits", P90, strlen(P90)}, {"ghost", P90, strlen(P90)}};
+    mg_control_fleet_t bad = {.source = "etcd", .revision = 42, .policies = two, .npolicies = 2};
+    assert_int_equal(apply_fleet(&bad, &op), MG_ENOMODEL);
+    assert_int_equal(bad.rejected, 1);
+    assert_string_equal(op.err.msg, "unknown model 'ghost'");
+    two[0] = (mg_control_policy_text_t){"digits", P_BAD_VERSION, strlen(P_BAD_VERSION)};
+    bad.npolicies = 1;
+    assert_int_equal(apply_fleet(&bad, &op), MG_EINVAL);
+    assert_int_equal(bad.rejected, 0);
+    assert_non_null(strstr(op.err.msg, "unknown version 9"));
+    two[0] = (mg_control_policy_text_t){"digits", P90, strlen(P90)};
+    bad.routes = "{\"routes\":[{\"name\":\"a\"}]}";
+    bad.routes_len = strlen(bad.routes);
+    assert_int_equal(apply_fleet(&bad, &op), MG_EINVAL);
+    assert_int_equal(bad.rejected, MG_CONTROL_FLEET_ROUTES);
+    mg_router_info(router, &info);
+    assert_int_equal(info.revision, before + 1);
+    assert_int_equal(info.config_revision, 41);
+
+    /* The next configuration replaces everything: no policy, no table, kill switch off. */
+    mg_control_fleet_t empty = {.source = "etcd", .revision = 43};
+    assert_int_equal(apply_fleet(&empty, &op), 0);
+    mg_router_info(router, &info);
+    assert_int_equal(info.npolicies, 0);
+    assert_int_equal(info.rules, 0);
+    assert_int_equal(info.kill_switch, 0);
+    assert_int_equal(info.config_revision, 43);
+}
+
+static void test_kill_switch_and_managed_routing(void **state)
+{
+    (void)state;
+    mg_control_op_t op;
+    assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":true}", &op), 0);
+    mg_router_info_t info;
+    mg_router_info(router, &info);
+    assert_int_equal(info.kill_switch, 1);
+    assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":1}", &op), MG_EINVAL);
+    assert_non_null(strstr(op.err.msg, "kill switch"));
+    assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":false,\"x\":1}", &op),
+                     MG_EINVAL);
+    assert_string_equal(op.err.msg, "kill switch: unknown field 'x'");
+    assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":false}", &op), 0);
+
+    /* Owned by etcd: the admin operations are refused, a fleet configuration still applies. */
+    mg_control_managed_by(ctl, "etcd");
+    uint64_t before = mg_router_revision(router);
+    assert_int_equal(run(MG_CONTROL_SET_POLICY, "digits", P90, &op), MG_EMANAGED);
+    assert_non_null(strstr(op.err.msg, "managed by etcd"));
+    assert_int_equal(run(MG_CONTROL_SET_ROUTES, NULL, ONE_ROUTE, &op), MG_EMANAGED);
+    assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":true}", &op), MG_EMANAGED);
+    assert_int_equal(mg_router_revision(router), before);
+    mg_control_fleet_t f = {.source = "etcd", .revision = 50};
+    assert_int_equal(apply_fleet(&f, &op), 0);
+    mg_control_managed_by(ctl, NULL);
+}
+
+/* Every routing change is saved; a restore applies the same state; a broken file changes
+ * nothing and says why. */
+static void test_state_file_round_trip(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof(path), "%s/%s", tmp, MG_STATE_FILE);
+    mg_control_persist_to(ctl, path);
+    mg_control_op_t op;
+    assert_int_equal(run(MG_CONTROL_SET_POLICY, "digits", P90, &op), 0);
+    assert_int_equal(run(MG_CONTROL_SET_ROUTES, NULL, ONE_ROUTE, &op), 0);
+    assert_int_equal(run(MG_CONTROL_SET_KILL_SWITCH, NULL, "{\"enabled\":true}", &op), 0);
+    size_t len;
+    char *text = mg_test_read_file(path, &len);
+    assert_non_null(strstr(text, "\"source\":\"admin\""));
+    assert_non_null(strstr(text, "\"kill_switch\":true"));
+    free(text);
+
+    /* Clear the routing state, then restore it from the file. */
+    mg_control_persist_to(ctl, NULL);
+    mg_control_fleet_t empty = {.source = "test"};
+    assert_int_equal(apply_fleet(&empty, &op), 0);
+    assert_int_equal(digits_stable(), 0);
+    mg_state_restored_t r;
+    mg_err_t err;
+    assert_int_equal(mg_state_restore(ctl, path, &r, &err), 0);
+    assert_string_equal(r.source, "admin");
+    assert_int_equal(digits_stable(), 1);
+    mg_router_info_t info;
+    mg_router_info(router, &info);
+    assert_int_equal(info.rules, 1);
+    assert_int_equal(info.kill_switch, 1);
+
+    /* A fleet configuration not marked to persist leaves the file as it was. */
+    mg_control_persist_to(ctl, path);
+    assert_int_equal(apply_fleet(&empty, &op), 0);
+    text = mg_test_read_file(path, &len);
+    assert_non_null(strstr(text, "\"kill_switch\":true"));
+    free(text);
+    mg_control_persist_to(ctl, NULL);
+
+    assert_int_equal(mg_state_restore(ctl, "/nonexistent/state.json", &r, &err), MG_ENOENT);
+    mg_test_sh("printf '{\"format\":1,\"policies\":[]}' > %s", path);
+    assert_int_equal(mg_state_restore(ctl, path, &r, &err), MG_ECONFIG);
+    assert_non_null(strstr(err.msg, "'policies' must be an object"));
+    mg_test_sh("printf '{\"format\":1,\"policie\":{}}' > %s", path);
+    assert_int_equal(mg_state_restore(ctl, path, &r, &err), MG_ECONFIG);
+    assert_non_null(strstr(err.msg, "unknown field 'policie'"));
+    mg_test_sh("printf '{\"format\":1,\"policies\":{\"digits\":{\"weights\":{\"8\":1}}}}' > %s",
+               path);
+    assert_int_equal(mg_state_restore(ctl, path, &r, &err), MG_EINVAL);
+    assert_non_null(strstr(err.msg, "unknown version 8"));
+    assert_int_equal(digits_stable(), 0); /* nothing changed */
 }
 
 static void test_load_and_unload(void **state)
@@ -270,6 +432,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policies_are_validated_and_published),
         cmocka_unit_test(test_route_tables_are_validated_and_published),
+        cmocka_unit_test(test_fleet_configuration_is_one_publication),
+        cmocka_unit_test(test_kill_switch_and_managed_routing),
+        cmocka_unit_test(test_state_file_round_trip),
         cmocka_unit_test(test_load_and_unload),
         cmocka_unit_test(test_async_completion_in_order),
         cmocka_unit_test(test_stop_cancels_queued),

@@ -337,8 +337,8 @@ static void test_to_json_round_trip(void **state)
 static void test_reason_names(void **state)
 {
     (void)state;
-    static const char *const want[] = {"url",    "header", "ab-group", "stage",
-                                       "sticky", "weight", "default",  "fallback"};
+    static const char *const want[] = {"url",    "header",  "ab-group", "stage",      "sticky",
+                                       "weight", "default", "fallback", "kill-switch"};
     for (int r = 0; r < MG_POLICY_REASON_COUNT_; r++)
         assert_string_equal(mg_policy_reason_name((mg_policy_reason_t)r), want[r]);
 }

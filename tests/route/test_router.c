@@ -2,7 +2,8 @@
  * The router's snapshots under concurrency: reader threads route in a loop (policy lookup,
  * pick, route-table match) while a writer publishes new policies and tables as fast as it
  * can. Every read must see one whole snapshot: a policy whose weights add up to 100 and a
- * table whose rules agree with their generation. Built under ThreadSanitizer by `make tsan`.
+ * table whose rules agree with their generation; a policy with the kill switch and the
+ * configuration revision published with it. Built under ThreadSanitizer by `make tsan`.
  */
 #include "route/router.h"
 
@@ -130,10 +131,74 @@ static void test_readers_never_see_a_torn_snapshot(void **state)
     rcu_unregister_thread();
 }
 
+/* Readers of mg_router_lookup: the policy, the kill switch and the revision of one snapshot. */
+static void *flag_reader(void *arg)
+{
+    (void)arg;
+    rcu_register_thread();
+    while (!atomic_load(&stop)) {
+        rcu_read_lock();
+        mg_router_flags_t f;
+        const mg_policy_t *p = mg_router_lookup(router, (mg_str_t){"m", 1}, &f);
+        if (p != NULL && p->nversions == 2 &&
+            (f.config_revision != (uint64_t)p->weights[1] + 1 ||
+             f.kill_switch != (int)(p->weights[1] % 2)))
+            atomic_fetch_add(&bad_reads, 1);
+        mg_rcu_read_unlock();
+        atomic_fetch_add(&reads, 1);
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+static void test_lookup_sees_one_snapshot(void **state)
+{
+    (void)state;
+    rcu_register_thread();
+    assert_int_equal(mg_router_new(&router), 0);
+    atomic_store(&stop, false);
+    atomic_store(&bad_reads, 0);
+    pthread_t t[READERS];
+    for (int i = 0; i < READERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, flag_reader, NULL), 0);
+    mg_err_t err;
+    for (int i = 0; i < UPDATES; i++) {
+        if (i % 40 == 0) {
+            long seen = atomic_load(&reads);
+            while (atomic_load(&reads) < seen + 2 * READERS)
+                sched_yield();
+        }
+        /* Weight i on version 2 goes with revision i + 1 and the kill switch on for odd i. */
+        char json[128];
+        snprintf(json, sizeof(json), "{\"weights\":{\"1\":1,\"2\":%d},\"stable\":\"1\"}", i);
+        mg_policy_t p;
+        assert_int_equal(mg_policy_parse(json, strlen(json), &p, &err), 0);
+        mg_router_policy_change_t one = {"m", &p};
+        mg_router_change_t c = {.policies = &one,
+                                .npolicies = 1,
+                                .replace_policies = 1,
+                                .kill = i % 2 ? MG_ROUTER_KILL_ON : MG_ROUTER_KILL_OFF,
+                                .config_revision = (uint64_t)i + 1};
+        assert_int_equal(mg_router_apply(router, &c, NULL, &err), 0);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&bad_reads), 0);
+    mg_router_info_t info;
+    mg_router_info(router, &info);
+    assert_int_equal(info.config_revision, UPDATES);
+    assert_int_equal(info.kill_switch, 1);
+    assert_int_equal(info.npolicies, 1);
+    mg_router_free(router);
+    rcu_unregister_thread();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_never_see_a_torn_snapshot),
+        cmocka_unit_test(test_lookup_sees_one_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

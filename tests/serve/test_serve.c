@@ -197,6 +197,77 @@ static void test_fallback_to_stable(void **state)
     free(body);
 }
 
+/* The kill switch: what a policy decides goes to its stable version; an explicit version still
+ * serves; the configuration revision is part of the outcome. */
+static void test_kill_switch(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = read_sample(&len);
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    mg_buf_t out = {0};
+    char served[24];
+    mg_policy_reason_t reason;
+    mg_policy_t p;
+    mg_err_t err;
+    const char *json =
+        "{\"weights\":{\"1\":0,\"2\":1},\"stable\":\"1\",\"ab_groups\":{\"x\":\"2\"}}";
+    assert_int_equal(mg_policy_parse(json, strlen(json), &p, &err), 0);
+    mg_router_policy_change_t one = {"digits", &p};
+    mg_router_change_t on = {
+        .policies = &one, .npolicies = 1, .kill = MG_ROUTER_KILL_ON, .config_revision = 77};
+    assert_int_equal(mg_router_apply(router, &on, NULL, &err), 0);
+    const char *const ab[] = {"x-ab-group", "x", NULL};
+    const char *const pin[] = {"x-model-version", "2", NULL};
+    const char *const *cases[] = {NULL, ab};
+    for (int i = 0; i < 2; i++) {
+        mg_arena_reset(&arena);
+        assert_int_equal(
+            serve_once(body, len, mg_test_str("digits"), cases[i], &arena, &out, served, &reason),
+            0);
+        assert_string_equal(served, "1");
+        assert_int_equal(reason, MG_POLICY_REASON_KILL_SWITCH);
+    }
+    mg_arena_reset(&arena);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("digits"), pin, &arena, &out, served, &reason), 0);
+    assert_string_equal(served, "2");
+    assert_int_equal(reason, MG_POLICY_REASON_HEADER);
+    /* The explain text names the configuration revision. */
+    mg_infer_request_t req;
+    memset(&req, 0, sizeof(req));
+    mg_arena_reset(&arena);
+    req.arena = &arena;
+    assert_int_equal(mg_kserve_decode_request(body, len, MG_KSERVE_NO_BINARY, &req, &err), 0);
+    const char *const explain_on[] = {"x-route-explain", "1", NULL};
+    mg_serve_call_t call = {
+        .model = mg_test_str("digits"), .meta = {pairs_lookup, (void *)explain_on}, .req = &req};
+    mg_serve_result_t res;
+    assert_int_equal(mg_serve_infer(core, &call, &res), 0);
+    mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
+    char explain[MG_SERVE_EXPLAIN_MAX];
+    size_t n = mg_serve_headers(&call, &res, hdrs, explain);
+    assert_string_equal(hdrs[n - 1].name, "x-route-explain");
+    assert_string_equal(explain, "rule=- policy=admin reason=kill-switch version=1 chosen=1 "
+                                 "config-revision=77");
+    mg_serve_done(&res);
+    /* Off again: the weights decide. */
+    mg_router_change_t off = {.policies = &one, .npolicies = 1, .kill = MG_ROUTER_KILL_OFF};
+    assert_int_equal(mg_router_apply(router, &off, NULL, &err), 0);
+    mg_arena_reset(&arena);
+    assert_int_equal(
+        serve_once(body, len, mg_test_str("digits"), NULL, &arena, &out, served, &reason), 0);
+    assert_string_equal(served, "2");
+    assert_int_equal(reason, MG_POLICY_REASON_WEIGHT);
+    mg_router_policy_change_t clear = {"digits", NULL};
+    mg_router_change_t reset = {.policies = &clear, .npolicies = 1};
+    assert_int_equal(mg_router_apply(router, &reset, NULL, &err), 0);
+    mg_buf_free(&out);
+    mg_arena_free(&arena);
+    free(body);
+}
+
 /* Binds a one-input request from a flat list of 64 pixels, as /predict does. */
 static int bind_pixels(void *ctx, const mg_session_t *meta, const char *model,
                        mg_infer_request_t *req, mg_err_t *err)
@@ -444,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_response_headers),
         cmocka_unit_test(test_route_table_match_copies_the_rule),
         cmocka_unit_test(test_info),
+        cmocka_unit_test(test_kill_switch), /* last: the configuration revision stays */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -88,6 +88,16 @@ class Daemon:
             self.stop()
             raise RuntimeError("modelgate did not become ready:\n" + "".join(self.log))
 
+    def wait_log(self, text, timeout=10):
+        """True once a log line containing `text` was read (the log is read by another thread)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(text in line for line in list(self.log)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
     def request(self, method, path, body=None, headers=None, timeout=30):
         """Sends one request on a new connection; returns (status, headers dict, body bytes)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)

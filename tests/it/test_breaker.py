@@ -79,7 +79,7 @@ class BreakerTest(unittest.TestCase):
         self.assertEqual((s, b), (200, {}))
 
     def logged(self, text):
-        return any(text in line for line in self.d.log)
+        return self.d.wait_log(text)
 
     def breaker(self, model, version):
         s, b = self.d.json("GET", "/v2/admin/models/%s/breakers" % model)

@@ -98,7 +98,7 @@ class FleetTest(unittest.TestCase):
             for _ in range(20):
                 s, h, _ = d.request("POST", "/v2/models/digits/infer", fleettest.BODY)
                 self.assertEqual((s, h["x-model-version"]), (200, "1"))
-            self.assertTrue(any("configuration rejected revision=%d" % bad in line for line in d.log))
+            self.assertTrue(d.wait_log("configuration rejected revision=%d" % bad))
         out = wait_until(lambda: (lambda r: r[1].count("rejected revision %d" % bad) == 3 and r[1])(
             self.fleet.ctl("status")), what="ctl status to show the rejection on all three")
         self.assertIn("unknown version 7 in 'weights'", out)

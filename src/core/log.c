@@ -13,6 +13,13 @@
 static atomic_int min_level = MG_LOG_INFO;
 static atomic_int json_sink;
 
+static _Thread_local const mg_log_context_t *context;
+
+void mg_log_context_set(const mg_log_context_t *ctx)
+{
+    context = ctx;
+}
+
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void mg_log_configure(mg_log_level_t level, int json)
@@ -37,10 +44,10 @@ int mg_log_enabled(mg_log_level_t level)
     return (int)level >= atomic_load_explicit(&min_level, memory_order_relaxed);
 }
 
-/* Appends `s` to out[*len..cap) with JSON string escaping; truncates silently. */
-static void append_json_escaped(char *out, size_t *len, size_t cap, const char *s)
+/* Appends `n` bytes of `s` to out[*len..cap) with JSON string escaping; truncates silently. */
+static void append_json_escaped(char *out, size_t *len, size_t cap, const char *s, size_t n)
 {
-    for (; *s != '\0' && *len + 7 < cap; s++) {
+    for (const char *end = s + n; s < end && *len + 7 < cap; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             out[(*len)++] = '\\';
@@ -78,8 +85,26 @@ void mg_log(mg_log_level_t level, const char *area, const char *fmt, ...)
         len = (size_t)snprintf(line, sizeof(line),
                                "{\"ts\":\"%s\",\"level\":\"%s\",\"area\":\"%s\",\"msg\":\"", when,
                                level_names[level], area);
-        append_json_escaped(line, &len, sizeof(line) - 3, msg);
+        append_json_escaped(line, &len, sizeof(line) - 3, msg, strlen(msg));
         line[len++] = '"';
+        if (context != NULL) {
+            const struct {
+                const char *key;
+                mg_str_t v;
+            } fields[] = {{"model", context->model},
+                          {"version", context->version},
+                          {"trace_id", context->trace_id},
+                          {"ab_group", context->ab_group},
+                          {"route_reason", context->route_reason}};
+            for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+                if (fields[i].v.len == 0 || len + strlen(fields[i].key) + 8 >= sizeof(line) - 3)
+                    continue;
+                len +=
+                    (size_t)snprintf(line + len, sizeof(line) - len, ",\"%s\":\"", fields[i].key);
+                append_json_escaped(line, &len, sizeof(line) - 4, fields[i].v.ptr, fields[i].v.len);
+                line[len++] = '"';
+            }
+        }
         line[len++] = '}';
         line[len++] = '\n';
     } else {

@@ -6,6 +6,8 @@
 #ifndef MG_CORE_LOG_H
 #define MG_CORE_LOG_H
 
+#include "core/buf.h"
+
 typedef enum {
     MG_LOG_DEBUG = 0,
     MG_LOG_INFO = 1,
@@ -24,6 +26,21 @@ int mg_log_level_parse(const char *s, mg_log_level_t *out);
 
 /** Returns non-zero when `level` would be written. Thread: any. */
 int mg_log_enabled(mg_log_level_t level);
+
+/**
+ * What the lines a thread writes are about: the JSON sink adds each field that is set
+ * ("model", "version", "trace_id", "ab_group", "route_reason"); the text sink leaves them out
+ * (its messages name what they need).
+ */
+typedef struct mg_log_context {
+    mg_str_t model, version, trace_id, ab_group, route_reason;
+} mg_log_context_t;
+
+/**
+ * Sets the calling thread's context to `ctx` (not copied: it and the strings it points to must
+ * stay valid until it is replaced), or clears it with NULL. Thread: the caller's own.
+ */
+void mg_log_context_set(const mg_log_context_t *ctx);
 
 /** Writes one log line (a single write(2), so lines never interleave). Thread: any. */
 void mg_log(mg_log_level_t level, const char *area, const char *fmt, ...)

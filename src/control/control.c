@@ -4,6 +4,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/rcu.h"
+#include "obs/metrics.h"
 #include "route/policy.h"
 #include "route/table.h"
 
@@ -224,6 +225,8 @@ static void run_op(mg_control_t *c, mg_control_op_t *op)
     case MG_CONTROL_LOAD_ALL: op->count = (size_t)mg_registry_load_all(c->registry); break;
     case MG_CONTROL_LOAD:
         op->rc = mg_registry_load(c->registry, op->model, &op->err);
+        if (op->rc != MG_ENOMODEL)
+            mg_obs_model_reload(op->model, op->rc == 0);
         if (op->rc == 0)
             mg_log(MG_LOG_INFO, "control", "repository load model=%s", op->model);
         break;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ONNX Runtime's C header has an enumerator of 1 << 31, which gcc's -Wpedantic rejects in C. */
 #pragma GCC diagnostic push
@@ -733,8 +734,21 @@ static void release_values(OrtValue **v, size_t n)
     }
 }
 
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int mg_session_run(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
                    mg_err_t *err)
+{
+    return mg_session_run_timed(s, req, resp, NULL, err);
+}
+
+int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
+                         mg_session_timing_t *timing, mg_err_t *err)
 {
     mg_arena_t *a = req->arena;
     if (a == NULL)
@@ -779,10 +793,15 @@ int mg_session_run(mg_session_t *s, const mg_infer_request_t *req, mg_infer_resp
         rc = make_input(&req->inputs[slot[k]], a, &in[k], err);
     own->n = nout;
     memset(own->values, 0, nout * sizeof(own->values[0]));
-    if (rc == 0)
+    if (rc == 0) {
+        if (timing != NULL)
+            timing->infer_ns = monotonic_ns();
         rc = status_to_err(ort->Run(s->ort, run_opts, (const char *const *)s->input_names,
                                     (const OrtValue *const *)in, nin, out_names, nout, own->values),
                            MG_ERUNTIME, err, "onnxruntime");
+        if (timing != NULL)
+            timing->output_ns = monotonic_ns();
+    }
     release_values(in, nin);
     if (rc)
         goto fail;
@@ -816,6 +835,31 @@ void mg_session_response_release(mg_infer_response_t *resp)
     resp->outputs = NULL;
     resp->binary = NULL;
     resp->noutputs = 0;
+}
+
+int mg_session_memory(const mg_session_t *s, mg_session_stat_fn fn, void *ctx, mg_err_t *err)
+{
+    OrtAllocator *alloc = NULL;
+    int rc =
+        status_to_err(ort->CreateAllocator(s->ort, cpu_mem, &alloc), MG_ERUNTIME, err, "allocator");
+    if (rc != 0)
+        return rc;
+    if (alloc->version < 23 || alloc->GetStats == NULL) {
+        ort->ReleaseAllocator(alloc);
+        return mg_err_set(err, MG_ERUNTIME, "allocator: this ONNX Runtime reports no statistics");
+    }
+    OrtKeyValuePairs *kvp = NULL;
+    rc = status_to_err(alloc->GetStats(alloc, &kvp), MG_ERUNTIME, err, "allocator");
+    if (rc == 0) {
+        const char *const *keys = NULL, *const *values = NULL;
+        size_t n = 0;
+        ort->GetKeyValuePairs(kvp, &keys, &values, &n);
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = fn(ctx, keys[i], values[i]);
+        ort->ReleaseKeyValuePairs(kvp);
+    }
+    ort->ReleaseAllocator(alloc);
+    return rc;
 }
 
 int mg_session_warmup(mg_session_t *s, int runs, mg_err_t *err)

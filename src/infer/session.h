@@ -108,12 +108,37 @@ int mg_session_validate(const mg_session_t *s, const mg_infer_request_t *req, mg
 int mg_session_run(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
                    mg_err_t *err);
 
+/** When a Run's phases began (CLOCK_MONOTONIC ns); 0 for a phase never reached. */
+typedef struct mg_session_timing {
+    int64_t infer_ns;  /* inputs are bound: ONNX Runtime's Run is called */
+    int64_t output_ns; /* Run returned: outputs are read */
+} mg_session_timing_t;
+
+/**
+ * mg_session_run that also records when Run was called and returned in `timing` (may be
+ * NULL), so the caller can split compute input / infer / output as Triton reports them.
+ * Same contract otherwise.
+ */
+int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
+                         mg_session_timing_t *timing, mg_err_t *err);
+
 /**
  * Releases what mg_session_run left in `resp->owner` and clears `outputs`, `binary` and
  * `noutputs`. Call it before resetting the request arena (the owner lives there). Accepts a
  * zeroed or already released response. Thread: any.
  */
 void mg_session_response_release(mg_infer_response_t *resp);
+
+/** Receives one allocator statistic; a non-zero return stops the walk. */
+typedef int (*mg_session_stat_fn)(void *ctx, const char *key, const char *value);
+
+/**
+ * Calls `fn` with each statistic ONNX Runtime reports for the session's CPU allocator (an
+ * arena reports InUse, TotalAllocated, MaxInUse, NumAllocs, ...). Returns 0, fn's non-zero
+ * result, or MG_ERUNTIME with `err` saying why this runtime reports none. Thread: any (not
+ * on the request path).
+ */
+int mg_session_memory(const mg_session_t *s, mg_session_stat_fn fn, void *ctx, mg_err_t *err);
 
 /**
  * Runs the model `runs` times on zero-filled inputs (empty strings for BYTES) whose dynamic

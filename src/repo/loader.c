@@ -2,6 +2,8 @@
 
 #include "core/file.h"
 #include "core/log.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
 #include "repo/version_internal.h"
 
 #include <dirent.h>
@@ -156,13 +158,53 @@ static void build_sessions(mg_model_version_t *v, const char *bytes, size_t len)
     v->state = MG_MODEL_READY;
 }
 
+/* Counts a load in modelgate_model_load_duration_seconds and sends its span when tracing. */
+static void account_load(const char *model, int64_t number, mg_obs_load_outcome_t outcome,
+                         int64_t start_ns, const mg_model_version_t *v)
+{
+    int64_t end_ns = mg_obs_now_ns();
+    mg_obs_model_load(model, number, outcome, end_ns - start_ns);
+    /* Interned now, so requests a policy routes here are counted even if it never serves. */
+    mg_obs_series_t id;
+    mg_obs_series_get((mg_str_t){model, strlen(model)}, number, &id);
+    if (!mg_trace_enabled())
+        return;
+    /* A load is a root span of its own, always sent: loads are rare and worth seeing. */
+    mg_span_t sp;
+    memset(&sp, 0, sizeof(sp));
+    mg_trace_ctx_t ctx;
+    mg_trace_begin(&ctx, NULL, 0, NULL, 0);
+    memcpy(sp.trace_id, ctx.trace_id, 16);
+    memcpy(sp.span_id, ctx.span_id, 8);
+    snprintf(sp.name, sizeof(sp.name), "model load");
+    sp.kind = MG_SPAN_INTERNAL;
+    sp.start_unix_ns = mg_obs_unix_ns(start_ns);
+    sp.end_unix_ns = mg_obs_unix_ns(end_ns);
+    mg_span_attr_str(&sp, "modelgate.model", model, strlen(model));
+    mg_span_attr_int(&sp, "modelgate.version", number);
+    const char *o = mg_obs_load_outcome_name(outcome);
+    mg_span_attr_str(&sp, "modelgate.load.outcome", o, strlen(o));
+    if (outcome == MG_OBS_LOAD_FAILURE) {
+        sp.status = MG_SPAN_ERROR;
+        snprintf(sp.status_msg, sizeof(sp.status_msg), "%.120s", v != NULL ? v->reason : "");
+    }
+    mg_trace_submit(&sp);
+}
+
 mg_model_version_t *mg_loader_load_version(const mg_loader_t *l, const char *model, int64_t number,
                                            const mg_model_config_t *cfg,
                                            const mg_model_version_t *prev)
 {
+    int64_t start_ns = mg_obs_now_ns();
+    char vtext[24];
+    snprintf(vtext, sizeof(vtext), "%lld", (long long)number);
+    mg_log_context_t log = {.model = {model, strlen(model)}, .version = {vtext, strlen(vtext)}};
+    mg_log_context_set(&log);
     mg_model_version_t *v = mg_model_version_alloc(model, number, cfg);
-    if (v == NULL)
+    if (v == NULL) {
+        mg_log_context_set(NULL);
         return NULL;
+    }
     /* Read once, hash those bytes and build the sessions from the same buffer. */
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s/%lld/model.onnx", l->repo_dir, model, (long long)number);
@@ -181,6 +223,8 @@ mg_model_version_t *mg_loader_load_version(const mg_loader_t *l, const char *mod
         /* Unchanged: the version that is serving stays. */
         free(bytes);
         mg_model_version_free(v);
+        account_load(model, number, MG_OBS_LOAD_UNCHANGED, start_ns, prev);
+        mg_log_context_set(NULL);
         return (mg_model_version_t *)prev;
     } else {
         build_sessions(v, bytes, len);
@@ -198,5 +242,9 @@ mg_model_version_t *mg_loader_load_version(const mg_loader_t *l, const char *mod
         mg_log(MG_LOG_INFO, "repo", "version ready model=%s version=%lld instances=%d", model,
                (long long)number, v->nsessions);
     }
+    account_load(model, number,
+                 v->state == MG_MODEL_READY ? MG_OBS_LOAD_SUCCESS : MG_OBS_LOAD_FAILURE, start_ns,
+                 v);
+    mg_log_context_set(NULL);
     return v;
 }

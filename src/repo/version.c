@@ -80,6 +80,11 @@ const mg_session_t *mg_model_version_meta(const mg_model_version_t *v)
     return v->nsessions > 0 ? v->sessions[0] : NULL;
 }
 
+const mg_session_t *mg_model_version_instance(const mg_model_version_t *v, int i)
+{
+    return i >= 0 && i < v->nsessions ? v->sessions[i] : NULL;
+}
+
 mg_session_t *mg_model_version_session(mg_model_version_t *v)
 {
     unsigned i = atomic_fetch_add_explicit(&v->live->cursor, 1, memory_order_relaxed);

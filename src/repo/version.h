@@ -50,6 +50,9 @@ const unsigned char *mg_model_version_sha256(const mg_model_version_t *v);
  */
 const mg_session_t *mg_model_version_meta(const mg_model_version_t *v);
 
+/** Instance `i` of the version's sessions, or NULL past the last (0 when not READY). */
+const mg_session_t *mg_model_version_instance(const mg_model_version_t *v, int i);
+
 /**
  * The session the next request on `v` runs on (round robin over its instances). `v` must be
  * READY and pinned. Thread: any request thread.

@@ -7,7 +7,7 @@
 #include <string.h>
 
 int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp,
-               mg_err_t *err)
+               mg_session_timing_t *timing, mg_err_t *err)
 {
     memset(resp, 0, sizeof(*resp));
     int64_t max_batch = mg_model_version_config(v)->max_batch_size;
@@ -27,7 +27,7 @@ int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_re
     if (frc != 0)
         return frc;
 #endif
-    int rc = mg_session_run(mg_model_version_session(v), req, resp, err);
+    int rc = mg_session_run_timed(mg_model_version_session(v), req, resp, timing, err);
     if (rc != 0)
         return rc;
     resp->model_name = mg_model_version_model(v);

@@ -14,11 +14,12 @@
  * Runs `req` on version `v` (pinned by the caller, who keeps the pin until the response is
  * encoded). Enforces the model's max_batch_size on the first dim of every input, then runs.
  * On success `resp` names the model and version, echoes the request id and holds the outputs;
- * release it with mg_execute_release(). Returns 0 or the MG_E* code of the first problem with
+ * release it with mg_execute_release(). `timing` (may be NULL) receives when the Run began and
+ * ended. Returns 0 or the MG_E* code of the first problem with
  * `err` filled. Thread: any request thread.
  */
 int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp,
-               mg_err_t *err);
+               mg_session_timing_t *timing, mg_err_t *err);
 
 /** Releases the outputs of a response filled by mg_execute(). Accepts an empty response. */
 void mg_execute_release(mg_infer_response_t *resp);

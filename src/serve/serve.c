@@ -106,10 +106,223 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* ---- accounting: metrics, spans, log context ---------------------------------------------- */
+
+static mg_str_t meta_get(const mg_serve_call_t *call, const char *lname)
+{
+    return mg_meta_value(&call->meta, lname, strlen(lname));
+}
+
+/* Starts a call's accounting: its arrival time and, with tracing, its place in a trace. */
+static void obs_begin(mg_serve_result_t *res, const mg_serve_call_t *call)
+{
+    mg_serve_obs_t *o = &res->obs;
+    o->call = call;
+    o->series = MG_OBS_NO_SERIES;
+    o->metrics = mg_obs_enabled();
+    o->traced = mg_trace_enabled();
+    if (!o->metrics && !o->traced)
+        return;
+    o->start_ns = call->received_ns != 0 ? call->received_ns : mg_obs_now_ns();
+    if (o->traced) {
+        mg_str_t tp = meta_get(call, "traceparent"), xt = meta_get(call, "x-trace-id");
+        mg_trace_begin(&o->trace, tp.ptr, tp.len, xt.ptr, xt.len);
+        mg_trace_hex(o->trace.trace_id, 16, o->trace_hex);
+        mg_trace_format(&o->trace, o->traceparent);
+    }
+}
+
+/* The version is known: count the request in flight and set the thread's log context. */
+static void obs_routed(mg_serve_result_t *res)
+{
+    mg_serve_obs_t *o = &res->obs;
+    const mg_model_version_t *v = res->pick.version;
+    if (o->metrics) {
+        mg_str_t model = res->model;
+        if (mg_obs_series_get(model, mg_model_version_number(v), &o->series) == 0)
+            mg_obs_request_enter(o->series);
+        mg_obs_series_t chosen;
+        if (res->pick.reason == MG_POLICY_REASON_FALLBACK && res->pick.chosen > 0 &&
+            mg_obs_series_find(model, res->pick.chosen, &chosen) == 0)
+            mg_obs_fallback(chosen);
+    }
+    const char *version = mg_model_version_text(v);
+    const char *reason = mg_policy_reason_name(res->pick.reason);
+    o->log = (mg_log_context_t){
+        .model = res->model,
+        .version = {version, strlen(version)},
+        .trace_id = o->traced ? (mg_str_t){o->trace_hex, 32} : meta_get(o->call, "x-trace-id"),
+        .ab_group = meta_get(o->call, "x-ab-group"),
+        .route_reason = {reason, strlen(reason)},
+    };
+    mg_log_context_set(&o->log);
+}
+
+static void span_init(mg_span_t *sp, const mg_serve_obs_t *o, const char *name, int kind,
+                      int64_t start_ns, int64_t end_ns)
+{
+    memset(sp, 0, sizeof(*sp));
+    memcpy(sp->trace_id, o->trace.trace_id, 16);
+    snprintf(sp->name, sizeof(sp->name), "%s", name);
+    sp->kind = kind;
+    sp->start_unix_ns = mg_obs_unix_ns(start_ns);
+    sp->end_unix_ns = mg_obs_unix_ns(end_ns > start_ns ? end_ns : start_ns);
+}
+
+static void span_str(mg_span_t *sp, const char *key, mg_str_t v)
+{
+    if (v.len > 0)
+        mg_span_attr_str(sp, key, v.ptr, v.len);
+}
+
+static void span_cstr(mg_span_t *sp, const char *key, const char *v)
+{
+    mg_span_attr_str(sp, key, v, strlen(v));
+}
+
+/* Queues the call's spans: the server span, routing (when it ran) and inference (when it ran). */
+static void emit_spans(const mg_serve_result_t *res, int64_t end_ns)
+{
+    const mg_serve_obs_t *o = &res->obs;
+    const mg_serve_call_t *call = o->call;
+    int status = res->rc == 0 ? 200 : mg_status_http(res->rc);
+    const mg_model_version_t *v = res->pick.version;
+    mg_span_t sp;
+
+    char name[64];
+    snprintf(name, sizeof(name), "%.*s", call->operation.len ? (int)call->operation.len : 5,
+             call->operation.len ? call->operation.ptr : "infer");
+    span_init(&sp, o, name, MG_SPAN_SERVER, o->start_ns, end_ns);
+    memcpy(sp.span_id, o->trace.span_id, 8);
+    memcpy(sp.parent_id, o->trace.parent_id, 8);
+    mg_str_t state = meta_get(call, "tracestate");
+    snprintf(sp.trace_state, sizeof(sp.trace_state), "%.*s", (int)state.len, state.ptr);
+    span_str(&sp, "url.path", call->target);
+    mg_span_attr_int(&sp, "http.response.status_code", status);
+    span_str(&sp, "modelgate.model", res->model);
+    if (res->rc != 0) {
+        sp.status = MG_SPAN_ERROR;
+        snprintf(sp.status_msg, sizeof(sp.status_msg), "%.120s", res->err.msg);
+    }
+    mg_trace_submit(&sp);
+
+    if (o->route_start_ns != 0) {
+        span_init(&sp, o, "route", MG_SPAN_INTERNAL, o->route_start_ns, o->route_end_ns);
+        mg_trace_span_id(sp.span_id);
+        memcpy(sp.parent_id, o->trace.span_id, 8);
+        span_str(&sp, "modelgate.model", res->model);
+        if (res->pick.chosen > 0)
+            mg_span_attr_int(&sp, "modelgate.version.chosen", res->pick.chosen);
+        if (v != NULL) {
+            mg_span_attr_int(&sp, "modelgate.version.served", mg_model_version_number(v));
+            span_cstr(&sp, "modelgate.route_reason", mg_policy_reason_name(res->pick.reason));
+            span_cstr(&sp, "modelgate.policy", mg_pick_source_name(res->pick.source));
+            if (res->pick.reason == MG_POLICY_REASON_FALLBACK &&
+                res->pick.fallback != MG_PICK_FALLBACK_NONE)
+                span_cstr(&sp, "modelgate.fallback_reason",
+                          mg_pick_fallback_name(res->pick.fallback));
+        } else {
+            sp.status = MG_SPAN_ERROR;
+            snprintf(sp.status_msg, sizeof(sp.status_msg), "%.120s", res->err.msg);
+        }
+        span_cstr(&sp, "modelgate.rule", res->rule);
+        span_str(&sp, "modelgate.ab_group", meta_get(call, "x-ab-group"));
+        span_str(&sp, "modelgate.stage", meta_get(call, "x-stage"));
+        mg_trace_submit(&sp);
+    }
+
+    if (o->run.infer_ns != 0 && v != NULL) {
+        span_init(&sp, o, "onnxruntime.run", MG_SPAN_INTERNAL, o->run.infer_ns,
+                  o->run.output_ns != 0 ? o->run.output_ns : end_ns);
+        mg_trace_span_id(sp.span_id);
+        memcpy(sp.parent_id, o->trace.span_id, 8);
+        span_str(&sp, "modelgate.model", res->model);
+        mg_span_attr_int(&sp, "modelgate.version", mg_model_version_number(v));
+        mg_span_attr_int(&sp, "modelgate.batch_size", (int64_t)o->batch);
+        if (res->rc != 0 && res->step == MG_SERVE_STEP_EXECUTE) {
+            sp.status = MG_SPAN_ERROR;
+            snprintf(sp.status_msg, sizeof(sp.status_msg), "%.120s", res->err.msg);
+        }
+        mg_trace_submit(&sp);
+    }
+}
+
+/* Records the finished call (success or failure) once. */
+static void obs_finish(mg_serve_result_t *res)
+{
+    mg_serve_obs_t *o = &res->obs;
+    if (o->finished || (!o->metrics && !o->traced))
+        return;
+    o->finished = true;
+    int64_t end = mg_obs_now_ns();
+    if (o->series != MG_OBS_NO_SERIES) {
+        mg_obs_request_t r = {
+            .series = o->series,
+            .reason = (int)res->pick.reason,
+            .fail = res->rc == 0 ? -1 : (int)mg_obs_fail_of(res->rc),
+            .batch = o->batch,
+            .start_ns = o->start_ns,
+            .exec_ns = o->exec_ns,
+            .infer_ns = o->run.infer_ns,
+            .output_ns = o->run.output_ns,
+            .end_ns = end,
+        };
+        mg_obs_request_done(&r);
+    }
+    if (o->traced && o->trace.sampled)
+        emit_spans(res, end);
+}
+
+/* Execution starts (again, for a replay): the batch size, the time, the pending count. */
+static void obs_executing(mg_serve_result_t *res, const mg_infer_request_t *req)
+{
+    mg_serve_obs_t *o = &res->obs;
+    o->batch = req->ninputs > 0 && req->inputs[0].ndim > 0 && req->inputs[0].shape[0] > 0
+                   ? (uint64_t)req->inputs[0].shape[0]
+                   : 1;
+    o->run = (mg_session_timing_t){0, 0};
+    o->exec_ns = mg_obs_now_ns();
+    if (o->series != MG_OBS_NO_SERIES)
+        mg_obs_request_executing(o->series);
+}
+
+/*
+ * The run on the chosen version failed and the stable version gets the same request: the
+ * chosen one counts the failure and a fallback, the stable one the request from here on.
+ */
+static void obs_replay(mg_serve_result_t *res, const mg_model_version_t *stable, int first_rc)
+{
+    mg_serve_obs_t *o = &res->obs;
+    const char *version = mg_model_version_text(stable);
+    const char *reason = mg_policy_reason_name(MG_POLICY_REASON_FALLBACK);
+    o->log.version = (mg_str_t){version, strlen(version)};
+    o->log.route_reason = (mg_str_t){reason, strlen(reason)};
+    if (!o->metrics || o->series == MG_OBS_NO_SERIES)
+        return;
+    mg_obs_request_t r = {
+        .series = o->series,
+        .reason = (int)res->pick.reason,
+        .fail = (int)mg_obs_fail_of(first_rc),
+        .batch = o->batch,
+        .start_ns = o->start_ns,
+        .exec_ns = o->exec_ns,
+        .infer_ns = o->run.infer_ns,
+        .output_ns = o->run.output_ns,
+        .end_ns = mg_obs_now_ns(),
+    };
+    mg_obs_request_done(&r);
+    mg_obs_fallback(o->series);
+    if (mg_obs_series_get(res->model, mg_model_version_number(stable), &o->series) == 0)
+        mg_obs_request_enter(o->series);
+    else
+        o->series = MG_OBS_NO_SERIES;
+}
+
 static int fail(mg_serve_result_t *res, mg_serve_step_t step, int rc)
 {
     res->rc = rc;
     res->step = step;
+    obs_finish(res);
     mg_model_version_unpin(res->pick.version);
     res->pick.version = NULL;
     return rc;
@@ -142,7 +355,10 @@ static int run_on(mg_model_version_t *v, bool may_open, const mg_serve_call_t *c
         return mg_err_set(&res->err, MG_ETIMEDOUT,
                           "the request's deadline passed before model '%s' ran",
                           mg_model_version_model(v));
-    int rc = mg_execute(v, call->req, &res->resp, &res->err);
+    bool timed = res->obs.metrics || res->obs.traced;
+    if (timed)
+        obs_executing(res, call->req);
+    int rc = mg_execute(v, call->req, &res->resp, timed ? &res->obs.run : NULL, &res->err);
     int outcome = breaker_outcome(rc);
     if (outcome < 0)
         return rc;
@@ -191,6 +407,7 @@ static int replay_on_stable(mg_serve_t *s, const mg_serve_call_t *call, mg_serve
     if (mg_registry_acquire(s->registry, res->model, res->pick.stable, &stable, &perr) != 0)
         return first_rc;
     mg_err_t first = res->err;
+    obs_replay(res, stable, first_rc);
     int rc = run_on(stable, false, call, res);
     if (rc != 0) {
         mg_err_t replay = res->err;
@@ -216,17 +433,24 @@ int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t
 {
     memset(res, 0, sizeof(*res));
     res->rule = call->rule != NULL ? call->rule->name : "-";
+    obs_begin(res, call);
     mg_infer_request_t *req = call->req;
     int rc = resolve_model(s, call, req->arena, &res->model, &res->err);
     if (rc != 0)
         return fail(res, MG_SERVE_STEP_RESOLVE, rc);
 
+    bool span = res->obs.traced && res->obs.trace.sampled;
+    if (span)
+        res->obs.route_start_ns = mg_obs_now_ns();
     rc = mg_pick_version(s->registry, s->router, res->model,
                          call->rule != NULL ? call->rule->traffic : NULL, call->url_version,
                          &call->meta, req, 0, &res->pick, &res->err);
+    if (span)
+        res->obs.route_end_ns = mg_obs_now_ns();
     if (rc != 0)
         return fail(res, MG_SERVE_STEP_ROUTE, rc);
     mg_model_version_t *v = res->pick.version;
+    obs_routed(res);
 
     if (call->bind != NULL) {
         rc = call->bind(call->bind_ctx, mg_model_version_meta(v), mg_model_version_model(v), req,
@@ -254,6 +478,8 @@ int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t
 
 void mg_serve_done(mg_serve_result_t *res)
 {
+    obs_finish(res);
+    mg_log_context_set(NULL);
     mg_execute_release(&res->resp);
     mg_model_version_unpin(res->pick.version);
     res->pick.version = NULL;
@@ -278,6 +504,12 @@ size_t mg_serve_headers(const mg_serve_call_t *call, const mg_serve_result_t *re
         mg_str_t e = mg_meta_value(&call->meta, echo[i], strlen(echo[i]));
         if (e.len > 0)
             out[n++] = (mg_serve_header_t){echo[i], e};
+    }
+    if (res->obs.traced) {
+        out[n++] = (mg_serve_header_t){"traceparent", {res->obs.traceparent, 55}};
+        mg_str_t state = mg_meta_value(&call->meta, "tracestate", 10);
+        if (state.len > 0)
+            out[n++] = (mg_serve_header_t){"tracestate", state};
     }
     mg_str_t ask = mg_meta_value(&call->meta, "x-route-explain", 15);
     if (ask.len == 1 && ask.ptr[0] == '1') {

@@ -15,15 +15,24 @@
  * decoded request runs once more on the stable version, so the client gets the stable
  * version's answer (X-Route-Reason: fallback, X-Fallback-Reason: run-failed). Versions the
  * client named (URL, X-Model-Version) are not replayed elsewhere.
+ *
+ * The core is also where a request's whole life is visible, so it does the accounting every
+ * front end shares: the per-request phases (queue, compute input, compute infer, compute
+ * output, total) into the per-thread accumulators of obs/metrics.h, the routing decision,
+ * fallbacks and replays, the trace (W3C context, the server, routing and inference spans) and
+ * the log context (model, version, trace id, AB group, route reason on the thread's log lines).
  */
 #ifndef MG_SERVE_SERVE_H
 #define MG_SERVE_SERVE_H
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/meta.h"
 #include "infer/request.h"
 #include "infer/session.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
 #include "repo/registry.h"
 #include "route/router.h"
 #include "route/table.h"
@@ -79,6 +88,10 @@ typedef struct mg_serve_call {
     mg_serve_bind_fn bind;       /* NULL: the inputs are decoded already */
     void *bind_ctx;
     int64_t deadline_ns; /* CLOCK_MONOTONIC time after which the model must not run; 0: none */
+    int64_t received_ns; /* CLOCK_MONOTONIC arrival (mg_obs_now_ns), for queue time; 0: now */
+    mg_str_t operation;  /* low-cardinality name of the call, the server span's name
+                            ("POST /v2/models/{}/infer"); empty: "infer" */
+    mg_str_t target;     /* the request's path as sent, for the trace; may be empty */
 } mg_serve_call_t;
 
 /** The step of mg_serve_infer that failed, for logs and failure counts. */
@@ -89,6 +102,20 @@ typedef enum {
     MG_SERVE_STEP_EXECUTE,     /* validation against the model, and the Run */
 } mg_serve_step_t;
 
+/** The core's accounting of one call, between mg_serve_infer and mg_serve_done. Private. */
+typedef struct mg_serve_obs {
+    const mg_serve_call_t *call;
+    bool metrics, traced, finished;
+    mg_obs_series_t series;
+    uint64_t batch;
+    int64_t start_ns, route_start_ns, route_end_ns, exec_ns;
+    mg_session_timing_t run;
+    mg_trace_ctx_t trace;
+    char trace_hex[33];
+    char traceparent[56];
+    mg_log_context_t log;
+} mg_serve_obs_t;
+
 /** What one call produced. Zero-initialisation is not needed: mg_serve_infer fills it. */
 typedef struct mg_serve_result {
     int rc;                   /* 0, or the MG_E* code of the failure (mg_status_http maps it) */
@@ -98,17 +125,24 @@ typedef struct mg_serve_result {
     const char *rule;         /* the route rule's name, or "-" */
     mg_pick_t pick;           /* the version that serves (pinned) and why */
     mg_infer_response_t resp; /* on success: the outputs */
+    mg_serve_obs_t obs;       /* the core's accounting; front ends read only trace_hex */
 } mg_serve_result_t;
 
 /**
  * Runs one call to the end and fills `res`. On success `res->resp` holds the outputs and
  * `res->pick.version` stays pinned until mg_serve_done; on failure nothing stays pinned or
- * allocated but what the request arena holds. Returns res->rc. Thread: any RCU-registered
- * request thread (the arena's owner), outside a read section.
+ * allocated but what the request arena holds, and the failure is already counted. `call`
+ * must stay valid until mg_serve_done. Returns res->rc. Thread: any RCU-registered request
+ * thread (the arena's owner), outside a read section.
  */
 int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res);
 
-/** Releases the outputs and the pin of a result. Safe after a failed call. Thread: the caller's. */
+/**
+ * Ends a call once its answer is encoded: records a success's figures and spans (the response
+ * encoding counts as compute output), clears the thread's log context, releases the outputs
+ * and the pin. Call it after every mg_serve_infer, failed or not (a failure's error answer
+ * may log with the call's context until then). Thread: the caller's.
+ */
 void mg_serve_done(mg_serve_result_t *res);
 
 /** One response header / metadata entry every front end sends. */
@@ -117,13 +151,15 @@ typedef struct mg_serve_header {
     mg_str_t value;   /* points into the call, the result or the explain buffer */
 } mg_serve_header_t;
 
-#define MG_SERVE_HEADERS_MAX 6
+#define MG_SERVE_HEADERS_MAX 8
 #define MG_SERVE_EXPLAIN_MAX 400
 
 /**
  * The response metadata of a successful call: x-model-version (the version that served),
  * x-route-reason, x-fallback-reason (with reason "fallback": not-loaded, not-ready,
- * breaker-open or run-failed), the echoes of x-trace-id and x-ab-group, and x-route-explain when the
+ * breaker-open or run-failed), the echoes of x-trace-id and x-ab-group, traceparent (this
+ * server's span) and the echo of tracestate when tracing is on and the call continues a trace
+ * (sampled here, or sent with a traceparent), and x-route-explain when the
  * request asked with "X-Route-Explain: 1" (its text written to `explain`, MG_SERVE_EXPLAIN_MAX
  * bytes; "config-revision=R" ends it when the routing snapshot came from the fleet's
  * configuration). Fills out[0, MG_SERVE_HEADERS_MAX) and returns the count. Thread: the caller's.

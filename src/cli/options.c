@@ -59,6 +59,14 @@ static int set_text(const mg_opt_t *o, const char *s, void *opts)
         *(long long *)p = v;
         return 0;
     }
+    case MG_OPT_DOUBLE: {
+        char *end;
+        double v = strtod(s, &end);
+        if (*s == '\0' || *end != '\0' || !(v >= (double)o->min && v <= (double)o->max))
+            return -1;
+        *(double *)p = v;
+        return 0;
+    }
     case MG_OPT_CHOICE:
         for (int i = 0; o->choices[i] != NULL; i++) {
             if (strcmp(o->choices[i], s) == 0) {
@@ -89,6 +97,13 @@ static int set_json(const mg_opt_t *o, json_t *v, void *opts)
         if (!json_is_integer(v) || json_integer_value(v) < o->min || json_integer_value(v) > o->max)
             return -1;
         *(long long *)field(o, opts) = json_integer_value(v);
+        return 0;
+    }
+    case MG_OPT_DOUBLE: {
+        if (!json_is_number(v) ||
+            !(json_number_value(v) >= (double)o->min && json_number_value(v) <= (double)o->max))
+            return -1;
+        *(double *)field(o, opts) = json_number_value(v);
         return 0;
     }
     case MG_OPT_BOOL:

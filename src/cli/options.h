@@ -17,6 +17,7 @@ typedef enum {
     MG_OPT_CHOICE,     /* int: the index of the value among `choices` */
     MG_OPT_LISTEN,     /* mg_opt_listen_t: "host:port", "[v6]:port" or ":port" */
     MG_OPT_LIST,       /* mg_opt_list_t: a repeatable flag; a JSON array of strings in the file */
+    MG_OPT_DOUBLE,     /* double within [min, max] (finite) */
 } mg_opt_kind_t;
 
 /** A listening address; `set` says it was given. */

@@ -12,6 +12,9 @@
 #include "net/api.h"
 #include "net/grpc.h"
 #include "net/http.h"
+#include "obs/access.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
 #include "repo/registry.h"
 #include "route/router.h"
 #include "serve/serve.h"
@@ -50,10 +53,18 @@ typedef struct serve_opts {
     char instance_id[128];
     long long etcd_lease_ttl;
     long long etcd_watch_check_ms;
+    int metrics_off;   /* index in on_off */
+    int metrics_names; /* index in metric_names */
+    mg_opt_listen_t metrics_listen;
+    char otlp_endpoint[1024];
+    double trace_sample_ratio;
+    char access_log[1024];
 } serve_opts_t;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const on_off[] = {"on", "off", NULL};
+static const char *const metric_names[] = {"triton", "prometheus", NULL};
 
 #define F(name) offsetof(serve_opts_t, name)
 #define S(name) sizeof(((serve_opts_t *)0)->name)
@@ -101,6 +112,21 @@ static const mg_opt_t serve_options[] = {
     {"etcd-watch-check-ms", "etcd_watch_check_ms", MG_OPT_INT, F(etcd_watch_check_ms), 0, 100,
      600000, NULL, "MS", "100..600000",
      "a watch silent this long is checked against etcd (default 5000)"},
+    {"metrics", "metrics", MG_OPT_CHOICE, F(metrics_off), 0, 0, 0, on_off, "on|off", "on or off",
+     "per-request metrics, /metrics and the canary page's figures (default on)"},
+    {"metrics-names", "metrics_names", MG_OPT_CHOICE, F(metrics_names), 0, 0, 0, metric_names,
+     "triton|prometheus", "triton or prometheus",
+     "Triton's nv_inference_* names (default), or the same figures named the Prometheus way"},
+    {"metrics-listen", "metrics_listen", MG_OPT_LISTEN, F(metrics_listen), 0, 0, 0, NULL,
+     "ADDR:PORT", "ADDR:PORT", "also serve /metrics (only) on this address"},
+    {"otlp-endpoint", "otlp_endpoint", MG_OPT_STRING, F(otlp_endpoint), S(otlp_endpoint), 0, 0,
+     NULL, "URL", "an http:// URL",
+     "export traces over OTLP/HTTP (JSON) to URL (no path: /v1/traces)"},
+    {"trace-sample-ratio", "trace_sample_ratio", MG_OPT_DOUBLE, F(trace_sample_ratio), 0, 0, 1,
+     NULL, "R", "a ratio 0..1",
+     "share of new traces sampled (default 0.01); a traceparent's flag decides for its trace"},
+    {"access-log", "access_log", MG_OPT_STRING, F(access_log), S(access_log), 0, 0, NULL, "FILE|-",
+     "a file or -", "one JSON line per request to FILE (- for standard output)"},
     MG_OPT_END,
 };
 
@@ -121,6 +147,7 @@ static int read_options(int argc, char **argv, serve_opts_t *o)
     snprintf(o->etcd_prefix, sizeof(o->etcd_prefix), "/modelgate/default");
     o->etcd_lease_ttl = 10;
     o->etcd_watch_check_ms = 5000;
+    o->trace_sample_ratio = 0.01;
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 &&
             mg_opt_load_file(serve_options, argv[i + 1], o) != 0)
@@ -149,6 +176,7 @@ static size_t opt_size(const mg_opt_t *o)
     switch (o->kind) {
     case MG_OPT_STRING: return o->size;
     case MG_OPT_INT: return sizeof(long long);
+    case MG_OPT_DOUBLE: return sizeof(double);
     case MG_OPT_LISTEN: return offsetof(mg_opt_listen_t, set);
     case MG_OPT_LIST: return sizeof(mg_opt_list_t);
     default: return sizeof(int);
@@ -426,6 +454,15 @@ int mg_cli_serve(int argc, char **argv)
     }
     mg_log(MG_LOG_INFO, "main", "starting modelgate version=%s onnxruntime=%s repo=%s", MG_VERSION,
            mg_infer_runtime_version(), o.repo);
+    /* Observability first: loads at start-up are measured and traced too. */
+    mg_obs_opts_t obs = {.metrics = o.metrics_off == 0, .prometheus_names = o.metrics_names == 1};
+    mg_trace_opts_t to = {.endpoint = o.otlp_endpoint, .sample_ratio = o.trace_sample_ratio};
+    if (mg_obs_init(&obs, &err) != 0 ||
+        (o.otlp_endpoint[0] != '\0' && mg_trace_init(&to, &err) != 0) ||
+        (o.access_log[0] != '\0' && mg_access_init(o.access_log, &err) != 0)) {
+        mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
+        goto out;
+    }
     mg_registry_opts_t ro = {.repo_dir = o.repo};
     if (mg_registry_new(&reg, &ro, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
@@ -444,9 +481,11 @@ int mg_cli_serve(int argc, char **argv)
     }
     fleet_setup(&o, control, state_path);
     mg_api_t api = {.serve = core, .control = control, .max_body_bytes = (size_t)o.max_body_bytes};
-    mg_http_listen_t listen[] = {{o.listen.host, o.listen.port, MG_SURFACE_ALL}};
+    mg_http_listen_t listen[] = {
+        {o.listen.host, o.listen.port, MG_SURFACE_ALL},
+        {o.metrics_listen.host, o.metrics_listen.port, MG_SURFACE_METRICS}};
     mg_http_opts_t ho = {.listen = listen,
-                         .nlisten = 1,
+                         .nlisten = o.metrics_listen.set ? 2 : 1,
                          .threads = (int)o.threads,
                          .max_body_bytes = (size_t)o.max_body_bytes,
                          .api = &api};
@@ -473,6 +512,9 @@ int mg_cli_serve(int argc, char **argv)
     if (fleet_join(&o, control, reg, state_path, mg_http_port(http, 0), &cluster) != 0)
         goto out;
     atomic_store_explicit(&api.cluster, cluster, memory_order_release);
+    if (o.metrics_listen.set)
+        mg_log(MG_LOG_INFO, "main", "metrics addr=%s:%d", o.metrics_listen.host,
+               mg_http_port(http, 1));
     char grpc_addr[160] = "";
     if (grpc != NULL)
         snprintf(grpc_addr, sizeof(grpc_addr), " grpc_addr=%s:%d", o.grpc_listen.host,
@@ -492,6 +534,9 @@ out:
     mg_serve_free(core);
     mg_router_free(router);
     mg_registry_free(reg);
+    mg_access_shutdown();
+    mg_trace_shutdown();
+    mg_obs_shutdown();
     rcu_unregister_thread();
     mg_infer_env_deinit();
     return status;

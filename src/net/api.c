@@ -1,11 +1,15 @@
 #include "net/api.h"
 
 #include "core/log.h"
+#include "obs/access.h"
+#include "obs/prom.h"
+#include "obs/ui.h"
 #include "proto/json.h"
 #include "proto/kserve.h"
 #include "proto/kserve_info.h"
 #include "proto/predict.h"
 #include "serve/info.h"
+#include "serve/report.h"
 #include "serve/status.h"
 
 #ifdef MG_FAULTS
@@ -18,17 +22,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+
+typedef struct endpoint endpoint_t;
 
 struct mg_api_loop {
     const mg_api_t *api;
-    mg_arena_t arena; /* per request: decoded tensors, copies of route rules */
-    mg_buf_t out;     /* per request: the response body */
+    const endpoint_t *endpoint; /* per request: the row that answers it, NULL for table routes */
+    int64_t received_ns;        /* per request: when the handler got it, for queue time */
+    mg_arena_t arena;           /* per request: decoded tensors, copies of route rules */
+    mg_buf_t out;               /* per request: the response body */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver; /* completed control operations */
     size_t pending;
 };
 
 /* ---- responses ---------------------------------------------------------------------------- */
+
+/* The inference call whose answer this thread is sending, for its access log line. */
+static _Thread_local const mg_serve_result_t *answering;
+
+/* One access log line for the answer being sent (formatted here, written off this thread). */
+static void log_access(h2o_req_t *req, int status, size_t len)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    const struct timeval *begin = &req->timestamps.request_begin_at;
+    int64_t begin_ns = (int64_t)begin->tv_sec * 1000000000 + (int64_t)begin->tv_usec * 1000;
+    int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + (int64_t)now.tv_usec * 1000;
+    mg_access_entry_t e = {
+        .unix_ns = begin->tv_sec != 0 ? begin_ns : now_ns,
+        .method = {req->method.base, req->method.len},
+        .path = {req->path.base, req->path.len},
+        .status = status,
+        .latency_ns = begin->tv_sec != 0 ? now_ns - begin_ns : 0,
+        .bytes_in = req->entity.len,
+        .bytes_out = len,
+    };
+    const mg_serve_result_t *res = answering;
+    if (res != NULL) {
+        e.model = res->model;
+        e.version = res->obs.log.version;
+        e.route_reason = res->obs.log.route_reason;
+        e.trace_id = res->obs.log.trace_id;
+    }
+    mg_access_log(&e);
+}
 
 /* Adds a response header; the value is copied (h2o keeps only the pointer until it sends). */
 static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
@@ -47,6 +86,8 @@ static int send_body(h2o_req_t *req, int status, const char *content_type, const
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                    strlen(content_type));
+    if (mg_access_enabled())
+        log_access(req, status, len);
     h2o_send_inline(req, body, len);
     return 0;
 }
@@ -337,21 +378,30 @@ static int binary_header_len(h2o_req_t *req, size_t *out)
 
 typedef enum { ENCODE_KSERVE, ENCODE_PREDICT } encoding_t;
 
+static void describe_call(const mg_api_loop_t *l, h2o_req_t *req, mg_serve_call_t *call);
+
 /* Runs the call through the request core and sends the answer in `enc`. */
 static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call,
                              encoding_t enc)
 {
     mg_buf_t *b = &l->out;
     mg_serve_result_t res;
-    if (mg_serve_infer(l->api->serve, call, &res) != 0)
-        return send_error(req, b, res.rc, res.err.msg);
+    answering = &res;
+    if (mg_serve_infer(l->api->serve, call, &res) != 0) {
+        send_error(req, b, res.rc, res.err.msg);
+        mg_serve_done(&res);
+        answering = NULL;
+        return 0;
+    }
     mg_buf_reset(b);
     size_t header_len = MG_KSERVE_NO_BINARY;
     int rc = enc == ENCODE_KSERVE ? mg_kserve_encode_response(&res.resp, b, &header_len)
                                   : mg_predict_encode_response(&res.resp, b);
     if (rc != 0) {
         mg_serve_done(&res);
-        return send_error(req, b, MG_ENOMEM, "out of memory encoding the response");
+        send_error(req, b, MG_ENOMEM, "out of memory encoding the response");
+        answering = NULL;
+        return 0;
     }
     mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
     char explain[MG_SERVE_EXPLAIN_MAX];
@@ -363,9 +413,12 @@ static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_ca
         char num[24];
         int k = snprintf(num, sizeof(num), "%zu", header_len);
         add_header(req, "inference-header-content-length", num, (size_t)k);
-        return send_body(req, 200, "application/octet-stream", b->data, b->len);
+        send_body(req, 200, "application/octet-stream", b->data, b->len);
+    } else {
+        send_json(req, 200, b);
     }
-    return send_json(req, 200, b);
+    answering = NULL;
+    return 0;
 }
 
 /* POST /v2/models/{m}[/versions/{v}]/infer, or a route-table URL with api "infer". */
@@ -391,6 +444,7 @@ static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
         .meta = {find_header, req},
         .req = &ireq,
     };
+    describe_call(l, req, &call);
     return serve_and_respond(l, req, &call, ENCODE_KSERVE);
 }
 
@@ -422,6 +476,7 @@ static int handle_predict(mg_api_loop_t *l, h2o_req_t *req, const mg_route_rule_
         .bind = bind_predict,
         .bind_ctx = &p,
     };
+    describe_call(l, req, &call);
     return serve_and_respond(l, req, &call, ENCODE_PREDICT);
 }
 
@@ -666,7 +721,7 @@ typedef int (*endpoint_fn)(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap
 
 #define SEGMENTS_MAX 8
 
-typedef struct endpoint {
+struct endpoint {
     const char *path;  /* "/v2/models/{}/ready": "{}" captures one segment */
     const char *allow; /* the methods it answers: "GET", "POST", "GET, PUT" */
     unsigned surface;  /* MG_SURFACE_*: which listeners serve it */
@@ -674,7 +729,17 @@ typedef struct endpoint {
     /* Filled once from `path`. */
     mg_str_t seg[SEGMENTS_MAX]; /* {NULL, 0}: a capture */
     int nseg;
-} endpoint_t;
+    char operation[64]; /* "POST /v2/models/{}/infer": the server span's name */
+};
+
+/* What the core records about the call besides what it decodes: arrival, name, path. */
+static void describe_call(const mg_api_loop_t *l, h2o_req_t *req, mg_serve_call_t *call)
+{
+    call->received_ns = l->received_ns;
+    const char *op = l->endpoint != NULL ? l->endpoint->operation : "POST (route table)";
+    call->operation = (mg_str_t){op, strlen(op)};
+    call->target = (mg_str_t){req->path_normalized.base, req->path_normalized.len};
+}
 
 static int ep_server_metadata(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 {
@@ -789,8 +854,59 @@ static int ep_kill_switch(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
     return handle_kill_switch(l, req);
 }
 
+/* GET /metrics: the Prometheus exposition. */
+static int ep_metrics(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    if (!mg_obs_enabled())
+        return send_error(req, &l->out, MG_ENOENDPOINT, "metrics are off (--metrics off)");
+    mg_buf_reset(&l->out);
+    if (mg_report_metrics(l->api->serve, &l->out) != 0)
+        return send_error(req, &l->out, MG_ENOMEM, "out of memory");
+    return send_body(req, 200, MG_PROM_CONTENT_TYPE, l->out.data, l->out.len);
+}
+
+/* GET /v2/admin/stats, /debug/memory, /debug/config: JSON reports. */
+static int send_report(mg_api_loop_t *l, h2o_req_t *req, int (*report)(mg_serve_t *, mg_buf_t *))
+{
+    mg_buf_reset(&l->out);
+    if (report(l->api->serve, &l->out) != 0)
+        return send_error(req, &l->out, MG_ENOMEM, "out of memory");
+    add_header(req, "cache-control", "no-store", 8);
+    return send_json(req, 200, &l->out);
+}
+
+static int ep_stats(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return send_report(l, req, mg_report_stats);
+}
+
+static int ep_debug_memory(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return send_report(l, req, mg_report_memory);
+}
+
+static int ep_debug_config(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return send_report(l, req, mg_report_config);
+}
+
+/* GET /ui: the canary page, one self-contained HTML file built into the binary. */
+static int ep_ui(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)l;
+    (void)cap;
+    add_header(req, "cache-control", "no-cache", 8);
+    return send_body(req, 200, "text/html; charset=utf-8", (const char *)mg_ui_html,
+                     mg_ui_html_len);
+}
+
 #define INFERENCE MG_SURFACE_INFERENCE
 #define ADMIN     MG_SURFACE_ADMIN
+#define METRICS   MG_SURFACE_METRICS
 #define EP(p, a, s, f)                                                                             \
     {                                                                                              \
         .path = (p), .allow = (a), .surface = (s), .fn = (f)                                       \
@@ -820,10 +936,16 @@ static endpoint_t endpoints[] = {
     EP("/predict", "POST", INFERENCE, ep_predict),
     EP("/healthz", "GET", INFERENCE, ep_healthz),
     EP("/readyz", "GET", INFERENCE, ep_readyz),
+    EP("/metrics", "GET", METRICS, ep_metrics),
+    EP("/v2/admin/stats", "GET", ADMIN, ep_stats),
+    EP("/ui", "GET", ADMIN, ep_ui),
+    EP("/debug/memory", "GET", ADMIN, ep_debug_memory),
+    EP("/debug/config", "GET", ADMIN, ep_debug_config),
 };
 
 #undef INFERENCE
 #undef ADMIN
+#undef METRICS
 #undef EP
 
 #define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
@@ -856,6 +978,8 @@ static void compile_endpoints(void)
     for (size_t i = 0; i < NENDPOINTS; i++) {
         endpoint_t *e = &endpoints[i];
         e->nseg = split_path(e->path, strlen(e->path), e->seg, SEGMENTS_MAX);
+        snprintf(e->operation, sizeof(e->operation), "%.*s %s", (int)strcspn(e->allow, ","),
+                 e->allow, e->path);
         for (int k = 0; k < e->nseg; k++) {
             if (e->seg[k].len == 2 && memcmp(e->seg[k].ptr, "{}", 2) == 0)
                 e->seg[k] = (mg_str_t){NULL, 0};
@@ -900,8 +1024,12 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
         const endpoint_t *e = &endpoints[i];
         if ((e->surface & surfaces) == 0 || !endpoint_match(e, seg, n, cap))
             continue;
+        l->endpoint = e;
+        l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;
         return method_ok(req, &l->out, e->allow) ? e->fn(l, req, cap) : 0;
     }
+    l->endpoint = NULL;
+    l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;
     if ((surfaces & MG_SURFACE_INFERENCE) && handle_table_route(l, req))
         return 0;
     return send_errorf(req, &l->out, MG_ENOENDPOINT, "no endpoint %.*s %.*s", (int)req->method.len,

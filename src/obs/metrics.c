@@ -89,6 +89,7 @@ typedef struct reload_entry {
 
 static struct {
     atomic_bool enabled;
+    bool prometheus_names;
     atomic_uint generation; /* bumped by init and shutdown: stale thread pointers re-register */
     int64_t mono_to_unix;   /* realtime - monotonic at init */
 
@@ -664,6 +665,11 @@ static void *sampler_main(void *arg)
 
 /* ---- set-up ------------------------------------------------------------------------------- */
 
+bool mg_obs_prometheus_names(void)
+{
+    return g.prometheus_names;
+}
+
 bool mg_obs_enabled(void)
 {
     return atomic_load_explicit(&g.enabled, memory_order_relaxed);
@@ -674,6 +680,7 @@ int mg_obs_init(const mg_obs_opts_t *opts, mg_err_t *err)
     if (mg_obs_enabled() || g.times != NULL)
         return mg_err_set(err, MG_EEXIST, "metrics: already set up");
     g.mono_to_unix = realtime_ns() - mg_obs_now_ns();
+    g.prometheus_names = opts->prometheus_names;
     if (!opts->metrics)
         return 0;
     int window = opts->window_seconds > 0 ? opts->window_seconds : 60;
@@ -741,6 +748,7 @@ void mg_obs_shutdown(void)
     pthread_mutex_unlock(&g.load_lock);
     g.ncollectors = 0;
     g.mono_to_unix = 0;
+    g.prometheus_names = false;
 }
 
 /* ---- loads -------------------------------------------------------------------------------- */

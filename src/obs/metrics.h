@@ -70,9 +70,10 @@ uint64_t mg_obs_fine_upper(int i);
 
 /** Start-up options. */
 typedef struct mg_obs_opts {
-    bool metrics;         /* false: nothing is recorded, mg_obs_enabled() says so */
-    int window_seconds;   /* the page's window; 0: 60 */
-    int sample_period_ms; /* the sampler's period; 0: 1000 */
+    bool metrics;          /* false: nothing is recorded, mg_obs_enabled() says so */
+    int window_seconds;    /* the page's window; 0: 60 */
+    int sample_period_ms;  /* the sampler's period; 0: 1000 */
+    bool prometheus_names; /* expose Triton's figures under Prometheus-style names */
 } mg_obs_opts_t;
 
 /**
@@ -87,6 +88,12 @@ void mg_obs_shutdown(void);
 
 /** True when metrics are recorded (mg_obs_init with metrics on). Thread: any. */
 bool mg_obs_enabled(void);
+
+/**
+ * True when /metrics should name Triton's figures the Prometheus way (modelgate_inference_*,
+ * _total counters, seconds) instead of Triton's nv_inference_* names. Thread: any.
+ */
+bool mg_obs_prometheus_names(void);
 
 /** CLOCK_MONOTONIC now, in ns. Thread: any. */
 int64_t mg_obs_now_ns(void);

@@ -68,11 +68,15 @@ class Daemon:
         self.log = []
         self.port = None
         self.grpc_port = None  # with --grpc-listen: the bound gRPC port
+        self.metrics_port = None
         ready = threading.Event()
 
         def pump():
             for line in self.proc.stderr:
                 self.log.append(line)
+                m = re.search(r"\bmetrics addr=[^ \"]*:(\d+)", line)
+                if m:
+                    self.metrics_port = int(m.group(1))
                 # Text ("main: ready addr=127.0.0.1:PORT") or JSON log lines.
                 m = re.search(r"\bready addr=[^ \"]*:(\d+)", line)
                 if m:
@@ -163,3 +167,29 @@ def split_binary_response(hdrs, data):
 
 def pack_bytes_elements(items):
     return b"".join(struct.pack("<I", len(x)) + x for x in items)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for servers that need one given)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_prom(text):
+    """Prometheus text exposition -> {(name, frozenset(labels.items())): float}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        assert m, "bad exposition line: %r" % line
+        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), frozenset(labels.items()))] = float(m.group(4))
+    return out
+
+
+def prom_value(samples, name, **labels):
+    """The value of the one sample of `name` with exactly these labels (0 when absent)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)

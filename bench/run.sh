@@ -12,6 +12,10 @@
 #   micro       bench_route_bench (1, 1,000, 18,000 rules, indexed vs linear),
 #               bench_policy_bench and bench_breaker_bench (a closed breaker's cost per
 #               request, 1 and 2 threads, against one shared counter), printed as they report.
+#   obs pair    digits as above on two modelgates: one with metrics on and traces sampled at 1 %
+#               exported over OTLP/HTTP to a collector stub (nginx answering 200), one with
+#               --metrics off and no tracing; same alternation. Target: cost <= 3 %
+#               (on / off >= 0.97 requests/s).
 #   CNN pair    bench_ort_raw (ONNX Runtime alone, 2 threads calling Run) and modelgate
 #               serving the benchmark CNN (KServe v2 binary extension), wrk -t2 -c4.
 #               Target: modelgate >= 0.90 x raw ONNX Runtime items/s.
@@ -37,7 +41,7 @@
 # driver output and every server log is kept in bench/out/ (git-ignored).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,routed,micro,ort,cnn,drain,fleet]
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,grpc,routed,micro,obs,ort,cnn,cnn_grpc,drain,fleet]
 #   BENCH_FLEET_CHANGES  weight changes the fleet part times [20]
 #   BENCH_DURATION       seconds per measured run [10]
 #   BENCH_WARMUP         seconds of warm-up load per server before measuring [2]
@@ -63,7 +67,7 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,ort,cnn,cnn_grpc,drain,fleet}
+PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,obs,ort,cnn,cnn_grpc,drain,fleet}
 FLEET_CHANGES=${BENCH_FLEET_CHANGES:-20}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
@@ -91,6 +95,7 @@ R_NGINX="" R_NGINX_P99="" R_DIGITS="" R_DIGITS_P99="" R_HTTP_RATIO=""
 R_ROUTED="" R_ROUTED_P99="" R_ROUTED_RATIO="" R_UPD="" R_UPD_P99="" UPDATES_DONE=""
 R_ORT="" R_ORT_MS="" R_CNN="" R_CNN_P99="" R_CNN_RATIO=""
 R_GRPC="" R_GRPC_P99="" R_GRPC_RATIO="" R_CNN_GRPC="" R_CNN_GRPC_P99="" R_CNN_GRPC_RATIO=""
+R_OBS_ON="" R_OBS_OFF="" R_OBS_RATIO="" R_OBS_ON_P99="" R_OBS_OFF_P99="" OBS_SPANS=""
 CNN_MFLOPS=""
 R_DRAIN=""
 R_FLEET=""
@@ -182,8 +187,9 @@ wait_ready() {
     done
 }
 
-# start_modelgate NAME REPO [GRPC]: starts the daemon on a free port (and, with GRPC=1, gRPC on
-# another: MG_GRPC_TARGET) and waits until it is ready; sets MG_URL to its base URL.
+# start_modelgate NAME REPO [GRPC [ARGS...]]: starts the daemon on a free port (and, with
+# GRPC=1, gRPC on another: MG_GRPC_TARGET; ARGS after BENCH_MG_ARGS) and waits until it is
+# ready; sets MG_URL to its base URL.
 start_modelgate() {
     local name=$1 repo=$2 port log=$OUT/modelgate-$1.log
     local -a grpc=()
@@ -193,8 +199,9 @@ start_modelgate() {
         MG_GRPC_TARGET=127.0.0.1:$(free_port)
         grpc=(--grpc-listen "$MG_GRPC_TARGET")
     fi
-    echo "bench: $name: $MODELGATE serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS ${grpc[*]} ${MG_ARGS[*]}" >&2
-    "$MODELGATE" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" "${grpc[@]}" "${MG_ARGS[@]}" >"$log" 2>&1 &
+    shift $(($# < 3 ? $# : 3))
+    echo "bench: $name: $MODELGATE serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS ${grpc[*]} ${MG_ARGS[*]} $*" >&2
+    "$MODELGATE" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" "${grpc[@]}" "${MG_ARGS[@]}" "$@" >"$log" 2>&1 &
     SERVER_PIDS+=("$!")
     wait_ready "http://127.0.0.1:$port/v2/health/ready" "$!" "$log" "modelgate ($name)"
     echo "bench: $name: modelgate ready (pid $!)" >&2
@@ -234,6 +241,8 @@ wrk_part() {
     digits) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$DIGITS_URL" -- "$SAMPLE") ;;
     routed) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$ROUTED_URL" -- "$SAMPLE" "$ROUTED_PATH" "$ROUTED_HOST") ;;
     cnn) cmd+=(-c"$CNN_CONNS" -s "$ROOT/bench/cnn_binary.lua" "$CNN_URL") ;;
+    obs-on) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$OBS_ON_URL" -- "$SAMPLE") ;;
+    obs-off) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$OBS_OFF_URL" -- "$SAMPLE") ;;
     esac
     echo "bench: $part: ${cmd[*]}"
     run_child "$out" env MG_BENCH_CHECK="$check" "${cmd[@]}" ||
@@ -309,6 +318,13 @@ summary() {
         v=$(verdict "$change <= 10")
         echo "updates      : $UPDATES_DONE policy updates at 100/s during load, 0 failed | modelgate $(med %.0f "$R_UPD" '?') rps p99 $(med %.2f "$R_UPD_P99" '?') ms, p99 change $change % (target <= +10 %) $v"
     fi
+    if [ -n "$R_OBS_RATIO" ]; then
+        ratio=$(median $R_OBS_RATIO)
+        v=$(verdict "$ratio >= 0.97")
+        echo "observability: metrics on + traces at 1 % $(med %.0f "$R_OBS_ON" '?') rps p99 $(med %.2f "$R_OBS_ON_P99" '?') ms" \
+            "(${OBS_SPANS:-?} spans exported) | both off $(med %.0f "$R_OBS_OFF" '?') rps p99 $(med %.2f "$R_OBS_OFF_P99" '?') ms" \
+            "| ratio $(awk -v r="$ratio" 'BEGIN { printf "%.3f", r }') (target >= 0.97: cost <= 3 %) $v"
+    fi
     o="raw ORT $(med %.0f "$R_ORT" "not run") items/s ($(med %.3f "$R_ORT_MS" '?') ms per Run, $THREADS callers)"
     c="modelgate $(med %.0f "$R_CNN" "not run") items/s p99 $(med %.2f "$R_CNN_P99" '?') ms"
     if [ -n "$R_CNN_RATIO" ]; then
@@ -335,6 +351,7 @@ summary() {
     echo "               digits gRPC rps [${R_GRPC}] ratios [${R_GRPC_RATIO}]; cnn gRPC items/s [${R_CNN_GRPC}] ratios [${R_CNN_GRPC_RATIO}]"
     echo "               routed rps [${R_ROUTED}] ratios [${R_ROUTED_RATIO}] p99 [${R_ROUTED_P99}] with updates p99 [${R_UPD_P99}]"
     echo "               raw ORT items/s [${R_ORT}] cnn items/s [${R_CNN}] ratios [${R_CNN_RATIO}]"
+    echo "               obs on rps [${R_OBS_ON}] off rps [${R_OBS_OFF}] ratios [${R_OBS_RATIO}]"
     [ -n "$R_DRAIN" ] && echo "drain        : $R_DRAIN"
     echo "setup        : digits wrk -c$CONNS (models/digits/sample.json, default version);" \
         "cnn batch $CNN_BATCH, wrk -c$CNN_CONNS, width $CNN_WIDTH, ${CNN_MFLOPS:-?} MFLOPs/item"
@@ -521,6 +538,57 @@ if want micro; then
         run_child "$OUT/$b.txt" "$BUILD/bench_$b" || die "bench_$b failed: $(tail -n 5 "$OUT/$b.txt")"
         cat "$OUT/$b.txt"
     done
+fi
+
+# 2b. Observability cost: metrics on and traces at 1 % vs both off ------------------------------
+if want obs; then
+    rm -f "$OUT"/obs-*.wrk.txt
+    [ -f "$SAMPLE" ] || die "no $SAMPLE (run: make models)"
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    [ -x "$NGINX" ] || die "nginx not found (run: make setup)"
+    # The collector stub: nginx answers every OTLP POST with 200 and discards the body, so the
+    # exporter does all its real work (batch, encode, POST) and nothing else competes for CPU.
+    port=$(free_port)
+    mkdir -p "$TMP/otlp"
+    cat >"$TMP/otlp/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/otlp/nginx.pid;
+error_log $OUT/otlp-stub-error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/otlp/body;
+    client_max_body_size 64m;
+    server { listen 127.0.0.1:$port; location / { return 200 "{}"; } }
+}
+EOF
+    "$NGINX" -e "$OUT/otlp-stub-error.log" -p "$TMP/otlp" -c "$TMP/otlp/nginx.conf" >"$OUT/otlp-stub.log" 2>&1 &
+    SERVER_PIDS+=("$!")
+    wait_ready "http://127.0.0.1:$port/" "$!" "$OUT/otlp-stub-error.log" "otlp stub"
+    start_modelgate obs-on "$DIGITS_REPO" 0 --otlp-endpoint "http://127.0.0.1:$port/v1/traces" \
+        --trace-sample-ratio 0.01
+    OBS_ON_URL=$MG_URL
+    start_modelgate obs-off "$DIGITS_REPO" 0 --metrics off
+    OBS_OFF_URL=$MG_URL
+    wrk_part obs-on "$OUT/obs-on.warmup.wrk.txt" "$WARMUP" 1
+    wrk_part obs-off "$OUT/obs-off.warmup.wrk.txt" "$WARMUP" 1
+    for i in $(seq "$REPEAT"); do
+        for side in on off; do
+            f=$OUT/obs-$side.run$i.wrk.txt
+            wrk_part "obs-$side" "$f" "$DURATION" 0
+            echo "bench: obs-$side: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms"
+        done
+        R_OBS_ON="${R_OBS_ON:+$R_OBS_ON }$(wrk_field "$OUT/obs-on.run$i.wrk.txt" rps)"
+        R_OBS_OFF="${R_OBS_OFF:+$R_OBS_OFF }$(wrk_field "$OUT/obs-off.run$i.wrk.txt" rps)"
+        R_OBS_ON_P99="${R_OBS_ON_P99:+$R_OBS_ON_P99 }$(wrk_field "$OUT/obs-on.run$i.wrk.txt" p99_ms)"
+        R_OBS_OFF_P99="${R_OBS_OFF_P99:+$R_OBS_OFF_P99 }$(wrk_field "$OUT/obs-off.run$i.wrk.txt" p99_ms)"
+        R_OBS_RATIO="${R_OBS_RATIO:+$R_OBS_RATIO }$(div "${R_OBS_ON##* }" "${R_OBS_OFF##* }")"
+    done
+    # Tracing really ran: spans reached the stub.
+    OBS_SPANS=$(curl -s "$OBS_ON_URL/metrics" | awk '/^modelgate_trace_spans_exported_total / { print $2 }')
+    [ "${OBS_SPANS:-0}" -gt 0 ] 2>/dev/null || die "obs: no span was exported (see $OUT/modelgate-obs-on.log)"
+    stop_servers
 fi
 
 # 3. CNN pair: raw ONNX Runtime and modelgate/cnn -------------------------------------------------

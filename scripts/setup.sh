@@ -51,6 +51,11 @@ DEB_PACKAGES=(
     # fleet tests and benchmark: a real etcd (v3 API, JSON gateway) and its etcdctl
     etcd-server
     etcd-client
+    # observability tests: promtool and a real Prometheus server scraping /metrics; headless
+    # Chromium (driven over its DevTools pipe) for the canary page, and a font to draw it with
+    prometheus
+    chromium
+    fonts-dejavu-core
 )
 
 need=()
@@ -72,6 +77,9 @@ if ((${#need[@]})); then
     systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
     # etcd likewise: the tests start their own on free ports; the packaged one would hold 2379.
     systemctl disable --now etcd >/dev/null 2>&1 || service etcd stop >/dev/null 2>&1 || true
+    # Prometheus is started by the tests on loopback: the packaged service must not run (it
+    # would take port 9090 and scrape nothing of ours).
+    systemctl disable --now prometheus >/dev/null 2>&1 || service prometheus stop >/dev/null 2>&1 || true
 fi
 
 if [ -n "${ORT_ROOT:-}" ]; then

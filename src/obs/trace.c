@@ -374,6 +374,8 @@ static void *exporter_main(void *arg)
     (void)arg;
     CURL *curl = curl_easy_init();
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    /* No "Expect: 100-continue" round trip before each batch. */
+    headers = curl_slist_append(headers, "Expect:");
     mg_span_t *batch = malloc(sizeof(*batch) * (size_t)t.batch_max);
     mg_buf_t body = {0};
     int64_t last_warn = -1000;
@@ -435,7 +437,7 @@ int mg_trace_init(const mg_trace_opts_t *o, mg_err_t *err)
     snprintf(t.service, sizeof(t.service), "%s", o->service_name ? o->service_name : "modelgate");
     t.ratio = o->sample_ratio;
     t.ratio_threshold = (uint64_t)(o->sample_ratio * 18446744073709551615.0);
-    size_t cap = o->queue_spans > 0 ? (size_t)o->queue_spans : 4096;
+    size_t cap = o->queue_spans > 0 ? (size_t)o->queue_spans : 2048;
     size_t pow2 = 1;
     while (pow2 < cap)
         pow2 <<= 1;

@@ -25,7 +25,7 @@ typedef struct mg_trace_opts {
     const char *endpoint;     /* OTLP/HTTP traces URL; a URL without a path gets /v1/traces */
     double sample_ratio;      /* 0..1, for traces this server starts */
     const char *service_name; /* resource service.name; NULL: "modelgate" */
-    int queue_spans;          /* bounded queue capacity (power of two); 0: 4096 */
+    int queue_spans;          /* bounded queue capacity (power of two); 0: 2048 */
     int batch_max;            /* spans per export; 0: 512 */
     int flush_ms;             /* export period; 0: 200 */
     int timeout_ms;           /* per export request; 0: 2000 */

@@ -1,0 +1,187 @@
+"""The canary page in a real headless Chromium, driven over the DevTools protocol (on a pipe, so
+nothing but the standard library is needed): under a 90/10 split its rendered numbers must be
+those of /v2/admin/stats, it must load nothing from outside, and a screenshot is taken."""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import mgtest
+from mgtest import Daemon
+
+SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOT = os.path.join(mgtest.BUILD_DIR, "test-artifacts", "ui.png")
+
+
+class Chromium:
+    """Headless Chromium with --remote-debugging-pipe: DevTools messages are JSON objects ended
+    by a NUL byte, read by the browser from fd 3 and written by it to fd 4."""
+
+    def __init__(self):
+        self.profile = tempfile.mkdtemp(prefix="mg-chromium-")
+        to_child_r, self.to_child = os.pipe()
+        self.from_child, from_child_w = os.pipe()
+
+        def fds():
+            os.dup2(to_child_r, 3)
+            os.dup2(from_child_w, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", "--user-data-dir=" + self.profile, "--window-size=1280,800",
+             "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=fds, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.next_id = 0
+        self.buf = b""
+        self.events = []
+
+    def _read_message(self, deadline):
+        import select
+        while b"\0" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([self.from_child], [], [], left)[0]:
+                raise TimeoutError("chromium did not answer")
+            chunk = os.read(self.from_child, 1 << 20)
+            if not chunk:
+                raise EOFError("chromium closed the pipe")
+            self.buf += chunk
+        msg, self.buf = self.buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def call(self, method, session=None, timeout=30, **params):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        os.write(self.to_child, json.dumps(msg).encode() + b"\0")
+        deadline = time.time() + timeout
+        while True:
+            m = self._read_message(deadline)
+            if m.get("id") == self.next_id:
+                if "error" in m:
+                    raise RuntimeError("%s: %s" % (method, m["error"]))
+                return m.get("result", {})
+            self.events.append(m)
+
+    def close(self):
+        try:
+            self.call("Browser.close", timeout=5)
+        except Exception:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.to_child)
+        os.close(self.from_child)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+# What the page shows for each field of a version, formatted as the page formats it.
+def pct(x):
+    return "%.1f %%" % (100 * x)
+
+
+def ms(x):
+    return "%.0f" % x if x >= 100 else "%.1f" % x if x >= 10 else "%.2f" % x
+
+
+class UiTest(unittest.TestCase):
+    def test_page_matches_stats_under_90_10(self):
+        root, repo = mgtest.make_repo(with_test_models=False)
+        d = browser = None
+        try:
+            d = Daemon(repo)
+            status, _ = d.json("PUT", "/v2/admin/models/digits/traffic",
+                               {"weights": {"1": 90, "2": 10}, "stable": "1"})
+            self.assertEqual(status, 200)
+            for _ in range(300):
+                status, _, _ = d.request("POST", "/v2/models/digits/infer", SAMPLE)
+                self.assertEqual(status, 200)
+            time.sleep(2.2)  # the sampler's next snapshot holds them all
+
+            browser = Chromium()
+            target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+            session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            browser.call("Network.enable", session)
+            browser.call("Page.enable", session)
+            url = "http://127.0.0.1:%d/ui" % d.port
+            browser.call("Page.navigate", session, url=url)
+
+            def evaluate(expr):
+                r = browser.call("Runtime.evaluate", session, expression=expr, returnByValue=True)
+                return r["result"].get("value")
+
+            # Wait for two renders: the first at load, the next one 2 s later (the refresh works).
+            deadline = time.time() + 30
+            while time.time() < deadline and (evaluate("Number(document.body.dataset.rendered || 0)") or 0) < 2:
+                time.sleep(0.2)
+            self.assertGreaterEqual(evaluate("Number(document.body.dataset.rendered || 0)"), 2,
+                                    "the page did not render twice")
+            _, before = d.json("GET", "/v2/admin/stats")
+            cells = evaluate("""JSON.stringify([...document.querySelectorAll('td[data-field]')].map(
+                c => [c.dataset.model, c.dataset.version, c.dataset.field, c.textContent]))""")
+            _, after = d.json("GET", "/v2/admin/stats")
+            shot = browser.call("Page.captureScreenshot", session, format="png")["data"]
+            os.makedirs(os.path.dirname(SHOT), exist_ok=True)
+            with open(SHOT, "wb") as f:
+                f.write(base64.b64decode(shot))
+            png = base64.b64decode(shot)
+            self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n")
+            self.assertGreater(len(png), 10000)
+
+            # Nothing but this server was asked for anything (no CDN, no fonts, no analytics).
+            urls = [e["params"]["request"]["url"] for e in browser.events
+                    if e.get("method") == "Network.requestWillBeSent"]
+            self.assertIn(url, urls)
+            self.assertTrue(any(u.endswith("/v2/admin/stats") for u in urls), urls)
+            self.assertEqual([u for u in urls if not u.startswith("http://127.0.0.1:%d/" % d.port)], [])
+
+            shown = {}
+            for model, version, field, text in json.loads(cells):
+                shown[(model, version, field)] = text
+            for stats in (before, after):
+                self.assertEqual([m["name"] for m in stats["models"]], ["digits"])
+            vb = {v["version"]: v for v in before["models"][0]["versions"]}
+            va = {v["version"]: v for v in after["models"][0]["versions"]}
+            self.assertEqual(sorted(vb), ["1", "2"])
+            served = {k: v["window"]["requests"] for k, v in va.items()}
+            self.assertEqual(sum(served.values()), 300)
+            self.assertGreater(served["1"], served["2"])  # 90/10, by chance, but never close
+            for ver in ("1", "2"):
+                b, a = vb[ver], va[ver]
+                self.assertEqual(shown[("digits", ver, "weight")], str(a["weight"]))
+                self.assertEqual(shown[("digits", ver, "weight_share")], pct(a["weight_share"]))
+                self.assertEqual(shown[("digits", ver, "share")], pct(a["window"]["share"]))
+                self.assertEqual(shown[("digits", ver, "p50_ms")], ms(a["window"]["p50_ms"]))
+                self.assertEqual(shown[("digits", ver, "p99_ms")], ms(a["window"]["p99_ms"]))
+                self.assertEqual(shown[("digits", ver, "error_rate")], pct(a["window"]["error_rate"]))
+                self.assertEqual(shown[("digits", ver, "fallback_rate")], pct(a["window"]["fallback_rate"]))
+                self.assertEqual(shown[("digits", ver, "breaker")], "–")
+                # The rate's window grows by the second while shorter than a minute: the page's value
+                # lies between the stats read just before and just after it rendered.
+                rate = float(shown[("digits", ver, "rate")])
+                lo = min(b["window"]["rate"], a["window"]["rate"])
+                hi = max(b["window"]["rate"], a["window"]["rate"])
+                self.assertTrue(lo - 0.06 <= rate <= hi + 0.06, (ver, rate, lo, hi))
+            self.assertEqual(shown[("digits", "1", "weight_share")], "90.0 %")
+            self.assertEqual(shown[("digits", "2", "weight_share")], "10.0 %")
+        finally:
+            if browser is not None:
+                browser.close()
+            if d is not None:
+                d.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -5,6 +5,8 @@
  */
 #include "obs/access.h"
 
+#include "obs/ticker.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,13 +32,11 @@ static struct {
     atomic_uint generation;
     int fd;
     bool close_fd;
-    pthread_mutex_t lock; /* registration; the writer's wake-up */
-    pthread_cond_t wake;
+    pthread_mutex_t lock; /* registration */
     ring_t *_Atomic rings;
-    pthread_t writer;
-    bool running, stopping;
+    mg_ticker_t writer;
     _Atomic uint64_t dropped, written;
-} a = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} a = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static _Thread_local ring_t *my_ring;
 static _Thread_local unsigned my_generation;
@@ -201,29 +201,16 @@ static void drain(void)
     }
 }
 
-static void *writer_main(void *arg)
+static void drain_tick(void *ctx, bool last)
 {
-    (void)arg;
-    pthread_mutex_lock(&a.lock);
-    while (!a.stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000;
-        until.tv_sec += until.tv_nsec / 1000000000;
-        until.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&a.wake, &a.lock, &until);
-        pthread_mutex_unlock(&a.lock);
-        drain();
-        pthread_mutex_lock(&a.lock);
-    }
-    pthread_mutex_unlock(&a.lock);
+    (void)ctx;
+    (void)last;
     drain();
-    return NULL;
 }
 
 int mg_access_init(const char *path, mg_err_t *err)
 {
-    if (a.running)
+    if (a.writer.running)
         return mg_err_set(err, MG_EEXIST, "access log: already open");
     if (strcmp(path, "-") == 0) {
         a.fd = STDOUT_FILENO;
@@ -235,32 +222,25 @@ int mg_access_init(const char *path, mg_err_t *err)
                               strerror(errno));
         a.close_fd = true;
     }
-    a.stopping = false;
     atomic_store(&a.dropped, 0);
     atomic_store(&a.written, 0);
     atomic_fetch_add_explicit(&a.generation, 1, memory_order_release);
-    if (pthread_create(&a.writer, NULL, writer_main, NULL) != 0) {
+    if (mg_ticker_start(&a.writer, 100, drain_tick, NULL) != 0) {
         if (a.close_fd)
             close(a.fd);
         a.fd = -1;
         return mg_err_set(err, MG_EIO, "access log: cannot start the writer thread");
     }
-    a.running = true;
     atomic_store(&a.enabled, true);
     return 0;
 }
 
 void mg_access_shutdown(void)
 {
-    if (!a.running)
+    if (!a.writer.running)
         return;
     atomic_store(&a.enabled, false);
-    pthread_mutex_lock(&a.lock);
-    a.stopping = true;
-    pthread_cond_signal(&a.wake);
-    pthread_mutex_unlock(&a.lock);
-    pthread_join(a.writer, NULL);
-    a.running = false;
+    mg_ticker_stop(&a.writer);
     ring_t *r = atomic_exchange(&a.rings, NULL);
     while (r != NULL) {
         ring_t *next = r->next;

@@ -10,7 +10,7 @@
  */
 #include "obs/metrics.h"
 
-#include "core/log.h"
+#include "obs/ticker.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -101,10 +101,7 @@ static struct {
 
     /* The sampler: `ring` snapshots per series, `times` per position. */
     pthread_mutex_t win_lock;
-    pthread_cond_t win_wake;
-    pthread_t sampler;
-    bool sampler_running, stopping;
-    int period_ms;
+    mg_ticker_t sampler;
     int ring_len; /* window / period + 1 */
     snap_t *ring[MG_OBS_SERIES_MAX];
     int64_t *times;
@@ -124,7 +121,6 @@ static struct {
 } g = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .win_lock = PTHREAD_MUTEX_INITIALIZER,
-    .win_wake = PTHREAD_COND_INITIALIZER,
     .load_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
@@ -642,25 +638,11 @@ int mg_obs_series_window(mg_obs_series_t id, mg_obs_window_t *out, uint64_t *seq
     return rc;
 }
 
-static void *sampler_main(void *arg)
+static void sample_tick(void *ctx, bool last)
 {
-    (void)arg;
-    pthread_mutex_lock(&g.win_lock);
-    while (!g.stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)(g.period_ms % 1000) * 1000000;
-        until.tv_sec += g.period_ms / 1000 + until.tv_nsec / 1000000000;
-        until.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&g.win_wake, &g.win_lock, &until);
-        if (g.stopping)
-            break;
-        pthread_mutex_unlock(&g.win_lock);
+    (void)ctx;
+    if (!last)
         mg_obs_sample_now();
-        pthread_mutex_lock(&g.win_lock);
-    }
-    pthread_mutex_unlock(&g.win_lock);
-    return NULL;
 }
 
 /* ---- set-up ------------------------------------------------------------------------------- */
@@ -684,38 +666,29 @@ int mg_obs_init(const mg_obs_opts_t *opts, mg_err_t *err)
     if (!opts->metrics)
         return 0;
     int window = opts->window_seconds > 0 ? opts->window_seconds : 60;
-    g.period_ms = opts->sample_period_ms > 0 ? opts->sample_period_ms : 1000;
-    int steps = (int)((int64_t)window * 1000 / g.period_ms);
+    int period_ms = opts->sample_period_ms > 0 ? opts->sample_period_ms : 1000;
+    int steps = (int)((int64_t)window * 1000 / period_ms);
     if (steps < 1 || steps > WINDOW_MAX)
         return mg_err_set(err, MG_EINVAL, "metrics: a window of %d s in %d ms steps is not 1..%d",
-                          window, g.period_ms, WINDOW_MAX);
+                          window, period_ms, WINDOW_MAX);
     g.ring_len = steps + 1;
     g.times = calloc((size_t)g.ring_len, sizeof(*g.times));
     if (g.times == NULL)
         return mg_err_set(err, MG_ENOMEM, "metrics: out of memory");
     g.seq = 0;
-    g.stopping = false;
     atomic_fetch_add_explicit(&g.generation, 1, memory_order_release);
     atomic_store(&g.enabled, true);
     mg_obs_sample_now(); /* the window's zero point: the start */
-    if (pthread_create(&g.sampler, NULL, sampler_main, NULL) != 0) {
+    if (mg_ticker_start(&g.sampler, period_ms, sample_tick, NULL) != 0) {
         mg_obs_shutdown();
         return mg_err_set(err, MG_EIO, "metrics: cannot start the sampler thread");
     }
-    g.sampler_running = true;
     return 0;
 }
 
 void mg_obs_shutdown(void)
 {
-    if (g.sampler_running) {
-        pthread_mutex_lock(&g.win_lock);
-        g.stopping = true;
-        pthread_cond_signal(&g.win_wake);
-        pthread_mutex_unlock(&g.win_lock);
-        pthread_join(g.sampler, NULL);
-        g.sampler_running = false;
-    }
+    mg_ticker_stop(&g.sampler);
     atomic_store(&g.enabled, false);
     atomic_fetch_add_explicit(&g.generation, 1, memory_order_release);
     obs_thread_t *t = atomic_exchange(&g.threads, NULL);

@@ -68,6 +68,12 @@ int mg_prom_double(mg_buf_t *b, const char *name, const mg_prom_label_t *labels,
     return mg_buf_printf(b, " %.17g\n", value);
 }
 
+int mg_prom_scalar(mg_buf_t *b, const char *name, const char *type, const char *help, double value)
+{
+    int rc = mg_prom_family(b, name, type, help);
+    return rc ? rc : mg_prom_double(b, name, NULL, 0, value);
+}
+
 int mg_prom_histogram(mg_buf_t *b, const char *name, mg_prom_label_t *labels, int nlabels,
                       const double *bounds, const uint64_t *counts, int n, uint64_t count,
                       double sum)

@@ -34,6 +34,12 @@ int mg_prom_double(mg_buf_t *b, const char *name, const mg_prom_label_t *labels,
                    double value);
 
 /**
+ * Appends a whole family of one unlabelled sample (%.17g: integers print exactly up to 2^53).
+ * Returns 0 or MG_ENOMEM.
+ */
+int mg_prom_scalar(mg_buf_t *b, const char *name, const char *type, const char *help, double value);
+
+/**
  * Appends the samples of one histogram: name_bucket{labels,le="b"} for each of the `n` bounds
  * (cumulative counts from the non-cumulative `counts`) and le="+Inf", then name_sum and
  * name_count. `labels` leaves one spare entry at the end for "le". Returns 0 or MG_ENOMEM.

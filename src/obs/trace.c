@@ -16,6 +16,7 @@
 #include "obs/trace.h"
 
 #include "core/log.h"
+#include "obs/ticker.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -44,13 +45,16 @@ static struct {
     _Atomic size_t enq;
     size_t deq; /* the exporter's */
 
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping, running;
+    mg_ticker_t exporter;
+    /* The exporter thread's own. */
+    CURL *curl;
+    struct curl_slist *headers;
+    mg_span_t *batch;
+    mg_buf_t body;
+    int64_t last_warn;
 
     _Atomic uint64_t exported, dropped_full, dropped_failed;
-} t = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} t;
 
 /* ---- ids ---------------------------------------------------------------------------------- */
 
@@ -346,76 +350,78 @@ static bool post(CURL *curl, const mg_buf_t *body, int timeout_ms)
 }
 
 /* Sends everything queued, in batches. Returns once the queue is empty. */
-static void flush(CURL *curl, mg_span_t *batch, mg_buf_t *body, int timeout_ms, int64_t *last_warn)
+static void flush(int timeout_ms)
 {
     for (;;) {
         size_t n = 0;
-        while (n < (size_t)t.batch_max && take(&batch[n]))
+        while (n < (size_t)t.batch_max && take(&t.batch[n]))
             n++;
         if (n == 0)
             return;
-        mg_buf_reset(body);
-        bool ok = mg_trace_encode(batch, n, t.service, body) == 0 && post(curl, body, timeout_ms);
+        mg_buf_reset(&t.body);
+        bool ok = mg_trace_encode(t.batch, n, t.service, &t.body) == 0 &&
+                  post(t.curl, &t.body, timeout_ms);
         atomic_fetch_add_explicit(ok ? &t.exported : &t.dropped_failed, n, memory_order_relaxed);
         if (!ok) {
             /* Once in a while, not per batch: a collector that is down must not flood the log. */
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            if (ts.tv_sec - *last_warn >= 30) {
-                *last_warn = ts.tv_sec;
+            if (ts.tv_sec - t.last_warn >= 30) {
+                t.last_warn = ts.tv_sec;
                 mg_log(MG_LOG_WARN, "trace", "export failed url=%s spans=%zu (dropped)", t.url, n);
             }
         }
     }
 }
 
-static void *exporter_main(void *arg)
+/* The exporter's tick: sends what is queued; at stop, one short last try, the rest dropped. */
+static void export_tick(void *ctx, bool last)
 {
-    (void)arg;
-    CURL *curl = curl_easy_init();
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    /* No "Expect: 100-continue" round trip before each batch. */
-    headers = curl_slist_append(headers, "Expect:");
-    mg_span_t *batch = malloc(sizeof(*batch) * (size_t)t.batch_max);
-    mg_buf_t body = {0};
-    int64_t last_warn = -1000;
-    if (curl != NULL) {
-        curl_easy_setopt(curl, CURLOPT_URL, t.url);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, "modelgate/" MG_VERSION);
-    }
-    pthread_mutex_lock(&t.lock);
-    while (!t.stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)t.flush_ms * 1000000;
-        until.tv_sec += until.tv_nsec / 1000000000;
-        until.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&t.wake, &t.lock, &until);
-        bool last = t.stopping;
-        pthread_mutex_unlock(&t.lock);
-        if (curl != NULL && batch != NULL)
-            flush(curl, batch, &body, last ? 500 : t.timeout_ms, &last_warn);
-        pthread_mutex_lock(&t.lock);
-    }
-    pthread_mutex_unlock(&t.lock);
-    /* What could not be sent counts as dropped. */
+    (void)ctx;
+    if (t.curl != NULL && t.batch != NULL)
+        flush(last ? 500 : t.timeout_ms);
+    if (!last)
+        return;
     mg_span_t one;
     while (take(&one))
         atomic_fetch_add_explicit(&t.dropped_failed, 1, memory_order_relaxed);
-    mg_buf_free(&body);
-    free(batch);
-    curl_slist_free_all(headers);
-    if (curl != NULL)
-        curl_easy_cleanup(curl);
-    return NULL;
+}
+
+/* The exporter's resources, made before its thread starts and freed after it stopped. */
+static int exporter_open(void)
+{
+    t.curl = curl_easy_init();
+    t.headers = curl_slist_append(NULL, "Content-Type: application/json");
+    /* No "Expect: 100-continue" round trip before each batch. */
+    t.headers = curl_slist_append(t.headers, "Expect:");
+    t.batch = malloc(sizeof(*t.batch) * (size_t)t.batch_max);
+    memset(&t.body, 0, sizeof(t.body));
+    t.last_warn = -1000;
+    if (t.curl == NULL || t.headers == NULL || t.batch == NULL)
+        return MG_ENOMEM;
+    curl_easy_setopt(t.curl, CURLOPT_URL, t.url);
+    curl_easy_setopt(t.curl, CURLOPT_HTTPHEADER, t.headers);
+    curl_easy_setopt(t.curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(t.curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(t.curl, CURLOPT_USERAGENT, "modelgate/" MG_VERSION);
+    return 0;
+}
+
+static void exporter_close(void)
+{
+    mg_buf_free(&t.body);
+    free(t.batch);
+    t.batch = NULL;
+    curl_slist_free_all(t.headers);
+    t.headers = NULL;
+    if (t.curl != NULL)
+        curl_easy_cleanup(t.curl);
+    t.curl = NULL;
 }
 
 int mg_trace_init(const mg_trace_opts_t *o, mg_err_t *err)
 {
-    if (mg_trace_enabled() || t.running)
+    if (mg_trace_enabled() || t.exporter.running)
         return mg_err_set(err, MG_EEXIST, "tracing: already started");
     if (!(o->sample_ratio >= 0.0 && o->sample_ratio <= 1.0))
         return mg_err_set(err, MG_EINVAL, "--trace-sample-ratio wants 0..1, got %g",
@@ -455,14 +461,13 @@ int mg_trace_init(const mg_trace_opts_t *o, mg_err_t *err)
     atomic_store(&t.exported, 0);
     atomic_store(&t.dropped_full, 0);
     atomic_store(&t.dropped_failed, 0);
-    t.stopping = false;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (pthread_create(&t.thread, NULL, exporter_main, NULL) != 0) {
+    if (exporter_open() != 0 || mg_ticker_start(&t.exporter, t.flush_ms, export_tick, NULL) != 0) {
+        exporter_close();
         free(t.cells);
         t.cells = NULL;
-        return mg_err_set(err, MG_EIO, "tracing: cannot start the exporter thread");
+        return mg_err_set(err, MG_EIO, "tracing: cannot start the exporter");
     }
-    t.running = true;
     atomic_store(&t.enabled, true);
     mg_log(MG_LOG_INFO, "trace", "exporting url=%s sample_ratio=%g queue=%zu", t.url, t.ratio,
            pow2);
@@ -471,15 +476,11 @@ int mg_trace_init(const mg_trace_opts_t *o, mg_err_t *err)
 
 void mg_trace_shutdown(void)
 {
-    if (!t.running)
+    if (!t.exporter.running)
         return;
     atomic_store(&t.enabled, false);
-    pthread_mutex_lock(&t.lock);
-    t.stopping = true;
-    pthread_cond_signal(&t.wake);
-    pthread_mutex_unlock(&t.lock);
-    pthread_join(t.thread, NULL);
-    t.running = false;
+    mg_ticker_stop(&t.exporter);
+    exporter_close();
     free(t.cells);
     t.cells = NULL;
 }

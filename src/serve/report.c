@@ -15,6 +15,8 @@
 
 #include <dirent.h>
 #include <malloc.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,52 +183,8 @@ static void labels_of(mg_obs_series_t id, series_labels_t *sl)
     sl->l[1] = (mg_prom_label_t){"version", sl->version};
 }
 
-typedef uint64_t (*series_value_fn)(const mg_obs_series_stats_t *st);
-
-static uint64_t v_success(const mg_obs_series_stats_t *st)
-{
-    return st->success.count;
-}
-static uint64_t v_infer_count(const mg_obs_series_stats_t *st)
-{
-    return st->inference_count;
-}
-static uint64_t v_exec_count(const mg_obs_series_stats_t *st)
-{
-    return st->execution_count;
-}
-static uint64_t v_request_ns(const mg_obs_series_stats_t *st)
-{
-    return st->success.ns + st->fail.ns;
-}
-static uint64_t v_queue_ns(const mg_obs_series_stats_t *st)
-{
-    return st->queue.ns;
-}
-static uint64_t v_input_ns(const mg_obs_series_stats_t *st)
-{
-    return st->compute_input.ns;
-}
-static uint64_t v_infer_ns(const mg_obs_series_stats_t *st)
-{
-    return st->compute_infer.ns;
-}
-static uint64_t v_output_ns(const mg_obs_series_stats_t *st)
-{
-    return st->compute_output.ns;
-}
-static uint64_t v_pending(const mg_obs_series_stats_t *st)
-{
-    return st->pending;
-}
-static uint64_t v_in_flight(const mg_obs_series_stats_t *st)
-{
-    return st->in_flight;
-}
-static uint64_t v_fallbacks(const mg_obs_series_stats_t *st)
-{
-    return st->fallbacks;
-}
+#define STAT(field) offsetof(mg_obs_series_stats_t, field)
+#define NONE        SIZE_MAX
 
 /*
  * The per-series families with one value each. Triton's first, with Triton's names, types
@@ -236,42 +194,45 @@ static uint64_t v_fallbacks(const mg_obs_series_stats_t *st)
  */
 static const struct {
     const char *name, *prom_name, *type, *help;
-    series_value_fn value;
+    size_t value, plus; /* offsets of the uint64_t figure in mg_obs_series_stats_t, and of one
+                           to add to it (NONE) */
     bool ns; /* a duration in ns: Triton's in integer us, the Prometheus name's in seconds */
 } simple_families[] = {
     {"nv_inference_request_success", "modelgate_inference_request_success_total", "counter",
-     "Number of successful inference requests, all batch sizes", v_success, false},
+     "Number of successful inference requests, all batch sizes", STAT(success.count), NONE, false},
     {"nv_inference_count", "modelgate_inferences_total", "counter",
-     "Number of inferences performed (does not include cached requests)", v_infer_count, false},
+     "Number of inferences performed (does not include cached requests)", STAT(inference_count),
+     NONE, false},
     {"nv_inference_exec_count", "modelgate_inference_executions_total", "counter",
-     "Number of model executions performed (does not include cached requests)", v_exec_count,
-     false},
+     "Number of model executions performed (does not include cached requests)",
+     STAT(execution_count), NONE, false},
     {"nv_inference_request_duration_us", "modelgate_inference_request_duration_seconds_total",
      "counter", "Cumulative inference request duration in microseconds (includes cached requests)",
-     v_request_ns, true},
+     STAT(success.ns), STAT(fail.ns), true},
     {"nv_inference_queue_duration_us", "modelgate_inference_queue_duration_seconds_total",
      "counter", "Cumulative inference queuing duration in microseconds (includes cached requests)",
-     v_queue_ns, true},
+     STAT(queue.ns), NONE, true},
     {"nv_inference_compute_input_duration_us",
      "modelgate_inference_compute_input_duration_seconds_total", "counter",
      "Cumulative compute input duration in microseconds (does not include cached requests)",
-     v_input_ns, true},
+     STAT(compute_input.ns), NONE, true},
     {"nv_inference_compute_infer_duration_us",
      "modelgate_inference_compute_infer_duration_seconds_total", "counter",
      "Cumulative compute inference duration in microseconds (does not include cached requests)",
-     v_infer_ns, true},
+     STAT(compute_infer.ns), NONE, true},
     {"nv_inference_compute_output_duration_us",
      "modelgate_inference_compute_output_duration_seconds_total", "counter",
      "Cumulative inference compute output duration in microseconds (does not include cached "
      "requests)",
-     v_output_ns, true},
+     STAT(compute_output.ns), NONE, true},
     {"nv_inference_pending_request_count", "modelgate_inference_pending_requests", "gauge",
-     "Instantaneous number of pending requests awaiting execution per-model.", v_pending, false},
-    {"modelgate_requests_in_flight", "modelgate_requests_in_flight", "gauge",
-     "Requests routed to the version and not answered yet", v_in_flight, false},
-    {"modelgate_fallbacks_total", "modelgate_fallbacks_total", "counter",
-     "Requests routed to this version that its model's stable version served instead", v_fallbacks,
+     "Instantaneous number of pending requests awaiting execution per-model.", STAT(pending), NONE,
      false},
+    {"modelgate_requests_in_flight", "modelgate_requests_in_flight", "gauge",
+     "Requests routed to the version and not answered yet", STAT(in_flight), NONE, false},
+    {"modelgate_fallbacks_total", "modelgate_fallbacks_total", "counter",
+     "Requests routed to this version that its model's stable version served instead",
+     STAT(fallbacks), NONE, false},
 };
 
 #define NSIMPLE (sizeof(simple_families) / sizeof(simple_families[0]))
@@ -318,7 +279,10 @@ static int metrics_requests(mg_buf_t *out)
         rc = mg_prom_family(out, name, simple_families[f].type, help);
         for (uint32_t id = 0; rc == 0 && id < n; id++) {
             labels_of(id, &sl);
-            uint64_t v = simple_families[f].value(&st[id]);
+            const char *base = (const char *)&st[id];
+            uint64_t v = *(const uint64_t *)(base + simple_families[f].value);
+            if (simple_families[f].plus != NONE)
+                v += *(const uint64_t *)(base + simple_families[f].plus);
             if (!simple_families[f].ns)
                 rc = mg_prom_u64(out, name, sl.l, 2, v);
             else if (prom)
@@ -393,14 +357,12 @@ static int metrics_state(mg_serve_t *s, mg_buf_t *out)
         }
     }
     if (rc == 0)
-        rc = mg_prom_family(out, "modelgate_routing_revision", "gauge",
-                            "Revision of the live route table and traffic policy snapshot");
+        rc = mg_prom_scalar(out, "modelgate_routing_revision", "gauge",
+                            "Revision of the live route table and traffic policy snapshot",
+                            (double)w.revision);
     if (rc == 0)
-        rc = mg_prom_u64(out, "modelgate_routing_revision", NULL, 0, w.revision);
-    if (rc == 0)
-        rc = mg_prom_family(out, "modelgate_route_rules", "gauge", "Rules in the live route table");
-    if (rc == 0)
-        rc = mg_prom_u64(out, "modelgate_route_rules", NULL, 0, w.rules);
+        rc = mg_prom_scalar(out, "modelgate_route_rules", "gauge", "Rules in the live route table",
+                            (double)w.rules);
     view_free(&w);
     return rc;
 }
@@ -422,10 +384,8 @@ static int metrics_exporters(mg_buf_t *out)
 {
     mg_trace_stats_t ts;
     mg_trace_stats(&ts);
-    int rc = mg_prom_family(out, "modelgate_trace_spans_exported_total", "counter",
-                            "Spans the OTLP collector accepted");
-    if (rc == 0)
-        rc = mg_prom_u64(out, "modelgate_trace_spans_exported_total", NULL, 0, ts.exported);
+    int rc = mg_prom_scalar(out, "modelgate_trace_spans_exported_total", "counter",
+                            "Spans the OTLP collector accepted", (double)ts.exported);
     if (rc == 0)
         rc = mg_prom_family(out, "modelgate_trace_spans_dropped_total", "counter",
                             "Spans dropped: the export queue was full, or the collector failed or "
@@ -452,29 +412,22 @@ static int metrics_process(mg_buf_t *out)
 {
     proc_figures_t f;
     proc_read(&f);
-    int rc = mg_prom_family(out, "process_resident_memory_bytes", "gauge",
-                            "Resident memory size in bytes.");
-    if (rc == 0)
-        rc = mg_prom_u64(out, "process_resident_memory_bytes", NULL, 0, f.rss);
-    if (rc == 0)
-        rc = mg_prom_family(out, "process_virtual_memory_bytes", "gauge",
-                            "Virtual memory size in bytes.");
-    if (rc == 0)
-        rc = mg_prom_u64(out, "process_virtual_memory_bytes", NULL, 0, f.vsize);
-    if (rc == 0)
-        rc = mg_prom_family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
-    if (rc == 0)
-        rc = mg_prom_u64(out, "process_open_fds", NULL, 0, f.open_fds);
-    if (rc == 0)
-        rc = mg_prom_family(out, "process_max_fds", "gauge",
-                            "Maximum number of open file descriptors.");
-    if (rc == 0)
-        rc = mg_prom_u64(out, "process_max_fds", NULL, 0, f.max_fds);
-    if (rc == 0)
-        rc = mg_prom_family(out, "process_cpu_seconds_total", "counter",
-                            "Total user and system CPU time spent in seconds.");
-    if (rc == 0)
-        rc = mg_prom_double(out, "process_cpu_seconds_total", NULL, 0, f.cpu_seconds);
+    /* Prometheus's standard process metrics, by their standard names and help. */
+    const struct {
+        const char *name, *type, *help;
+        double value;
+    } figures[] = {
+        {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", (double)f.rss},
+        {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", (double)f.vsize},
+        {"process_open_fds", "gauge", "Number of open file descriptors.", (double)f.open_fds},
+        {"process_max_fds", "gauge", "Maximum number of open file descriptors.", (double)f.max_fds},
+        {"process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+         f.cpu_seconds},
+    };
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof(figures) / sizeof(figures[0]); i++)
+        rc = mg_prom_scalar(out, figures[i].name, figures[i].type, figures[i].help,
+                            figures[i].value);
     if (rc == 0)
         rc = mg_prom_family(out, "modelgate_build_info", "gauge",
                             "Always 1; the labels name the build");

@@ -193,3 +193,16 @@ def parse_prom(text):
 def prom_value(samples, name, **labels):
     """The value of the one sample of `name` with exactly these labels (0 when absent)."""
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def split_traffic(d, weights, stable, n, body):
+    """Sets digits' admin policy to `weights` (version -> weight) with `stable`, sends `n`
+    /v2/models/digits/infer requests of `body`, and returns how many each version served."""
+    status, _ = d.json("PUT", "/v2/admin/models/digits/traffic", {"weights": weights, "stable": stable})
+    assert status == 200, status
+    served = {v: 0 for v in weights}
+    for _ in range(n):
+        status, hdrs, data = d.request("POST", "/v2/models/digits/infer", body)
+        assert status == 200, data
+        served[hdrs["x-model-version"]] += 1
+    return served

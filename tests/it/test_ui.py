@@ -101,12 +101,7 @@ class UiTest(unittest.TestCase):
         d = browser = None
         try:
             d = Daemon(repo)
-            status, _ = d.json("PUT", "/v2/admin/models/digits/traffic",
-                               {"weights": {"1": 90, "2": 10}, "stable": "1"})
-            self.assertEqual(status, 200)
-            for _ in range(300):
-                status, _, _ = d.request("POST", "/v2/models/digits/infer", SAMPLE)
-                self.assertEqual(status, 200)
+            sent = mgtest.split_traffic(d, {"1": 90, "2": 10}, "1", 300, SAMPLE)
             time.sleep(2.2)  # the sampler's next snapshot holds them all
 
             browser = Chromium()
@@ -155,7 +150,7 @@ class UiTest(unittest.TestCase):
             va = {v["version"]: v for v in after["models"][0]["versions"]}
             self.assertEqual(sorted(vb), ["1", "2"])
             served = {k: v["window"]["requests"] for k, v in va.items()}
-            self.assertEqual(sum(served.values()), 300)
+            self.assertEqual(served, sent)
             self.assertGreater(served["1"], served["2"])  # 90/10, by chance, but never close
             for ver in ("1", "2"):
                 b, a = vb[ver], va[ver]

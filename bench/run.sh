@@ -96,6 +96,7 @@ R_ROUTED="" R_ROUTED_P99="" R_ROUTED_RATIO="" R_UPD="" R_UPD_P99="" UPDATES_DONE
 R_ORT="" R_ORT_MS="" R_CNN="" R_CNN_P99="" R_CNN_RATIO=""
 R_GRPC="" R_GRPC_P99="" R_GRPC_RATIO="" R_CNN_GRPC="" R_CNN_GRPC_P99="" R_CNN_GRPC_RATIO=""
 R_OBS_ON="" R_OBS_OFF="" R_OBS_RATIO="" R_OBS_ON_P99="" R_OBS_OFF_P99="" OBS_SPANS=""
+R_OBS_ON_CPU="" R_OBS_OFF_CPU="" R_OBS_CPU_RATIO="" OBS_INSTR=""
 CNN_MFLOPS=""
 R_DRAIN=""
 R_FLEET=""
@@ -324,6 +325,11 @@ summary() {
         echo "observability: metrics on + traces at 1 % $(med %.0f "$R_OBS_ON" '?') rps p99 $(med %.2f "$R_OBS_ON_P99" '?') ms" \
             "(${OBS_SPANS:-?} spans exported) | both off $(med %.0f "$R_OBS_OFF" '?') rps p99 $(med %.2f "$R_OBS_OFF_P99" '?') ms" \
             "| ratio $(awk -v r="$ratio" 'BEGIN { printf "%.3f", r }') (target >= 0.97: cost <= 3 %) $v"
+        echo "               daemon CPU per request: on $(med %.2f "$R_OBS_ON_CPU" '?') us, off $(med %.2f "$R_OBS_OFF_CPU" '?') us," \
+            "ratio on/off $(med %.3f "$R_OBS_CPU_RATIO" '?') (runs [${R_OBS_CPU_RATIO}])"
+        if [ -n "${OBS_INSTR:-}" ]; then
+            echo "               instructions per request in the event loop (callgrind): $OBS_INSTR"
+        fi
     fi
     o="raw ORT $(med %.0f "$R_ORT" "not run") items/s ($(med %.3f "$R_ORT_MS" '?') ms per Run, $THREADS callers)"
     c="modelgate $(med %.0f "$R_CNN" "not run") items/s p99 $(med %.2f "$R_CNN_P99" '?') ms"
@@ -568,23 +574,47 @@ EOF
     wait_ready "http://127.0.0.1:$port/" "$!" "$OUT/otlp-stub-error.log" "otlp stub"
     start_modelgate obs-on "$DIGITS_REPO" 0 --otlp-endpoint "http://127.0.0.1:$port/v1/traces" \
         --trace-sample-ratio 0.01
-    OBS_ON_URL=$MG_URL
+    OBS_ON_URL=$MG_URL OBS_ON_PID=${SERVER_PIDS[-1]}
     start_modelgate obs-off "$DIGITS_REPO" 0 --metrics off
-    OBS_OFF_URL=$MG_URL
+    OBS_OFF_URL=$MG_URL OBS_OFF_PID=${SERVER_PIDS[-1]}
+    # The daemon's CPU time per request as well as requests/s: on a machine others load, the
+    # CPU a request costs moves much less than the throughput does.
+    tick_us=$(awk -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", 1e6 / t }')
+    cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
     wrk_part obs-on "$OUT/obs-on.warmup.wrk.txt" "$WARMUP" 1
     wrk_part obs-off "$OUT/obs-off.warmup.wrk.txt" "$WARMUP" 1
     for i in $(seq "$REPEAT"); do
         for side in on off; do
             f=$OUT/obs-$side.run$i.wrk.txt
+            pid=$OBS_ON_PID
+            [ "$side" = off ] && pid=$OBS_OFF_PID
+            t0=$(cpu_ticks "$pid")
             wrk_part "obs-$side" "$f" "$DURATION" 0
-            echo "bench: obs-$side: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms"
+            t1=$(cpu_ticks "$pid")
+            cpu=$(awk -v d=$((t1 - t0)) -v us="$tick_us" -v n="$(awk '/requests in/ { print $1 }' "$f")" \
+                'BEGIN { if (n > 0) printf "%.2f", d * us / n }')
+            if [ "$side" = on ]; then
+                R_OBS_ON_CPU="${R_OBS_ON_CPU:+$R_OBS_ON_CPU }$cpu"
+            else
+                R_OBS_OFF_CPU="${R_OBS_OFF_CPU:+$R_OBS_OFF_CPU }$cpu"
+            fi
+            echo "bench: obs-$side: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms, $cpu us CPU per request"
         done
+        R_OBS_CPU_RATIO="${R_OBS_CPU_RATIO:+$R_OBS_CPU_RATIO }$(div "${R_OBS_ON_CPU##* }" "${R_OBS_OFF_CPU##* }")"
         R_OBS_ON="${R_OBS_ON:+$R_OBS_ON }$(wrk_field "$OUT/obs-on.run$i.wrk.txt" rps)"
         R_OBS_OFF="${R_OBS_OFF:+$R_OBS_OFF }$(wrk_field "$OUT/obs-off.run$i.wrk.txt" rps)"
         R_OBS_ON_P99="${R_OBS_ON_P99:+$R_OBS_ON_P99 }$(wrk_field "$OUT/obs-on.run$i.wrk.txt" p99_ms)"
         R_OBS_OFF_P99="${R_OBS_OFF_P99:+$R_OBS_OFF_P99 }$(wrk_field "$OUT/obs-off.run$i.wrk.txt" p99_ms)"
         R_OBS_RATIO="${R_OBS_RATIO:+$R_OBS_RATIO }$(div "${R_OBS_ON##* }" "${R_OBS_OFF##* }")"
     done
+    if command -v valgrind >/dev/null; then
+        # The same comparison in instructions (callgrind), which other load does not move.
+        echo "bench: obs: counting instructions per request under callgrind (about 2 minutes)"
+        run_child "$OUT/obs-instructions.txt" "$PY" bench/obs_instructions.py "$MODELGATE" "$DIGITS_REPO" ||
+            die "obs: bench/obs_instructions.py failed: $(tail -n 5 "$OUT/obs-instructions.txt")"
+        cat "$OUT/obs-instructions.txt"
+        OBS_INSTR=$(sed -n 's/^obs_instructions: event loop instructions per request: //p' "$OUT/obs-instructions.txt")
+    fi
     # Tracing really ran: spans reached the stub.
     OBS_SPANS=$(curl -s "$OBS_ON_URL/metrics" | awk '/^modelgate_trace_spans_exported_total / { print $2 }')
     [ "${OBS_SPANS:-0}" -gt 0 ] 2>/dev/null || die "obs: no span was exported (see $OUT/modelgate-obs-on.log)"

@@ -163,12 +163,22 @@ void mg_trace_begin(mg_trace_ctx_t *ctx, const char *tp, size_t tp_len, const ch
 {
     if (tp_len == 0 || mg_trace_parse(tp, tp_len, ctx) != 0) {
         memset(ctx, 0, sizeof(*ctx));
+        ctx->sampled = t.ratio >= 1.0 || (t.ratio > 0.0 && rng_next() < t.ratio_threshold);
+        if (!ctx->sampled)
+            return; /* a trace nobody will see: no ids to draw */
         /* An X-Trace-ID that is a W3C trace id names the trace, so both views agree. */
         if (xt_len != 32 || unhex(xt, ctx->trace_id, 16) != 0 || all_zero(ctx->trace_id, 16))
             random_bytes(ctx->trace_id, 16);
-        ctx->sampled = t.ratio >= 1.0 || (t.ratio > 0.0 && rng_next() < t.ratio_threshold);
     }
     mg_trace_span_id(ctx->span_id);
+}
+
+void mg_trace_new(mg_trace_ctx_t *ctx)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    random_bytes(ctx->trace_id, 16);
+    mg_trace_span_id(ctx->span_id);
+    ctx->sampled = true;
 }
 
 void mg_trace_format(const mg_trace_ctx_t *ctx, char out[56])

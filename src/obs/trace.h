@@ -64,10 +64,14 @@ int mg_trace_parse(const char *value, size_t len, mg_trace_ctx_t *out);
 /**
  * Decides the trace of a request: continues a valid `traceparent` (its sampled flag
  * decides), else starts a trace (its id taken from `x_trace_id` when that is 32 hex digits,
- * else random) sampled with the configured ratio; draws the server span's id. Thread: any.
+ * else random) sampled with the configured ratio; draws the server span's id. A new trace left
+ * unsampled gets no ids (all zero): nothing will show it. Thread: any.
  */
 void mg_trace_begin(mg_trace_ctx_t *ctx, const char *traceparent, size_t tp_len,
                     const char *x_trace_id, size_t xt_len);
+
+/** Starts a new sampled trace of its own (a root span, e.g. a model load). Thread: any. */
+void mg_trace_new(mg_trace_ctx_t *ctx);
 
 /** Writes the response's `traceparent` (55 characters and a NUL) for `ctx`. Thread: any. */
 void mg_trace_format(const mg_trace_ctx_t *ctx, char out[56]);

@@ -173,7 +173,7 @@ static void account_load(const char *model, int64_t number, mg_obs_load_outcome_
     mg_span_t sp;
     memset(&sp, 0, sizeof(sp));
     mg_trace_ctx_t ctx;
-    mg_trace_begin(&ctx, NULL, 0, NULL, 0);
+    mg_trace_new(&ctx);
     memcpy(sp.trace_id, ctx.trace_id, 16);
     memcpy(sp.span_id, ctx.span_id, 8);
     snprintf(sp.name, sizeof(sp.name), "model load");

@@ -120,16 +120,21 @@ static void obs_begin(mg_serve_result_t *res, const mg_serve_call_t *call)
     o->call = call;
     o->series = MG_OBS_NO_SERIES;
     o->metrics = mg_obs_enabled();
-    o->traced = mg_trace_enabled();
-    if (!o->metrics && !o->traced)
-        return;
-    o->start_ns = call->received_ns != 0 ? call->received_ns : mg_obs_now_ns();
-    if (o->traced) {
+    if (mg_trace_enabled()) {
         mg_str_t tp = meta_get(call, "traceparent"), xt = meta_get(call, "x-trace-id");
         mg_trace_begin(&o->trace, tp.ptr, tp.len, xt.ptr, xt.len);
-        mg_trace_hex(o->trace.trace_id, 16, o->trace_hex);
-        mg_trace_format(&o->trace, o->traceparent);
+        /*
+         * A trace to continue: ours (sampled) or the caller's. A new trace left unsampled has
+         * nothing to continue, so it costs no formatting and no answer header.
+         */
+        o->traced = o->trace.sampled || o->trace.has_parent;
+        if (o->traced) {
+            mg_trace_hex(o->trace.trace_id, 16, o->trace_hex);
+            mg_trace_format(&o->trace, o->traceparent);
+        }
     }
+    if (o->metrics || o->traced)
+        o->start_ns = call->received_ns != 0 ? call->received_ns : mg_obs_now_ns();
 }
 
 /* The version is known: count the request in flight and set the thread's log context. */

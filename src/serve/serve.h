@@ -105,7 +105,8 @@ typedef enum {
 /** The core's accounting of one call, between mg_serve_infer and mg_serve_done. Private. */
 typedef struct mg_serve_obs {
     const mg_serve_call_t *call;
-    bool metrics, traced, finished;
+    bool metrics, finished;
+    bool traced; /* a trace to continue: sampled here, or the caller's (traceparent) */
     mg_obs_series_t series;
     uint64_t batch;
     int64_t start_ns, route_start_ns, route_end_ns, exec_ns;

@@ -65,17 +65,39 @@ static void test_begin_and_format(void **state)
     assert_int_equal(parse(out, &back), 0);
     assert_memory_equal(back.parent_id, c.span_id, 8);
 
-    /* Without traceparent: a 32-hex X-Trace-ID names the trace; anything else, a new id. */
+    /* Tracing off (ratio 0): a new trace is not sampled and gets no ids. */
+    mg_trace_begin(&c, NULL, 0, NULL, 0);
+    assert_false(c.sampled || c.has_parent);
+    uint8_t zero[16] = {0};
+    assert_memory_equal(c.trace_id, zero, 16);
+    /* A trace of its own (a load): sampled, fresh ids each time. */
+    mg_trace_ctx_t d;
+    mg_trace_new(&c);
+    mg_trace_new(&d);
+    assert_true(c.sampled && !c.has_parent);
+    assert_memory_not_equal(c.trace_id, d.trace_id, 16);
+    assert_memory_not_equal(c.span_id, zero, 8);
+}
+
+/* Ratio 1: without traceparent a 32-hex X-Trace-ID names the trace; anything else, a new id. */
+static void test_new_traces(void **state)
+{
+    (void)state;
+    mg_err_t err;
+    mg_trace_opts_t o = {.endpoint = "http://127.0.0.1:1", .sample_ratio = 1.0};
+    assert_int_equal(mg_trace_init(&o, &err), 0);
+    mg_trace_ctx_t c, d;
     const char *xt = "0af7651916cd43dd8448eb211c80319c";
     mg_trace_begin(&c, "junk", 4, xt, strlen(xt));
+    assert_true(c.sampled);
     assert_false(c.has_parent);
     char hex[33];
     mg_trace_hex(c.trace_id, 16, hex);
     assert_string_equal(hex, xt);
-    mg_trace_ctx_t d;
     mg_trace_begin(&c, NULL, 0, "abc", 3);
     mg_trace_begin(&d, NULL, 0, "abc", 3);
     assert_memory_not_equal(c.trace_id, d.trace_id, 16);
+    mg_trace_shutdown();
 }
 
 static void test_encode(void **state)
@@ -171,11 +193,9 @@ static void test_sampling_and_drops(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_begin_and_format),
-        cmocka_unit_test(test_encode),
-        cmocka_unit_test(test_init_validation),
-        cmocka_unit_test(test_sampling_and_drops),
+        cmocka_unit_test(test_parse),           cmocka_unit_test(test_begin_and_format),
+        cmocka_unit_test(test_new_traces),      cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_init_validation), cmocka_unit_test(test_sampling_and_drops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include "obs/trace.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,12 +191,53 @@ static void test_sampling_and_drops(void **state)
     assert_int_equal(st.dropped_export_failed, 4);
 }
 
+enum { PRODUCERS = 4, PER_PRODUCER = 2000 };
+
+static void *produce(void *arg)
+{
+    mg_span_t s;
+    memset(&s, 0, sizeof(s));
+    for (int i = 0; i < PER_PRODUCER; i++) {
+        s.start_unix_ns = (int64_t)(intptr_t)arg * PER_PRODUCER + i;
+        mg_trace_submit(&s);
+    }
+    return NULL;
+}
+
+/* Producers and the exporter at once: every span is accounted for, exported or dropped. */
+static void test_concurrent_producers(void **state)
+{
+    (void)state;
+    mg_err_t err;
+    mg_trace_opts_t o = {.endpoint = "http://127.0.0.1:1",
+                         .sample_ratio = 1.0,
+                         .queue_spans = 64,
+                         .batch_max = 16,
+                         .flush_ms = 1,
+                         .timeout_ms = 200};
+    assert_int_equal(mg_trace_init(&o, &err), 0);
+    pthread_t th[PRODUCERS];
+    for (intptr_t i = 0; i < PRODUCERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, produce, (void *)i), 0);
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(th[i], NULL);
+    mg_trace_shutdown();
+    mg_trace_stats_t st;
+    mg_trace_stats(&st);
+    assert_int_equal(st.exported, 0);
+    assert_int_equal(st.dropped_queue_full + st.dropped_export_failed, PRODUCERS * PER_PRODUCER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),           cmocka_unit_test(test_begin_and_format),
-        cmocka_unit_test(test_new_traces),      cmocka_unit_test(test_encode),
-        cmocka_unit_test(test_init_validation), cmocka_unit_test(test_sampling_and_drops),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_begin_and_format),
+        cmocka_unit_test(test_new_traces),
+        cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_init_validation),
+        cmocka_unit_test(test_sampling_and_drops),
+        cmocka_unit_test(test_concurrent_producers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,7 +50,7 @@ typedef struct slot {
     ctr_t inference_count, exec_count;
     ctr_t queue_ns, input_ns, infer_ns, output_ns;
     ctr_t entered, executing, left, left_unexecuted;
-    ctr_t fallbacks;
+    ctr_t fallbacks, replayed;
     ctr_t last_ms;
     ctr_t reason_count[MG_OBS_REASONS], reason_ns[MG_OBS_REASONS];
     ctr_t reason_buckets[MG_OBS_REASONS][MG_OBS_LATENCY_BUCKETS];
@@ -72,7 +72,7 @@ typedef struct series {
 
 /* One snapshot of one series for the window. */
 typedef struct snap {
-    uint64_t requests, failures, fallbacks;
+    uint64_t requests, failures, fallbacks, replayed;
     uint64_t fine[MG_OBS_FINE_BUCKETS];
 } snap_t;
 
@@ -377,11 +377,14 @@ void mg_obs_request_executing(mg_obs_series_t series)
         add(&s->executing, 1);
 }
 
-void mg_obs_fallback(mg_obs_series_t chosen_series)
+void mg_obs_fallback(mg_obs_series_t chosen_series, bool replayed)
 {
     slot_t *s = slot_of(chosen_series);
-    if (s != NULL)
-        add(&s->fallbacks, 1);
+    if (s == NULL)
+        return;
+    add(&s->fallbacks, 1);
+    if (replayed)
+        add(&s->replayed, 1);
 }
 
 static uint64_t span(int64_t from, int64_t to)
@@ -493,6 +496,7 @@ int mg_obs_series_read(mg_obs_series_t id, mg_obs_series_stats_t *out)
         left += get(&s->left);
         left_unexecuted += get(&s->left_unexecuted);
         out->fallbacks += get(&s->fallbacks);
+        out->replayed += get(&s->replayed);
         for (int r = 0; r < MG_OBS_REASONS; r++) {
             out->reason_count[r] += get(&s->reason_count[r]);
             out->reason_ns[r] += get(&s->reason_ns[r]);
@@ -571,6 +575,7 @@ static void snap_series(mg_obs_series_t id, snap_t *out)
         out->requests += get(&s->success) + get(&s->fail);
         out->failures += get(&s->fail);
         out->fallbacks += get(&s->fallbacks);
+        out->replayed += get(&s->replayed);
         for (int b = 0; b < MG_OBS_FINE_BUCKETS; b++)
             out->fine[b] += get(&s->fine[b]);
     }
@@ -625,6 +630,7 @@ int mg_obs_series_window(mg_obs_series_t id, mg_obs_window_t *out, uint64_t *seq
         out->requests = b->requests - a->requests;
         out->failures = b->failures - a->failures;
         out->fallbacks = b->fallbacks - a->fallbacks;
+        out->replayed = b->replayed - a->replayed;
         uint64_t delta[MG_OBS_FINE_BUCKETS];
         for (int i = 0; i < MG_OBS_FINE_BUCKETS; i++)
             delta[i] = b->fine[i] - a->fine[i];
@@ -636,6 +642,14 @@ int mg_obs_series_window(mg_obs_series_t id, mg_obs_window_t *out, uint64_t *seq
     }
     pthread_mutex_unlock(&g.win_lock);
     return rc;
+}
+
+uint64_t mg_obs_window_seq(void)
+{
+    pthread_mutex_lock(&g.win_lock);
+    uint64_t seq = g.seq;
+    pthread_mutex_unlock(&g.win_lock);
+    return seq;
 }
 
 static void sample_tick(void *ctx, bool last)

@@ -149,9 +149,10 @@ void mg_obs_request_done(const mg_obs_request_t *r);
 
 /**
  * Counts a request whose routing chose version `chosen_series` but that was served by
- * another (the stable) version. Thread: a request thread.
+ * another (the stable) version; `replayed`: it ran there first and failed (its failure is
+ * recorded with mg_obs_request_done as well). Thread: a request thread.
  */
-void mg_obs_fallback(mg_obs_series_t chosen_series);
+void mg_obs_fallback(mg_obs_series_t chosen_series, bool replayed);
 
 /** A count and the nanoseconds it took, as Triton's statistics report durations. */
 typedef struct mg_obs_duration {
@@ -174,6 +175,7 @@ typedef struct mg_obs_series_stats {
     uint64_t in_flight; /* entered and not done */
     uint64_t pending;   /* entered and not executing yet */
     uint64_t fallbacks; /* chosen for this version, served by another */
+    uint64_t replayed;  /* of the fallbacks, those that failed here first */
     /* Per routing reason (every request routed here, success or not). */
     uint64_t reason_count[MG_OBS_REASONS];
     uint64_t reason_ns[MG_OBS_REASONS];
@@ -204,7 +206,8 @@ typedef struct mg_obs_window {
     double seconds;    /* the span the figures cover (shorter right after start) */
     uint64_t requests; /* success + fail */
     uint64_t failures;
-    uint64_t fallbacks;
+    uint64_t fallbacks;    /* chosen for this version, served by another */
+    uint64_t replayed;     /* of the fallbacks, those that failed here first (also in failures) */
     double p50_ms, p99_ms; /* of successful requests; 0 with none */
 } mg_obs_window_t;
 
@@ -215,6 +218,9 @@ typedef struct mg_obs_window {
  * path).
  */
 int mg_obs_series_window(mg_obs_series_t id, mg_obs_window_t *out, uint64_t *seq);
+
+/** The number of snapshots taken so far (the latest one's sequence number). Thread: any. */
+uint64_t mg_obs_window_seq(void);
 
 /** Takes one snapshot now (what the sampler does each period). Thread: any; for tests. */
 void mg_obs_sample_now(void);

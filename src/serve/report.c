@@ -12,6 +12,8 @@
 #include "obs/access.h"
 #include "obs/prom.h"
 #include "obs/trace.h"
+#include "route/breaker.h"
+#include "serve/info.h"
 
 #include <dirent.h>
 #include <malloc.h>
@@ -30,6 +32,8 @@ typedef struct vrow {
     char text[24];
     mg_model_state_t state;
     char reason[256];
+    bool has_breaker; /* false: the version left between the two reads */
+    mg_breaker_status_t breaker;
 } vrow_t;
 
 typedef struct mrow {
@@ -54,6 +58,23 @@ static void view_free(view_t *w)
         free(w->m[i].v);
     free(w->m);
     memset(w, 0, sizeof(*w));
+}
+
+/* Copies one breaker row into the view's row of the same version. */
+static int take_breaker(void *ctx, const mg_info_breaker_row_t *row)
+{
+    view_t *w = ctx;
+    for (size_t i = 0; i < w->n; i++) {
+        if (strcmp(w->m[i].name, row->model) != 0)
+            continue;
+        for (int k = 0; k < w->m[i].nv; k++) {
+            if (strcmp(w->m[i].v[k].text, row->version) == 0) {
+                w->m[i].v[k].has_breaker = true;
+                w->m[i].v[k].breaker = row->status;
+            }
+        }
+    }
+    return 0;
 }
 
 static int view_take(mg_serve_t *s, view_t *w)
@@ -96,6 +117,10 @@ static int view_take(mg_serve_t *s, view_t *w)
         }
     }
     mg_rcu_read_unlock();
+    /* The breakers as serve/info reads them (a version that cannot serve reads open). */
+    mg_err_t err;
+    if (rc == 0)
+        rc = mg_info_breakers(s, (mg_str_t){"", 0}, take_breaker, w, &err);
     if (rc != 0)
         view_free(w);
     return rc;
@@ -337,6 +362,12 @@ static int metrics_requests(mg_buf_t *out)
     return rc;
 }
 
+/* modelgate_breaker_state's values: ordered by how much traffic the version gets. */
+static uint64_t breaker_gauge(mg_breaker_state_t st)
+{
+    return st == MG_BREAKER_CLOSED ? 0 : st == MG_BREAKER_HALF_OPEN ? 1 : 2;
+}
+
 static int metrics_state(mg_serve_t *s, mg_buf_t *out)
 {
     view_t w;
@@ -354,6 +385,30 @@ static int metrics_state(mg_serve_t *s, mg_buf_t *out)
                 rc = mg_prom_u64(out, "modelgate_model_version_state", l, 3,
                                  w.m[i].v[k].state == states[st].state);
             }
+        }
+    }
+    if (rc == 0)
+        rc = mg_prom_family(out, "modelgate_breaker_state", "gauge",
+                            "Circuit breaker of the version: 0 closed, 1 half-open, 2 open (a "
+                            "version that cannot serve reads open)");
+    for (size_t i = 0; rc == 0 && i < w.n; i++) {
+        for (int k = 0; rc == 0 && k < w.m[i].nv; k++) {
+            const vrow_t *v = &w.m[i].v[k];
+            mg_prom_label_t l[2] = {{"model", w.m[i].name}, {"version", v->text}};
+            if (v->has_breaker)
+                rc = mg_prom_u64(out, "modelgate_breaker_state", l, 2,
+                                 breaker_gauge(v->breaker.state));
+        }
+    }
+    if (rc == 0)
+        rc = mg_prom_family(out, "modelgate_breaker_trips_total", "counter",
+                            "Times the version's circuit breaker opened");
+    for (size_t i = 0; rc == 0 && i < w.n; i++) {
+        for (int k = 0; rc == 0 && k < w.m[i].nv; k++) {
+            const vrow_t *v = &w.m[i].v[k];
+            mg_prom_label_t l[2] = {{"model", w.m[i].name}, {"version", v->text}};
+            if (v->has_breaker)
+                rc = mg_prom_u64(out, "modelgate_breaker_trips_total", l, 2, v->breaker.trips);
         }
     }
     if (rc == 0)
@@ -498,7 +553,8 @@ static int stats_version(mg_buf_t *out, const mrow_t *m, const vrow_t *v, uint64
         rc = mg_buf_printf(out, ",\"weight\":%u", weight);
     else if (rc == 0)
         rc = mg_buf_puts(out, ",\"weight\":null");
-    uint64_t routed = win.requests + win.fallbacks; /* chosen for it, served or not */
+    /* Chosen for it: what it answered (right or wrong, replays aside) and what others did. */
+    uint64_t routed = win.requests - win.replayed + win.fallbacks;
     if (rc == 0)
         rc = mg_buf_printf(
             out,
@@ -507,7 +563,7 @@ static int stats_version(mg_buf_t *out, const mrow_t *m, const vrow_t *v, uint64
             "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"errors\":%llu,\"error_rate\":%.4f,"
             "\"fallbacks\":%llu,\"fallback_rate\":%.4f},"
             "\"total\":{\"success\":%llu,\"failure\":%llu,\"fallbacks\":%llu,\"in_flight\":%llu},"
-            "\"breaker\":null}",
+            "\"breaker\":",
             weight_share, in_policy && m->policy.stable == v->number ? "true" : "false",
             v->number == m->default_version ? "true" : "false", win.seconds,
             (unsigned long long)win.requests, ratio(win.requests, window_total),
@@ -516,22 +572,30 @@ static int stats_version(mg_buf_t *out, const mrow_t *m, const vrow_t *v, uint64
             (unsigned long long)win.fallbacks, ratio(win.fallbacks, routed),
             (unsigned long long)st.success.count, (unsigned long long)st.fail.count,
             (unsigned long long)st.fallbacks, (unsigned long long)st.in_flight);
+    if (rc == 0 && !v->has_breaker)
+        rc = mg_buf_puts(out, "null}");
+    else if (rc == 0)
+        rc = mg_buf_printf(out,
+                           "{\"state\":\"%s\",\"trips\":%llu,\"last_trip\":\"%s\","
+                           "\"reopen_in_ms\":%lld,\"failure_streak\":%d}}",
+                           mg_breaker_state_name(v->breaker.state),
+                           (unsigned long long)v->breaker.trips,
+                           mg_breaker_trip_name(v->breaker.last_trip),
+                           (long long)v->breaker.reopen_in_ms, v->breaker.consecutive_failures);
     return rc;
 }
 
-int mg_report_stats(mg_serve_t *s, mg_buf_t *out)
+/* The stats of one view, with the window snapshot `seq` named. */
+static int stats_write(const view_t *w, uint64_t seq, mg_buf_t *out)
 {
-    view_t w;
-    int rc = view_take(s, &w);
-    if (rc != 0)
-        return rc;
-    rc = mg_buf_printf(out,
-                       "{\"server\":\"modelgate\",\"version\":\"%s\",\"time_ms\":%lld,"
-                       "\"metrics\":%s,\"revision\":%llu,\"models\":[",
-                       MG_VERSION, (long long)(mg_obs_unix_ns(mg_obs_now_ns()) / 1000000),
-                       mg_obs_enabled() ? "true" : "false", (unsigned long long)w.revision);
-    for (size_t i = 0; rc == 0 && i < w.n; i++) {
-        const mrow_t *m = &w.m[i];
+    int rc = mg_buf_printf(out,
+                           "{\"server\":\"modelgate\",\"version\":\"%s\",\"time_ms\":%lld,"
+                           "\"metrics\":%s,\"sample\":%llu,\"revision\":%llu,\"models\":[",
+                           MG_VERSION, (long long)(mg_obs_unix_ns(mg_obs_now_ns()) / 1000000),
+                           mg_obs_enabled() ? "true" : "false", (unsigned long long)seq,
+                           (unsigned long long)w->revision);
+    for (size_t i = 0; rc == 0 && i < w->n; i++) {
+        const mrow_t *m = &w->m[i];
         /* The model's requests over the window, for each version's observed share. */
         uint64_t window_total = 0;
         for (int k = 0; k < m->nv; k++) {
@@ -565,8 +629,27 @@ int mg_report_stats(mg_serve_t *s, mg_buf_t *out)
         if (rc == 0)
             rc = mg_buf_puts(out, "]}");
     }
-    if (rc == 0)
-        rc = mg_buf_puts(out, "]}");
+    return rc ? rc : mg_buf_puts(out, "]}");
+}
+
+int mg_report_stats(mg_serve_t *s, mg_buf_t *out)
+{
+    view_t w;
+    int rc = view_take(s, &w);
+    if (rc != 0)
+        return rc;
+    /*
+     * Every version's window from the same snapshot: should the sampler take one meanwhile,
+     * write them again (it takes one a second; a few tries always find a quiet moment).
+     */
+    size_t start = out->len;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        out->len = start;
+        uint64_t seq = mg_obs_window_seq();
+        rc = stats_write(&w, seq, out);
+        if (rc != 0 || mg_obs_window_seq() == seq)
+            break;
+    }
     view_free(&w);
     return rc;
 }

@@ -149,13 +149,14 @@ static void obs_routed(mg_serve_result_t *res)
         mg_obs_series_t chosen;
         if (res->pick.reason == MG_POLICY_REASON_FALLBACK && res->pick.chosen > 0 &&
             mg_obs_series_find(model, res->pick.chosen, &chosen) == 0)
-            mg_obs_fallback(chosen);
+            mg_obs_fallback(chosen, false);
     }
-    const char *version = mg_model_version_text(v);
+    /* A copy: the access log and log lines may name the version after its pin is gone. */
+    snprintf(o->version_text, sizeof(o->version_text), "%s", mg_model_version_text(v));
     const char *reason = mg_policy_reason_name(res->pick.reason);
     o->log = (mg_log_context_t){
         .model = res->model,
-        .version = {version, strlen(version)},
+        .version = {o->version_text, strlen(o->version_text)},
         .trace_id = o->traced ? (mg_str_t){o->trace_hex, 32} : meta_get(o->call, "x-trace-id"),
         .ab_group = meta_get(o->call, "x-ab-group"),
         .route_reason = {reason, strlen(reason)},
@@ -298,9 +299,9 @@ static void obs_executing(mg_serve_result_t *res, const mg_infer_request_t *req)
 static void obs_replay(mg_serve_result_t *res, const mg_model_version_t *stable, int first_rc)
 {
     mg_serve_obs_t *o = &res->obs;
-    const char *version = mg_model_version_text(stable);
+    snprintf(o->version_text, sizeof(o->version_text), "%s", mg_model_version_text(stable));
     const char *reason = mg_policy_reason_name(MG_POLICY_REASON_FALLBACK);
-    o->log.version = (mg_str_t){version, strlen(version)};
+    o->log.version = (mg_str_t){o->version_text, strlen(o->version_text)};
     o->log.route_reason = (mg_str_t){reason, strlen(reason)};
     if (!o->metrics || o->series == MG_OBS_NO_SERIES)
         return;
@@ -316,7 +317,7 @@ static void obs_replay(mg_serve_result_t *res, const mg_model_version_t *stable,
         .end_ns = mg_obs_now_ns(),
     };
     mg_obs_request_done(&r);
-    mg_obs_fallback(o->series);
+    mg_obs_fallback(o->series, true);
     if (mg_obs_series_get(res->model, mg_model_version_number(stable), &o->series) == 0)
         mg_obs_request_enter(o->series);
     else

@@ -29,6 +29,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/meta.h"
+#include "core/version.h"
 #include "infer/request.h"
 #include "infer/session.h"
 #include "obs/metrics.h"
@@ -114,6 +115,7 @@ typedef struct mg_serve_obs {
     mg_trace_ctx_t trace;
     char trace_hex[33];
     char traceparent[56];
+    char version_text[MG_VERSION_TEXT_MAX]; /* the serving version's, valid after the unpin */
     mg_log_context_t log;
 } mg_serve_obs_t;
 

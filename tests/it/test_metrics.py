@@ -135,6 +135,10 @@ class MetricsTest(unittest.TestCase):
                                     state="UNAVAILABLE"), 1)
         self.assertEqual(prom_value(m, "modelgate_model_version_state", model="digits", version="3",
                                     state="READY"), 0)
+        # Breakers: a version that serves is closed (0); one that cannot serve reads open (2).
+        self.assertEqual(m[("modelgate_breaker_state", frozenset({"model": "digits", "version": "1"}.items()))], 0)
+        self.assertEqual(prom_value(m, "modelgate_breaker_state", model="digits", version="3"), 2)
+        self.assertEqual(prom_value(m, "modelgate_breaker_trips_total", model="digits", version="1"), 0)
         self.assertEqual(prom_value(m, "modelgate_model_load_duration_seconds_count", model="digits",
                                     version="2", outcome="success"), 1)
         self.assertEqual(prom_value(m, "modelgate_model_load_duration_seconds_count", model="digits",
@@ -199,6 +203,8 @@ class MetricsTest(unittest.TestCase):
         model = [m for m in stats["models"] if m["name"] == "digits"][0]
         self.assertEqual([v["version"] for v in model["versions"]], ["1", "2", "3"])
         self.assertEqual(model["versions"][2]["state"], "UNAVAILABLE")
+        self.assertEqual(model["versions"][0]["breaker"]["state"], "closed")
+        self.assertEqual(model["versions"][2]["breaker"]["state"], "open")
         self.assertIn("window", model["versions"][0])
         status, mem = self.d.json("GET", "/debug/memory")
         self.assertEqual(status, 200)
@@ -307,6 +313,61 @@ class MetricsOffTest(unittest.TestCase):
                                 "--listen", "127.0.0.1:0", *args], capture_output=True, text=True, timeout=60)
             self.assertNotEqual(p.returncode, 0, args)
             self.assertIn(want, p.stderr, args)
+
+
+FAULTS = os.environ.get("MG_FAULTS", "1") not in ("0", "OFF", "")
+
+
+@unittest.skipUnless(FAULTS, "this build has no fault-injection hook (cmake -DMG_FAULTS=ON)")
+class BreakerMetricsTest(unittest.TestCase):
+    """A canary that fails every Run under 50/50: the clients see no failure, and the figures say
+    what happened: its failures, the fallbacks, the stable version's replays, the open breaker."""
+
+    def test_failing_canary(self):
+        from test_breaker import add_model  # the breaker tests' repository helper
+        breaker = {"consecutive_failures": 3, "failure_ratio": 0, "ejection_ms": 600000,
+                   "max_ejection_ms": 600000, "probes": 1}
+        root, repo = mgtest.make_repo(with_test_models=False,
+                                      extra=lambda r: add_model(r, "canary", config={"breaker": breaker}))
+        d = Daemon(repo)
+        try:
+            status, _ = d.json("PUT", "/v2/admin/models/canary/traffic", {"weights": {"1": 1, "2": 1}, "stable": "1"})
+            self.assertEqual(status, 200)
+            status, _ = d.json("PUT", "/v2/admin/models/canary/versions/2/fault", {"fail_every": 1})
+            self.assertEqual(status, 200)
+            why = []
+            for _ in range(60):
+                status, hdrs, _ = d.request("POST", "/v2/models/canary/infer", SAMPLE)
+                self.assertEqual(status, 200)
+                self.assertEqual(hdrs["x-model-version"], "1")
+                why.append(hdrs.get("x-fallback-reason"))
+            replays, ejected = why.count("run-failed"), why.count("breaker-open")
+            self.assertEqual(replays, 3)  # the breaker opened after 3 failures in a row
+            self.assertGreater(ejected, 0)
+            _, _, body = d.request("GET", "/metrics")
+            m = parse_prom(body.decode())
+            self.assertEqual(prom_value(m, "nv_inference_request_failure", model="canary", version="2",
+                                        reason="BACKEND"), replays)
+            self.assertEqual(prom_value(m, "nv_inference_request_success", model="canary", version="2"), 0)
+            self.assertEqual(prom_value(m, "nv_inference_request_success", model="canary", version="1"), 60)
+            self.assertEqual(prom_value(m, "modelgate_fallbacks_total", model="canary", version="2"),
+                             replays + ejected)
+            self.assertEqual(prom_value(m, "modelgate_route_decisions_total", model="canary", version="1",
+                                        reason="fallback"), replays + ejected)
+            self.assertEqual(prom_value(m, "modelgate_breaker_state", model="canary", version="2"), 2)
+            self.assertEqual(prom_value(m, "modelgate_breaker_trips_total", model="canary", version="2"), 1)
+            self.assertEqual(prom_value(m, "modelgate_breaker_state", model="canary", version="1"), 0)
+            time.sleep(1.2)  # a sampler snapshot after the last request
+            _, stats = d.json("GET", "/v2/admin/stats")
+            v2 = [v for v in stats["models"][0]["versions"] if v["version"] == "2"][0]
+            self.assertEqual((v2["breaker"]["state"], v2["breaker"]["trips"], v2["breaker"]["last_trip"]),
+                             ("open", 1, "consecutive-failures"))
+            self.assertEqual(v2["window"]["fallbacks"], replays + ejected)
+            self.assertEqual(v2["window"]["fallback_rate"], 1.0)
+            self.assertEqual(v2["window"]["errors"], replays)
+        finally:
+            d.stop()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 class PrometheusServerTest(unittest.TestCase):

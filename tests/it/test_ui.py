@@ -2,6 +2,7 @@
 nothing but the standard library is needed): under a 90/10 split its rendered numbers must be
 those of /v2/admin/stats, it must load nothing from outside, and a screenshot is taken."""
 import base64
+import decimal
 import json
 import os
 import shutil
@@ -87,12 +88,18 @@ class Chromium:
 
 
 # What the page shows for each field of a version, formatted as the page formats it.
+def fixed(x, digits):
+    """JavaScript's Number.prototype.toFixed: the exact binary value, ties rounded up."""
+    q = decimal.Decimal(1).scaleb(-digits)
+    return str(decimal.Decimal(x).quantize(q, rounding=decimal.ROUND_HALF_UP))
+
+
 def pct(x):
-    return "%.1f %%" % (100 * x)
+    return fixed(100 * x, 1) + " %"
 
 
 def ms(x):
-    return "%.0f" % x if x >= 100 else "%.1f" % x if x >= 10 else "%.2f" % x
+    return fixed(x, 0) if x >= 100 else fixed(x, 1) if x >= 10 else fixed(x, 2)
 
 
 class UiTest(unittest.TestCase):
@@ -122,10 +129,20 @@ class UiTest(unittest.TestCase):
                 time.sleep(0.2)
             self.assertGreaterEqual(evaluate("Number(document.body.dataset.rendered || 0)"), 2,
                                     "the page did not render twice")
-            _, before = d.json("GET", "/v2/admin/stats")
-            cells = evaluate("""JSON.stringify([...document.querySelectorAll('td[data-field]')].map(
-                c => [c.dataset.model, c.dataset.version, c.dataset.field, c.textContent]))""")
-            _, after = d.json("GET", "/v2/admin/stats")
+            # The page's numbers and the server's must come from the same window snapshot (the
+            # sampler takes one a second, the page refreshes every 2 s): read the page, then the
+            # stats, until both name the same one.
+            read_cells = """JSON.stringify({sample: document.body.dataset.sample, cells:
+                [...document.querySelectorAll('td[data-field]')].map(
+                    c => [c.dataset.model, c.dataset.version, c.dataset.field, c.textContent])})"""
+            deadline = time.time() + 30
+            while True:
+                page = json.loads(evaluate(read_cells))
+                _, stats = d.json("GET", "/v2/admin/stats")
+                if str(stats["sample"]) == page["sample"] or time.time() > deadline:
+                    break
+                time.sleep(0.3)
+            self.assertEqual(str(stats["sample"]), page["sample"], "no render matched a snapshot")
             shot = browser.call("Page.captureScreenshot", session, format="png")["data"]
             os.makedirs(os.path.dirname(SHOT), exist_ok=True)
             with open(SHOT, "wb") as f:
@@ -142,32 +159,27 @@ class UiTest(unittest.TestCase):
             self.assertEqual([u for u in urls if not u.startswith("http://127.0.0.1:%d/" % d.port)], [])
 
             shown = {}
-            for model, version, field, text in json.loads(cells):
+            for model, version, field, text in page["cells"]:
                 shown[(model, version, field)] = text
-            for stats in (before, after):
-                self.assertEqual([m["name"] for m in stats["models"]], ["digits"])
-            vb = {v["version"]: v for v in before["models"][0]["versions"]}
-            va = {v["version"]: v for v in after["models"][0]["versions"]}
-            self.assertEqual(sorted(vb), ["1", "2"])
+            self.assertEqual([m["name"] for m in stats["models"]], ["digits"])
+            va = {v["version"]: v for v in stats["models"][0]["versions"]}
+            self.assertEqual(sorted(va), ["1", "2"])
             served = {k: v["window"]["requests"] for k, v in va.items()}
             self.assertEqual(served, sent)
             self.assertGreater(served["1"], served["2"])  # 90/10, by chance, but never close
             for ver in ("1", "2"):
-                b, a = vb[ver], va[ver]
+                a = va[ver]
+                w = a["window"]
                 self.assertEqual(shown[("digits", ver, "weight")], str(a["weight"]))
                 self.assertEqual(shown[("digits", ver, "weight_share")], pct(a["weight_share"]))
-                self.assertEqual(shown[("digits", ver, "share")], pct(a["window"]["share"]))
-                self.assertEqual(shown[("digits", ver, "p50_ms")], ms(a["window"]["p50_ms"]))
-                self.assertEqual(shown[("digits", ver, "p99_ms")], ms(a["window"]["p99_ms"]))
-                self.assertEqual(shown[("digits", ver, "error_rate")], pct(a["window"]["error_rate"]))
-                self.assertEqual(shown[("digits", ver, "fallback_rate")], pct(a["window"]["fallback_rate"]))
-                self.assertEqual(shown[("digits", ver, "breaker")], "–")
-                # The rate's window grows by the second while shorter than a minute: the page's value
-                # lies between the stats read just before and just after it rendered.
-                rate = float(shown[("digits", ver, "rate")])
-                lo = min(b["window"]["rate"], a["window"]["rate"])
-                hi = max(b["window"]["rate"], a["window"]["rate"])
-                self.assertTrue(lo - 0.06 <= rate <= hi + 0.06, (ver, rate, lo, hi))
+                self.assertEqual(shown[("digits", ver, "share")], pct(w["share"]))
+                self.assertEqual(shown[("digits", ver, "rate")], fixed(w["rate"], 1))
+                self.assertEqual(shown[("digits", ver, "p50_ms")], ms(w["p50_ms"]))
+                self.assertEqual(shown[("digits", ver, "p99_ms")], ms(w["p99_ms"]))
+                self.assertEqual(shown[("digits", ver, "error_rate")], pct(w["error_rate"]))
+                self.assertEqual(shown[("digits", ver, "fallback_rate")], pct(w["fallback_rate"]))
+                self.assertEqual(shown[("digits", ver, "breaker")], a["breaker"]["state"])
+                self.assertEqual(a["breaker"]["state"], "closed")
             self.assertEqual(shown[("digits", "1", "weight_share")], "90.0 %")
             self.assertEqual(shown[("digits", "2", "weight_share")], "10.0 %")
         finally:

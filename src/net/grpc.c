@@ -474,10 +474,15 @@ static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
         .meta = {find_metadata, c},
         .req = &req,
         .deadline_ns = c->deadline_ns,
+        .operation = MG_STR_LIT("/inference.GRPCInferenceService/ModelInfer"),
     };
     mg_serve_result_t res;
-    if (mg_serve_infer(t->server->serve, &call, &res) != 0)
-        return finish_error(c, res.rc, res.err.msg);
+    if (mg_serve_infer(t->server->serve, &call, &res) != 0) {
+        /* The error is logged with the call's context; mg_serve_done then clears it. */
+        rc = finish_error(c, res.rc, res.err.msg);
+        mg_serve_done(&res);
+        return rc;
+    }
     Inference__ModelInferResponse *m;
     rc = mg_kserve_pb_encode_response(&res.resp, !req.binary_output, &t->arena, &m, &err);
     if (rc != 0) {

@@ -318,6 +318,40 @@ class MetricsOffTest(unittest.TestCase):
 FAULTS = os.environ.get("MG_FAULTS", "1") not in ("0", "OFF", "")
 
 
+class GrpcMetricsTest(unittest.TestCase):
+    """gRPC calls go through the same request core: counted and traced-for-logs alike."""
+
+    def test_grpc_calls_are_counted(self):
+        import mggrpc
+        import struct
+        pb, pbg = mggrpc.stubs()
+        root, repo = mgtest.make_repo(with_test_models=False)
+        d = Daemon(repo, args=["--grpc-listen", "127.0.0.1:0"])
+        try:
+            stub = pbg.GRPCInferenceServiceStub(mggrpc.channel(d.grpc_port))
+            pixels = SAMPLE["inputs"][0]["data"]
+            for _ in range(5):
+                req = pb.ModelInferRequest(model_name="digits", model_version="1")
+                req.inputs.add(name="input", datatype="FP32", shape=[1, 64])
+                req.raw_input_contents.append(struct.pack("<64f", *pixels))
+                stub.ModelInfer(req, timeout=30)
+            bad = pb.ModelInferRequest(model_name="digits", model_version="1")
+            bad.inputs.add(name="input", datatype="FP32", shape=[1, 3])
+            bad.raw_input_contents.append(struct.pack("<3f", 1, 2, 3))
+            with self.assertRaises(Exception):
+                stub.ModelInfer(bad, timeout=30)
+            _, _, body = d.request("GET", "/metrics")
+            m = parse_prom(body.decode())
+            self.assertEqual(prom_value(m, "nv_inference_request_success", model="digits", version="1"), 5)
+            self.assertEqual(prom_value(m, "nv_inference_request_failure", model="digits", version="1",
+                                        reason="OTHER"), 1)
+            self.assertEqual(prom_value(m, "modelgate_route_decisions_total", model="digits", version="1",
+                                        reason="url"), 6)
+        finally:
+            self.assertEqual(d.stop(), 0)
+            shutil.rmtree(root, ignore_errors=True)
+
+
 @unittest.skipUnless(FAULTS, "this build has no fault-injection hook (cmake -DMG_FAULTS=ON)")
 class BreakerMetricsTest(unittest.TestCase):
     """A canary that fails every Run under 50/50: the clients see no failure, and the figures say

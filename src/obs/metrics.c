@@ -443,7 +443,8 @@ void mg_obs_request_done(const mg_obs_request_t *r)
         add(&b->infer_ns, run);
         add(&b->output_ns, out);
     }
-    int reason = r->reason >= 0 && r->reason < MG_OBS_REASONS ? r->reason : 0;
+    int reason =
+        r->reason >= 0 && r->reason < MG_OBS_REASONS ? r->reason : MG_POLICY_REASON_DEFAULT;
     add(&s->reason_count[reason], 1);
     add(&s->reason_ns[reason], total);
     /* Bisection over the bucket bounds: the first bound >= total, or none (+Inf only). */

@@ -23,6 +23,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "route/policy.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,8 +50,8 @@ const char *mg_obs_fail_name(mg_obs_fail_t f);
 /** The failure reason of an MG_E* code that stopped a request after routing. Thread: any. */
 mg_obs_fail_t mg_obs_fail_of(int code);
 
-/** Routing reasons counted apart (route/policy.h's mg_policy_reason_t values). */
-#define MG_OBS_REASONS 8
+/** Routing reasons counted apart: route/policy.h's mg_policy_reason_t values. */
+#define MG_OBS_REASONS MG_POLICY_REASON_COUNT_
 
 /** Buckets of modelgate_request_duration_seconds (upper bounds, seconds), +Inf after. */
 #define MG_OBS_LATENCY_BUCKETS 16

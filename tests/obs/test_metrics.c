@@ -104,11 +104,20 @@ static void test_request_phases(void **state)
     assert_int_equal(st.reason_buckets[5][4], 1);
     assert_true(st.last_inference_ms > 0);
 
+    /* Every routing reason has its own count, the kill switch's (the last one) too. */
+    mg_obs_request_enter(id);
+    mg_obs_request_t k = r;
+    k.reason = MG_POLICY_REASON_KILL_SWITCH;
+    mg_obs_request_done(&k);
+    mg_obs_series_read(id, &st);
+    assert_int_equal(st.reason_count[MG_POLICY_REASON_KILL_SWITCH], 1);
+    assert_int_equal(st.reason_count[MG_POLICY_REASON_URL], 0);
+
     mg_obs_batch_stats_t b[4];
     assert_int_equal(mg_obs_series_batches(id, b, 4), 1);
     assert_int_equal(b[0].batch_size, 4);
-    assert_int_equal(b[0].compute_infer.count, 1);
-    assert_int_equal(b[0].compute_infer.ns, 30000);
+    assert_int_equal(b[0].compute_infer.count, 2);
+    assert_int_equal(b[0].compute_infer.ns, 60000);
 }
 
 enum { THREADS = 4, PER_THREAD = 20000 };

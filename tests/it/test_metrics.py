@@ -250,12 +250,13 @@ class MetricsTest(unittest.TestCase):
         self.assertRegex(line["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
         self.assertTrue(any(l["status"] == 404 and "version" not in l for l in lines))
         # The JSON log's routing line carries the request's context as fields.
-        routed = [json.loads(l) for l in self.d.log if l.startswith("{") and '"routed ' in l]
+        self.assertTrue(self.d.wait_log('"trace_id":"%s"' % tid), "no log line with the trace id")
+        routed = [json.loads(l) for l in list(self.d.log) if l.startswith("{") and '"routed ' in l]
         ctx = [l for l in routed if l.get("trace_id") == tid]
         self.assertEqual(len(ctx), 1, routed[-3:])
         self.assertEqual((ctx[0]["model"], ctx[0]["version"], ctx[0]["ab_group"], ctx[0]["route_reason"]),
                          ("digits", "2", "blue", "url"))
-        loads = [json.loads(l) for l in self.d.log if '"version ready' in l]
+        loads = [json.loads(l) for l in list(self.d.log) if '"version ready' in l]
         self.assertTrue(all(l["model"] == "digits" for l in loads) and loads, loads)
 
 

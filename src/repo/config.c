@@ -2,8 +2,10 @@
 
 #include "core/jsonx.h"
 #include "core/version.h"
+#include "repo/verify.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,68 @@ static int get_uint(json_t *obj, const char *key, int64_t max, int64_t *out, mg_
         return mg_err_set(err, MG_ECONFIG, "config.json: '%s' must be an integer from 0 to %lld",
                           key, (long long)max);
     *out = json_integer_value(v);
+    return 0;
+}
+
+/* "sha256": {"<version>": "<hex>" | {"<file>": "<hex>", ...}, ...} */
+static int parse_pins(json_t *pins, mg_model_config_t *cfg, mg_err_t *err)
+{
+    if (!json_is_object(pins))
+        return mg_err_set(err, MG_ECONFIG,
+                          "config.json: 'sha256' must map versions to a digest or to "
+                          "{\"file\": \"digest\"}");
+    const char *key;
+    json_t *val;
+    json_object_foreach(pins, key, val)
+    {
+        int64_t version;
+        if (mg_version_parse(key, strlen(key), &version) != 0)
+            return mg_err_set(err, MG_ECONFIG,
+                              "config.json: 'sha256': '%.*s' is not a version number",
+                              mg_err_quote_len(strlen(key)), key);
+        json_t *files = val;
+        json_t *one = NULL;
+        if (json_is_string(val)) {
+            one = json_pack("{sO}", "model.onnx", val);
+            files = one;
+        }
+        if (!json_is_object(files) || json_object_size(files) == 0) {
+            json_decref(one);
+            return mg_err_set(err, MG_ECONFIG,
+                              "config.json: 'sha256.%s' must be a digest or {\"file\": "
+                              "\"digest\"}",
+                              key);
+        }
+        const char *file;
+        json_t *hex;
+        int rc = 0;
+        json_object_foreach(files, file, hex)
+        {
+            mg_pin_t *p = &cfg->pins[cfg->npins];
+            if (cfg->npins == MG_PINS_MAX) {
+                rc = mg_err_set(err, MG_ECONFIG, "config.json: 'sha256' pins more than %d files",
+                                MG_PINS_MAX);
+                break;
+            }
+            if (strlen(file) == 0 || strlen(file) >= sizeof(p->file)) {
+                rc = mg_err_set(err, MG_ECONFIG, "config.json: 'sha256.%s': bad file name", key);
+                break;
+            }
+            if (!json_is_string(hex) ||
+                mg_sha256_parse(json_string_value(hex), json_string_length(hex), p->sha256) != 0) {
+                rc = mg_err_set(err, MG_ECONFIG,
+                                "config.json: 'sha256.%s.%.*s' must be 64 hex digits", key,
+                                mg_err_quote_len(strlen(file)), file);
+                break;
+            }
+            p->version = version;
+            snprintf(p->file, sizeof(p->file), "%s", file);
+            cfg->npins++;
+        }
+        json_decref(one);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 
@@ -83,7 +147,7 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     static const char *const known[] = {
         "name",           "max_batch_size",   "version_policy", "default_version",
         "instance_count", "intra_op_threads", "warmup",         "platform",
-        "backend",        "traffic",          "breaker"};
+        "backend",        "traffic",          "breaker",        "sha256"};
     mg_model_config_default(cfg);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -152,6 +216,8 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         }
         c.warmup_runs = (int)n;
     }
+    if ((v = json_object_get(root, "sha256")) != NULL && parse_pins(v, &c, err) != 0)
+        goto out;
     if ((v = json_object_get(root, "traffic")) != NULL) {
         char *policy_text = json_dumps(v, JSON_COMPACT);
         mg_err_t perr;

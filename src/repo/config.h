@@ -9,6 +9,9 @@
  *    "instance_count": 1,
  *    "intra_op_threads": 0,
  *    "warmup": {"runs": 2},
+ *    "sha256": {"3": "<hex>" | {"model.onnx": "<hex>", "weights.bin": "<hex>"}},
+ *                                      digests pinned per version (repo/verify.h); a string
+ *                                      pins model.onnx
  *    "traffic": {...},                 the traffic policy, see route/policy.h
  *    "breaker": {...}}                 the versions' circuit breaker, see route/breaker.h
  *
@@ -26,6 +29,17 @@
 #include <stdint.h>
 
 #define MG_VERSION_POLICY_MAX 64
+
+/** The most digests config.json may pin (over all versions), and the longest file name. */
+#define MG_PINS_MAX     64
+#define MG_PIN_NAME_MAX 128
+
+/** One pinned digest: file `file` of version `version` must have SHA-256 `sha256`. */
+typedef struct mg_pin {
+    int64_t version;
+    char file[MG_PIN_NAME_MAX];
+    unsigned char sha256[32];
+} mg_pin_t;
 
 typedef enum {
     MG_VERSION_POLICY_LATEST = 0, /* the `num_versions` highest versions (default: 1) */
@@ -46,6 +60,8 @@ typedef struct mg_model_config {
     bool has_traffic;        /* a "traffic" policy was given */
     mg_policy_t traffic;
     mg_breaker_config_t breaker; /* the defaults of route/breaker.h unless "breaker" is given */
+    int npins;                   /* "sha256" */
+    mg_pin_t pins[MG_PINS_MAX];
 } mg_model_config_t;
 
 /**

@@ -32,6 +32,8 @@ DEB_PACKAGES=(
     libgrpc-dev
     libprotobuf-c-dev
     protobuf-c-compiler
+    # the sandboxed validation child's seccomp-bpf filter (src/sandbox)
+    libseccomp-dev
     # tests, sanitizers, fuzzing, format check
     libcmocka-dev
     clang

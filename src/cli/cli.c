@@ -3,6 +3,7 @@
 #include "cli/ctl.h"
 #include "cli/serve.h"
 #include "infer/session.h"
+#include "sandbox/sandbox.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,8 @@ int mg_cli_main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, MG_SANDBOX_CHILD_CMD) == 0) /* the loader's validation child, never a user */
+        return mg_sandbox_child_main(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

@@ -353,6 +353,40 @@ static int read_metadata(mg_session_t *s, int output, mg_err_t *err)
     return 0;
 }
 
+/*
+ * Hands the external-data files to ONNX Runtime from memory (the bytes the loader hashed) and
+ * points its external-data folder at a path that cannot exist, so a reference the caller did
+ * not provide fails the load instead of reading the disk relative to the working directory.
+ */
+static int add_external(OrtSessionOptions *so, const mg_session_opts_t *o, mg_err_t *err)
+{
+    int rc = status_to_err(
+        ort->AddSessionConfigEntry(so, "session.model_external_initializers_file_folder_path",
+                                   "/nonexistent/modelgate-external-data-comes-from-memory"),
+        MG_ERUNTIME, err, "session options");
+    if (rc || o->nexternal == 0)
+        return rc;
+    const char **names = calloc(o->nexternal, sizeof(*names));
+    char **bufs = calloc(o->nexternal, sizeof(*bufs));
+    size_t *lens = calloc(o->nexternal, sizeof(*lens));
+    if (names == NULL || bufs == NULL || lens == NULL) {
+        rc = mg_err_set(err, MG_ENOMEM, "session options: out of memory");
+    } else {
+        for (size_t i = 0; i < o->nexternal; i++) {
+            names[i] = o->external[i].name;
+            bufs[i] = (char *)o->external[i].bytes; /* ORT copies; it never writes */
+            lens[i] = o->external[i].len;
+        }
+        rc = status_to_err(
+            ort->AddExternalInitializersFromFilesInMemory(so, names, bufs, lens, o->nexternal),
+            MG_EMODEL, err, "external data");
+    }
+    free(names);
+    free(bufs);
+    free(lens);
+    return rc;
+}
+
 /* Session options: shared global pools by default, or an own non-spinning pool. */
 static int build_options(const mg_session_opts_t *o, OrtSessionOptions **out, mg_err_t *err)
 {
@@ -383,6 +417,8 @@ static int build_options(const mg_session_opts_t *o, OrtSessionOptions **out, mg
                                    "session options"))) {
         goto fail;
     }
+    if ((rc = add_external(so, o, err)))
+        goto fail;
     *out = so;
     return 0;
 

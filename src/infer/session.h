@@ -35,10 +35,23 @@ void mg_infer_env_deinit(void);
 /** Returns the ONNX Runtime version string ("1.29.0"), static. Thread: any, even before init. */
 const char *mg_infer_runtime_version(void);
 
+/** A file the model's external data refers to, already in memory: its name as the model's
+ * `location` entry spells it, and its bytes (the caller's, only read during mg_session_new). */
+typedef struct mg_session_file {
+    const char *name;
+    const void *bytes;
+    size_t len;
+} mg_session_file_t;
+
 /** Per-session options. */
 typedef struct mg_session_opts {
     int intra_op_threads; /* 0: share the environment's global pools; >0: own pool of this size */
     int inter_op_threads; /* with an own pool: inter-op threads (0: 1) */
+    /* The model's external-data files, handed to ONNX Runtime from memory: it never opens a
+       file itself (its folder for external data is set to one that does not exist, so a
+       reference missing here fails the load instead of reading from disk). */
+    const mg_session_file_t *external;
+    size_t nexternal;
 } mg_session_opts_t;
 
 typedef struct mg_session mg_session_t;

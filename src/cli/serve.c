@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "infer/session.h"
 #include "control/control.h"
+#include "control/watch.h"
 #include "net/api.h"
 #include "net/grpc.h"
 #include "net/http.h"
@@ -59,8 +60,19 @@ typedef struct serve_opts {
     char otlp_endpoint[1024];
     double trace_sample_ratio;
     char access_log[1024];
+    int control_mode; /* index in control_modes */
+    long long poll_secs;
+    long long debounce_ms;
+    mg_opt_list_t load_models;
+    int require_checksums;
+    int sandbox_off; /* index in sandbox_modes */
+    long long sandbox_timeout_secs;
+    long long sandbox_memory_mb;
 } serve_opts_t;
 
+enum { CONTROL_NONE = 0, CONTROL_POLL, CONTROL_EXPLICIT };
+static const char *const control_modes[] = {"none", "poll", "explicit", NULL};
+static const char *const sandbox_modes[] = {"on", "off", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const on_off[] = {"on", "off", NULL};
@@ -127,6 +139,30 @@ static const mg_opt_t serve_options[] = {
      "share of new traces sampled (default 0.01); a traceparent's flag decides for its trace"},
     {"access-log", "access_log", MG_OPT_STRING, F(access_log), S(access_log), 0, 0, NULL, "FILE|-",
      "a file or -", "one JSON line per request to FILE (- for standard output)"},
+    /* The model lifecycle. */
+    {"model-control-mode", "model_control_mode", MG_OPT_CHOICE, F(control_mode), 0, 0, 0,
+     control_modes, "MODE", "none, poll or explicit",
+     "none (load all at start), poll (also watch the repository) or explicit (only what "
+     "--load-model and the repository API load); default none"},
+    {"repository-poll-secs", "repository_poll_secs", MG_OPT_INT, F(poll_secs), 0, 1, 86400, NULL,
+     "N", "1..86400", "poll mode: rescan the whole repository at least every N s (default 5)"},
+    {"repository-debounce-ms", "repository_debounce_ms", MG_OPT_INT, F(debounce_ms), 0, 0, 600000,
+     NULL, "N", "0..600000",
+     "poll mode: a version folder is loaded once unchanged for N ms (default 1000)"},
+    {"load-model", "load_model", MG_OPT_LIST, F(load_models), 0, 0, 0, NULL, "NAME", "a model name",
+     "explicit mode: load this model at start (repeatable)"},
+    {"require-checksums", "require_checksums", MG_OPT_BOOL, F(require_checksums), 0, 0, 0, NULL,
+     NULL, NULL, "refuse versions whose files SHA256SUMS or config.json 'sha256' do not cover"},
+    {"sandbox", "sandbox", MG_OPT_CHOICE, F(sandbox_off), 0, 0, 0, sandbox_modes, "on|off",
+     "on or off",
+     "validate every version in a seccomp-filtered child first (default on; off only where "
+     "seccomp is missing)"},
+    {"sandbox-timeout-secs", "sandbox_timeout_secs", MG_OPT_INT, F(sandbox_timeout_secs), 0, 1,
+     3600, NULL, "N", "1..3600",
+     "the sandbox's wall-clock and CPU limit for creating and warming up a session (default 120)"},
+    {"sandbox-memory-mb", "sandbox_memory_mb", MG_OPT_INT, F(sandbox_memory_mb), 0, 16, 1LL << 20,
+     NULL, "N", "16..1048576",
+     "the address space the sandbox child may add for the model (default 8192)"},
     MG_OPT_END,
 };
 
@@ -148,6 +184,10 @@ static int read_options(int argc, char **argv, serve_opts_t *o)
     o->etcd_lease_ttl = 10;
     o->etcd_watch_check_ms = 5000;
     o->trace_sample_ratio = 0.01;
+    o->poll_secs = 5;
+    o->debounce_ms = 1000;
+    o->sandbox_timeout_secs = 120;
+    o->sandbox_memory_mb = 8192;
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 &&
             mg_opt_load_file(serve_options, argv[i + 1], o) != 0)
@@ -200,7 +240,8 @@ static void rescan_done(mg_control_op_t *op)
 /*
  * SIGHUP: reads the options again (defaults, --config, flags) and applies what can change
  * live; says which changed settings wait for a restart; then rescans the repository through
- * the control plane (a reload of every model: unchanged versions keep serving untouched).
+ * the control plane (MG_CONTROL_RESCAN of the whole repository: new folders load, changed
+ * versions are rebuilt, unchanged ones keep serving untouched, gone folders leave).
  */
 static void reload(int argc, char **argv, serve_opts_t *cur, mg_control_t *control)
 {
@@ -239,7 +280,7 @@ static void reload(int argc, char **argv, serve_opts_t *cur, mg_control_t *contr
         return;
     }
     memset(&rescan_op, 0, sizeof(rescan_op));
-    rescan_op.kind = MG_CONTROL_LOAD_ALL;
+    rescan_op.kind = MG_CONTROL_RESCAN; /* model "": the whole repository */
     rescan_op.done = rescan_done;
     if (mg_control_submit(control, &rescan_op) != 0)
         atomic_store(&rescan_out, false);
@@ -441,6 +482,7 @@ int mg_cli_serve(int argc, char **argv)
     mg_router_t *router = NULL;
     mg_serve_t *core = NULL;
     mg_control_t *control = NULL;
+    mg_watch_t *watch = NULL;
     mg_http_server_t *http = NULL;
     mg_grpc_server_t *grpc = NULL;
     mg_cluster_t *cluster = NULL;
@@ -463,7 +505,18 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
     }
-    mg_registry_opts_t ro = {.repo_dir = o.repo};
+    mg_sandbox_opts_t sandbox = {.exe = "/proc/self/exe",
+                                 .timeout_ms = (int)o.sandbox_timeout_secs * 1000,
+                                 .cpu_secs = (int)o.sandbox_timeout_secs,
+                                 .memory_mb = (int)o.sandbox_memory_mb};
+    if (o.sandbox_off)
+        mg_log(MG_LOG_WARN, "main",
+               "SANDBOX OFF: models are validated in this process, without seccomp, memory or "
+               "time limits; a hostile or broken model can crash or hang the server");
+    mg_registry_opts_t ro = {.repo_dir = o.repo,
+                             .require_checksums = o.require_checksums != 0,
+                             .sandbox = o.sandbox_off ? NULL : &sandbox,
+                             .explicit_mode = o.control_mode == CONTROL_EXPLICIT};
     if (mg_registry_new(&reg, &ro, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
@@ -507,8 +560,27 @@ int mg_cli_serve(int argc, char **argv)
             goto out;
         }
     }
-    mg_control_op_t load_all = {.kind = MG_CONTROL_LOAD_ALL};
+    /* explicit: only --load-model; none and poll: every folder. */
+    const char *listed[MG_OPT_LIST_MAX];
+    for (int i = 0; i < o.load_models.n; i++)
+        listed[i] = o.load_models.items[i];
+    mg_control_op_t load_all = {.kind = MG_CONTROL_LOAD_ALL,
+                                .listed_only = o.control_mode == CONTROL_EXPLICIT,
+                                .models = listed,
+                                .nmodels = (size_t)o.load_models.n};
+    if (o.load_models.n > 0 && o.control_mode != CONTROL_EXPLICIT)
+        mg_log(MG_LOG_WARN, "main", "--load-model is for --model-control-mode explicit: ignored");
     mg_control_run(control, &load_all);
+    if (o.control_mode == CONTROL_POLL) {
+        mg_watch_opts_t wo = {.repo_dir = o.repo,
+                              .poll_secs = (int)o.poll_secs,
+                              .debounce_ms = (int)o.debounce_ms,
+                              .require_checksums = o.require_checksums != 0};
+        if (mg_watch_start(&watch, &wo, control, &err) != 0) {
+            mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
+            goto out;
+        }
+    }
     if (fleet_join(&o, control, reg, state_path, mg_http_port(http, 0), &cluster) != 0)
         goto out;
     atomic_store_explicit(&api.cluster, cluster, memory_order_release);
@@ -526,7 +598,9 @@ int mg_cli_serve(int argc, char **argv)
     mg_log(MG_LOG_INFO, "main", "stopping");
     status = 0;
 out:
-    /* The fleet's watch, then changes (queued ones are cancelled and answered), then the loops. */
+    /* The watcher and the fleet's watch, then changes (queued ones are cancelled and answered),
+       then the loops. */
+    mg_watch_stop(watch);
     mg_cluster_stop(cluster);
     mg_control_stop(control);
     mg_grpc_stop(grpc, (int)o.drain_timeout * 1000); /* after a drain: at once */

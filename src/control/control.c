@@ -222,7 +222,20 @@ static void run_op(mg_control_t *c, mg_control_op_t *op)
     op->count = 0;
     mg_err_clear(&op->err);
     switch (op->kind) {
-    case MG_CONTROL_LOAD_ALL: op->count = (size_t)mg_registry_load_all(c->registry); break;
+    case MG_CONTROL_LOAD_ALL:
+        op->count = op->listed_only
+                        ? (size_t)mg_registry_load_list(c->registry, op->models, op->nmodels)
+                        : (size_t)mg_registry_load_all(c->registry);
+        break;
+    case MG_CONTROL_RESCAN:
+        if (op->model[0] == '\0') {
+            op->count = (size_t)mg_registry_rescan_all(c->registry);
+            break;
+        }
+        op->rc = mg_registry_rescan(c->registry, op->model, op->settled, op->nsettled, &op->err);
+        if (op->rc != MG_ENOMODEL)
+            mg_obs_model_reload(op->model, op->rc == 0);
+        break;
     case MG_CONTROL_LOAD:
         op->rc = mg_registry_load(c->registry, op->model, &op->err);
         if (op->rc != MG_ENOMODEL)

@@ -12,6 +12,7 @@
 #include "repo/registry.h"
 #include "route/router.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@ typedef enum {
     MG_CONTROL_SET_ROUTES,      /* `body`: the whole route table (route/table.h) */
     MG_CONTROL_SET_KILL_SWITCH, /* `body`: {"enabled": true|false} */
     MG_CONTROL_APPLY_FLEET,     /* `fleet`: a whole routing configuration, one publication */
+    MG_CONTROL_RESCAN,          /* bring `model` ("": the whole repository) in line with the disk */
 } mg_control_kind_t;
 
 /** One model's traffic policy in a fleet configuration, as JSON text (route/policy.h). */
@@ -74,6 +76,14 @@ struct mg_control_op {
     char model[256];  /* LOAD, UNLOAD, SET_POLICY */
     const char *body; /* SET_POLICY, SET_ROUTES, SET_KILL_SWITCH: JSON, need not end in NUL */
     size_t body_len;
+    /* RESCAN of one model: the version folders settled on disk (the others keep what the
+       registry has); NULL: all of them (repo/registry.h mg_registry_rescan). */
+    const int64_t *settled;
+    int nsettled;
+    /* LOAD_ALL: with `listed_only`, only the `nmodels` names of `models` (--load-model). */
+    bool listed_only;
+    const char *const *models;
+    size_t nmodels;
     mg_control_fleet_t *fleet; /* APPLY_FLEET */
     mg_control_done_fn done;   /* NULL with mg_control_run */
     void *ctx;                 /* the submitter's */
@@ -81,7 +91,8 @@ struct mg_control_op {
     int rc;            /* 0 or an MG_E* code (MG_ECANCELED when shutting down) */
     mg_err_t err;      /* why, when rc != 0 */
     uint64_t revision; /* SET_*, APPLY_FLEET: the routing snapshot's new revision */
-    size_t count;      /* SET_ROUTES: rules in the new table; LOAD_ALL: models that failed */
+    size_t count;      /* SET_ROUTES: rules in the new table; LOAD_ALL, RESCAN of all: models that
+                     failed */
     /* The queue's. */
     mg_control_op_t *next_;
 };

@@ -491,7 +491,7 @@ static int write_index_row(void *ctx, const mg_info_index_row_t *row)
 {
     index_writer_t *w = ctx;
     int rc = mg_kserve_info_index_row(w->out, w->first, row->name, row->version, row->state,
-                                      row->reason);
+                                      row->modelgate_state, row->reason);
     w->first = 0;
     return rc;
 }

@@ -59,7 +59,7 @@ int mg_kserve_info_model(mg_buf_t *out, const char *name, const int64_t *version
 }
 
 int mg_kserve_info_index_row(mg_buf_t *out, int first, const char *name, const char *version,
-                             const char *state, const char *reason)
+                             const char *state, const char *modelgate_state, const char *reason)
 {
     int rc = mg_buf_puts(out, first ? "{\"name\":" : ",{\"name\":");
     rc |= put_string(out, name);
@@ -70,6 +70,10 @@ int mg_kserve_info_index_row(mg_buf_t *out, int first, const char *name, const c
     if (state != NULL) {
         rc |= mg_buf_puts(out, ",\"state\":");
         rc |= put_string(out, state);
+        if (modelgate_state != NULL) {
+            rc |= mg_buf_puts(out, ",\"modelgate_state\":");
+            rc |= put_string(out, modelgate_state);
+        }
         rc |= mg_buf_puts(out, ",\"reason\":");
         rc |= put_string(out, reason != NULL ? reason : "");
     }

@@ -36,10 +36,11 @@ int mg_kserve_info_model(mg_buf_t *out, const char *name, const int64_t *version
                          const mg_kserve_info_tensors_t *tensors);
 
 /**
- * Appends one repository index row {"name"[,"version"][,"state","reason"]} (NULL members are
- * left out), preceded by a comma unless `first`. Returns 0 or MG_ENOMEM. Thread: any.
+ * Appends one repository index row {"name"[,"version"][,"state","modelgate_state","reason"]}
+ * (NULL members are left out; `state` is Triton's name, `modelgate_state` the finer one),
+ * preceded by a comma unless `first`. Returns 0 or MG_ENOMEM. Thread: any.
  */
 int mg_kserve_info_index_row(mg_buf_t *out, int first, const char *name, const char *version,
-                             const char *state, const char *reason);
+                             const char *state, const char *modelgate_state, const char *reason);
 
 #endif

@@ -64,8 +64,8 @@ static int child_type(msg_t m, uint64_t field)
 static int malformed(walk_t *w, const uint8_t *at, const char *why)
 {
     return mg_err_set(w->err, MG_EMODEL,
-                      "model.onnx is not a valid ONNX model: %s at byte %zu (truncated file?)", why,
-                      (size_t)(at - w->base));
+                      "model.onnx is not a valid ONNX model (malformed protobuf at byte %zu: %s)",
+                      (size_t)(at - w->base), why);
 }
 
 static int varint(walk_t *w, const uint8_t **p, const uint8_t *end, uint64_t *out)
@@ -73,7 +73,7 @@ static int varint(walk_t *w, const uint8_t **p, const uint8_t *end, uint64_t *ou
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         if (*p >= end)
-            return malformed(w, *p, "a number runs past the end");
+            return malformed(w, *p, "the file ends inside a number: truncated?");
         uint8_t b = *(*p)++;
         v |= (uint64_t)(b & 0x7f) << shift;
         if (!(b & 0x80)) {
@@ -108,7 +108,7 @@ static int next_field(walk_t *w, const uint8_t **p, const uint8_t *end, field_t 
     case 5: {
         size_t k = f->wire == 1 ? 8 : 4;
         if ((size_t)(end - *p) < k)
-            return malformed(w, *p, "a fixed-size value runs past the end");
+            return malformed(w, *p, "the file ends inside a value: truncated?");
         *p += k;
         return 0;
     }
@@ -117,7 +117,7 @@ static int next_field(walk_t *w, const uint8_t **p, const uint8_t *end, field_t 
         if ((rc = varint(w, p, end, &n)))
             return rc;
         if (n > (uint64_t)(end - *p))
-            return malformed(w, *p, "a field is longer than what remains");
+            return malformed(w, *p, "a field runs past the end of the file: truncated?");
         f->payload = *p;
         f->pay_end = *p + n;
         *p += n;

@@ -4,14 +4,18 @@
 #include "core/log.h"
 #include "obs/metrics.h"
 #include "obs/trace.h"
+#include "repo/extdata.h"
 #include "repo/version_internal.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static bool is_dir(const char *path)
 {
@@ -121,30 +125,230 @@ int mg_loader_list_versions(const mg_loader_t *l, const char *model, int64_t *fo
     return n;
 }
 
-/* True when two configs build the same sessions (the traffic policy lives with the model). */
+/* True when two configs build the same sessions (traffic and pins live with the model). */
 static bool same_session_config(const mg_model_config_t *a, const mg_model_config_t *b)
 {
-    mg_model_config_t x = *a, y = *b;
-    x.has_traffic = y.has_traffic = false;
-    memset(&x.traffic, 0, sizeof(x.traffic));
-    memset(&y.traffic, 0, sizeof(y.traffic));
-    return memcmp(&x, &y, sizeof(x)) == 0;
+    return a->max_batch_size == b->max_batch_size && a->instance_count == b->instance_count &&
+           a->intra_op_threads == b->intra_op_threads && a->warmup_runs == b->warmup_runs;
 }
 
-/* Creates and warms up the version's sessions from the model bytes; fills v->reason on failure. */
-static void build_sessions(mg_model_version_t *v, const char *bytes, size_t len)
+/* The file of one load: what verification, the sandbox and the sessions all get. */
+typedef struct load_file {
+    char name[MG_PIN_NAME_MAX * 2]; /* relative to the version folder */
+    char *bytes;
+    size_t len;
+    mg_file_id_t id;
+    unsigned char sha256[32];
+} load_file_t;
+
+/* Everything one load holds; freed by load_free. */
+typedef struct load {
+    char dir[4096];
+    load_file_t files[1 + MG_EXTDATA_FILES_MAX];
+    size_t nfiles;
+    char *sums; /* SHA256SUMS text, or NULL */
+    size_t sums_len;
+    mg_file_id_t sums_id;
+    mg_file_id_t dir_id;
+} load_t;
+
+static void load_free(load_t *ld)
+{
+    for (size_t i = 0; i < ld->nfiles; i++)
+        free(ld->files[i].bytes);
+    free(ld->sums);
+}
+
+/* Reads a whole file through one fd and records the identity of what was read. */
+static int read_file_id(const char *path, size_t max, char **out, size_t *len, mg_file_id_t *id,
+                        mg_err_t *err)
+{
+    int rc = mg_file_read(path, max, out, len, err);
+    if (rc == 0 && mg_file_id_of(path, id) != 0)
+        memset(id, 0, sizeof(*id));
+    return rc;
+}
+
+/* Reads SHA256SUMS when the folder has one. */
+static int read_sums(load_t *ld, mg_err_t *err)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/SHA256SUMS", ld->dir);
+    memset(&ld->sums_id, 0, sizeof(ld->sums_id));
+    mg_err_t ferr;
+    int rc = read_file_id(path, 1 << 20, &ld->sums, &ld->sums_len, &ld->sums_id, &ferr);
+    if (rc == MG_ENOENT)
+        return 0;
+    if (rc != 0)
+        return mg_err_set(err, MG_EMODEL, "SHA256SUMS: %s", ferr.msg);
+    return 0;
+}
+
+/* Verify: read model.onnx and its external data once, hash, check the paths and digests. */
+static int verify(const mg_loader_t *l, load_t *ld, const mg_model_config_t *cfg, int64_t number,
+                  mg_err_t *err)
+{
+    load_file_t *m = &ld->files[0];
+    char path[4200];
+    snprintf(m->name, sizeof(m->name), "model.onnx");
+    snprintf(path, sizeof(path), "%s/model.onnx", ld->dir);
+    ld->nfiles = 1;
+    mg_err_t ferr;
+    if (mg_file_id_of(ld->dir, &ld->dir_id) != 0)
+        memset(&ld->dir_id, 0, sizeof(ld->dir_id));
+    if (read_file_id(path, MG_MODEL_FILE_MAX, &m->bytes, &m->len, &m->id, &ferr) != 0)
+        return mg_err_set(err, MG_EMODEL, "%s", ferr.msg);
+    if (m->len == 0)
+        return mg_err_set(err, MG_EMODEL, "model.onnx is empty");
+    mg_buf_t names = {0};
+    size_t n = 0;
+    int rc = mg_extdata_list(m->bytes, m->len, &names, &n, err);
+    const char *name = names.data;
+    for (size_t i = 0; rc == 0 && i < n; i++, name += strlen(name) + 1) {
+        load_file_t *f = &ld->files[ld->nfiles];
+        char real[4096];
+        if ((rc = mg_extdata_resolve(ld->dir, name, real, sizeof(real), err)) != 0)
+            break;
+        snprintf(f->name, sizeof(f->name), "%s", name);
+        if (read_file_id(real, MG_MODEL_FILE_MAX, &f->bytes, &f->len, &f->id, &ferr) != 0) {
+            rc = mg_err_set(err, MG_EMODEL, "external data '%s': %s", name, ferr.msg);
+            break;
+        }
+        ld->nfiles++;
+    }
+    mg_buf_free(&names);
+    if (rc != 0)
+        return rc == MG_ENOMEM ? rc : (err->code = MG_EMODEL);
+    mg_verify_file_t vf[1 + MG_EXTDATA_FILES_MAX];
+    for (size_t i = 0; i < ld->nfiles; i++) {
+        load_file_t *f = &ld->files[i];
+        unsigned int dlen = 0;
+        if (!EVP_Digest(f->bytes, f->len, f->sha256, &dlen, EVP_sha256(), NULL))
+            return mg_err_set(err, MG_EMODEL, "sha-256 of %s failed", f->name);
+        vf[i].name = f->name;
+        memcpy(vf[i].sha256, f->sha256, 32);
+    }
+    if ((rc = read_sums(ld, err)) != 0)
+        return rc;
+    return mg_verify_files(vf, ld->nfiles, ld->sums, ld->sums_len, cfg, number,
+                           l->require_checksums, err);
+}
+
+/* Records what `v` was built from, so a later reload can tell whether anything changed. */
+static int record_files(mg_model_version_t *v, const load_t *ld)
+{
+    version_file_t *files = calloc(ld->nfiles ? ld->nfiles : 1, sizeof(*files));
+    if (files == NULL)
+        return MG_ENOMEM;
+    for (size_t i = 0; i < ld->nfiles; i++) {
+        if ((files[i].name = strdup(ld->files[i].name)) == NULL) {
+            while (i-- > 0)
+                free(files[i].name);
+            free(files);
+            return MG_ENOMEM;
+        }
+        files[i].id = ld->files[i].id;
+        memcpy(files[i].sha256, ld->files[i].sha256, 32);
+    }
+    for (size_t i = 0; i < v->nfiles; i++)
+        free(v->files[i].name);
+    free(v->files);
+    v->files = files;
+    v->nfiles = ld->nfiles;
+    v->sums_id = ld->sums_id;
+    v->dir_id = ld->dir_id;
+    return 0;
+}
+
+/* The identity now of file `name` of the version folder (zeroed when it is missing). */
+static void current_id(const char *dir, const char *name, mg_file_id_t *id)
+{
+    char path[8400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (mg_file_id_of(path, id) != 0)
+        memset(id, 0, sizeof(*id));
+}
+
+/* True when every file `v` was built from, and SHA256SUMS, still has the same identity. */
+static bool unchanged_on_disk(const mg_model_version_t *v, const char *dir)
+{
+    if (v->nfiles == 0)
+        return false;
+    for (size_t i = 0; i < v->nfiles; i++) {
+        mg_file_id_t now;
+        current_id(dir, v->files[i].name, &now);
+        if (!mg_file_id_equal(&now, &v->files[i].id))
+            return false;
+    }
+    mg_file_id_t sums, folder;
+    current_id(dir, "SHA256SUMS", &sums);
+    if (mg_file_id_of(dir, &folder) != 0)
+        memset(&folder, 0, sizeof(folder));
+    return mg_file_id_equal(&sums, &v->sums_id) && mg_file_id_equal(&folder, &v->dir_id);
+}
+
+/* Checks `v`'s recorded digests against the current SHA256SUMS and `cfg`'s pins. */
+static int reverify(const mg_loader_t *l, const mg_model_version_t *v, const char *dir,
+                    const mg_model_config_t *cfg, mg_err_t *err)
+{
+    load_t ld;
+    memset(&ld, 0, sizeof(ld));
+    snprintf(ld.dir, sizeof(ld.dir), "%s", dir);
+    int rc = read_sums(&ld, err);
+    mg_verify_file_t vf[1 + MG_EXTDATA_FILES_MAX];
+    for (size_t i = 0; rc == 0 && i < v->nfiles && i < 1 + MG_EXTDATA_FILES_MAX; i++) {
+        vf[i].name = v->files[i].name;
+        memcpy(vf[i].sha256, v->files[i].sha256, 32);
+    }
+    if (rc == 0)
+        rc = mg_verify_files(vf, v->nfiles, ld.sums, ld.sums_len, cfg, v->number,
+                             l->require_checksums, err);
+    load_free(&ld);
+    return rc;
+}
+
+/* True when `ld` read exactly the files `v` was built from, with the same digests. */
+static bool same_digests(const mg_model_version_t *v, const load_t *ld)
+{
+    if (v->nfiles != ld->nfiles)
+        return false;
+    for (size_t i = 0; i < ld->nfiles; i++) {
+        if (strcmp(v->files[i].name, ld->files[i].name) != 0 ||
+            memcmp(v->files[i].sha256, ld->files[i].sha256, 32) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Intra-op threads of an own pool, capped at the cores there are (never oversubscribed). */
+static int capped_threads(int wanted)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    return wanted > cores ? (int)cores : wanted;
+}
+
+/* Creates and warms up the version's sessions from the loaded bytes; fills v->reason. */
+static void build_sessions(mg_model_version_t *v, const load_t *ld)
 {
     const mg_model_config_t *cfg = &v->config;
     mg_err_t err;
     mg_err_clear(&err);
     v->sessions = calloc((size_t)cfg->instance_count, sizeof(*v->sessions));
+    mg_session_file_t ext[MG_EXTDATA_FILES_MAX];
+    for (size_t i = 1; i < ld->nfiles; i++)
+        ext[i - 1] = (mg_session_file_t){ld->files[i].name, ld->files[i].bytes, ld->files[i].len};
     if (v->sessions == NULL) {
         mg_str_format(v->reason, sizeof(v->reason), "out of memory");
         return;
     }
-    mg_session_opts_t so = {.intra_op_threads = cfg->intra_op_threads, .inter_op_threads = 0};
+    mg_session_opts_t so = {.intra_op_threads = capped_threads(cfg->intra_op_threads),
+                            .inter_op_threads = 0,
+                            .external = ext,
+                            .nexternal = ld->nfiles - 1};
     for (int i = 0; i < cfg->instance_count; i++) {
-        if (mg_session_new(&v->sessions[i], bytes, len, &so, &err) != 0) {
+        if (mg_session_new(&v->sessions[i], ld->files[0].bytes, ld->files[0].len, &so, &err) != 0) {
             mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
             return;
         }
@@ -158,15 +362,45 @@ static void build_sessions(mg_model_version_t *v, const char *bytes, size_t len)
     v->state = MG_MODEL_READY;
 }
 
-/* Counts a load in modelgate_model_load_duration_seconds and sends its span when tracing. */
-static void account_load(const char *model, int64_t number, mg_obs_load_outcome_t outcome,
-                         int64_t start_ns, const mg_model_version_t *v)
+/* Sandboxed validation of the loaded bytes; fills v->reason on failure. */
+static int validate(const mg_loader_t *l, mg_model_version_t *v, const load_t *ld)
+{
+    mg_session_file_t ext[MG_EXTDATA_FILES_MAX];
+    for (size_t i = 1; i < ld->nfiles; i++)
+        ext[i - 1] = (mg_session_file_t){ld->files[i].name, ld->files[i].bytes, ld->files[i].len};
+    mg_sandbox_job_t job = {.model = ld->files[0].bytes,
+                            .len = ld->files[0].len,
+                            .external = ext,
+                            .nexternal = ld->nfiles - 1,
+                            .warmup_runs = v->config.warmup_runs};
+    mg_err_t err;
+    mg_err_clear(&err);
+    int rc = mg_sandbox_validate(l->sandbox, &job, &err);
+    if (rc != 0)
+        mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
+    return rc;
+}
+
+/*
+ * The one place where a load's outcome and duration are known (verify + sandbox + sessions +
+ * warm-up, or the decision to keep what serves): counted in
+ * modelgate_model_load_duration_seconds, sent as a span when tracing, and logged.
+ */
+static void load_finished(const char *model, int64_t number, mg_obs_load_outcome_t outcome,
+                          int64_t start_ns, const mg_model_version_t *v)
 {
     int64_t end_ns = mg_obs_now_ns();
     mg_obs_model_load(model, number, outcome, end_ns - start_ns);
     /* Interned now, so requests a policy routes here are counted even if it never serves. */
     mg_obs_series_t id;
     mg_obs_series_get((mg_str_t){model, strlen(model)}, number, &id);
+    long long ms = (long long)((end_ns - start_ns) / 1000000);
+    if (outcome == MG_OBS_LOAD_FAILURE)
+        mg_log(MG_LOG_ERROR, "repo", "load failed model=%s version=%lld ms=%lld (%s)", model,
+               (long long)number, ms, v->reason);
+    else if (outcome == MG_OBS_LOAD_SUCCESS)
+        mg_log(MG_LOG_INFO, "repo", "version ready model=%s version=%lld instances=%d ms=%lld",
+               model, (long long)number, v->nsessions, ms);
     if (!mg_trace_enabled())
         return;
     /* A load is a root span of its own, always sent: loads are rare and worth seeing. */
@@ -191,60 +425,87 @@ static void account_load(const char *model, int64_t number, mg_obs_load_outcome_
     mg_trace_submit(&sp);
 }
 
+/* Ends a load that keeps `prev` (unchanged): accounted, the log context cleared. */
+static mg_model_version_t *keep(const char *model, int64_t number, int64_t start_ns,
+                                mg_model_version_t *prev)
+{
+    load_finished(model, number, MG_OBS_LOAD_UNCHANGED, start_ns, prev);
+    mg_log_context_set(NULL);
+    return prev;
+}
+
 mg_model_version_t *mg_loader_load_version(const mg_loader_t *l, const char *model, int64_t number,
-                                           const mg_model_config_t *cfg,
-                                           const mg_model_version_t *prev)
+                                           const mg_model_config_t *cfg, mg_model_version_t *prev,
+                                           int flags)
 {
     int64_t start_ns = mg_obs_now_ns();
     char vtext[24];
     snprintf(vtext, sizeof(vtext), "%lld", (long long)number);
     mg_log_context_t log = {.model = {model, strlen(model)}, .version = {vtext, strlen(vtext)}};
     mg_log_context_set(&log);
+    load_t ld;
+    memset(&ld, 0, sizeof(ld));
+    snprintf(ld.dir, sizeof(ld.dir), "%s/%s/%lld", l->repo_dir, model, (long long)number);
+    mg_err_t err;
+    mg_err_clear(&err);
+
+    /* Nothing changed on disk: keep what serves (if its digests still pass), and do not retry
+       a failure with the very same files and config. */
+    if (prev != NULL && same_session_config(&prev->config, cfg) &&
+        unchanged_on_disk(prev, ld.dir)) {
+        if (prev->state == MG_MODEL_READY && reverify(l, prev, ld.dir, cfg, &err) == 0)
+            return keep(model, number, start_ns, prev);
+        if (prev->state != MG_MODEL_READY && !(flags & MG_LOADER_RETRY_FAILED) &&
+            memcmp(&prev->config, cfg, sizeof(*cfg)) == 0)
+            return keep(model, number, start_ns, prev);
+    }
+
     mg_model_version_t *v = mg_model_version_alloc(model, number, cfg);
     if (v == NULL) {
         mg_log_context_set(NULL);
         return NULL;
     }
-    /* Read once, hash those bytes and build the sessions from the same buffer. */
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s/%lld/model.onnx", l->repo_dir, model, (long long)number);
-    char *bytes = NULL;
-    size_t len = 0;
-    mg_err_t err;
     mg_err_clear(&err);
-    unsigned int dlen = 0;
-    if (mg_file_read(path, MG_MODEL_FILE_MAX, &bytes, &len, &err) != 0) {
-        mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
-    } else if (!EVP_Digest(bytes, len, v->sha256, &dlen, EVP_sha256(), NULL)) {
-        mg_str_format(v->reason, sizeof(v->reason), "sha-256 of %s failed", path);
-    } else if (prev != NULL && prev->state == MG_MODEL_READY &&
-               memcmp(prev->sha256, v->sha256, 32) == 0 &&
-               same_session_config(&prev->config, cfg)) {
-        /* Unchanged: the version that is serving stays. */
-        free(bytes);
+    int rc = verify(l, &ld, cfg, number, &err);
+    if (rc == MG_ENOMEM) {
+        load_free(&ld);
         mg_model_version_free(v);
-        account_load(model, number, MG_OBS_LOAD_UNCHANGED, start_ns, prev);
         mg_log_context_set(NULL);
-        return (mg_model_version_t *)prev;
-    } else {
-        build_sessions(v, bytes, len);
+        return NULL;
     }
-    free(bytes);
+    if (rc == 0 && prev != NULL && prev->state == MG_MODEL_READY &&
+        same_session_config(&prev->config, cfg) && same_digests(prev, &ld)) {
+        /* Touched but the same bytes: the version that serves stays. */
+        record_files(prev, &ld);
+        load_free(&ld);
+        mg_model_version_free(v);
+        return keep(model, number, start_ns, prev);
+    }
+    if (l->loading != NULL)
+        l->loading(l->loading_ctx, model, number);
+    if (record_files(v, &ld) != 0) {
+        load_free(&ld);
+        mg_model_version_free(v);
+        mg_log_context_set(NULL);
+        return NULL;
+    }
+    if (ld.nfiles > 0)
+        memcpy(v->sha256, ld.files[0].sha256, 32);
+    if (rc != 0)
+        mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
+    else if (l->sandbox == NULL || validate(l, v, &ld) == 0)
+        build_sessions(v, &ld);
+    load_free(&ld);
     if (v->state != MG_MODEL_READY) {
         for (int i = 0; i < v->nsessions; i++)
             mg_session_free(v->sessions[i]);
         free(v->sessions);
         v->sessions = NULL;
         v->nsessions = 0;
-        mg_log(MG_LOG_ERROR, "repo", "load failed model=%s version=%lld (%s)", model,
-               (long long)number, v->reason);
-    } else {
-        mg_log(MG_LOG_INFO, "repo", "version ready model=%s version=%lld instances=%d", model,
-               (long long)number, v->nsessions);
     }
-    account_load(model, number,
-                 v->state == MG_MODEL_READY ? MG_OBS_LOAD_SUCCESS : MG_OBS_LOAD_FAILURE, start_ns,
-                 v);
+    load_finished(model, number,
+                  v->state == MG_MODEL_READY ? MG_OBS_LOAD_SUCCESS : MG_OBS_LOAD_FAILURE, start_ns,
+                  v);
     mg_log_context_set(NULL);
     return v;
 }

@@ -1,8 +1,16 @@
 /*
  * Reading a model repository from disk: the model folders, their numeric version folders and
- * config.json, and building one version (read model.onnx once, SHA-256 those bytes, create the
- * sessions from the same bytes, warm them up). This is where verification and sandboxing of a
- * load belong. Runs on the control thread, never on an event loop.
+ * config.json, and building one version:
+ *
+ *   verify   read model.onnx and its external-data files once (paths must stay inside the
+ *            version folder), SHA-256 those bytes, check SHA256SUMS and config.json's pins
+ *   sandbox  a sealed child creates a session from the same bytes and warms it up
+ *   load     the sessions in-process, from the same bytes again (never re-read from disk)
+ *   warm up  config.json's runs on zeros of the declared shapes
+ *
+ * A version whose files have the same identities (device, inode, size, mtime, ctime) as when
+ * it was built, with the same settings, is kept without reading anything. Runs on the control
+ * thread, never on an event loop.
  */
 #ifndef MG_REPO_LOADER_H
 #define MG_REPO_LOADER_H
@@ -11,6 +19,7 @@
 #include "core/err.h"
 #include "repo/config.h"
 #include "repo/version.h"
+#include "sandbox/sandbox.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,10 +31,22 @@
 #define MG_MODELS_MAX   4096
 #define MG_VERSIONS_MAX 256
 
+/** Called when a version is about to be built (not kept as it was): it is LOADING now. */
+typedef void (*mg_loader_loading_fn)(void *ctx, const char *model, int64_t number);
+
 /** Where and how to load; plain data, owned by the caller. */
 typedef struct mg_loader {
     const char *repo_dir;
+    bool require_checksums;           /* every loaded file covered by SHA256SUMS or a pin */
+    const mg_sandbox_opts_t *sandbox; /* NULL: no sandboxed validation */
+    mg_loader_loading_fn loading;     /* may be NULL */
+    void *loading_ctx;
 } mg_loader_t;
+
+/** Flags of mg_loader_load_version. */
+enum {
+    MG_LOADER_RETRY_FAILED = 1, /* build again a version that failed with the same files */
+};
 
 /**
  * Lists the model folders of the repository: names sorted, one NUL-terminated string each,
@@ -52,14 +73,17 @@ int mg_loader_read_config(const mg_loader_t *l, const char *model, mg_model_conf
 int mg_loader_list_versions(const mg_loader_t *l, const char *model, int64_t *found, int cap);
 
 /**
- * Builds version `number` of `model` with `cfg`. When `prev` is READY and built from the same
- * bytes (SHA-256) and the same session settings, returns `prev` itself: the caller keeps the
- * version that serves. Otherwise returns a new version, READY or UNAVAILABLE with the reason
- * (which is also logged). Returns NULL only when out of memory. Ownership: a new version
- * belongs to the caller (mg_model_version_free in src/repo). Thread: the control thread.
+ * Builds version `number` of `model` with `cfg` (verify, sandbox, load, warm up). Returns
+ * `prev` itself when it can stay: READY, with the same session settings, its digests still
+ * passing verification, and its files either unchanged on disk (then nothing is read) or
+ * read again with the same SHA-256; or FAILED with exactly the same files and config (then it
+ * is not retried, unless `flags` has MG_LOADER_RETRY_FAILED). Otherwise returns a new version,
+ * READY or FAILED with the reason (which is also logged). Returns NULL only when out of
+ * memory. Ownership: a new version belongs to the caller (mg_model_version_free in src/repo);
+ * `prev` may have its recorded file identities refreshed. Thread: the control thread.
  */
 mg_model_version_t *mg_loader_load_version(const mg_loader_t *l, const char *model, int64_t number,
-                                           const mg_model_config_t *cfg,
-                                           const mg_model_version_t *prev);
+                                           const mg_model_config_t *cfg, mg_model_version_t *prev,
+                                           int flags);
 
 #endif

@@ -31,6 +31,10 @@ typedef struct mg_model_entry mg_model_entry_t;
 /** Options of a registry. */
 typedef struct mg_registry_opts {
     const char *repo_dir;
+    bool require_checksums;           /* --require-checksums (repo/loader.h) */
+    const mg_sandbox_opts_t *sandbox; /* NULL: no sandboxed validation; copied */
+    bool explicit_mode; /* --model-control-mode explicit: a whole-repository rescan refreshes
+                           the models loaded, never loads new folders */
 } mg_registry_opts_t;
 
 /**
@@ -53,14 +57,41 @@ void mg_registry_free(mg_registry_t *r);
 int mg_registry_load_all(mg_registry_t *r);
 
 /**
+ * Loads only the models named in `names` (`n` of them; --load-model in explicit mode) and
+ * marks the repository loaded. Returns how many failed. Thread: as mg_registry_load_all.
+ */
+int mg_registry_load_list(mg_registry_t *r, const char *const *names, size_t n);
+
+/**
  * Loads or reloads model `name` from the repository: versions selected by its config.json
- * policy are loaded (a version whose bytes and config are unchanged keeps its sessions),
- * versions no longer selected leave and drain. A reload that fails leaves the versions that
- * serve in place. Returns 0; MG_ENOMODEL when the repository has no such model folder; or
- * MG_EMODEL / MG_ECONFIG when nothing could be loaded (the model is then published
- * UNAVAILABLE with the reason), with `err` filled. Thread: as mg_registry_load_all.
+ * policy are loaded (a version whose files and config are unchanged keeps its sessions and is
+ * not even read), versions no longer selected leave and drain. A version that fails never
+ * displaces one that serves: under `latest N` the N highest versions that load serve, the
+ * failed ones above them are listed FAILED with the reason; a failed version is tried again.
+ * Returns 0; MG_ENOMODEL when the repository has no such model folder; MG_EMODEL when a
+ * version failed (the others serve: `err` says which failed and why, and what serves) or
+ * nothing could be loaded; MG_ECONFIG for a bad config.json (what served keeps serving).
+ * Thread: as mg_registry_load_all.
  */
 int mg_registry_load(mg_registry_t *r, const char *name, mg_err_t *err);
+
+/**
+ * Brings model `name` in line with the repository, as the watcher sees it settled: only the
+ * version folders in `settled` (`n`; NULL: every folder) are considered new or changed, the
+ * others on disk keep what the registry has for them, and a version that failed with the same
+ * files and config is not tried again. A model whose folder is gone leaves the registry (its
+ * versions drain). Returns as mg_registry_load (0 when the folder is gone and the model left).
+ * Thread: as mg_registry_load_all.
+ */
+int mg_registry_rescan(mg_registry_t *r, const char *name, const int64_t *settled, int n,
+                       mg_err_t *err);
+
+/**
+ * Rescans the whole repository (every folder on disk, settled; in explicit mode only the
+ * models loaded) and drops the models whose folder is gone. Returns how many models failed.
+ * Thread: as mg_registry_load_all.
+ */
+int mg_registry_rescan_all(mg_registry_t *r);
 
 /**
  * Unloads model `name`: it stays listed as UNAVAILABLE ("unloaded"), its versions drain.
@@ -98,6 +129,29 @@ bool mg_registry_all_ready(mg_registry_t *r);
 
 /** The loader the registry loads with (its repository folder). Owned by `r`. Thread: any. */
 const mg_loader_t *mg_registry_loader(const mg_registry_t *r);
+
+/** One row of the repository index. Strings are valid for the duration of the callback. */
+typedef struct mg_registry_row {
+    const char *name;
+    const char *version;    /* NULL: a row for the model as a whole */
+    mg_model_state_t state; /* of the version (or the model) */
+    const char *reason;     /* "" when there is nothing to say */
+    bool known;             /* false: a folder the registry never loaded (state, reason unset) */
+} mg_registry_row_t;
+
+/** Receives one index row; a non-zero return stops the walk and is returned. */
+typedef int (*mg_registry_row_fn)(void *ctx, const mg_registry_row_t *row);
+
+/**
+ * Walks the repository index: each model the registry knows, one row per version it lists
+ * (READY, FAILED), per version being loaded (LOADING), draining (DRAINING) and taken out
+ * (UNLOADED), or one row for the model when it has none of those; then the model folders never
+ * loaded. With `ready_only`, only READY versions. The callback runs inside an RCU read section
+ * with a short lock held: it must not block. Returns 0, MG_EIO (the repository folder cannot
+ * be listed) or the callback's value. Thread: any RCU-registered thread, outside a read
+ * section.
+ */
+int mg_registry_index(mg_registry_t *r, bool ready_only, mg_registry_row_fn fn, void *ctx);
 
 /**
  * Returns the live snapshot. Only valid between rcu_read_lock() and mg_rcu_read_unlock(),

@@ -22,7 +22,7 @@ mg_model_version_t *mg_model_version_alloc(const char *model, int64_t number,
     atomic_init(&v->live->cursor, 0);
     v->number = number;
     mg_version_format(number, v->text);
-    v->state = MG_MODEL_UNAVAILABLE;
+    v->state = MG_MODEL_FAILED;
     v->config = *cfg;
     return v;
 }
@@ -34,10 +34,35 @@ void mg_model_version_free(mg_model_version_t *v)
     for (int i = 0; i < v->nsessions; i++)
         mg_session_free(v->sessions[i]);
     free(v->sessions);
+    for (size_t i = 0; i < v->nfiles; i++)
+        free(v->files[i].name);
+    free(v->files);
     free(v->model_name);
     free(v->live);
     mg_breaker_free(v->breaker);
     free(v);
+}
+
+const char *mg_model_state_name(mg_model_state_t s)
+{
+    switch (s) {
+    case MG_MODEL_READY: return "READY";
+    case MG_MODEL_LOADING: return "LOADING";
+    case MG_MODEL_DRAINING: return "DRAINING";
+    case MG_MODEL_UNLOADED: return "UNLOADED";
+    case MG_MODEL_FAILED: return "FAILED";
+    default: return "UNAVAILABLE";
+    }
+}
+
+const char *mg_model_state_triton(mg_model_state_t s)
+{
+    switch (s) {
+    case MG_MODEL_READY: return "READY";
+    case MG_MODEL_LOADING: return "LOADING";
+    case MG_MODEL_DRAINING: return "UNLOADING";
+    default: return "UNAVAILABLE";
+    }
 }
 
 const char *mg_model_version_model(const mg_model_version_t *v)

@@ -16,10 +16,29 @@
 
 #include <stdint.h>
 
+/*
+ * Lifecycle states. A built version is READY or FAILED; LOADING, DRAINING and UNLOADED are
+ * what the repository index shows for versions being built, retired with requests still in
+ * flight, and taken out (unloaded, or no longer selected by the version policy). A model as a
+ * whole is READY when one of its versions is, else UNAVAILABLE.
+ */
 typedef enum {
-    MG_MODEL_UNAVAILABLE = 0, /* failed to load, or unloaded; the reason says why */
+    MG_MODEL_UNAVAILABLE = 0, /* a model none of whose versions serves; the reason says why */
     MG_MODEL_READY,
+    MG_MODEL_LOADING,
+    MG_MODEL_DRAINING,
+    MG_MODEL_UNLOADED,
+    MG_MODEL_FAILED, /* verification, the sandbox, the session or the warm-up failed: why */
 } mg_model_state_t;
+
+/** modelgate's name of a state ("READY", "DRAINING", ...). Static. Thread: any. */
+const char *mg_model_state_name(mg_model_state_t s);
+
+/**
+ * Triton's name of a state for the index's `state` field: READY, LOADING, UNLOADING
+ * (DRAINING) or UNAVAILABLE (UNLOADED, FAILED). Static. Thread: any.
+ */
+const char *mg_model_state_triton(mg_model_state_t s);
 
 typedef struct mg_model_version mg_model_version_t;
 
@@ -32,7 +51,7 @@ int64_t mg_model_version_number(const mg_model_version_t *v);
 /** The version number as decimal text ("2"). Owned by the version. */
 const char *mg_model_version_text(const mg_model_version_t *v);
 
-/** READY, or UNAVAILABLE with mg_model_version_reason() saying why. */
+/** READY, or FAILED with mg_model_version_reason() saying why. */
 mg_model_state_t mg_model_version_state(const mg_model_version_t *v);
 
 /** Why the version is not ready ("" when it is). Owned by the version. */

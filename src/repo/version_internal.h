@@ -6,10 +6,18 @@
 #define MG_REPO_VERSION_INTERNAL_H
 
 #include "core/version.h"
+#include "repo/verify.h"
 #include "repo/version.h"
 
 #include <stdalign.h>
 #include <stdatomic.h>
+
+/* One file a version was built from: its name in the version folder, identity and digest. */
+typedef struct version_file {
+    char *name;
+    mg_file_id_t id;
+    unsigned char sha256[32];
+} version_file_t;
 
 /* What request threads write: on its own cache line, apart from the read-only part. */
 typedef struct version_live {
@@ -28,6 +36,11 @@ struct mg_model_version {
     unsigned char sha256[32];
     mg_session_t **sessions; /* config.instance_count sessions when READY */
     int nsessions;
+    /* What it was built from, for reloads that skip unchanged files (control thread only). */
+    struct version_file *files; /* files[0] is model.onnx, then the external data */
+    size_t nfiles;
+    mg_file_id_t sums_id; /* SHA256SUMS (zeroed: none) */
+    mg_file_id_t dir_id;  /* the version folder: a file added or removed changes it */
     /* Written by request threads. */
     version_live_t *live;
     mg_breaker_t *breaker; /* with config.breaker; lives and dies with the version */
@@ -37,7 +50,7 @@ struct mg_model_version {
 };
 
 /**
- * Allocates a version of `model` with number `number` in state UNAVAILABLE and no sessions.
+ * Allocates a version of `model` with number `number` in state FAILED and no sessions.
  * Returns NULL when out of memory.
  */
 mg_model_version_t *mg_model_version_alloc(const char *model, int64_t number,

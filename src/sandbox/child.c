@@ -305,8 +305,9 @@ int mg_sandbox_child_main(int argc, char **argv)
                    err.msg);
         report("error %s", err.msg);
     }
-    int runs = warmup > 0 ? warmup : 1;
-    if (mg_session_warmup(s, runs, &err) != 0) {
+    /* One run: the warm-up's runs are identical (the same zeros), so one exercises every
+       kernel the others would; repeating them only warms caches the child throws away. */
+    if (mg_session_warmup(s, 1, &err) != 0) {
         if (is_out_of_memory(err.msg) || err.code == MG_ENOMEM)
             report("error out of memory (limit %d MiB) in the warm-up: %s", memory_mb, err.msg);
         if (warmup > 0)

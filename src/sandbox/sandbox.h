@@ -41,8 +41,9 @@ typedef struct mg_sandbox_job {
     size_t len;
     const mg_session_file_t *external;
     size_t nexternal;
-    int warmup_runs; /* 0: one probe run whose plain failure is tolerated (not every model
-                        accepts zeros); a crash, a kill or running out of memory still fails */
+    int warmup_runs; /* > 0: one warm-up run (the runs are identical) that must succeed; 0: one
+                        probe run whose plain failure is tolerated (not every model accepts
+                        zeros), while a crash, a kill or running out of memory still fails */
 } mg_sandbox_job_t;
 
 /**

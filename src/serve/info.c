@@ -71,47 +71,28 @@ int mg_info_ready_versions(mg_serve_t *s, mg_str_t model, int64_t *out, int cap)
     return n;
 }
 
+/* Adapts a registry row to the index row the front ends encode. */
+typedef struct index_adapter {
+    mg_info_index_fn fn;
+    void *ctx;
+} index_adapter_t;
+
+static int adapt_row(void *ctx, const mg_registry_row_t *r)
+{
+    index_adapter_t *a = ctx;
+    mg_info_index_row_t row = {r->name, r->version, NULL, NULL, NULL};
+    if (r->known) {
+        row.state = mg_model_state_triton(r->state);
+        row.modelgate_state = mg_model_state_name(r->state);
+        row.reason = r->reason;
+    }
+    return a->fn(a->ctx, &row);
+}
+
 int mg_info_index(mg_serve_t *s, bool ready_only, mg_info_index_fn fn, void *ctx)
 {
-    mg_registry_t *reg = mg_serve_registry(s);
-    mg_buf_t names = {0};
-    size_t nnames = 0;
-    if (mg_loader_list_models(mg_registry_loader(reg), &names, &nnames) != 0) {
-        mg_buf_free(&names);
-        return MG_EIO;
-    }
-    int rc = 0;
-    rcu_read_lock();
-    const mg_registry_snapshot_t *snap = mg_registry_snapshot(reg);
-    /* Models the registry knows, one row per version, then folders never loaded. */
-    for (size_t i = 0; rc == 0 && i < mg_registry_snapshot_count(snap); i++) {
-        const mg_model_entry_t *e = mg_registry_snapshot_model(snap, i);
-        const char *name = mg_model_entry_name(e);
-        int nv = mg_model_entry_nversions(e);
-        if (nv == 0 && !ready_only) {
-            mg_info_index_row_t row = {name, NULL, "UNAVAILABLE", mg_model_entry_reason(e)};
-            rc = fn(ctx, &row);
-        }
-        for (int k = 0; rc == 0 && k < nv; k++) {
-            const mg_model_version_t *v = mg_model_entry_version(e, k);
-            int ok = mg_model_version_state(v) == MG_MODEL_READY;
-            if (ready_only && !ok)
-                continue;
-            mg_info_index_row_t row = {name, mg_model_version_text(v), ok ? "READY" : "UNAVAILABLE",
-                                       mg_model_version_reason(v)};
-            rc = fn(ctx, &row);
-        }
-    }
-    const char *n = names.data;
-    for (size_t i = 0; rc == 0 && i < nnames && !ready_only; i++, n += strlen(n) + 1) {
-        if (mg_registry_snapshot_find(snap, (mg_str_t){n, strlen(n)}) != NULL)
-            continue;
-        mg_info_index_row_t row = {n, NULL, NULL, NULL};
-        rc = fn(ctx, &row);
-    }
-    mg_rcu_read_unlock();
-    mg_buf_free(&names);
-    return rc;
+    index_adapter_t a = {fn, ctx};
+    return mg_registry_index(mg_serve_registry(s), ready_only, adapt_row, &a);
 }
 
 int mg_info_traffic(mg_serve_t *s, mg_str_t model, mg_policy_t *out, mg_pick_source_t *source,

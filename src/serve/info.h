@@ -77,18 +77,22 @@ int mg_info_ready_versions(mg_serve_t *s, mg_str_t model, int64_t *out, int cap)
 /** One row of the repository index. Strings are valid for the duration of the callback. */
 typedef struct mg_info_index_row {
     const char *name;
-    const char *version; /* NULL: a row for the model as a whole */
-    const char *state;   /* "READY" or "UNAVAILABLE"; NULL: a folder never loaded */
-    const char *reason;  /* NULL with state */
+    const char *version;         /* NULL: a row for the model as a whole */
+    const char *state;           /* Triton's: READY, LOADING, UNLOADING, UNAVAILABLE; NULL: a
+                                    folder never loaded */
+    const char *modelgate_state; /* the finer state: READY, LOADING, DRAINING, UNLOADED, FAILED
+                                    (UNAVAILABLE for a model row); NULL with state */
+    const char *reason;          /* NULL with state */
 } mg_info_index_row_t;
 
 /** Receives one index row; a non-zero return stops the walk and is returned. */
 typedef int (*mg_info_index_fn)(void *ctx, const mg_info_index_row_t *row);
 
 /**
- * Walks the repository index: each model the registry knows, one row per version (a model
- * without versions: one row with its reason), then the model folders never loaded. With
- * `ready_only`, only READY versions. The callback runs inside an RCU read section: it must not
+ * Walks the repository index (repo/registry.h mg_registry_index): each model the registry
+ * knows, one row per version listed, loading, draining or taken out (a model without any: one
+ * row with its reason), then the model folders never loaded. With `ready_only`, only READY
+ * versions. The callback runs inside an RCU read section: it must not
  * block. Returns 0, MG_EIO (the repository folder cannot be listed) or the callback's
  * non-zero value. Thread: any RCU-registered thread, outside a read section.
  */

@@ -430,7 +430,8 @@ class KServeTest(unittest.TestCase):
         s, b = self.infer(model, body)
         self.assert_error(s, b, 503, model)
         s, b = self.d.json("POST", "/v2/repository/index")
-        self.assertIn({"name": model, "state": "UNAVAILABLE", "reason": "unloaded"}, b)
+        self.assertIn({"name": model, "version": "1", "state": "UNAVAILABLE", "modelgate_state": "UNLOADED",
+                       "reason": "unloaded"}, b)
         self.assertEqual(self.d.json("POST", "/v2/repository/models/%s/load" % model), (200, {}))
         s, b = self.infer(model, body)
         self.assertEqual((s, b["outputs"][0]["data"]), (200, [1, 2, 3]))

@@ -209,7 +209,7 @@ static void test_failures_are_reported_and_keep_serving(void **state)
         mg_registry_snapshot_find(mg_registry_snapshot(r), mg_test_str("bad"));
     assert_non_null(e);
     assert_int_equal(mg_model_entry_state(e), MG_MODEL_UNAVAILABLE);
-    assert_int_equal(mg_model_version_state(mg_model_entry_version(e, 0)), MG_MODEL_UNAVAILABLE);
+    assert_int_equal(mg_model_version_state(mg_model_entry_version(e, 0)), MG_MODEL_FAILED);
     assert_true(strlen(mg_model_version_reason(mg_model_entry_version(e, 0))) > 0);
     mg_rcu_read_unlock();
 

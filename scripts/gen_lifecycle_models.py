@@ -12,6 +12,8 @@ Writes into OUTDIR (created when missing), all opset 13, IR version 8, determini
                        every Run allocates 8 GiB (the sandbox's memory limit refuses it)
   slow.onnx            input "x" FP32 [1] -> a Loop of 2^40 iterations adding 1: every Run
                        takes far longer than any sandbox timeout
+  spin.onnx            input "n" INT64 [1] -> "y" FP32 [1]: a Loop of n iterations adding 1,
+                       so a request takes as long as it asks (the warm-up's zeros: no time)
 
 Needs Debian's python3-onnx: run it as /usr/bin/python3.
 """
@@ -90,6 +92,26 @@ def slow():
     return model(helper.make_graph([loop], "slow", [x], [y], [trips, cond]))
 
 
+def spin():
+    n = helper.make_tensor_value_info("n", TensorProto.INT64, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    scalar = numpy_helper.from_array(np.array([], dtype=np.int64), "scalar")
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    zero = numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero")
+    bi = helper.make_tensor_value_info("i", TensorProto.INT64, [])
+    bc = helper.make_tensor_value_info("c_in", TensorProto.BOOL, [])
+    ba = helper.make_tensor_value_info("a_in", TensorProto.FLOAT, [1])
+    bco = helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])
+    bao = helper.make_tensor_value_info("a_out", TensorProto.FLOAT, [1])
+    one = numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one")
+    body = helper.make_graph([helper.make_node("Identity", ["c_in"], ["c_out"]),
+                              helper.make_node("Add", ["a_in", "one"], ["a_out"])],
+                             "body", [bi, bc, ba], [bco, bao], [one])
+    nodes = [helper.make_node("Reshape", ["n", "scalar"], ["trips"]),
+             helper.make_node("Loop", ["trips", "cond", "zero"], ["y"], body=body)]
+    return model(helper.make_graph(nodes, "spin", [n], [y], [scalar, cond, zero]))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -101,6 +123,7 @@ def main():
         onnx.save(external(loc, d if write else None), os.path.join(d, "model.onnx"))
     onnx.save(hog(), os.path.join(out, "hog.onnx"))
     onnx.save(slow(), os.path.join(out, "slow.onnx"))
+    onnx.save(spin(), os.path.join(out, "spin.onnx"))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,11 @@ int mg_cli_main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, MG_SANDBOX_CHILD_CMD) == 0) /* the loader's validation child, never a user */
+    /* The loader's validation processes, never a user's. */
+    if (strcmp(cmd, MG_SANDBOX_CHILD_CMD) == 0)
         return mg_sandbox_child_main(argc - 1, argv + 1);
+    if (strcmp(cmd, MG_SANDBOX_ZYGOTE_CMD) == 0)
+        return mg_sandbox_zygote_main(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

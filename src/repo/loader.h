@@ -37,9 +37,9 @@ typedef void (*mg_loader_loading_fn)(void *ctx, const char *model, int64_t numbe
 /** Where and how to load; plain data, owned by the caller. */
 typedef struct mg_loader {
     const char *repo_dir;
-    bool require_checksums;           /* every loaded file covered by SHA256SUMS or a pin */
-    const mg_sandbox_opts_t *sandbox; /* NULL: no sandboxed validation */
-    mg_loader_loading_fn loading;     /* may be NULL */
+    bool require_checksums;       /* every loaded file covered by SHA256SUMS or a pin */
+    mg_sandbox_t *sandbox;        /* NULL: no sandboxed validation */
+    mg_loader_loading_fn loading; /* may be NULL */
     void *loading_ctx;
 } mg_loader_t;
 

@@ -53,7 +53,7 @@ struct mg_registry {
     mg_model_version_t *retired; /* left every snapshot; freed once unpinned (writer only) */
     atomic_bool loaded;
     bool explicit_mode;
-    mg_sandbox_opts_t sandbox;
+    mg_sandbox_t *sandbox;      /* NULL: off */
     pthread_mutex_t board_lock; /* guards board, nboard (written by the writer, read by index) */
     board_row_t *board;
     size_t nboard, board_cap;
@@ -420,6 +420,7 @@ static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_
     /* Build in descending order; under `latest N`, a version that fails does not count. */
     const mg_model_config_t *cfg = &e->config;
     int ready = 0, failures = 0;
+    const mg_model_version_t *failed = NULL; /* the highest that failed */
     for (int i = 0; i < m; i++) {
         int64_t num = considered[i];
         if (cfg->policy == MG_VERSION_POLICY_SPECIFIC) {
@@ -444,14 +445,12 @@ static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_
         entry_list(e, v);
         if (v->state == MG_MODEL_READY) {
             ready++;
-        } else {
-            failures++;
-            if (partial->code == 0)
-                mg_err_set(partial, MG_EMODEL, "version %s of '%s' failed: %s", v->text, name,
-                           v->reason);
+        } else if (failures++ == 0) {
+            failed = v;
         }
     }
-    qsort(e->versions, (size_t)e->nversions, sizeof(*e->versions), cmp_version_asc);
+    if (e->nversions > 1)
+        qsort(e->versions, (size_t)e->nversions, sizeof(*e->versions), cmp_version_asc);
     if (cfg->has_traffic) {
         /* The policy may name only versions the registry lists. */
         int64_t listed[MG_VERSIONS_MAX];
@@ -476,10 +475,10 @@ static int build_entry(mg_registry_t *r, const char *name, const mg_model_entry_
     if (e->config.default_version != 0 && e->default_version == NULL)
         mg_log(MG_LOG_WARN, "repo", "default version not ready model=%s version=%lld", name,
                (long long)e->config.default_version);
-    if (partial->code != 0 && e->default_version != NULL)
-        mg_str_format(partial->msg + strlen(partial->msg),
-                      sizeof(partial->msg) - strlen(partial->msg), "; version %s serves",
-                      e->default_version->text);
+    if (failed != NULL)
+        mg_err_set(partial, MG_EMODEL, "version %s of '%s' failed (version %s serves): %s",
+                   failed->text, name, e->default_version ? e->default_version->text : "-",
+                   failed->reason);
     return 0;
 }
 
@@ -556,10 +555,13 @@ int mg_registry_new(mg_registry_t **out, const mg_registry_opts_t *opts, mg_err_
     }
     r->loader.repo_dir = r->repo_dir;
     r->loader.require_checksums = opts->require_checksums;
-    if (opts->sandbox != NULL) {
-        r->sandbox = *opts->sandbox;
-        r->loader.sandbox = &r->sandbox;
+    if (opts->sandbox != NULL && mg_sandbox_new(&r->sandbox, opts->sandbox, err) != 0) {
+        free(r->repo_dir);
+        free(r);
+        free(empty);
+        return err->code;
     }
+    r->loader.sandbox = r->sandbox;
     r->loader.loading = on_loading;
     r->loader.loading_ctx = r;
     r->explicit_mode = opts->explicit_mode;
@@ -579,6 +581,7 @@ void mg_registry_free(mg_registry_t *r)
     if (left > 0)
         mg_log(MG_LOG_ERROR, "repo", "registry freed with %d versions still pinned", left);
     pthread_mutex_destroy(&r->board_lock);
+    mg_sandbox_free(r->sandbox);
     free(r->board);
     free(r->repo_dir);
     free(r);

@@ -32,7 +32,8 @@ typedef struct mg_model_entry mg_model_entry_t;
 typedef struct mg_registry_opts {
     const char *repo_dir;
     bool require_checksums;           /* --require-checksums (repo/loader.h) */
-    const mg_sandbox_opts_t *sandbox; /* NULL: no sandboxed validation; copied */
+    const mg_sandbox_opts_t *sandbox; /* NULL: no sandboxed validation; copied (the registry
+                                         owns the sandbox and its zygote) */
     bool explicit_mode; /* --model-control-mode explicit: a whole-repository rescan refreshes
                            the models loaded, never loads new folders */
 } mg_registry_opts_t;

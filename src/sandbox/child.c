@@ -1,6 +1,7 @@
 /*
- * The sandbox child: `modelgate __sandbox-child WARMUP MEMORY_MB NEXT NAME...`, exec'd by
- * mg_sandbox_validate with its fds in place (sandbox_internal.h). It maps the model, starts its
+ * The sandbox child: forked by the zygote (zygote.c), or exec'd as `modelgate __sandbox-child
+ * WARMUP MEMORY_MB NEXT NAME...` when there is none, with its fds in place
+ * (sandbox_internal.h). It maps the model, starts its
  * own ONNX Runtime environment (one thread), caps its address space, installs the seccomp
  * filter, and only then creates the session and warms it up; it writes one line to its result
  * pipe ("ok", "error <why>", or from the SIGSYS handler "seccomp <nr>") and exits.
@@ -181,6 +182,12 @@ out:
 
 #undef RULE
 
+int mg_sandbox_env_init(mg_err_t *err)
+{
+    mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1, .log_level = 4};
+    return mg_infer_env_init(&eo, err);
+}
+
 /* Writes the report line and exits (0: the parent reads the line to know what happened). */
 static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void report(const char *fmt, ...)
@@ -248,11 +255,15 @@ int mg_sandbox_child_main(int argc, char **argv)
 {
     if (argc < 4)
         report("error the sandbox child was started without its arguments");
-    int warmup = atoi(argv[1]);
-    int memory_mb = atoi(argv[2]);
     size_t next = (size_t)strtoul(argv[3], NULL, 10);
     if (next > MG_EXTDATA_FILES_MAX || (size_t)argc < 4 + next)
         report("error the sandbox child got bad arguments");
+    mg_sandbox_child_run(atoi(argv[1]), atoi(argv[2]), next, argv + 4, false);
+}
+
+void mg_sandbox_child_run(int warmup, int memory_mb, size_t next, char *const *names,
+                          bool env_ready)
+{
     mg_log_configure(MG_LOG_ERROR, 0);
 
     size_t len = 0;
@@ -261,7 +272,7 @@ int mg_sandbox_child_main(int argc, char **argv)
         report("error cannot map the model");
     mg_session_file_t ext[MG_EXTDATA_FILES_MAX];
     for (size_t i = 0; i < next; i++) {
-        ext[i].name = argv[4 + i];
+        ext[i].name = names[i];
         ext[i].bytes = map_fd(MG_SANDBOX_FD_MODEL + 1 + (int)i, &ext[i].len);
         if (ext[i].bytes == NULL && ext[i].len > 0)
             report("error cannot map external data '%s'", ext[i].name);
@@ -272,8 +283,7 @@ int mg_sandbox_child_main(int argc, char **argv)
     /* Its own environment: one thread in each global pool, ORT logging only fatal errors. */
     mg_err_t err;
     mg_err_clear(&err);
-    mg_infer_env_opts_t eo = {.intra_op_threads = 1, .inter_op_threads = 1, .log_level = 4};
-    if (mg_infer_env_init(&eo, &err) != 0)
+    if (!env_ready && mg_sandbox_env_init(&err) != 0)
         report("error %s", err.msg);
 
 #ifndef MG_CHILD_ASAN
@@ -301,15 +311,14 @@ int mg_sandbox_child_main(int argc, char **argv)
     mg_session_t *s = NULL;
     if (mg_session_new(&s, model, len, &so, &err) != 0) {
         if (is_out_of_memory(err.msg))
-            report("error out of memory (limit %d MiB) creating the session: %s", memory_mb,
-                   err.msg);
+            report("error out of memory (limit %d MiB) creating the session", memory_mb);
         report("error %s", err.msg);
     }
     /* One run: the warm-up's runs are identical (the same zeros), so one exercises every
        kernel the others would; repeating them only warms caches the child throws away. */
     if (mg_session_warmup(s, 1, &err) != 0) {
         if (is_out_of_memory(err.msg) || err.code == MG_ENOMEM)
-            report("error out of memory (limit %d MiB) in the warm-up: %s", memory_mb, err.msg);
+            report("error out of memory (limit %d MiB) in the warm-up run", memory_mb);
         if (warmup > 0)
             report("error warm-up failed: %s", err.msg);
     }

@@ -9,6 +9,7 @@
 #include "support/support.h"
 
 #include <ftw.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -755,6 +756,62 @@ static void test_release(void **state)
     mg_session_free(s);
 }
 
+/* Resident set size of this process, from /proc/self/status. */
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = strtol(line + 6, NULL, 10);
+    }
+    if (f != NULL)
+        fclose(f);
+    return kib;
+}
+
+/*
+ * ONNX Runtime's own growth over session create/release cycles (ONNX Runtime issues #25325,
+ * #26831 report RSS growth there): a model (the digits MLP, or $MG_CYCLE_MODEL) created, warmed
+ * up and released 200 times, with malloc_trim after each release as the registry does (unless
+ * $MG_CYCLE_NO_TRIM is set). Prints the figure; the bound is checked without sanitizers (ASan
+ * keeps freed memory in quarantine).
+ */
+static void test_create_release_cycles(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/models/digits/2/model.onnx", mg_test_source_dir());
+    const char *model = getenv("MG_CYCLE_MODEL") ? getenv("MG_CYCLE_MODEL") : path;
+    bool trim = getenv("MG_CYCLE_NO_TRIM") == NULL;
+    size_t len;
+    char *bytes = mg_test_read_file(model, &len);
+    mg_err_t err;
+    long start = 0;
+    for (int i = 0; i < 220; i++) {
+        if (i == 20) /* after the one-time allocations */
+            start = rss_kib();
+        mg_session_t *s = NULL;
+        mg_session_opts_t own = {.intra_op_threads = i % 2 ? 1 : 0};
+        if (mg_session_new(&s, bytes, len, &own, &err) != 0)
+            fail_msg("%s", err.msg);
+        assert_int_equal(mg_session_warmup(s, 1, &err), 0);
+        mg_session_free(s);
+        if (trim)
+            malloc_trim(0);
+    }
+    long end = rss_kib();
+    free(bytes);
+    print_message("onnx runtime: 200 session create/warm-up/release cycles%s: RSS %+.2f MiB "
+                  "(%.1f -> %.1f MiB)\n",
+                  trim ? "" : " (no malloc_trim)", (double)(end - start) / 1024,
+                  (double)start / 1024, (double)end / 1024);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    assert_true(end - start <= 16 * 1024);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -772,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_threads_shared_pool),
         cmocka_unit_test(test_threads_own_pool),
         cmocka_unit_test(test_release),
+        cmocka_unit_test(test_create_release_cycles),
         cmocka_unit_test(test_env_reinit),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

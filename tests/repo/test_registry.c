@@ -229,6 +229,121 @@ static void test_failures_are_reported_and_keep_serving(void **state)
     mg_registry_free(r);
 }
 
+/* The index rows of `model` as "version:STATE" joined by spaces, into `out`. */
+typedef struct rows {
+    const char *model;
+    char text[512];
+} rows_t;
+
+static int collect(void *ctx, const mg_registry_row_t *row)
+{
+    rows_t *r = ctx;
+    if (strcmp(row->name, r->model) != 0)
+        return 0;
+    size_t n = strlen(r->text);
+    snprintf(r->text + n, sizeof(r->text) - n, "%s%s:%s", n ? " " : "",
+             row->version ? row->version : "-", row->known ? mg_model_state_name(row->state) : "?");
+    return 0;
+}
+
+static const char *index_of(mg_registry_t *r, rows_t *rows, const char *model)
+{
+    memset(rows, 0, sizeof(*rows));
+    rows->model = model;
+    assert_int_equal(mg_registry_index(r, false, collect, rows), 0);
+    return rows->text;
+}
+
+/* The version object the registry lists for model `m`, version `v` (not pinned). */
+static const mg_model_version_t *listed(mg_registry_t *r, const char *m, int64_t v)
+{
+    rcu_read_lock();
+    const mg_model_entry_t *e = mg_registry_snapshot_find(mg_registry_snapshot(r), mg_test_str(m));
+    const mg_model_version_t *found = e ? mg_model_entry_find_version(e, v) : NULL;
+    mg_rcu_read_unlock();
+    return found;
+}
+
+static void test_failed_version_never_displaces_the_serving_one(void **state)
+{
+    (void)state;
+    mg_test_sh("mkdir -p %s/repo/f/1 && cp %s/identity_FP32.onnx %s/repo/f/1/model.onnx", tmp, gen,
+               tmp);
+    mg_registry_t *r = new_registry();
+    mg_err_t err;
+    rows_t rows;
+    assert_int_equal(mg_registry_load(r, "f", &err), 0);
+    const mg_model_version_t *v1 = listed(r, "f", 1);
+    /* Unchanged on disk: the same version, nothing read. */
+    assert_int_equal(mg_registry_rescan(r, "f", NULL, 0, &err), 0);
+    assert_ptr_equal(listed(r, "f", 1), v1);
+    /* Touched, same bytes: still the same version. */
+    mg_test_sh("touch %s/repo/f/1/model.onnx", tmp);
+    assert_int_equal(mg_registry_load(r, "f", &err), 0);
+    assert_ptr_equal(listed(r, "f", 1), v1);
+
+    /* Version 2 is garbage: refused, version 1 keeps serving, the index says why. */
+    mg_test_sh("mkdir -p %s/repo/f/2 && echo garbage > %s/repo/f/2/model.onnx", tmp, tmp);
+    assert_int_equal(mg_registry_load(r, "f", &err), MG_EMODEL);
+    assert_non_null(
+        strstr(err.msg, "version 2 of 'f' failed (version 1 serves): model.onnx is not"));
+    mg_model_version_t *v = NULL;
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("f"), 0, &v, &err), 0);
+    assert_int_equal(mg_model_version_number(v), 1);
+    mg_model_version_unpin(v);
+    assert_string_equal(index_of(r, &rows, "f"), "1:READY 2:FAILED");
+    /* A rescan does not try the same failure again; a load does. */
+    const mg_model_version_t *f2 = listed(r, "f", 2);
+    assert_int_equal(mg_registry_rescan(r, "f", NULL, 0, &err), MG_EMODEL);
+    assert_ptr_equal(listed(r, "f", 2), f2);
+    assert_int_equal(mg_registry_load(r, "f", &err), MG_EMODEL);
+    assert_ptr_not_equal(listed(r, "f", 2), f2);
+
+    /* Fixed: version 2 goes live, version 1 is unloaded (its folder is still there). */
+    mg_test_sh("cp %s/identity_FP32.onnx %s/repo/f/2/model.onnx", gen, tmp);
+    assert_int_equal(mg_registry_rescan(r, "f", NULL, 0, &err), 0);
+    assert_string_equal(index_of(r, &rows, "f"), "2:READY 1:UNLOADED");
+
+    /* A version folder the watcher has not seen settle is not read. */
+    mg_test_sh("mkdir -p %s/repo/f/3 && cp %s/identity_FP32.onnx %s/repo/f/3/model.onnx", tmp, gen,
+               tmp);
+    int64_t settled[] = {1, 2};
+    assert_int_equal(mg_registry_rescan(r, "f", settled, 2, &err), 0);
+    assert_null(listed(r, "f", 3));
+    int64_t all3[] = {1, 2, 3};
+    assert_int_equal(mg_registry_rescan(r, "f", all3, 3, &err), 0);
+    assert_non_null(listed(r, "f", 3));
+    /* Version 3 in flux (not settled): kept as it is, not retired. */
+    const mg_model_version_t *v3 = listed(r, "f", 3);
+    assert_int_equal(mg_registry_rescan(r, "f", settled, 2, &err), 0);
+    assert_ptr_equal(listed(r, "f", 3), v3);
+
+    /* The model folder gone: the model leaves. */
+    mg_test_sh("rm -rf %s/repo/f", tmp);
+    assert_int_equal(mg_registry_rescan(r, "f", NULL, 0, &err), 0);
+    assert_int_equal(mg_registry_acquire(r, mg_test_str("f"), 0, &v, &err), MG_ENOMODEL);
+    mg_registry_free(r);
+}
+
+static void test_load_list_and_rescan_all(void **state)
+{
+    (void)state;
+    mg_registry_t *r = new_registry();
+    const char *names[] = {"solo", "nosuch"};
+    assert_false(mg_registry_all_ready(r));
+    assert_int_equal(mg_registry_load_list(r, names, 2), 1);
+    assert_true(mg_registry_all_ready(r));
+    rows_t rows;
+    assert_string_equal(index_of(r, &rows, "m"), "-:?"); /* a folder never loaded */
+    assert_string_equal(index_of(r, &rows, "solo"), "1:READY");
+    assert_int_equal(mg_registry_rescan_all(r), 0);
+    assert_string_equal(index_of(r, &rows, "m"), "1:READY 2:READY 3:READY");
+    mg_err_t err;
+    assert_int_equal(mg_registry_unload(r, "solo", &err), 0);
+    assert_string_equal(index_of(r, &rows, "solo"), "1:UNLOADED");
+    mg_registry_free(r);
+}
+
 /* Readers acquire and release in a loop while the writer reloads and unloads. */
 static atomic_bool stop_readers;
 static atomic_long reader_ok;
@@ -245,6 +360,9 @@ static void *reader(void *arg)
             mg_model_version_unpin(v);
             atomic_fetch_add(&reader_ok, 1);
         }
+        /* The index walks the snapshot and the board of LOADING/DRAINING rows. */
+        rows_t rows = {.model = "solo"};
+        mg_registry_index(r, false, collect, &rows);
     }
     rcu_unregister_thread();
     return NULL;
@@ -269,6 +387,8 @@ static void test_concurrent_readers_and_writer(void **state)
         assert_int_equal(mg_registry_load(r, "m", &err), 0);
         assert_int_equal(mg_registry_unload(r, "solo", &err), 0);
         assert_int_equal(mg_registry_load(r, "solo", &err), 0);
+        assert_int_equal(mg_registry_rescan(r, "m", NULL, 0, &err), 0);
+        assert_int_equal(mg_registry_rescan_all(r), 0);
     }
     atomic_store(&stop_readers, true);
     for (int i = 0; i < 3; i++)
@@ -285,6 +405,8 @@ int main(void)
         cmocka_unit_test(test_unload_drains_pinned_version),
         cmocka_unit_test(test_reload_keeps_unchanged_and_replaces_changed),
         cmocka_unit_test(test_failures_are_reported_and_keep_serving),
+        cmocka_unit_test(test_failed_version_never_displaces_the_serving_one),
+        cmocka_unit_test(test_load_list_and_rescan_all),
         cmocka_unit_test(test_concurrent_readers_and_writer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -56,6 +56,16 @@ static mg_sandbox_opts_t opts(int timeout_ms)
         .exe = exe, .timeout_ms = timeout_ms, .cpu_secs = 30, .memory_mb = 1024};
 }
 
+/* Validates `job` in a sandbox made from `o`, dropped after. */
+static int validate_job(const mg_sandbox_opts_t *o, const mg_sandbox_job_t *job, mg_err_t *err)
+{
+    mg_sandbox_t *sb = NULL;
+    assert_int_equal(mg_sandbox_new(&sb, o, err), 0);
+    int rc = mg_sandbox_validate(sb, job, err);
+    mg_sandbox_free(sb);
+    return rc;
+}
+
 /* Validates gen/`file` with `o`; returns the code, `err` filled. */
 static int validate(const char *file, const mg_sandbox_opts_t *o, int warmup, mg_err_t *err)
 {
@@ -65,7 +75,7 @@ static int validate(const char *file, const mg_sandbox_opts_t *o, int warmup, mg
     char *bytes = mg_test_read_file(path, &len);
     mg_sandbox_job_t job = {.model = bytes, .len = len, .warmup_runs = warmup};
     mg_err_clear(err);
-    int rc = mg_sandbox_validate(o, &job, err);
+    int rc = validate_job(o, &job, err);
     free(bytes);
     return rc;
 }
@@ -100,11 +110,10 @@ static void test_external_data_from_memory(void **state)
     mg_sandbox_opts_t o = opts(60000);
     mg_err_t err;
     mg_sandbox_job_t job = {.model = bytes, .len = len, .external = &f, .nexternal = 1};
-    assert_int_equal(mg_sandbox_validate(&o, &job, &err), 0);
+    assert_int_equal(validate_job(&o, &job, &err), 0);
     /* Without the file in memory the child cannot read it from disk: refused. */
     job.nexternal = 0;
-    expect_refused(mg_sandbox_validate(&o, &job, &err), &err,
-                   "External data path validation failed");
+    expect_refused(validate_job(&o, &job, &err), &err, "External data path validation failed");
     free(bytes);
     free(w);
 }
@@ -135,6 +144,7 @@ static void test_crash_and_missing_child(void **state)
     mg_test_sh("printf '#!/bin/sh\\nkill -SEGV $$\\n' > %s && chmod +x %s", script, script);
     mg_sandbox_opts_t o = opts(10000);
     o.exe = script;
+    o.no_zygote = true;
     expect_refused(validate("add.onnx", &o, 1, &err), &err, "crashed (signal 11, SIGSEGV)");
     snprintf(script, sizeof(script), "%s/silent.sh", tmp);
     mg_test_sh("printf '#!/bin/sh\\nexit 3\\n' > %s && chmod +x %s", script, script);
@@ -142,6 +152,47 @@ static void test_crash_and_missing_child(void **state)
     o.exe = "/nonexistent/modelgate";
     assert_int_equal(validate("add.onnx", &o, 1, &err), MG_EIO);
     assert_non_null(strstr(err.msg, "cannot run"));
+}
+
+/* One sandbox, many validations through its zygote; a zygote killed is started again. */
+static void test_zygote_reused_and_restarted(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/gen/add.onnx", tmp);
+    size_t len;
+    char *bytes = mg_test_read_file(path, &len);
+    mg_sandbox_job_t job = {.model = bytes, .len = len, .warmup_runs = 1};
+    mg_sandbox_opts_t o = opts(30000);
+    mg_sandbox_t *sb = NULL;
+    mg_err_t err;
+    assert_int_equal(mg_sandbox_new(&sb, &o, &err), 0);
+    assert_int_equal(mg_sandbox_zygote_pid(sb), 0); /* started at the first validation */
+    assert_int_equal(mg_sandbox_validate(sb, &job, &err), 0);
+    int zygote = mg_sandbox_zygote_pid(sb);
+    assert_true(zygote > 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(mg_sandbox_validate(sb, &job, &err), 0);
+    assert_int_equal(mg_sandbox_zygote_pid(sb), zygote);
+    /* A refusal does not cost the zygote either. */
+    snprintf(path, sizeof(path), "%s/gen/hog.onnx", tmp);
+    size_t hlen;
+    char *hog = mg_test_read_file(path, &hlen);
+    mg_sandbox_job_t hjob = {.model = hog, .len = hlen, .warmup_runs = 1};
+    expect_refused(mg_sandbox_validate(sb, &hjob, &err), &err, "out of memory");
+    assert_int_equal(mg_sandbox_zygote_pid(sb), zygote);
+    kill(zygote, SIGKILL);
+    usleep(100 * 1000);
+    assert_int_equal(mg_sandbox_validate(sb, &job, &err), 0); /* through a child exec'd alone */
+    assert_int_equal(mg_sandbox_validate(sb, &job, &err), 0); /* through a new zygote */
+    assert_true(mg_sandbox_zygote_pid(sb) > 0);
+    assert_int_not_equal(mg_sandbox_zygote_pid(sb), zygote);
+    mg_sandbox_free(sb);
+    /* Also without a zygote at all. */
+    o.no_zygote = true;
+    assert_int_equal(validate_job(&o, &job, &err), 0);
+    free(bytes);
+    free(hog);
 }
 
 static void *thread_ok(void *arg)
@@ -209,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_external_data_from_memory),
         cmocka_unit_test(test_refusals_name_their_reason),
         cmocka_unit_test(test_crash_and_missing_child),
+        cmocka_unit_test(test_zygote_reused_and_restarted),
         cmocka_unit_test(test_filter),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -16,6 +16,10 @@
 #               exported over OTLP/HTTP to a collector stub (nginx answering 200), one with
 #               --metrics off and no tracing; same alternation. Target: cost <= 3 %
 #               (on / off >= 0.97 requests/s).
+#   swap        bench/swap.py: modelgate in poll mode serving digits (latest 1) under wrk -t2
+#               -c32; BENCH_SWAPS (20) new versions renamed into the repository one after
+#               another. Target: 0 failed requests out of >= 50,000, p99 during the swaps
+#               <= 2x the steady p99 of the same run (BENCH_DURATION s without swaps first).
 #   CNN pair    bench_ort_raw (ONNX Runtime alone, 2 threads calling Run) and modelgate
 #               serving the benchmark CNN (KServe v2 binary extension), wrk -t2 -c4.
 #               Target: modelgate >= 0.90 x raw ONNX Runtime items/s.
@@ -41,8 +45,9 @@
 # driver output and every server log is kept in bench/out/ (git-ignored).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,grpc,routed,micro,obs,ort,cnn,cnn_grpc,drain,fleet]
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet]
 #   BENCH_FLEET_CHANGES  weight changes the fleet part times [20]
+#   BENCH_SWAPS          versions swapped in by the swap part [20]
 #   BENCH_DURATION       seconds per measured run [10]
 #   BENCH_WARMUP         seconds of warm-up load per server before measuring [2]
 #   BENCH_REPEAT         measured runs per part [3] (single 10 s runs swing by +-20% on a
@@ -67,8 +72,9 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,obs,ort,cnn,cnn_grpc,drain,fleet}
+PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet}
 FLEET_CHANGES=${BENCH_FLEET_CHANGES:-20}
+SWAPS=${BENCH_SWAPS:-20}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 REPEAT=${BENCH_REPEAT:-3}
@@ -100,6 +106,7 @@ R_OBS_ON_CPU="" R_OBS_OFF_CPU="" R_OBS_CPU_RATIO="" OBS_INSTR=""
 CNN_MFLOPS=""
 R_DRAIN=""
 R_FLEET=""
+R_SWAP="" # bench/swap.py's JSON line
 MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
 MACHINE+=" $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r)"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -330,6 +337,18 @@ summary() {
         if [ -n "${OBS_INSTR:-}" ]; then
             echo "               instructions per request in the event loop (callgrind): $OBS_INSTR"
         fi
+    fi
+    if [ -n "$R_SWAP" ]; then
+        "$PY" - "$R_SWAP" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+d, s, b = r["during"], r.get("steady", {}), r["bars"]
+ok = all(b.values()) and r["swaps_live"] == r["swaps"]
+print("swaps        : %d/%d versions live (go-live %.2f-%.2f s), %d failed of %d requests | p99 %.2f ms "
+      "during swaps vs %.2f ms steady, ratio %.2f (target 0 failed of >= 50000, ratio <= 2) %s" %
+      (r["swaps_live"], r["swaps"], r["go_live_secs"]["min"], r["go_live_secs"]["max"], d["failed"],
+       d["requests"], d["p99_ms"], s.get("p99_ms") or 0, r.get("p99_ratio", 0), "met" if ok else "MISS"))
+EOF
     fi
     o="raw ORT $(med %.0f "$R_ORT" "not run") items/s ($(med %.3f "$R_ORT_MS" '?') ms per Run, $THREADS callers)"
     c="modelgate $(med %.0f "$R_CNN" "not run") items/s p99 $(med %.2f "$R_CNN_P99" '?') ms"
@@ -619,6 +638,15 @@ EOF
     OBS_SPANS=$(curl -s "$OBS_ON_URL/metrics" | awk '/^modelgate_trace_spans_exported_total / { print $2 }')
     [ "${OBS_SPANS:-0}" -gt 0 ] 2>/dev/null || die "obs: no span was exported (see $OUT/modelgate-obs-on.log)"
     stop_servers
+fi
+
+# 2c. Swaps under load: poll mode, versions renamed in one after another ----------------------------
+if want swap; then
+    echo "bench: swap: $SWAPS versions under wrk -t$THREADS -c32 (steady ${DURATION} s first)"
+    R_SWAP=$("$PY" bench/swap.py --modelgate "$MODELGATE" --swaps "$SWAPS" --steady-secs "$DURATION" \
+        --threads "$THREADS" --connections 32 --daemon-threads "$THREADS" --out "$OUT" | tail -n 1) ||
+        die "swap: failed: $R_SWAP (see $OUT/swap-daemon.log)"
+    echo "bench: swap: $R_SWAP"
 fi
 
 # 3. CNN pair: raw ONNX Runtime and modelgate/cnn -------------------------------------------------

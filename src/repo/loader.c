@@ -159,14 +159,31 @@ static void load_free(load_t *ld)
     free(ld->sums);
 }
 
-/* Reads a whole file through one fd and records the identity of what was read. */
+/*
+ * Reads a whole file and records the identity of what was read: the same before and after the
+ * read, or the file changed under the reader (a copy in progress) and the load fails, to be
+ * tried again once it has settled (its identity then differs from the recorded one, zeroed).
+ */
 static int read_file_id(const char *path, size_t max, char **out, size_t *len, mg_file_id_t *id,
                         mg_err_t *err)
 {
+    mg_file_id_t before;
+    if (mg_file_id_of(path, &before) != 0)
+        memset(&before, 0, sizeof(before));
     int rc = mg_file_read(path, max, out, len, err);
-    if (rc == 0 && mg_file_id_of(path, id) != 0)
+    if (rc != 0)
+        return rc;
+    if (mg_file_id_of(path, id) != 0 || !mg_file_id_equal(&before, id)) {
         memset(id, 0, sizeof(*id));
-    return rc;
+        free(*out);
+        *out = NULL;
+        const char *name = strrchr(path, '/');
+        return mg_err_set(err, MG_EIO,
+                          "%s changed while it was being read (tried again once it "
+                          "has settled)",
+                          name ? name + 1 : path);
+    }
+    return 0;
 }
 
 /* Reads SHA256SUMS when the folder has one. */

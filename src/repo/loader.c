@@ -125,11 +125,16 @@ int mg_loader_list_versions(const mg_loader_t *l, const char *model, int64_t *fo
     return n;
 }
 
-/* True when two configs build the same sessions (traffic and pins live with the model). */
+/*
+ * True when two configs build the same version: the same sessions and the same breaker
+ * settings (a version's breaker is made with them). The traffic policy and the pins live with
+ * the model (pins are checked against the recorded digests instead).
+ */
 static bool same_session_config(const mg_model_config_t *a, const mg_model_config_t *b)
 {
     return a->max_batch_size == b->max_batch_size && a->instance_count == b->instance_count &&
-           a->intra_op_threads == b->intra_op_threads && a->warmup_runs == b->warmup_runs;
+           a->intra_op_threads == b->intra_op_threads && a->warmup_runs == b->warmup_runs &&
+           memcmp(&a->breaker, &b->breaker, sizeof(a->breaker)) == 0;
 }
 
 /* The file of one load: what verification, the sandbox and the sessions all get. */

@@ -4,8 +4,8 @@ driving KServe JSON inference, and N new versions moved into the repository one 
 (each a complete folder renamed into place). Prints one JSON line with the figures.
 
 Usage: bench/swap.py --modelgate BIN [--swaps 20] [--steady-secs 10] [--interval 1.0]
-                     [--threads 2] [--connections 32] [--daemon-threads 2] [--out DIR]
-                     [--strict]
+                     [--threads 2] [--connections 32] [--daemon-threads 2]
+                     [--daemon-args "FLAGS"] [--out DIR] [--strict]
 
 Phases, in one invocation on one daemon:
   steady   wrk for --steady-secs with no change: the steady p99 (skipped with 0)
@@ -18,19 +18,18 @@ errors), at least 50,000 requests during the swaps, p99 during the swaps <= 2x s
 Without --strict only failures fail (what `make test` runs, with a few swaps).
 """
 import argparse
-import http.client
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "it"))
+import mgtest  # noqa: E402  (the daemon helper the integration tests use)
 
 
 def parse_wrk(text):
@@ -57,55 +56,17 @@ def parse_wrk(text):
     return out
 
 
-class Daemon:
-    def __init__(self, binary, repo, threads, log_path):
-        self.log = open(log_path, "w")
-        env = dict(os.environ)
-        # Sanitizer builds (make test runs this too): h2o 2.2 cannot free its loops at exit.
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--repo", repo, "--listen", "127.0.0.1:0", "--threads", str(threads),
-             "--model-control-mode", "poll", "--repository-poll-secs", "5"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        self.port = None
-        self.lines = []
-        ready = threading.Event()
+def start_daemon(binary, repo, threads, extra):
+    """modelgate in poll mode on a free port (tests/it/mgtest.py's Daemon: the same start-up)."""
+    mgtest.MG_BIN = binary
+    return mgtest.Daemon(repo, args=["--threads", str(threads), "--model-control-mode", "poll",
+                                     "--repository-poll-secs", "5", *extra])
 
-        def pump():
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                self.log.write(line)
-                m = re.search(r"\bready addr=[^ \"]*:(\d+)", line)
-                if m:
-                    self.port = int(m.group(1))
-                    ready.set()
-            ready.set()
-        self.reader = threading.Thread(target=pump, daemon=True)
-        self.reader.start()
-        if not ready.wait(120) or self.port is None:
-            self.stop()
-            raise SystemExit("swap: modelgate did not start:\n" + "".join(self.lines[-20:]))
 
-    def get(self, path):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.reader.join(10)
-        self.log.close()
-        return self.proc.returncode
+def ready_version(d):
+    """The default version the daemon serves now, or None."""
+    s, _, body = d.request("GET", "/v2/models/digits/ready")
+    return json.loads(body).get("version") if s == 200 else None
 
 
 def wrk(port, secs, threads, conns, out_path):
@@ -124,6 +85,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--daemon-threads", type=int, default=2)
+    ap.add_argument("--daemon-args", default="", help="more `modelgate serve` flags, space-separated")
     ap.add_argument("--out", default=None)
     ap.add_argument("--strict", action="store_true")
     a = ap.parse_args()
@@ -141,7 +103,7 @@ def main():
     with open(os.path.join(model, "config.json"), "w") as f:
         json.dump({"max_batch_size": 64, "version_policy": {"latest": {"num_versions": 1}},
                    "warmup": {"runs": 2}}, f)
-    d = Daemon(a.modelgate, repo, a.daemon_threads, os.path.join(out, "swap-daemon.log"))
+    d = start_daemon(a.modelgate, repo, a.daemon_threads, a.daemon_args.split())
     result = {"swaps": a.swaps, "swaps_live": 0}
     try:
         if a.steady_secs > 0:
@@ -164,13 +126,10 @@ def main():
             t0 = time.monotonic()
             os.rename(staged, os.path.join(model, str(k)))
             deadline = t0 + 120
-            while time.monotonic() < deadline:
-                s, body = d.get("/v2/models/digits/ready")
-                if s == 200 and json.loads(body).get("version") == str(k):
-                    break
+            while time.monotonic() < deadline and ready_version(d) != str(k):
                 time.sleep(0.02)
-            else:
-                raise SystemExit("swap: version %d did not go live:\n%s" % (k, "".join(d.lines[-20:])))
+            if ready_version(d) != str(k):
+                raise SystemExit("swap: version %d did not go live:\n%s" % (k, "".join(d.log[-20:])))
             swap_times.append(time.monotonic() - t0)
             result["swaps_live"] += 1
             time.sleep(a.interval)
@@ -195,6 +154,8 @@ def main():
                                   "mean": round(sum(swap_times) / len(swap_times), 2)}
     finally:
         code = d.stop()
+        with open(os.path.join(out, "swap-daemon.log"), "w") as f:
+            f.write("".join(d.log))
         result["exit_code"] = code
         if a.out is None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -24,16 +24,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 13
-IR_VERSION = 8
-
-
-def model(graph):
-    m = helper.make_model(graph, producer_name="modelgate-tests", producer_version="1",
-                          opset_imports=[helper.make_opsetid("", OPSET)])
-    m.ir_version = IR_VERSION
-    onnx.checker.check_model(m)
-    return m
+from gen_test_models import model  # fixed producer fields, opset 13, IR 8, checked
 
 
 def add_graph():
@@ -56,10 +47,7 @@ def external(location, data_dir=None):
     if data_dir is not None:
         with open(os.path.join(data_dir, location), "wb") as f:
             f.write(raw)
-    m = helper.make_model(g, producer_name="modelgate-tests", producer_version="1",
-                          opset_imports=[helper.make_opsetid("", OPSET)])
-    m.ir_version = IR_VERSION
-    return m
+    return model(g, check=False)  # the checker would look for the file
 
 
 def hog():
@@ -73,21 +61,25 @@ def hog():
     return model(helper.make_graph(nodes, "hog", [x], [y], [shape]))
 
 
-def slow():
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
-    trips = numpy_helper.from_array(np.array(1 << 40, dtype=np.int64), "trips")
-    cond = numpy_helper.from_array(np.array(True), "cond")
-    # body(i, cond_in, acc) -> (cond_out, acc + 1)
+def counting_loop_body():
+    """A Loop body (i, cond_in, a_in) -> (cond_out = cond_in, a_out = a_in + 1)."""
     bi = helper.make_tensor_value_info("i", TensorProto.INT64, [])
     bc = helper.make_tensor_value_info("c_in", TensorProto.BOOL, [])
     ba = helper.make_tensor_value_info("a_in", TensorProto.FLOAT, [1])
     bco = helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])
     bao = helper.make_tensor_value_info("a_out", TensorProto.FLOAT, [1])
     one = numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one")
-    body = helper.make_graph([helper.make_node("Identity", ["c_in"], ["c_out"]),
+    return helper.make_graph([helper.make_node("Identity", ["c_in"], ["c_out"]),
                               helper.make_node("Add", ["a_in", "one"], ["a_out"])],
                              "body", [bi, bc, ba], [bco, bao], [one])
+
+
+def slow():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    trips = numpy_helper.from_array(np.array(1 << 40, dtype=np.int64), "trips")
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    body = counting_loop_body()
     loop = helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)
     return model(helper.make_graph([loop], "slow", [x], [y], [trips, cond]))
 
@@ -98,15 +90,7 @@ def spin():
     scalar = numpy_helper.from_array(np.array([], dtype=np.int64), "scalar")
     cond = numpy_helper.from_array(np.array(True), "cond")
     zero = numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero")
-    bi = helper.make_tensor_value_info("i", TensorProto.INT64, [])
-    bc = helper.make_tensor_value_info("c_in", TensorProto.BOOL, [])
-    ba = helper.make_tensor_value_info("a_in", TensorProto.FLOAT, [1])
-    bco = helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])
-    bao = helper.make_tensor_value_info("a_out", TensorProto.FLOAT, [1])
-    one = numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one")
-    body = helper.make_graph([helper.make_node("Identity", ["c_in"], ["c_out"]),
-                              helper.make_node("Add", ["a_in", "one"], ["a_out"])],
-                             "body", [bi, bc, ba], [bco, bao], [one])
+    body = counting_loop_body()
     nodes = [helper.make_node("Reshape", ["n", "scalar"], ["trips"]),
              helper.make_node("Loop", ["trips", "cond", "zero"], ["y"], body=body)]
     return model(helper.make_graph(nodes, "spin", [n], [y], [scalar, cond, zero]))

@@ -354,6 +354,18 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
+/* Closes and frees what a started watcher holds (its thread is not running). */
+static void watch_free(mg_watch_t *w)
+{
+    close(w->ino);
+    close(w->stopfd);
+    for (size_t i = 0; i < w->nmodels; i++)
+        free(w->models[i].versions);
+    free(w->models);
+    free(w->repo_dir);
+    free(w);
+}
+
 int mg_watch_start(mg_watch_t **out, const mg_watch_opts_t *opts, mg_control_t *control,
                    mg_err_t *err)
 {
@@ -383,13 +395,7 @@ int mg_watch_start(mg_watch_t **out, const mg_watch_opts_t *opts, mg_control_t *
     }
     scan(w, true);
     if (pthread_create(&w->tid, NULL, watch_main, w) != 0) {
-        close(w->ino);
-        close(w->stopfd);
-        for (size_t i = 0; i < w->nmodels; i++)
-            free(w->models[i].versions);
-        free(w->models);
-        free(w->repo_dir);
-        free(w);
+        watch_free(w);
         return mg_err_set(err, MG_EIO, "cannot start the repository watcher");
     }
     mg_log(MG_LOG_INFO, "watch", "watching repository dir=%s poll_secs=%d debounce_ms=%d",
@@ -407,11 +413,5 @@ void mg_watch_stop(mg_watch_t *w)
         /* the eventfd cannot be full: one write */
     }
     pthread_join(w->tid, NULL);
-    close(w->ino);
-    close(w->stopfd);
-    for (size_t i = 0; i < w->nmodels; i++)
-        free(w->models[i].versions);
-    free(w->models);
-    free(w->repo_dir);
-    free(w);
+    watch_free(w);
 }

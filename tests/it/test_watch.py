@@ -1,7 +1,8 @@
 """Poll mode over real HTTP: versions renamed into the repository go live by themselves under
 `latest 1`, a failing one never displaces the serving one and is not retried while unchanged,
 removed folders drain and leave, config.json changes apply, a half-written file is never picked
-up, new and removed model folders; and the short version of the swap benchmark: wrk load while
+up, new and removed model folders, a version waiting for its SHA256SUMS when checksums are
+required; and the short version of the swap benchmark: wrk load while
 versions are swapped in, with no failed request."""
 import json
 import os
@@ -129,6 +130,41 @@ class PollTest(unittest.TestCase):
         # A model folder that goes away leaves the registry.
         shutil.rmtree(os.path.join(self.repo, "late"))
         self.wait_for("late gone", lambda: self.d.json("GET", "/v2/models/late/ready")[0] == 404)
+
+
+class ChecksumsRequiredPollTest(unittest.TestCase):
+    def test_a_version_waits_for_its_sha256sums(self):
+        root, repo = mgtest.make_repo(with_test_models=False)
+        model = os.path.join(repo, "digits")
+        shutil.rmtree(os.path.join(model, "2"))
+        with open(os.path.join(model, "config.json"), "w") as f:
+            json.dump({"max_batch_size": 64, "version_policy": {"latest": {"num_versions": 1}}}, f)
+
+        def sums(vdir):
+            subprocess.run("sha256sum model.onnx > SHA256SUMS", shell=True, cwd=vdir, check=True)
+        sums(os.path.join(model, "1"))
+        d = Daemon(repo, args=["--model-control-mode", "poll", "--repository-poll-secs", "1",
+                               "--repository-debounce-ms", "200", "--require-checksums"])
+        try:
+            staged = os.path.join(model, ".incoming")
+            shutil.copytree(os.path.join(DIGITS, "2"), staged)
+            os.rename(staged, os.path.join(model, "2"))
+            time.sleep(2.0)  # settled long ago, two full rescans: still not considered
+            s, b = d.json("POST", "/v2/repository/index")
+            self.assertEqual([r.get("version") for r in b if r["name"] == "digits"], ["1"], b)
+            self.assertFalse(any("model=digits version=2" in l for l in d.log))
+            sums(os.path.join(model, "2"))
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                s, h, _ = d.request("POST", "/v2/models/digits/infer", SAMPLE)
+                if s == 200 and h["x-model-version"] == "2":
+                    break
+                time.sleep(0.05)
+            self.assertEqual((s, h["x-model-version"]), (200, "2"))
+        finally:
+            code = d.stop()
+            shutil.rmtree(root, ignore_errors=True)
+        self.assertEqual(code, 0, "".join(d.log[-20:]))
 
 
 class SwapUnderLoadTest(unittest.TestCase):

@@ -127,26 +127,14 @@ static int view_take(mg_serve_t *s, view_t *w)
 }
 
 /*
- * Version states as modelgate_model_version_state spells them. Today's states; the lifecycle
- * work adds LOADING, DRAINING, UNLOADED and FAILED to mg_model_state_t and to this list.
+ * The states modelgate_model_version_state lists for each version, by their lifecycle names
+ * (repo/version.h): a version reads 1 for the one it is in.
  */
-static const struct {
-    mg_model_state_t state;
-    const char *name;
-} states[] = {
-    {MG_MODEL_READY, "READY"},
-    {MG_MODEL_UNAVAILABLE, "UNAVAILABLE"},
+static const mg_model_state_t states[] = {
+    MG_MODEL_LOADING, MG_MODEL_READY, MG_MODEL_DRAINING, MG_MODEL_UNLOADED, MG_MODEL_FAILED,
 };
 
 #define NSTATES (sizeof(states) / sizeof(states[0]))
-
-static const char *state_name(mg_model_state_t st)
-{
-    for (size_t i = 0; i < NSTATES; i++)
-        if (states[i].state == st)
-            return states[i].name;
-    return "UNAVAILABLE";
-}
 
 /* ---- the process -------------------------------------------------------------------------- */
 
@@ -381,9 +369,9 @@ static int metrics_state(mg_serve_t *s, mg_buf_t *out)
             for (size_t st = 0; rc == 0 && st < NSTATES; st++) {
                 mg_prom_label_t l[3] = {{"model", w.m[i].name},
                                         {"version", w.m[i].v[k].text},
-                                        {"state", states[st].name}};
+                                        {"state", mg_model_state_name(states[st])}};
                 rc = mg_prom_u64(out, "modelgate_model_version_state", l, 3,
-                                 w.m[i].v[k].state == states[st].state);
+                                 w.m[i].v[k].state == states[st]);
             }
         }
     }
@@ -546,7 +534,7 @@ static int stats_version(mg_buf_t *out, const mrow_t *m, const vrow_t *v, uint64
         weight_share = v->number == m->default_version ? 1.0 : 0.0;
     }
     int rc = mg_buf_printf(out, "{\"version\":\"%s\",\"state\":\"%s\",\"reason\":", v->text,
-                           state_name(v->state));
+                           mg_model_state_name(v->state));
     if (rc == 0)
         rc = mg_buf_json_string(out, v->reason, strlen(v->reason));
     if (rc == 0 && in_policy)

@@ -20,7 +20,7 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
 def with_broken_version(repo):
-    """digits gets a version 3 whose file is not ONNX: it is listed, UNAVAILABLE."""
+    """digits gets a version 3 whose file is not ONNX: it is listed, FAILED."""
     d = os.path.join(repo, "digits", "3")
     os.makedirs(d)
     with open(os.path.join(d, "model.onnx"), "wb") as f:
@@ -132,7 +132,7 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(prom_value(m, "modelgate_model_version_state", model="digits", version="1",
                                     state="READY"), 1)
         self.assertEqual(prom_value(m, "modelgate_model_version_state", model="digits", version="3",
-                                    state="UNAVAILABLE"), 1)
+                                    state="FAILED"), 1)
         self.assertEqual(prom_value(m, "modelgate_model_version_state", model="digits", version="3",
                                     state="READY"), 0)
         # Breakers: a version that serves is closed (0); one that cannot serve reads open (2).
@@ -146,16 +146,21 @@ class MetricsTest(unittest.TestCase):
         self.assertGreater(prom_value(m, "modelgate_model_load_duration_seconds_sum", model="digits",
                                       version="2", outcome="success"), 0)
         rev = prom_value(m, "modelgate_routing_revision")
-        # A reload of unchanged files keeps the versions ("unchanged") and counts a reload.
-        status, _ = self.d.json("POST", "/v2/repository/models/digits/load")
-        self.assertEqual(status, 200)
+        # A reload keeps the unchanged versions ("unchanged"); the broken version 3 fails again,
+        # so the load answers its reason (the others keep serving) and counts a failed reload.
+        status, body = self.d.json("POST", "/v2/repository/models/digits/load")
+        self.assertEqual(status, 400)
+        self.assertIn("version 3 of 'digits' failed (version 2 serves)", body["error"])
         status, _ = self.d.json("PUT", "/v2/admin/models/digits/traffic",
                                 {"weights": {"1": 1, "2": 1}, "stable": "1"})
         self.assertEqual(status, 200)
         status, _ = self.d.json("POST", "/v2/repository/models/nosuch/load")
         self.assertEqual(status, 404)
         m = parse_prom(self.scrape())
-        self.assertEqual(prom_value(m, "modelgate_model_reloads_total", model="digits", outcome="success"), 1)
+        self.assertEqual(prom_value(m, "modelgate_model_reloads_total", model="digits", outcome="failure"), 1)
+        self.assertEqual(prom_value(m, "modelgate_model_reloads_total", model="digits", outcome="success"), 0)
+        self.assertEqual(prom_value(m, "modelgate_model_load_duration_seconds_count", model="digits",
+                                    version="3", outcome="failure"), 2)
         self.assertEqual(prom_value(m, "modelgate_model_load_duration_seconds_count", model="digits",
                                     version="1", outcome="unchanged"), 1)
         self.assertNotIn("nosuch", self.scrape())
@@ -202,7 +207,7 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(status, 200)
         model = [m for m in stats["models"] if m["name"] == "digits"][0]
         self.assertEqual([v["version"] for v in model["versions"]], ["1", "2", "3"])
-        self.assertEqual(model["versions"][2]["state"], "UNAVAILABLE")
+        self.assertEqual(model["versions"][2]["state"], "FAILED")
         self.assertEqual(model["versions"][0]["breaker"]["state"], "closed")
         self.assertEqual(model["versions"][2]["breaker"]["state"], "open")
         self.assertIn("window", model["versions"][0])

@@ -85,18 +85,24 @@ struct cq_thread {
     grpc_completion_queue *cq;
     pthread_t tid;
     int started;
-    mg_arena_t arena; /* per call: decoded requests, response messages */
-    mg_buf_t scratch; /* per call: the message being decoded */
-    slot_t *slots;    /* one per method, then the unknown-method one */
-    slot_t *drain;    /* DRAIN_SLOTS per method, requested by mg_grpc_stop */
+    mg_arena_t arena;     /* per call: decoded requests, response messages */
+    mg_buf_t scratch;     /* per call: the message being decoded */
+    slot_t *slots;        /* one per method, then the unknown-method one */
+    slot_t *drain;        /* DRAIN_SLOTS per method, requested by mg_grpc_drain */
+    atomic_llong busy_ns; /* CLOCK_MONOTONIC when it left its queue for an event; 0: polling */
 };
 
 /* Extra requests per thread and method made when stopping, so that calls gRPC has received but
  * not handed out yet are served rather than dropped by its shutdown. */
 #define DRAIN_SLOTS 64
 
-/* How long the server must see no event before mg_grpc_stop takes it for idle. */
+/* How long the server must see no event before mg_grpc_stop takes it for idle, and no new
+ * call before a drain shuts the server down. */
 #define QUIET_MS 50
+
+/* At most this long after every thread has polled again, a drain shuts the server down even
+ * while new calls keep arriving (clients that go on sending after the signal). */
+#define DRAIN_ARRIVALS_MS 1000
 
 struct mg_grpc_server {
     grpc_server *server;
@@ -107,7 +113,11 @@ struct mg_grpc_server {
     int port;
     int nthreads;
     atomic_bool stopping;       /* mg_grpc_drain was called */
+    bool shut;                  /* grpc_server_shutdown_and_notify was called (main thread) */
     bool drained;               /* the shutdown completed (main thread only) */
+    int64_t drain_ns;           /* when mg_grpc_drain was called (main thread) */
+    int64_t polled_ns;          /* when every thread was seen polling after it (main thread) */
+    atomic_llong last_call_ns;  /* CLOCK_MONOTONIC of the last call taken */
     atomic_int active;          /* calls taken and not yet freed */
     atomic_llong last_event_ns; /* CLOCK_MONOTONIC of the last completion-queue event */
     cq_thread_t *threads;
@@ -676,6 +686,7 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
         return;
     }
     atomic_fetch_add_explicit(&t->server->active, 1, memory_order_relaxed);
+    atomic_store_explicit(&t->server->last_call_ns, mono_ns(), memory_order_relaxed);
     c->t = t;
     c->call = s->call;
     c->md = s->md; /* moved: the slot gets a fresh array */
@@ -728,12 +739,16 @@ static void *cq_main(void *arg)
     for (size_t i = 0; i <= NMETHODS; i++)
         request_slot(&t->slots[i], false);
     for (;;) {
+        /* While this thread waits in its queue, gRPC reads the sockets on it. */
+        atomic_store_explicit(&t->busy_ns, 0, memory_order_release);
         grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        int64_t now = mono_ns();
+        atomic_store_explicit(&t->busy_ns, now, memory_order_release);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
-        atomic_store_explicit(&t->server->last_event_ns, mono_ns(), memory_order_relaxed);
+        atomic_store_explicit(&t->server->last_event_ns, now, memory_order_relaxed);
         tag_kind_t kind = *(tag_kind_t *)ev.tag;
         if (kind == TAG_CALL_DONE)
             call_free(ev.tag);
@@ -834,6 +849,7 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     atomic_init(&s->stopping, false);
     atomic_init(&s->active, 0);
     atomic_init(&s->last_event_ns, 0);
+    atomic_init(&s->last_call_ns, 0);
 
     gpr_set_log_function(grpc_log_sink);
     gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
@@ -956,17 +972,47 @@ void mg_grpc_drain(mg_grpc_server_t *s)
             request_slot(sl, true);
         }
     }
-    /* No new calls (clients get GOAWAY); the ones taken are answered. */
-    grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, s);
+    s->drain_ns = mono_ns();
     mg_log(MG_LOG_INFO, "grpc", "draining calls_in_flight=%d",
            atomic_load_explicit(&s->active, memory_order_relaxed));
+}
+
+/*
+ * gRPC reads the sockets only on threads waiting in their queues: a call a client sent before
+ * the signal may still sit unread behind a thread busy in a Run, and the shutdown would cancel
+ * it. So the shutdown waits until every thread has been back in its queue since the drain began
+ * and no new call has come for QUIET_MS (at most DRAIN_ARRIVALS_MS more while calls keep
+ * coming); then no new call is accepted (clients get GOAWAY) and the ones taken are answered.
+ */
+static void shut_when_read(mg_grpc_server_t *s, bool now)
+{
+    if (s->shut)
+        return;
+    int64_t t = mono_ns();
+    if (!now && s->polled_ns == 0) {
+        for (int k = 0; k < s->nthreads; k++) {
+            int64_t busy = atomic_load_explicit(&s->threads[k].busy_ns, memory_order_acquire);
+            if (s->threads[k].started && busy != 0 && busy <= s->drain_ns)
+                return; /* still in an event it took before the drain */
+        }
+        s->polled_ns = t;
+    }
+    if (!now &&
+        t - atomic_load_explicit(&s->last_call_ns, memory_order_relaxed) <
+            (int64_t)QUIET_MS * 1000000 &&
+        t - s->polled_ns < (int64_t)DRAIN_ARRIVALS_MS * 1000000)
+        return;
+    s->shut = true;
+    grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, s);
 }
 
 bool mg_grpc_drained(mg_grpc_server_t *s)
 {
     if (s == NULL)
         return true;
-    if (!s->drained && atomic_load(&s->stopping) &&
+    if (!s->drained && atomic_load(&s->stopping))
+        shut_when_read(s, false);
+    if (!s->drained && s->shut &&
         grpc_completion_queue_pluck(s->shutdown_cq, s, gpr_time_0(GPR_CLOCK_REALTIME), NULL).type ==
             GRPC_OP_COMPLETE)
         s->drained = true;
@@ -984,6 +1030,7 @@ void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms)
         quiesce(s, budget_ms / 2);
         mg_grpc_drain(s);
     }
+    shut_when_read(s, true);
     if (!s->drained) {
         int64_t left_ms = budget_ms - (mono_ns() - start) / 1000000;
         gpr_timespec until =

@@ -68,6 +68,10 @@ typedef struct serve_opts {
     int sandbox_off; /* index in sandbox_modes */
     long long sandbox_timeout_secs;
     long long sandbox_memory_mb;
+    /* Request and connection limits (net/http1.h). */
+    long long max_request_line, max_header_field, max_header_bytes, max_headers, max_chunks;
+    long long max_pipelined, max_connections, max_client_conns;
+    long long header_timeout_ms, body_timeout_ms, idle_timeout_ms;
 } serve_opts_t;
 
 enum { CONTROL_NONE = 0, CONTROL_POLL, CONTROL_EXPLICIT };
@@ -163,6 +167,34 @@ static const mg_opt_t serve_options[] = {
     {"sandbox-memory-mb", "sandbox_memory_mb", MG_OPT_INT, F(sandbox_memory_mb), 0, 16, 1LL << 20,
      NULL, "N", "16..1048576",
      "the address space the sandbox child may add for the model (default 8192)"},
+    /* Request and connection limits: README "Limits" lists each with its status. */
+    {"max-request-line", "max_request_line", MG_OPT_INT, F(max_request_line), 0, 64, 1 << 20, NULL,
+     "N", "64..1048576", "longest request line in bytes (default 8192); longer gets 414"},
+    {"max-header-field", "max_header_field", MG_OPT_INT, F(max_header_field), 0, 64, 1 << 20, NULL,
+     "N", "64..1048576", "longest header field in bytes (default 8192); longer gets 431"},
+    {"max-header-bytes", "max_header_bytes", MG_OPT_INT, F(max_header_bytes), 0, 256, 16 << 20,
+     NULL, "N", "256..16777216",
+     "largest header section in bytes (default 65536); larger gets 431"},
+    {"max-headers", "max_headers", MG_OPT_INT, F(max_headers), 0, 1, 10000, NULL, "N", "1..10000",
+     "most header fields (default 100); more gets 431"},
+    {"max-chunks", "max_chunks", MG_OPT_INT, F(max_chunks), 0, 1, 1 << 24, NULL, "N", "1..16777216",
+     "most chunks in a chunked body (default 65536); more gets 413"},
+    {"max-pipelined", "max_pipelined", MG_OPT_INT, F(max_pipelined), 0, 1, 1 << 20, NULL, "N",
+     "1..1048576", "most requests answered from one burst of pipelined input (default 64); 429"},
+    {"max-connections", "max_connections", MG_OPT_INT, F(max_connections), 0, 1, 1 << 24, NULL, "N",
+     "1..16777216", "open connections per listener (default 10000); more get 503"},
+    {"max-connections-per-client", "max_connections_per_client", MG_OPT_INT, F(max_client_conns), 0,
+     1, 1 << 24, NULL, "N", "1..16777216",
+     "open connections per client address (default 256); more get 429"},
+    {"header-timeout-ms", "header_timeout_ms", MG_OPT_INT, F(header_timeout_ms), 0, 1, 3600000,
+     NULL, "MS", "1..3600000",
+     "time from a request's first byte to the end of its headers (default 10000); then 408"},
+    {"body-timeout-ms", "body_timeout_ms", MG_OPT_INT, F(body_timeout_ms), 0, 1, 3600000, NULL,
+     "MS", "1..3600000",
+     "time from the end of the headers to the end of the body (default 60000); "
+     "then 408"},
+    {"keepalive-timeout-ms", "keepalive_timeout_ms", MG_OPT_INT, F(idle_timeout_ms), 0, 1, 3600000,
+     NULL, "MS", "1..3600000", "idle keep-alive connections are closed after this (default 30000)"},
     MG_OPT_END,
 };
 
@@ -188,6 +220,19 @@ static int read_options(int argc, char **argv, serve_opts_t *o)
     o->debounce_ms = 1000;
     o->sandbox_timeout_secs = 120;
     o->sandbox_memory_mb = 8192;
+    mg_http1_limits_t lim;
+    mg_http1_limits_default(&lim);
+    o->max_request_line = (long long)lim.max_request_line;
+    o->max_header_field = (long long)lim.max_header_field;
+    o->max_header_bytes = (long long)lim.max_header_bytes;
+    o->max_headers = (long long)lim.max_headers;
+    o->max_chunks = (long long)lim.max_chunks;
+    o->max_pipelined = (long long)lim.max_pipelined;
+    o->max_connections = (long long)lim.max_connections;
+    o->max_client_conns = (long long)lim.max_client_conns;
+    o->header_timeout_ms = lim.header_timeout_ms;
+    o->body_timeout_ms = lim.body_timeout_ms;
+    o->idle_timeout_ms = lim.idle_timeout_ms;
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 &&
             mg_opt_load_file(serve_options, argv[i + 1], o) != 0)
@@ -540,8 +585,21 @@ int mg_cli_serve(int argc, char **argv)
     mg_http_opts_t ho = {.listen = listen,
                          .nlisten = o.metrics_listen.set ? 2 : 1,
                          .threads = (int)o.threads,
-                         .max_body_bytes = (size_t)o.max_body_bytes,
                          .api = &api};
+    ho.limits = (mg_http1_limits_t){
+        .max_request_line = (size_t)o.max_request_line,
+        .max_header_field = (size_t)o.max_header_field,
+        .max_header_bytes = (size_t)o.max_header_bytes,
+        .max_headers = (size_t)o.max_headers,
+        .max_body_bytes = (size_t)o.max_body_bytes,
+        .max_chunks = (size_t)o.max_chunks,
+        .max_pipelined = (size_t)o.max_pipelined,
+        .max_connections = (size_t)o.max_connections,
+        .max_client_conns = (size_t)o.max_client_conns,
+        .header_timeout_ms = (unsigned)o.header_timeout_ms,
+        .body_timeout_ms = (unsigned)o.body_timeout_ms,
+        .idle_timeout_ms = (unsigned)o.idle_timeout_ms,
+    };
     /* Listen first (liveness answers at once, readiness says 503 while loading), then load. */
     if (mg_http_start(&http, &ho, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);

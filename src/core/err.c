@@ -46,6 +46,13 @@ const char *mg_strerror(int code)
     case MG_ENOVERSION: return "unknown version";
     case MG_ENOENDPOINT: return "no such endpoint";
     case MG_EMANAGED: return "managed elsewhere";
+    case MG_EOVERLOAD: return "overloaded";
+    case MG_ERATELIMIT: return "rate limited";
+    case MG_EURITOOLONG: return "request line too long";
+    case MG_EHEADERS: return "request headers too large";
+    case MG_ECLIENTSLOW: return "request not received in time";
+    case MG_EUNAUTHORIZED: return "credentials required";
+    case MG_EFORBIDDEN: return "credentials refused";
     default:
         if (code < 0 && code > -1000)
             return strerror(-code);

@@ -36,6 +36,15 @@ enum {
     MG_ENOVERSION = -1010,  /* the model has no such version */
     MG_ENOENDPOINT = -1011, /* no endpoint at this path */
     MG_EMANAGED = -1012,    /* the state is owned by another source (the fleet's etcd) */
+
+    /* Limits and access (hardening): a block of their own, so other additions never clash. */
+    MG_EOVERLOAD = -1100,     /* the version's in-flight bound is reached: retry later */
+    MG_ERATELIMIT = -1101,    /* the client is over its request rate or connection count */
+    MG_EURITOOLONG = -1102,   /* the request line is over its limit */
+    MG_EHEADERS = -1103,      /* a header field, the header section or the field count too big */
+    MG_ECLIENTSLOW = -1104,   /* the client did not send its request in time */
+    MG_EUNAUTHORIZED = -1105, /* no credentials for the admin surface */
+    MG_EFORBIDDEN = -1106,    /* wrong credentials for the admin surface */
 };
 
 /** A failure with a message that says which field and why; `code` is an MG_E* value. */

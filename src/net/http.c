@@ -3,6 +3,7 @@
 #include "core/buf.h"
 #include "core/cpu.h"
 #include "core/log.h"
+#include "net/http1.h"
 
 #include <arpa/inet.h>
 #include <h2o.h>
@@ -27,6 +28,8 @@ typedef struct loop_listener {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *sock;
     int fd;
+    int index; /* the listener's place in mg_http_opts_t.listen */
+    struct loop_thread *loop;
 } loop_listener_t;
 
 /*
@@ -52,6 +55,7 @@ typedef struct loop_thread {
     pthread_t tid;
     int started;
     mg_api_loop_t *api;
+    mg_http1_loop_t *http1; /* the loop's connections (net/http1.h) */
     struct mg_http_server *server;
     h2o_linklist_t conns;        /* conn_track_t, loop thread only */
     atomic_size_t nconns;        /* open connections, for the main thread */
@@ -83,6 +87,7 @@ struct mg_http_server {
     h2o_globalconf_t config;
     h2o_hostconf_t *hosts[MG_HTTP_LISTENERS_MAX][2]; /* per listener: its hostconf, NULL */
     const mg_api_t *api;
+    mg_http1_shared_t *http1; /* limits and connection counts, shared by the loops */
     int nlisten;
     int ports[MG_HTTP_LISTENERS_MAX];
     int nthreads;
@@ -211,7 +216,7 @@ static int accept_one(h2o_socket_t *listener)
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
     }
-    h2o_accept(&l->accept_ctx, sock);
+    mg_http1_accept(t->http1, l->index, l->accept_ctx.hosts, sock);
     return 1;
 }
 
@@ -327,6 +332,8 @@ static void *loop_main(void *arg)
      */
     for (int i = 0; i < 100 && mg_api_loop_pending(t->api) > 0; i++)
         h2o_evloop_run(t->ctx.loop, 10);
+    /* Then close every connection, so nothing they hold outlives the server. */
+    mg_http1_loop_close_all(t->http1);
     h2o_evloop_run(t->ctx.loop, 0);
     rcu_unregister_thread();
     return NULL;
@@ -414,14 +421,21 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
             s->threads[k].listeners[i].fd = -1;
 
     h2o_config_init(&s->config);
-    s->config.max_request_entity_size = opts->max_body_bytes;
+    s->config.max_request_entity_size = opts->limits.max_body_bytes;
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("modelgate"));
     for (int i = 0; i < s->nlisten; i++)
-        register_listener(s, i, opts->listen[i].surfaces, opts->max_body_bytes);
+        register_listener(s, i, opts->listen[i].surfaces, opts->limits.max_body_bytes);
+    if (mg_http1_shared_new(&s->http1, &opts->limits, s->nlisten) != 0) {
+        h2o_config_dispose(&s->config);
+        free(s->threads);
+        free(s);
+        return mg_err_set(err, MG_ENOMEM, "out of memory");
+    }
     for (int i = 0; i < s->nlisten; i++) {
         if (open_listener_fds(s, i, &opts->listen[i], err) != 0) {
             close_fds(s, nthreads);
             h2o_config_dispose(&s->config);
+            mg_http1_shared_free(s->http1);
             free(s->threads);
             free(s);
             return err->code;
@@ -435,7 +449,8 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
         h2o_linklist_init_anchor(&t->conns);
         atomic_init(&t->nconns, 0);
         atomic_init(&t->listeners_closed, 0);
-        if (mg_api_loop_new(&t->api, s->api, t->ctx.loop) != 0) {
+        if (mg_api_loop_new(&t->api, s->api, t->ctx.loop) != 0 ||
+            mg_http1_loop_new(&t->http1, s->http1, &t->ctx) != 0) {
             s->nthreads = k;
             close_fds(s, nthreads);
             mg_http_stop(s);
@@ -445,6 +460,8 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
             loop_listener_t *l = &t->listeners[i];
             l->accept_ctx.ctx = &t->ctx;
             l->accept_ctx.hosts = s->hosts[i];
+            l->index = i;
+            l->loop = t;
             l->sock = h2o_evloop_socket_create(t->ctx.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
             l->sock->data = l;
             h2o_socket_read_start(l->sock, on_accept);
@@ -460,7 +477,7 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
         char names[64];
         mg_api_surface_names(opts->listen[i].surfaces, names, sizeof(names));
         mg_log(MG_LOG_INFO, "http", "listening addr=%s:%d serves=%s threads=%d max_body=%zu",
-               opts->listen[i].host, s->ports[i], names, nthreads, opts->max_body_bytes);
+               opts->listen[i].host, s->ports[i], names, nthreads, opts->limits.max_body_bytes);
     }
     *out = s;
     return 0;
@@ -504,7 +521,9 @@ void mg_http_stop(mg_http_server_t *s)
         if (s->threads[i].started)
             pthread_join(s->threads[i].tid, NULL);
         mg_api_loop_free(s->threads[i].api);
+        mg_http1_loop_free(s->threads[i].http1);
     }
+    mg_http1_shared_free(s->http1);
     free(s->threads);
     /* h2o 2.2 cannot free an event loop; the process exits after stopping the server. */
     free(s);

@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "net/api.h"
+#include "net/http1.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,9 +28,9 @@ typedef struct mg_http_listen {
 typedef struct mg_http_opts {
     const mg_http_listen_t *listen; /* 1..MG_HTTP_LISTENERS_MAX addresses */
     int nlisten;
-    int threads;           /* event loops; 0: number of cores */
-    size_t max_body_bytes; /* larger request bodies get 413 */
-    const mg_api_t *api;   /* endpoints and what they serve; must outlive the server */
+    int threads;              /* event loops; 0: number of cores */
+    mg_http1_limits_t limits; /* request and connection limits, body size among them */
+    const mg_api_t *api;      /* endpoints and what they serve; must outlive the server */
 } mg_http_opts_t;
 
 typedef struct mg_http_server mg_http_server_t;

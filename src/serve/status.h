@@ -7,8 +7,11 @@
 
 /**
  * The HTTP status for a failure `code` (an MG_E* value): 400 malformed or invalid input,
- * 404 unknown model or version, 405 wrong method, 408/504 deadlines, 413 over a size limit,
- * 503 not ready or shutting down, 500 anything the server did wrong. 0 gives 200.
+ * 401/403 missing or wrong admin credentials, 404 unknown model or version, 405 wrong method,
+ * 408 a client too slow to send its request, 504 a deadline passed, 413/414/431 a body,
+ * request line or header section over its limit, 429 a client over its rate or connection
+ * count, 503 not ready, overloaded (MG_EOVERLOAD: send Retry-After) or shutting down,
+ * 500 anything the server did wrong. 0 gives 200.
  * Thread: any.
  */
 int mg_status_http(int code);

@@ -12,6 +12,9 @@ Writes into OUTDIR (created when missing), all opset 13, IR version 8:
   bf16.onnx              input "x" BFLOAT16 [N, 3] -> Identity (no KServe datatype: refused)
   seq.onnx               input "s" sequence(tensor(float)) -> SequenceLength (not a tensor: refused)
   rank9.onnx             input "x" FP32 with 9 dims (over the 8 a tensor may have: refused)
+  slow_fp32.onnx         input "x" FP32 [N, 512] -> 24 x (MatMul by a fixed 512x512 matrix, Tanh)
+                         -> "y": its Run time grows with N (about 1 ms per row on one thread),
+                         for the overload and deadline tests and the overload benchmark
   bad.onnx               256 seeded random bytes (not a model)
 
 Every file is deterministic. Needs Debian's python3-onnx: run it as /usr/bin/python3.
@@ -87,6 +90,22 @@ def seq():
     return model(helper.make_graph([node], "seq", [s], [n]))
 
 
+def slow_fp32(layers=24, width=512):
+    rng = random.Random(1)
+    # Small weights keep Tanh away from saturation; one initializer shared by every layer.
+    w = helper.make_tensor("w", TensorProto.FLOAT, [width, width],
+                           [rng.uniform(-0.05, 0.05) for _ in range(width * width)])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])
+    nodes, prev = [], "x"
+    for i in range(layers):
+        out = "y" if i == layers - 1 else "t%d" % i
+        nodes.append(helper.make_node("MatMul", [prev, "w"], ["m%d" % i]))
+        nodes.append(helper.make_node("Tanh", ["m%d" % i], [out]))
+        prev = out
+    return model(helper.make_graph(nodes, "slow_fp32", [x], [y], initializer=[w]))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: gen_test_models.py OUTDIR")
@@ -100,6 +119,7 @@ def main():
     models["bf16.onnx"] = identity("bf16", TensorProto.BFLOAT16, ["N", 3])
     models["seq.onnx"] = seq()
     models["rank9.onnx"] = identity("rank9", TensorProto.FLOAT, [1] * 9)
+    models["slow_fp32.onnx"] = slow_fp32()
     for name, m in sorted(models.items()):
         onnx.save(m, os.path.join(out, name))
 

@@ -18,6 +18,7 @@
 #include "obs/trace.h"
 #include "repo/registry.h"
 #include "route/router.h"
+#include "serve/pool.h"
 #include "serve/serve.h"
 
 #include <errno.h>
@@ -72,6 +73,8 @@ typedef struct serve_opts {
     long long max_request_line, max_header_field, max_header_bytes, max_headers, max_chunks;
     long long max_pipelined, max_connections, max_client_conns;
     long long header_timeout_ms, body_timeout_ms, idle_timeout_ms;
+    /* Overload and deadlines (serve/admit.h, serve/pool.h, serve/deadline.h). */
+    long long exec_threads, max_inflight, max_request_timeout_ms, default_request_timeout_ms;
 } serve_opts_t;
 
 enum { CONTROL_NONE = 0, CONTROL_POLL, CONTROL_EXPLICIT };
@@ -195,6 +198,20 @@ static const mg_opt_t serve_options[] = {
      "then 408"},
     {"keepalive-timeout-ms", "keepalive_timeout_ms", MG_OPT_INT, F(idle_timeout_ms), 0, 1, 3600000,
      NULL, "MS", "1..3600000", "idle keep-alive connections are closed after this (default 30000)"},
+    /* Overload and deadlines. */
+    {"exec-threads", "exec_threads", MG_OPT_INT, F(exec_threads), 0, 0, 1024, NULL, "N", "0..1024",
+     "threads of the execution pool for models with \"execution\": \"pool\" (default 0: none, "
+     "they run on the loops)"},
+    {"max-inflight", "max_inflight", MG_OPT_INT, F(max_inflight), 0, 0, 1000000, NULL, "N",
+     "0..1000000",
+     "requests in flight per model version when its config.json sets none (default 256; 0: no "
+     "bound); more get 503"},
+    {"max-request-timeout-ms", "max_request_timeout_ms", MG_OPT_INT, F(max_request_timeout_ms), 0,
+     0, 86400000, NULL, "MS", "0..86400000",
+     "cap on a request's timeout parameter or Request-Timeout (default 60000; 0: none)"},
+    {"default-request-timeout-ms", "default_request_timeout_ms", MG_OPT_INT,
+     F(default_request_timeout_ms), 0, 0, 86400000, NULL, "MS", "0..86400000",
+     "deadline of requests that set none (default 0: none); past it 504"},
     MG_OPT_END,
 };
 
@@ -233,6 +250,8 @@ static int read_options(int argc, char **argv, serve_opts_t *o)
     o->header_timeout_ms = lim.header_timeout_ms;
     o->body_timeout_ms = lim.body_timeout_ms;
     o->idle_timeout_ms = lim.idle_timeout_ms;
+    o->max_inflight = 256;
+    o->max_request_timeout_ms = 60000;
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 &&
             mg_opt_load_file(serve_options, argv[i + 1], o) != 0)
@@ -531,6 +550,7 @@ int mg_cli_serve(int argc, char **argv)
     mg_http_server_t *http = NULL;
     mg_grpc_server_t *grpc = NULL;
     mg_cluster_t *cluster = NULL;
+    mg_pool_t *pool = NULL;
     rcu_register_thread();
 
     mg_infer_env_opts_t eo = {
@@ -572,13 +592,22 @@ int mg_cli_serve(int argc, char **argv)
     }
     mg_serve_opts_t so = {.registry = reg,
                           .router = router,
-                          .default_model = o.default_model[0] ? o.default_model : NULL};
+                          .default_model = o.default_model[0] ? o.default_model : NULL,
+                          .max_inflight = (int)o.max_inflight,
+                          .deadline = {o.max_request_timeout_ms, o.default_request_timeout_ms}};
     if (mg_serve_new(&core, &so, &err) != 0 || mg_control_start(&control, reg, router, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
     }
     fleet_setup(&o, control, state_path);
-    mg_api_t api = {.serve = core, .control = control, .max_body_bytes = (size_t)o.max_body_bytes};
+    if (o.exec_threads > 0 && mg_pool_new(&pool, (int)o.exec_threads, &err) != 0) {
+        mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
+        goto out;
+    }
+    mg_api_t api = {.serve = core,
+                    .control = control,
+                    .max_body_bytes = (size_t)o.max_body_bytes,
+                    .pool = pool};
     mg_http_listen_t listen[] = {
         {o.listen.host, o.listen.port, MG_SURFACE_ALL},
         {o.metrics_listen.host, o.metrics_listen.port, MG_SURFACE_METRICS}};
@@ -656,13 +685,18 @@ int mg_cli_serve(int argc, char **argv)
     mg_log(MG_LOG_INFO, "main", "stopping");
     status = 0;
 out:
-    /* The watcher and the fleet's watch, then changes (queued ones are cancelled and answered),
-       then the loops. */
+    /*
+     * The watcher and the fleet's watch, then changes (queued ones are cancelled and
+     * answered), then the executions on the pool (their answers wait on the loops' queues),
+     * then the loops.
+     */
     mg_watch_stop(watch);
     mg_cluster_stop(cluster);
     mg_control_stop(control);
+    mg_pool_stop(pool);
     mg_grpc_stop(grpc, (int)o.drain_timeout * 1000); /* after a drain: at once */
     mg_http_stop(http);
+    mg_pool_free(pool);
     mg_serve_free(core);
     mg_router_free(router);
     mg_registry_free(reg);

@@ -55,6 +55,8 @@ typedef struct mg_infer_request {
     mg_arena_t *arena;  /* owns decoded memory; reset by the front end */
     mg_param_t *params; /* request-level parameters with scalar values, in request order */
     size_t nparams;
+    int64_t deadline_ns; /* CLOCK_MONOTONIC time by which the Run must end (it is stopped then,
+                            infer/session.h); 0: none. Set by the request core. */
 } mg_infer_request_t;
 
 /** Empties `req` (no id, inputs, outputs or parameters; JSON outputs) but keeps its arena. */

@@ -1,5 +1,6 @@
 #include "infer/session.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,32 @@ static const OrtApi *ort;
 static OrtEnv *ort_env;
 static OrtMemoryInfo *cpu_mem;  /* describes request memory handed to ORT without a copy */
 static OrtAllocator *cpu_alloc; /* ORT's default allocator: owned by ORT, never released */
-static OrtRunOptions *run_opts; /* shared by every Run (ORT only reads it) */
+static OrtRunOptions *run_opts; /* shared by every Run without a deadline (ORT only reads it) */
+static int run_log_level;       /* of run_opts, and of each thread's deadline run options */
+
+/*
+ * Deadlines. A Run with a deadline uses its thread's own run options (terminating one stops
+ * only the Run that uses it) and is listed here while it runs; one watchdog thread sleeps
+ * until the earliest deadline and sets the terminate flag of every overdue Run. ONNX Runtime
+ * checks the flag between nodes, so the Run returns early with an error that is reported as
+ * MG_ETIMEDOUT. Listing, unlisting, clearing and setting the flag all happen under `mu`, so
+ * the flag is only ever set on a Run that is still going.
+ */
+typedef struct deadline_run {
+    OrtRunOptions *ro;
+    int64_t deadline_ns;
+    int terminated;
+    struct deadline_run *next, *prev;
+} deadline_run_t;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    deadline_run_t *runs; /* Runs with a deadline in progress */
+    pthread_t tid;
+    int started, stop;
+    pthread_key_t ro_key; /* each thread's deadline run options, released at thread exit */
+} watchdog = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 #define NONE           SIZE_MAX /* "no index" in slot maps */
 #define NAME_MAX_SHOWN 128      /* cap for a client-supplied name in a message */
@@ -177,6 +203,144 @@ static int create_env(OrtLoggingLevel level, const OrtThreadingOptions *tp, OrtE
     return status_to_err(st, MG_ERUNTIME, err, "onnxruntime");
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void release_thread_run_options(void *ro)
+{
+    if (ort != NULL)
+        ort->ReleaseRunOptions(ro);
+}
+
+/* Sleeps until the earliest deadline, terminates every overdue Run, and again. */
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&watchdog.mu);
+    while (!watchdog.stop) {
+        int64_t now = now_ns(), next = INT64_MAX;
+        for (deadline_run_t *r = watchdog.runs; r != NULL; r = r->next) {
+            if (r->terminated)
+                continue;
+            if (r->deadline_ns <= now) {
+                OrtStatus *st = ort->RunOptionsSetTerminate(r->ro);
+                if (st != NULL)
+                    ort->ReleaseStatus(st);
+                r->terminated = 1;
+            } else if (r->deadline_ns < next) {
+                next = r->deadline_ns;
+            }
+        }
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&watchdog.wake, &watchdog.mu);
+        } else {
+            struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
+            pthread_cond_timedwait(&watchdog.wake, &watchdog.mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&watchdog.mu);
+    return NULL;
+}
+
+static int watchdog_start(mg_err_t *err)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&watchdog.wake, &ca);
+    pthread_condattr_destroy(&ca);
+    watchdog.stop = 0;
+    watchdog.runs = NULL;
+    if (pthread_key_create(&watchdog.ro_key, release_thread_run_options) != 0) {
+        pthread_cond_destroy(&watchdog.wake);
+        return mg_err_set(err, MG_ERUNTIME, "onnxruntime: cannot create the deadline watchdog");
+    }
+    if (pthread_create(&watchdog.tid, NULL, watchdog_main, NULL) != 0) {
+        pthread_key_delete(watchdog.ro_key);
+        pthread_cond_destroy(&watchdog.wake);
+        return mg_err_set(err, MG_ERUNTIME, "onnxruntime: cannot start the deadline watchdog");
+    }
+    watchdog.started = 1;
+    return 0;
+}
+
+static void watchdog_stop(void)
+{
+    if (!watchdog.started)
+        return;
+    pthread_mutex_lock(&watchdog.mu);
+    watchdog.stop = 1;
+    pthread_cond_signal(&watchdog.wake);
+    pthread_mutex_unlock(&watchdog.mu);
+    pthread_join(watchdog.tid, NULL);
+    /* The calling thread's options: the key's destructor runs only when a thread exits. */
+    void *ro = pthread_getspecific(watchdog.ro_key);
+    if (ro != NULL) {
+        ort->ReleaseRunOptions(ro);
+        pthread_setspecific(watchdog.ro_key, NULL);
+    }
+    pthread_key_delete(watchdog.ro_key);
+    pthread_cond_destroy(&watchdog.wake);
+    watchdog.started = 0;
+}
+
+/* This thread's run options for Runs with a deadline, created on first use. NULL: none. */
+static OrtRunOptions *thread_run_options(void)
+{
+    OrtRunOptions *ro = pthread_getspecific(watchdog.ro_key);
+    if (ro != NULL)
+        return ro;
+    if (status_to_err(ort->CreateRunOptions(&ro), MG_ERUNTIME, NULL, "") != 0)
+        return NULL;
+    if (status_to_err(ort->RunOptionsSetRunLogSeverityLevel(ro, run_log_level), MG_ERUNTIME, NULL,
+                      "") != 0 ||
+        pthread_setspecific(watchdog.ro_key, ro) != 0) {
+        ort->ReleaseRunOptions(ro);
+        return NULL;
+    }
+    return ro;
+}
+
+/* Lists a Run with a deadline (its flag cleared) and wakes the watchdog when it is the first. */
+static void deadline_enter(deadline_run_t *r)
+{
+    pthread_mutex_lock(&watchdog.mu);
+    OrtStatus *st = ort->RunOptionsUnsetTerminate(r->ro);
+    if (st != NULL)
+        ort->ReleaseStatus(st);
+    r->terminated = 0;
+    r->prev = NULL;
+    r->next = watchdog.runs;
+    int earliest = 1;
+    for (deadline_run_t *o = watchdog.runs; o != NULL && earliest; o = o->next)
+        earliest = o->terminated || r->deadline_ns < o->deadline_ns;
+    if (watchdog.runs != NULL)
+        watchdog.runs->prev = r;
+    watchdog.runs = r;
+    if (earliest)
+        pthread_cond_signal(&watchdog.wake);
+    pthread_mutex_unlock(&watchdog.mu);
+}
+
+/* Unlists it; returns whether the watchdog terminated it. */
+static int deadline_leave(deadline_run_t *r)
+{
+    pthread_mutex_lock(&watchdog.mu);
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        watchdog.runs = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    int terminated = r->terminated;
+    pthread_mutex_unlock(&watchdog.mu);
+    return terminated;
+}
+
 int mg_infer_env_init(const mg_infer_env_opts_t *opts, mg_err_t *err)
 {
     mg_infer_env_opts_t o = {0};
@@ -231,6 +395,11 @@ int mg_infer_env_init(const mg_infer_env_opts_t *opts, mg_err_t *err)
     cpu_mem = mem;
     cpu_alloc = alloc;
     run_opts = ro;
+    run_log_level = run_level;
+    if ((rc = watchdog_start(err)) != 0) {
+        mg_infer_env_deinit();
+        return rc;
+    }
     return 0;
 
 fail:
@@ -245,6 +414,7 @@ void mg_infer_env_deinit(void)
 {
     if (ort_env == NULL)
         return;
+    watchdog_stop();
     ort->ReleaseRunOptions(run_opts);
     ort->ReleaseMemoryInfo(cpu_mem);
     ort->ReleaseEnv(ort_env);
@@ -770,13 +940,6 @@ static void release_values(OrtValue **v, size_t n)
     }
 }
 
-static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int mg_session_run(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
                    mg_err_t *err)
 {
@@ -829,14 +992,30 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
         rc = make_input(&req->inputs[slot[k]], a, &in[k], err);
     own->n = nout;
     memset(own->values, 0, nout * sizeof(own->values[0]));
+    deadline_run_t dl = {.ro = run_opts, .deadline_ns = req->deadline_ns};
+    if (rc == 0 && dl.deadline_ns != 0) {
+        if ((dl.ro = thread_run_options()) == NULL)
+            rc = mg_err_set(err, MG_ENOMEM, "request: out of memory");
+        else if (now_ns() >= dl.deadline_ns)
+            rc =
+                mg_err_set(err, MG_ETIMEDOUT, "the request's deadline passed before the model ran");
+        else
+            deadline_enter(&dl);
+    }
     if (rc == 0) {
+        int64_t started = timing != NULL || dl.deadline_ns != 0 ? now_ns() : 0;
         if (timing != NULL)
-            timing->infer_ns = monotonic_ns();
-        rc = status_to_err(ort->Run(s->ort, run_opts, (const char *const *)s->input_names,
+            timing->infer_ns = started;
+        rc = status_to_err(ort->Run(s->ort, dl.ro, (const char *const *)s->input_names,
                                     (const OrtValue *const *)in, nin, out_names, nout, own->values),
                            MG_ERUNTIME, err, "onnxruntime");
         if (timing != NULL)
-            timing->output_ns = monotonic_ns();
+            timing->output_ns = now_ns();
+        if (dl.deadline_ns != 0 && deadline_leave(&dl) && rc != 0)
+            rc = mg_err_set(err, MG_ETIMEDOUT,
+                            "the request's deadline passed while the model ran; the run was "
+                            "stopped after %lld ms",
+                            (long long)((now_ns() - started) / 1000000));
     }
     release_values(in, nin);
     if (rc)

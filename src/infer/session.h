@@ -23,13 +23,18 @@ typedef struct mg_infer_env_opts {
 
 /**
  * Creates the process-wide OrtEnv with global thread pools (spinning off, so idle pool
- * threads never steal the event loops' CPU). `opts` may be NULL for the defaults.
+ * threads never steal the event loops' CPU), and starts the watchdog thread that stops Runs
+ * past their deadline (mg_session_run). `opts` may be NULL for the defaults.
  * Returns 0, MG_EINVAL (negative thread count, log level over 4), MG_EEXIST (already
  * initialised) or MG_ERUNTIME, with `err` filled. Thread: start-up only, before any session.
  */
 int mg_infer_env_init(const mg_infer_env_opts_t *opts, mg_err_t *err);
 
-/** Releases the environment. Every session must be freed first. Thread: shutdown only. */
+/**
+ * Stops the watchdog and releases the environment. Every session must be freed first, and
+ * every thread that ran a Run with a deadline must have exited (or be the caller).
+ * Thread: shutdown only.
+ */
 void mg_infer_env_deinit(void);
 
 /** Returns the ONNX Runtime version string ("1.29.0"), static. Thread: any, even before init. */
@@ -114,9 +119,13 @@ int mg_session_validate(const mg_session_t *s, const mg_infer_request_t *req, mg
  * `req->arena`; fixed-size output memory is held in `resp->owner` until
  * mg_session_response_release(); output names point into the session. Other `resp` fields
  * are left alone, and `resp` is untouched on failure.
- * Returns 0, a validation code, MG_ENOMEM, or MG_ERUNTIME with ONNX Runtime's message (e.g. a
- * shape conflict the metadata could not catch). Thread: any; several threads may run one
- * session at once, each with its own request arena.
+ * With `req->deadline_ns` set, a Run still going at that time (CLOCK_MONOTONIC) is stopped
+ * by the environment's watchdog thread through its run options (RunOptionsSetTerminate; ONNX
+ * Runtime checks it between nodes) and MG_ETIMEDOUT is returned; one already past it does
+ * not start. Other Runs, on this session or any other, are not affected.
+ * Returns 0, a validation code, MG_ENOMEM, MG_ETIMEDOUT, or MG_ERUNTIME with ONNX Runtime's
+ * message (e.g. a shape conflict the metadata could not catch). Thread: any; several threads
+ * may run one session at once, each with its own request arena.
  */
 int mg_session_run(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
                    mg_err_t *err);

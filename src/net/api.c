@@ -34,7 +34,8 @@ struct mg_api_loop {
     mg_buf_t out;               /* per request: the response body */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver; /* completed control operations */
-    size_t pending;
+    h2o_multithread_receiver_t ran;      /* executions the pool completed */
+    size_t pending;                      /* control operations and pool executions out */
 };
 
 /* ---- responses ---------------------------------------------------------------------------- */
@@ -380,35 +381,41 @@ typedef enum { ENCODE_KSERVE, ENCODE_PREDICT } encoding_t;
 
 static void describe_call(const mg_api_loop_t *l, h2o_req_t *req, mg_serve_call_t *call);
 
-/* Runs the call through the request core and sends the answer in `enc`. */
-static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call,
-                             encoding_t enc)
+/*
+ * Sends the answer of a finished call in `enc` (a failure with the core's headers for
+ * failures: Retry-After) and ends the call (mg_serve_done). Returns 0 as handlers do.
+ */
+static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call,
+                   mg_serve_result_t *res, encoding_t enc)
 {
     mg_buf_t *b = &l->out;
-    mg_serve_result_t res;
-    answering = &res;
-    if (mg_serve_infer(l->api->serve, call, &res) != 0) {
-        send_error(req, b, res.rc, res.err.msg);
-        mg_serve_done(&res);
+    answering = res;
+    if (res->rc != 0) {
+        mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
+        size_t n = mg_serve_error_headers(res, hdrs);
+        for (size_t i = 0; i < n; i++)
+            add_header(req, hdrs[i].name, hdrs[i].value.ptr, hdrs[i].value.len);
+        send_error(req, b, res->rc, res->err.msg);
+        mg_serve_done(res);
         answering = NULL;
         return 0;
     }
     mg_buf_reset(b);
     size_t header_len = MG_KSERVE_NO_BINARY;
-    int rc = enc == ENCODE_KSERVE ? mg_kserve_encode_response(&res.resp, b, &header_len)
-                                  : mg_predict_encode_response(&res.resp, b);
+    int rc = enc == ENCODE_KSERVE ? mg_kserve_encode_response(&res->resp, b, &header_len)
+                                  : mg_predict_encode_response(&res->resp, b);
     if (rc != 0) {
-        mg_serve_done(&res);
+        mg_serve_done(res);
         send_error(req, b, MG_ENOMEM, "out of memory encoding the response");
         answering = NULL;
         return 0;
     }
     mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
     char explain[MG_SERVE_EXPLAIN_MAX];
-    size_t n = mg_serve_headers(call, &res, hdrs, explain);
+    size_t n = mg_serve_headers(call, res, hdrs, explain);
     for (size_t i = 0; i < n; i++)
         add_header(req, hdrs[i].name, hdrs[i].value.ptr, hdrs[i].value.len);
-    mg_serve_done(&res);
+    mg_serve_done(res);
     if (header_len != MG_KSERVE_NO_BINARY) {
         char num[24];
         int k = snprintf(num, sizeof(num), "%zu", header_len);
@@ -419,6 +426,123 @@ static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_ca
     }
     answering = NULL;
     return 0;
+}
+
+/*
+ * A call whose model runs on the execution pool. It takes the loop's arena (the decoded
+ * request lives there; the loop starts a fresh one) and copies of what the call points to on
+ * the handler's stack; the request body and headers stay in the h2o request, which lives
+ * until the answer is sent (or the connection closes: `req` is then NULL and the result is
+ * only released).
+ */
+typedef struct pool_call {
+    h2o_multithread_message_t msg; /* first: the receiver hands back this pointer */
+    mg_pool_job_t job;
+    mg_api_loop_t *loop;
+    h2o_req_t *req;
+    struct pool_ref *ref;
+    encoding_t enc;
+    mg_arena_t arena;
+    mg_infer_request_t ireq;
+    mg_predict_request_t predict;
+    mg_serve_call_t call;
+    mg_serve_result_t res;
+} pool_call_t;
+
+typedef struct pool_ref {
+    pool_call_t *pc;
+} pool_ref_t;
+
+static void pool_ref_dispose(void *p)
+{
+    pool_ref_t *ref = p;
+    if (ref->pc != NULL)
+        ref->pc->req = NULL;
+}
+
+/* Pool thread: run, then hand the result back to the loop. */
+static void pool_call_run(mg_pool_job_t *job)
+{
+    pool_call_t *pc = (pool_call_t *)((char *)job - offsetof(pool_call_t, job));
+    mg_serve_run(pc->loop->api->serve, &pc->call, &pc->res);
+    mg_log_context_set(NULL);
+    h2o_multithread_send_message(&pc->loop->ran, &pc->msg);
+}
+
+/* Loop thread: answer every execution the pool finished whose request is still there. */
+static void on_ran(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    mg_api_loop_t *l = (mg_api_loop_t *)((char *)receiver - offsetof(mg_api_loop_t, ran));
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        pool_call_t *pc = (pool_call_t *)m;
+        if (pc->req != NULL) {
+            pc->ref->pc = NULL;
+            respond(l, pc->req, &pc->call, &pc->res, pc->enc);
+        } else {
+            mg_serve_done(&pc->res);
+        }
+        mg_arena_free(&pc->arena);
+        free(pc);
+        l->pending--;
+    }
+}
+
+/* Hands an admitted call to the pool. Returns 0 as handlers do. */
+static int run_on_pool(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call,
+                       mg_serve_result_t *res, encoding_t enc)
+{
+    pool_call_t *pc = calloc(1, sizeof(*pc));
+    pool_ref_t *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), pool_ref_dispose);
+    if (pc == NULL || ref == NULL) {
+        free(pc);
+        res->rc = MG_ENOMEM;
+        mg_err_set(&res->err, MG_ENOMEM, "out of memory");
+        return respond(l, req, call, res, enc);
+    }
+    pc->loop = l;
+    pc->req = req;
+    pc->ref = ref;
+    pc->enc = enc;
+    pc->arena = l->arena;
+    mg_arena_init(&l->arena, 0);
+    pc->ireq = *call->req;
+    pc->ireq.arena = &pc->arena;
+    pc->call = *call;
+    pc->call.req = &pc->ireq;
+    if (call->bind_ctx != NULL) {
+        pc->predict = *(const mg_predict_request_t *)call->bind_ctx;
+        pc->call.bind_ctx = &pc->predict;
+    }
+    mg_serve_move(&pc->res, res, &pc->call);
+    pc->job.run = pool_call_run;
+    ref->pc = pc;
+    if (mg_pool_submit(l->api->pool, &pc->job) != 0) {
+        ref->pc = NULL;
+        pc->res.rc = MG_ECANCELED;
+        mg_err_set(&pc->res.err, MG_ECANCELED, "the server is shutting down");
+        respond(l, req, &pc->call, &pc->res, enc);
+        mg_arena_free(&pc->arena);
+        free(pc);
+        return 0;
+    }
+    l->pending++;
+    return 0;
+}
+
+/* Runs the call through the request core (here, or on the pool) and answers in `enc`. */
+static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call,
+                             encoding_t enc)
+{
+    mg_serve_result_t res;
+    if (mg_serve_begin(l->api->serve, call, &res) == 0) {
+        if (l->api->pool != NULL && mg_serve_on_pool(&res))
+            return run_on_pool(l, req, call, &res, enc);
+        mg_serve_run(l->api->serve, call, &res);
+    }
+    return respond(l, req, call, &res, enc);
 }
 
 /* POST /v2/models/{m}[/versions/{v}]/infer, or a route-table URL with api "infer". */
@@ -1050,6 +1174,7 @@ int mg_api_loop_new(mg_api_loop_t **out, const mg_api_t *api, h2o_loop_t *loop)
     mg_arena_init(&l->arena, 0);
     l->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(l->queue, &l->receiver, on_jobs);
+    h2o_multithread_register_receiver(l->queue, &l->ran, on_ran);
     *out = l;
     return 0;
 }
@@ -1059,6 +1184,7 @@ void mg_api_loop_free(mg_api_loop_t *l)
     if (l == NULL)
         return;
     h2o_multithread_unregister_receiver(l->queue, &l->receiver);
+    h2o_multithread_unregister_receiver(l->queue, &l->ran);
     h2o_multithread_destroy_queue(l->queue);
     mg_arena_free(&l->arena);
     mg_buf_free(&l->out);

@@ -15,6 +15,7 @@
 
 #include "cluster/cluster.h"
 #include "control/control.h"
+#include "serve/pool.h"
 #include "serve/serve.h"
 
 #include <h2o.h>
@@ -40,6 +41,7 @@ typedef struct mg_api {
     /* With --etcd: the fleet's status for readiness, set once it has started (the loops may
      * already run); else NULL. */
     _Atomic(mg_cluster_t *) cluster;
+    mg_pool_t *pool;       /* runs models configured with "execution": "pool"; NULL: none */
 } mg_api_t;
 
 /** One event loop's endpoint state: scratch memory and the mailbox for control results. */

@@ -147,7 +147,8 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     static const char *const known[] = {
         "name",           "max_batch_size",   "version_policy", "default_version",
         "instance_count", "intra_op_threads", "warmup",         "platform",
-        "backend",        "traffic",          "breaker",        "sha256"};
+        "backend",        "traffic",          "breaker",        "sha256",
+        "max_inflight",   "execution"};
     mg_model_config_default(cfg);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -199,6 +200,18 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
     if (get_uint(root, "intra_op_threads", 256, &n, err) != 0)
         goto out;
     c.intra_op_threads = (int)n;
+    n = 0;
+    if (get_uint(root, "max_inflight", 1000000, &n, err) != 0)
+        goto out;
+    c.max_inflight = (int)n;
+    if ((v = json_object_get(root, "execution")) != NULL) {
+        const char *x = json_string_value(v);
+        if (x == NULL || (strcmp(x, "inline") != 0 && strcmp(x, "pool") != 0)) {
+            mg_err_set(err, MG_ECONFIG, "config.json: 'execution' must be \"inline\" or \"pool\"");
+            goto out;
+        }
+        c.execute_on_pool = strcmp(x, "pool") == 0;
+    }
     if ((v = json_object_get(root, "version_policy")) != NULL && parse_policy(v, &c, err) != 0)
         goto out;
     if ((v = json_object_get(root, "default_version")) != NULL &&

@@ -12,6 +12,11 @@
  *    "sha256": {"3": "<hex>" | {"model.onnx": "<hex>", "weights.bin": "<hex>"}},
  *                                      digests pinned per version (repo/verify.h); a string
  *                                      pins model.onnx
+ *    "max_inflight": 8,                requests in flight (queued or running) at once per
+ *                                      version; more get 503 (serve/admit.h); 0: the server's
+ *    "execution": "inline" | "pool",   where Runs happen: on the event loop that received the
+ *                                      request, or on the execution pool (--exec-threads), which
+ *                                      keeps the loops answering while a slow model runs
  *    "traffic": {...},                 the traffic policy, see route/policy.h
  *    "breaker": {...}}                 the versions' circuit breaker, see route/breaker.h
  *
@@ -57,6 +62,8 @@ typedef struct mg_model_config {
     int instance_count;      /* sessions per version (>= 1) */
     int intra_op_threads;    /* 0: share the global pools */
     int warmup_runs;         /* 0: no warm-up */
+    int max_inflight;        /* 0: the server default (--max-inflight) */
+    bool execute_on_pool;    /* "execution": "pool" */
     bool has_traffic;        /* a "traffic" policy was given */
     mg_policy_t traffic;
     mg_breaker_config_t breaker; /* the defaults of route/breaker.h unless "breaker" is given */

@@ -75,6 +75,20 @@ bool mg_loader_valid_name(const char *name)
     return name[0] != '\0' && name[0] != '.' && strlen(name) <= 255 && strchr(name, '/') == NULL;
 }
 
+/*
+ * Reasons are shown to clients (the repository index, readiness): files are named relative to
+ * the repository there, and with their full path only in the log.
+ */
+static void strip_repo_dir(const mg_loader_t *l, char *msg)
+{
+    size_t n = strlen(l->repo_dir);
+    char *p;
+    while (n > 0 && (p = strstr(msg, l->repo_dir)) != NULL) {
+        size_t cut = n + (p[n] == '/');
+        memmove(p, p + cut, strlen(p + cut) + 1);
+    }
+}
+
 int mg_loader_read_config(const mg_loader_t *l, const char *model, mg_model_config_t *cfg,
                           mg_err_t *err)
 {
@@ -91,8 +105,11 @@ int mg_loader_read_config(const mg_loader_t *l, const char *model, mg_model_conf
     int rc = mg_file_read(path, 1 << 20, &text, &len, &ferr);
     if (rc == MG_ENOENT)
         return 0;
-    if (rc != 0)
+    if (rc != 0) {
+        mg_log(MG_LOG_ERROR, "repo", "cannot read config model=%s (%s)", model, ferr.msg);
+        strip_repo_dir(l, ferr.msg);
         return mg_err_set(err, MG_ECONFIG, "%s", ferr.msg);
+    }
     rc = mg_model_config_parse(text, len, model, cfg, &ferr);
     free(text);
     if (rc != 0)
@@ -398,8 +415,10 @@ static int validate(const mg_loader_t *l, mg_model_version_t *v, const load_t *l
     mg_err_t err;
     mg_err_clear(&err);
     int rc = mg_sandbox_validate(l->sandbox, &job, &err);
-    if (rc != 0)
+    if (rc != 0) {
+        strip_repo_dir(l, err.msg);
         mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
+    }
     return rc;
 }
 
@@ -513,10 +532,12 @@ mg_model_version_t *mg_loader_load_version(const mg_loader_t *l, const char *mod
     }
     if (ld.nfiles > 0)
         memcpy(v->sha256, ld.files[0].sha256, 32);
-    if (rc != 0)
+    if (rc != 0) {
+        strip_repo_dir(l, err.msg);
         mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
-    else if (l->sandbox == NULL || validate(l, v, &ld) == 0)
+    } else if (l->sandbox == NULL || validate(l, v, &ld) == 0) {
         build_sessions(v, &ld);
+    }
     load_free(&ld);
     if (v->state != MG_MODEL_READY) {
         for (int i = 0; i < v->nsessions; i++)

@@ -637,14 +637,62 @@ int mg_registry_load_list(mg_registry_t *r, const char *const *names, size_t n)
     return load_many(r, names, n, MG_LOADER_RETRY_FAILED);
 }
 
+/*
+ * Finds `name` in the repository's own listing (kept in `names`, which the caller frees) and
+ * sets *listed to the listing's copy. A name from a request is only compared with the listing
+ * and the listed name is what goes on: request bytes are never joined into a path.
+ * Returns 0, MG_ENOMODEL (not listed) or the listing's failure.
+ */
+static int listed_name(mg_registry_t *r, const char *name, mg_buf_t *names, const char **listed)
+{
+    size_t n = 0;
+    if (!mg_loader_valid_name(name))
+        return MG_ENOMODEL;
+    int rc = mg_loader_list_models(&r->loader, names, &n);
+    if (rc != 0)
+        return rc;
+    const char *p = names->data;
+    for (size_t i = 0; i < n; i++, p += strlen(p) + 1) {
+        if (strcmp(p, name) == 0) {
+            *listed = p;
+            return 0;
+        }
+    }
+    return MG_ENOMODEL;
+}
+
+static int no_model(mg_err_t *err, const char *name)
+{
+    return mg_err_set(err, MG_ENOMODEL, "no model '%.*s' in the repository",
+                      mg_err_quote_len(strlen(name)), name);
+}
+
 int mg_registry_load(mg_registry_t *r, const char *name, mg_err_t *err)
 {
     mg_err_t local;
     if (err == NULL)
         err = &local;
-    if (!mg_loader_valid_name(name))
-        return mg_err_set(err, MG_ENOMODEL, "no model '%s' in the repository", name);
-    return load_one(r, name, NULL, 0, MG_LOADER_RETRY_FAILED, err);
+    mg_buf_t names = {0};
+    const char *listed = NULL;
+    int rc = listed_name(r, name, &names, &listed);
+    if (rc == 0)
+        rc = load_one(r, listed, NULL, 0, MG_LOADER_RETRY_FAILED, err);
+    else if (rc == MG_ENOMODEL)
+        no_model(err, name);
+    else
+        mg_err_set(err, rc, "cannot list the repository");
+    mg_buf_free(&names);
+    return rc;
+}
+
+/* A rescan of a model the listing names (`listed`), or that it no longer names (NULL). */
+static int rescan_listed(mg_registry_t *r, const char *name, const char *listed,
+                         const int64_t *settled, int n, mg_err_t *err)
+{
+    int rc = listed != NULL ? load_one(r, listed, settled, n, 0, err) : MG_ENOMODEL;
+    if (rc == MG_ENOMODEL)
+        return remove_model(r, name, err);
+    return rc;
 }
 
 int mg_registry_rescan(mg_registry_t *r, const char *name, const int64_t *settled, int n,
@@ -654,10 +702,15 @@ int mg_registry_rescan(mg_registry_t *r, const char *name, const int64_t *settle
     if (err == NULL)
         err = &local;
     if (!mg_loader_valid_name(name))
-        return mg_err_set(err, MG_ENOMODEL, "no model '%s' in the repository", name);
-    int rc = load_one(r, name, settled, n, 0, err);
-    if (rc == MG_ENOMODEL)
-        return remove_model(r, name, err);
+        return no_model(err, name);
+    mg_buf_t names = {0};
+    const char *listed = NULL;
+    int rc = listed_name(r, name, &names, &listed);
+    if (rc == 0 || rc == MG_ENOMODEL)
+        rc = rescan_listed(r, name, listed, settled, n, err);
+    else
+        mg_err_set(err, rc, "cannot list the repository");
+    mg_buf_free(&names);
     return rc;
 }
 
@@ -694,7 +747,7 @@ int mg_registry_rescan_all(mg_registry_t *r)
             continue;
         mg_err_t err;
         mg_err_clear(&err);
-        if (mg_registry_rescan(r, p, NULL, 0, &err) != 0)
+        if (rescan_listed(r, p, p, NULL, 0, &err) != 0)
             failed++;
     }
     mg_buf_free(&names);

@@ -20,6 +20,7 @@ mg_model_version_t *mg_model_version_alloc(const char *model, int64_t number,
     }
     atomic_init(&v->live->pins, 0);
     atomic_init(&v->live->cursor, 0);
+    atomic_init(&v->live->inflight, 0);
     v->number = number;
     mg_version_format(number, v->text);
     v->state = MG_MODEL_FAILED;
@@ -130,4 +131,9 @@ void mg_model_version_unpin(mg_model_version_t *v)
 int mg_model_version_pins(const mg_model_version_t *v)
 {
     return atomic_load_explicit(&v->live->pins, memory_order_acquire);
+}
+
+atomic_int *mg_model_version_inflight(mg_model_version_t *v)
+{
+    return &v->live->inflight;
 }

@@ -14,6 +14,7 @@
 #include "repo/config.h"
 #include "route/breaker.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /*
@@ -91,5 +92,11 @@ void mg_model_version_unpin(mg_model_version_t *v);
 
 /** Requests in flight on `v` (pins held), as last seen. Thread: any. */
 int mg_model_version_pins(const mg_model_version_t *v);
+
+/**
+ * The counter of requests admitted to `v` (running or queued), which only serve/admit.h
+ * changes. Owned by `v`. Thread: any holder of a pin.
+ */
+atomic_int *mg_model_version_inflight(mg_model_version_t *v);
 
 #endif

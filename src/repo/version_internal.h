@@ -22,7 +22,8 @@ typedef struct version_file {
 /* What request threads write: on its own cache line, apart from the read-only part. */
 typedef struct version_live {
     alignas(64) atomic_int pins;
-    atomic_uint cursor; /* round robin over the sessions */
+    atomic_uint cursor;  /* round robin over the sessions */
+    atomic_int inflight; /* admitted requests (serve/admit.h) */
 } version_live_t;
 
 struct mg_model_version {

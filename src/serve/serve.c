@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "core/rcu.h"
 #include "route/breaker.h"
+#include "serve/admit.h"
 #include "serve/execute.h"
 #include "serve/status.h"
 
@@ -17,6 +18,8 @@ struct mg_serve {
     mg_router_t *router;
     char *default_model;  /* NULL: the only model of the repository, if there is one */
     atomic_bool draining; /* shutting down: readiness says no, requests still run */
+    int max_inflight;     /* the admission bound of versions whose config has none */
+    mg_deadline_opts_t deadline;
 };
 
 int mg_serve_new(mg_serve_t **out, const mg_serve_opts_t *opts, mg_err_t *err)
@@ -27,6 +30,8 @@ int mg_serve_new(mg_serve_t **out, const mg_serve_opts_t *opts, mg_err_t *err)
     s->registry = opts->registry;
     s->router = opts->router;
     atomic_init(&s->draining, false);
+    s->max_inflight = opts->max_inflight;
+    s->deadline = opts->deadline;
     if (opts->default_model != NULL && opts->default_model[0] != '\0' &&
         (s->default_model = strdup(opts->default_model)) == NULL) {
         free(s);
@@ -324,11 +329,19 @@ static void obs_replay(mg_serve_result_t *res, const mg_model_version_t *stable,
         o->series = MG_OBS_NO_SERIES;
 }
 
+static void admit_leave(mg_serve_result_t *res)
+{
+    if (res->admitted != NULL)
+        mg_admit_leave(res->admitted);
+    res->admitted = NULL;
+}
+
 static int fail(mg_serve_result_t *res, mg_serve_step_t step, int rc)
 {
     res->rc = rc;
     res->step = step;
     obs_finish(res);
+    admit_leave(res);
     mg_model_version_unpin(res->pick.version);
     res->pick.version = NULL;
     return rc;
@@ -343,28 +356,36 @@ static int breaker_outcome(int rc)
 {
     if (rc == 0)
         return 0;
-    if (rc == MG_ETIMEDOUT || rc == MG_ECANCELED || rc == MG_EUNAVAIL)
+    if (rc == MG_ETIMEDOUT || rc == MG_ECANCELED || rc == MG_EUNAVAIL || rc == MG_EOVERLOAD)
         return -1;
     return mg_status_http(rc) >= 500 ? 1 : -1;
 }
 
 /*
- * Runs the call's request on the pinned version `v` (the deadline checked first) and records
- * the outcome on the version's breaker; `may_open` is false when `v` serves as the stable
- * version, which is never ejected. The one place a request executes: the first run and the
- * replay on the stable version both come through here.
+ * Runs the call's request on the pinned version `v` (the deadline checked first; a Run still
+ * going at it is stopped) and records the outcome on the version's breaker; `may_open` is
+ * false when `v` serves as the stable version, which is never ejected. The one place a request
+ * executes: the first run and the replay on the stable version both come through here, each
+ * admitted on its version by the caller.
  */
 static int run_on(mg_model_version_t *v, bool may_open, const mg_serve_call_t *call,
                   mg_serve_result_t *res)
 {
-    if (call->deadline_ns != 0 && now_ns() >= call->deadline_ns)
+    if (res->deadline_ns != 0 && now_ns() >= res->deadline_ns)
         return mg_err_set(&res->err, MG_ETIMEDOUT,
                           "the request's deadline passed before model '%s' ran",
                           mg_model_version_model(v));
+    call->req->deadline_ns = res->deadline_ns;
     bool timed = res->obs.metrics || res->obs.traced;
     if (timed)
         obs_executing(res, call->req);
     int rc = mg_execute(v, call->req, &res->resp, timed ? &res->obs.run : NULL, &res->err);
+    if (rc == MG_ETIMEDOUT) {
+        char why[sizeof(res->err.msg)];
+        snprintf(why, sizeof(why), "%s", res->err.msg);
+        mg_err_set(&res->err, MG_ETIMEDOUT, "model '%s' version %s: %s", mg_model_version_model(v),
+                   mg_model_version_text(v), why);
+    }
     int outcome = breaker_outcome(rc);
     if (outcome < 0)
         return rc;
@@ -413,8 +434,17 @@ static int replay_on_stable(mg_serve_t *s, const mg_serve_call_t *call, mg_serve
     if (mg_registry_acquire(s->registry, res->model, res->pick.stable, &stable, &perr) != 0)
         return first_rc;
     mg_err_t first = res->err;
+    mg_err_t aerr;
+    if (mg_admit_enter(stable, s->max_inflight, &aerr) != 0) {
+        size_t n = strlen(res->err.msg);
+        snprintf(res->err.msg + n, sizeof(res->err.msg) - n, "; no replay on stable version %s: %s",
+                 mg_model_version_text(stable), aerr.msg);
+        mg_model_version_unpin(stable);
+        return first_rc;
+    }
     obs_replay(res, stable, first_rc);
     int rc = run_on(stable, false, call, res);
+    mg_admit_leave(stable);
     if (rc != 0) {
         mg_err_t replay = res->err;
         res->err = first;
@@ -437,6 +467,13 @@ static int replay_on_stable(mg_serve_t *s, const mg_serve_call_t *call, mg_serve
 
 int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res)
 {
+    int rc = mg_serve_begin(s, call, res);
+    return rc != 0 ? rc : mg_serve_run(s, call, res);
+}
+
+int mg_serve_begin(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res)
+{
+    int64_t now = now_ns();
     memset(res, 0, sizeof(*res));
     res->rule = call->rule != NULL ? call->rule->name : "-";
     obs_begin(res, call);
@@ -458,6 +495,31 @@ int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t
     mg_model_version_t *v = res->pick.version;
     obs_routed(res);
 
+    /* The call's own deadline (gRPC), else the request's; capped either way. */
+    if (call->deadline_ns != 0) {
+        int64_t cap = s->deadline.max_ms > 0 ? now + s->deadline.max_ms * 1000000 : INT64_MAX;
+        res->deadline_ns = call->deadline_ns < cap ? call->deadline_ns : cap;
+    } else if ((rc = mg_deadline_resolve(&s->deadline, req, &call->meta, now, &res->deadline_ns,
+                                         &res->err)) != 0) {
+        return fail(res, MG_SERVE_STEP_ROUTE, rc);
+    }
+    if ((rc = mg_admit_enter(v, s->max_inflight, &res->err)) != 0)
+        return fail(res, MG_SERVE_STEP_ROUTE, rc);
+    res->admitted = v;
+    return 0;
+}
+
+bool mg_serve_on_pool(const mg_serve_result_t *res)
+{
+    return res->pick.version != NULL && mg_model_version_config(res->pick.version)->execute_on_pool;
+}
+
+int mg_serve_run(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res)
+{
+    mg_infer_request_t *req = call->req;
+    mg_model_version_t *v = res->pick.version;
+    int rc;
+    mg_log_context_set(&res->obs.log); /* this thread may be a pool thread */
     if (call->bind != NULL) {
         rc = call->bind(call->bind_ctx, mg_model_version_meta(v), mg_model_version_model(v), req,
                         &res->err);
@@ -465,6 +527,7 @@ int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t
             return fail(res, MG_SERVE_STEP_BIND, rc);
     }
     rc = run_on(v, mg_model_version_number(v) != res->pick.stable, call, res);
+    admit_leave(res); /* the first version's execution is over; a replay is admitted apart */
     if (rc != 0 && replayable(res, rc))
         rc = replay_on_stable(s, call, res, rc);
     if (rc != 0)
@@ -482,10 +545,25 @@ int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t
     return 0;
 }
 
+void mg_serve_move(mg_serve_result_t *dst, const mg_serve_result_t *src,
+                   const mg_serve_call_t *call)
+{
+    *dst = *src;
+    mg_serve_obs_t *o = &dst->obs;
+    o->call = call;
+    /* The log context names the version and the trace id from the result's own copies. */
+    if (o->log.version.ptr == src->obs.version_text)
+        o->log.version.ptr = o->version_text;
+    if (o->log.trace_id.ptr == src->obs.trace_hex)
+        o->log.trace_id.ptr = o->trace_hex;
+    mg_log_context_set(NULL);
+}
+
 void mg_serve_done(mg_serve_result_t *res)
 {
     obs_finish(res);
     mg_log_context_set(NULL);
+    admit_leave(res);
     mg_execute_release(&res->resp);
     mg_model_version_unpin(res->pick.version);
     res->pick.version = NULL;
@@ -532,6 +610,16 @@ size_t mg_serve_headers(const mg_serve_call_t *call, const mg_serve_result_t *re
         if (k > 0)
             out[n++] = (mg_serve_header_t){"x-route-explain",
                                            {explain, strnlen(explain, MG_SERVE_EXPLAIN_MAX - 1)}};
+    }
+    return n;
+}
+
+size_t mg_serve_error_headers(const mg_serve_result_t *res, mg_serve_header_t *out)
+{
+    size_t n = 0;
+    if (res->rc == MG_EOVERLOAD) {
+        static const char retry[] = {'0' + MG_ADMIT_RETRY_AFTER_S, '\0'};
+        out[n++] = (mg_serve_header_t){"retry-after", {retry, 1}};
     }
     return n;
 }

@@ -4,23 +4,32 @@
  * and sends it; it never routes, resolves models or touches the registry itself.
  *
  * One call runs, in order: model resolution (route rule, URL, /predict body, --default-model,
- * the only model), routing (serve/pick.h: policy precedence, version pin, fallback), input
+ * the only model), routing (serve/pick.h: policy precedence, version pin, fallback), the
+ * deadline (serve/deadline.h), admission (serve/admit.h: the version's in-flight bound), input
  * binding for APIs that need the model's inputs to decode (/predict), the deadline check,
- * execution (serve/execute.h) with the outcome recorded on the version's circuit breaker, the
- * replay, and the routing debug log. The pin on the serving version is held until
- * mg_serve_done.
+ * execution (serve/execute.h; a Run past the deadline is stopped) with the outcome recorded on
+ * the version's circuit breaker, the replay, and the routing debug log. The pin on the serving
+ * version is held until mg_serve_done.
  *
  * The replay: when the Run fails for a server-side reason (a 5xx code other than a deadline or
  * a shutdown) on a version the traffic policy chose that is not its stable version, the same
  * decoded request runs once more on the stable version, so the client gets the stable
  * version's answer (X-Route-Reason: fallback, X-Fallback-Reason: run-failed). Versions the
- * client named (URL, X-Model-Version) are not replayed elsewhere.
+ * client named (URL, X-Model-Version) are not replayed elsewhere. The replay is admitted on the
+ * stable version like any request (mg_admit_enter / mg_admit_leave around its execution), so
+ * it counts against the stable version's bound; over it, the client gets the first failure.
+ *
+ * mg_serve_infer does it all in one go. A front end that keeps its event loop free while a
+ * slow model runs splits it: mg_serve_begin (everything up to admission: cheap, never waits)
+ * on the loop, mg_serve_run on the execution pool (serve/pool.h) when mg_serve_on_pool says
+ * so, mg_serve_done back on the loop.
  *
  * The core is also where a request's whole life is visible, so it does the accounting every
  * front end shares: the per-request phases (queue, compute input, compute infer, compute
  * output, total) into the per-thread accumulators of obs/metrics.h, the routing decision,
  * fallbacks and replays, the trace (W3C context, the server, routing and inference spans) and
  * the log context (model, version, trace id, AB group, route reason on the thread's log lines).
+ * A call split over the pool spends its queue phase waiting there: admitted, not running yet.
  */
 #ifndef MG_SERVE_SERVE_H
 #define MG_SERVE_SERVE_H
@@ -37,6 +46,7 @@
 #include "repo/registry.h"
 #include "route/router.h"
 #include "route/table.h"
+#include "serve/deadline.h"
 #include "serve/pick.h"
 
 #include <stdbool.h>
@@ -47,8 +57,10 @@ typedef struct mg_serve mg_serve_t;
 /** What the core serves; the registry and router must outlive it. */
 typedef struct mg_serve_opts {
     mg_registry_t *registry;
-    mg_router_t *router;       /* route table and admin traffic policies */
-    const char *default_model; /* for /predict without "model"; NULL: the only model, if one */
+    mg_router_t *router;         /* route table and admin traffic policies */
+    const char *default_model;   /* for /predict without "model"; NULL: the only model, if one */
+    int max_inflight;            /* per-version bound when config.json has none; 0: none */
+    mg_deadline_opts_t deadline; /* request deadlines: cap and default */
 } mg_serve_opts_t;
 
 /** Creates the core (copies `default_model`). Returns 0 or MG_ENOMEM. Thread: start-up. */
@@ -88,7 +100,9 @@ typedef struct mg_serve_call {
     mg_infer_request_t *req;     /* the decoded request (with `bind`: inputs filled later) */
     mg_serve_bind_fn bind;       /* NULL: the inputs are decoded already */
     void *bind_ctx;
-    int64_t deadline_ns; /* CLOCK_MONOTONIC time after which the model must not run; 0: none */
+    int64_t deadline_ns; /* CLOCK_MONOTONIC time by which the model must be done (a Run still going
+                            is stopped); 0: from the request (serve/deadline.h). Capped by the
+                            server maximum either way. */
     int64_t received_ns; /* CLOCK_MONOTONIC arrival (mg_obs_now_ns), for queue time; 0: now */
     mg_str_t operation;  /* low-cardinality name of the call, the server span's name
                             ("POST /v2/models/{}/infer"); empty: "infer" */
@@ -98,7 +112,7 @@ typedef struct mg_serve_call {
 /** The step of mg_serve_infer that failed, for logs and failure counts. */
 typedef enum {
     MG_SERVE_STEP_RESOLVE = 0, /* which model */
-    MG_SERVE_STEP_ROUTE,       /* which version */
+    MG_SERVE_STEP_ROUTE,       /* which version, and its admission */
     MG_SERVE_STEP_BIND,        /* decoding inputs against the model */
     MG_SERVE_STEP_EXECUTE,     /* validation against the model, and the Run */
 } mg_serve_step_t;
@@ -121,14 +135,16 @@ typedef struct mg_serve_obs {
 
 /** What one call produced. Zero-initialisation is not needed: mg_serve_infer fills it. */
 typedef struct mg_serve_result {
-    int rc;                   /* 0, or the MG_E* code of the failure (mg_status_http maps it) */
-    mg_serve_step_t step;     /* on failure: where */
-    mg_err_t err;             /* on failure: what, for the client */
-    mg_str_t model;           /* the resolved model name (empty when resolution failed) */
-    const char *rule;         /* the route rule's name, or "-" */
-    mg_pick_t pick;           /* the version that serves (pinned) and why */
-    mg_infer_response_t resp; /* on success: the outputs */
-    mg_serve_obs_t obs;       /* the core's accounting; front ends read only trace_hex */
+    int rc;                       /* 0, or the MG_E* code of the failure (mg_status_http maps it) */
+    mg_serve_step_t step;         /* on failure: where */
+    mg_err_t err;                 /* on failure: what, for the client */
+    mg_str_t model;               /* the resolved model name (empty when resolution failed) */
+    const char *rule;             /* the route rule's name, or "-" */
+    mg_pick_t pick;               /* the version that serves (pinned) and why */
+    mg_infer_response_t resp;     /* on success: the outputs */
+    int64_t deadline_ns;          /* the call's deadline, 0: none */
+    mg_model_version_t *admitted; /* the version counted in flight (serve/admit.h), or NULL */
+    mg_serve_obs_t obs;           /* the core's accounting; front ends read only trace_hex */
 } mg_serve_result_t;
 
 /**
@@ -139,6 +155,37 @@ typedef struct mg_serve_result {
  * thread (the arena's owner), outside a read section.
  */
 int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res);
+
+/**
+ * The first part of mg_serve_infer: resolution, routing, the deadline and admission (an
+ * over-bound version fails at once with MG_EOVERLOAD: answer 503 with the headers of
+ * mg_serve_error_headers). Never blocks. On success the version is pinned and admitted; go
+ * on with mg_serve_run (here or on the pool), then mg_serve_done. On failure nothing stays
+ * pinned or admitted. Returns res->rc. Thread: as mg_serve_infer.
+ */
+int mg_serve_begin(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res);
+
+/**
+ * Whether the version `res` picked runs on the execution pool ("execution": "pool" in its
+ * config.json). Thread: the result's owner.
+ */
+bool mg_serve_on_pool(const mg_serve_result_t *res);
+
+/**
+ * The rest of mg_serve_infer after a successful mg_serve_begin: binding, the deadline check,
+ * execution (the admission ends with it). Returns res->rc. Thread: any RCU-registered thread
+ * that owns the request arena for the time of the call (a pool thread, or the loop).
+ */
+int mg_serve_run(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res);
+
+/**
+ * Moves a begun call's result to `dst` (a result refers to itself and to its call: it is not
+ * copied with a plain assignment), whose call is now `call` (a copy of the one it began with,
+ * that lives until mg_serve_done). The calling thread's log context is cleared: the call goes
+ * on elsewhere. Thread: the result's owner, which hands it on.
+ */
+void mg_serve_move(mg_serve_result_t *dst, const mg_serve_result_t *src,
+                   const mg_serve_call_t *call);
 
 /**
  * Ends a call once its answer is encoded: records a success's figures and spans (the response
@@ -169,6 +216,13 @@ typedef struct mg_serve_header {
  */
 size_t mg_serve_headers(const mg_serve_call_t *call, const mg_serve_result_t *res,
                         mg_serve_header_t *out, char *explain);
+
+/**
+ * The response metadata of a failed call: retry-after (seconds) when the version was over
+ * its in-flight bound. Fills out[0, MG_SERVE_HEADERS_MAX) and returns the count.
+ * Thread: the caller's.
+ */
+size_t mg_serve_error_headers(const mg_serve_result_t *res, mg_serve_header_t *out);
 
 /**
  * Matches a request against the route table (host without port, normalised path, headers)

@@ -1,0 +1,100 @@
+#include "serve/pool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <urcu.h>
+
+struct mg_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t ready;
+    mg_pool_job_t *head, *tail;
+    int stopping;
+    int nthreads;
+    pthread_t tids[];
+};
+
+static void *worker(void *arg)
+{
+    mg_pool_t *p = arg;
+    rcu_register_thread();
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->head == NULL && !p->stopping)
+            pthread_cond_wait(&p->ready, &p->mu);
+        mg_pool_job_t *job = p->head;
+        if (job == NULL)
+            break; /* stopping, and nothing is left */
+        p->head = job->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+        job->run(job);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+int mg_pool_new(mg_pool_t **out, int nthreads, mg_err_t *err)
+{
+    if (nthreads < 1 || nthreads > 1024)
+        return mg_err_set(err, MG_EINVAL, "execution pool: 1 to 1024 threads, not %d", nthreads);
+    mg_pool_t *p = calloc(1, sizeof(*p) + sizeof(pthread_t) * (size_t)nthreads);
+    if (p == NULL)
+        return mg_err_set(err, MG_ENOMEM, "out of memory");
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->ready, NULL);
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&p->tids[i], NULL, worker, p) != 0) {
+            mg_pool_free(p);
+            return mg_err_set(err, MG_ERUNTIME, "execution pool: cannot start thread %d", i);
+        }
+        p->nthreads = i + 1;
+    }
+    *out = p;
+    return 0;
+}
+
+int mg_pool_submit(mg_pool_t *p, mg_pool_job_t *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        return MG_ECANCELED;
+    }
+    if (p->tail != NULL)
+        p->tail->next = job;
+    else
+        p->head = job;
+    p->tail = job;
+    pthread_cond_signal(&p->ready);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+void mg_pool_stop(mg_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    int joined = p->stopping;
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->ready);
+    pthread_mutex_unlock(&p->mu);
+    if (joined)
+        return;
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->tids[i], NULL);
+}
+
+void mg_pool_free(mg_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    mg_pool_stop(p);
+    pthread_cond_destroy(&p->ready);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}

@@ -16,12 +16,16 @@
 #define DEFAULT_SERVER "http://127.0.0.1:8000"
 #define DEFAULT_PREFIX "/modelgate/default"
 
+/* "Authorization: Bearer <token>" when a token was given, else empty. */
+static char auth_header[4200];
+
 static void ctl_usage(FILE *f)
 {
     fputs(
-        "usage: modelgate ctl [--server URL] traffic MODEL [V=W ...] [--stable V]\n"
-        "       modelgate ctl [--server URL] routes [FILE]\n"
-        "       modelgate ctl [--server URL] kill-switch [on|off]\n"
+        "usage: modelgate ctl [--server URL] [--token-file FILE] traffic MODEL [V=W ...] "
+        "[--stable V]\n"
+        "       modelgate ctl [--server URL] [--token-file FILE] routes [FILE]\n"
+        "       modelgate ctl [--server URL] [--token-file FILE] kill-switch [on|off]\n"
         "       modelgate ctl --etcd URL[,URL...] [--etcd-prefix P] [--if-revision N] "
         "traffic|routes|kill-switch ...\n"
         "       modelgate ctl --etcd URL[,URL...] [--etcd-prefix P] status\n"
@@ -40,7 +44,8 @@ static void ctl_usage(FILE *f)
         "converged\n"
         "\n"
         "  --server URL      the modelgate to talk to (default $MODELGATE_SERVER or " DEFAULT_SERVER
-        ")\n"
+        "; its admin listener when serve has --admin-listen)\n"
+        "  --token-file FILE the admin token (default: $MODELGATE_TOKEN, if set)\n"
         "  --etcd URL        change the whole fleet through etcd instead (default "
         "$MODELGATE_ETCD);\n"
         "                    changes are validated here, then written in one transaction\n"
@@ -68,6 +73,8 @@ static long http_call(const char *method, const char *url, const char *body, siz
         return 0;
     char errbuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (auth_header[0] != '\0')
+        hdrs = curl_slist_append(hdrs, auth_header);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -370,6 +377,38 @@ static int etcd_write(etcd_ctl_t *x, const char *what, const char *key, const ch
     return 0;
 }
 
+/* Reads the token's first line (surrounding whitespace dropped) into auth_header. */
+static int set_token(const char *token, size_t len)
+{
+    while (len > 0 && (*token == ' ' || *token == '\t' || *token == '\n' || *token == '\r')) {
+        token++;
+        len--;
+    }
+    size_t n = 0;
+    while (n < len && token[n] != '\n' && token[n] != '\r')
+        n++;
+    while (n > 0 && (token[n - 1] == ' ' || token[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n + 32 > sizeof(auth_header))
+        return -1;
+    snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %.*s", (int)n, token);
+    return 0;
+}
+
+static int read_token_file(const char *path)
+{
+    char buf[4100];
+    FILE *f = fopen(path, "rb");
+    size_t n = f != NULL ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f != NULL)
+        fclose(f);
+    if (f == NULL || set_token(buf, n) != 0) {
+        fprintf(stderr, "modelgate ctl: cannot read a token from %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 static char *fleet_key(etcd_ctl_t *x, const char *suffix, const char *name)
 {
     mg_buf_t b = {0};
@@ -645,6 +684,12 @@ int mg_cli_ctl(int argc, char **argv)
         argv[n++] = argv[k];
     }
     argc = n;
+    const char *env_token = getenv("MODELGATE_TOKEN");
+    auth_header[0] = '\0';
+    if (env_token != NULL && env_token[0] != '\0' && set_token(env_token, strlen(env_token)) != 0) {
+        fprintf(stderr, "modelgate ctl: MODELGATE_TOKEN is not a usable token\n");
+        return 2;
+    }
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
@@ -653,6 +698,9 @@ int mg_cli_ctl(int argc, char **argv)
             etcd = argv[++i];
         } else if (strcmp(argv[i], "--etcd-prefix") == 0 && i + 1 < argc) {
             prefix = argv[++i];
+        } else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc) {
+            if (read_token_file(argv[++i]) != 0)
+                return 2;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             ctl_usage(stdout);
             return 0;

@@ -12,6 +12,7 @@
 #include "control/watch.h"
 #include "net/api.h"
 #include "net/grpc.h"
+#include "net/auth.h"
 #include "net/http.h"
 #include "obs/access.h"
 #include "obs/metrics.h"
@@ -75,6 +76,9 @@ typedef struct serve_opts {
     long long header_timeout_ms, body_timeout_ms, idle_timeout_ms;
     /* Overload and deadlines (serve/admit.h, serve/pool.h, serve/deadline.h). */
     long long exec_threads, max_inflight, max_request_timeout_ms, default_request_timeout_ms;
+    /* The admin surface (net/auth.h). */
+    mg_opt_listen_t admin_listen;
+    char admin_token_file[1024];
 } serve_opts_t;
 
 enum { CONTROL_NONE = 0, CONTROL_POLL, CONTROL_EXPLICIT };
@@ -198,6 +202,13 @@ static const mg_opt_t serve_options[] = {
      "then 408"},
     {"keepalive-timeout-ms", "keepalive_timeout_ms", MG_OPT_INT, F(idle_timeout_ms), 0, 1, 3600000,
      NULL, "MS", "1..3600000", "idle keep-alive connections are closed after this (default 30000)"},
+    /* The admin surface. */
+    {"admin-listen", "admin_listen", MG_OPT_LISTEN, F(admin_listen), 0, 0, 0, NULL, "ADDR:PORT",
+     "ADDR:PORT",
+     "serve the admin API, repository load/unload and debug endpoints here only (not on --listen)"},
+    {"admin-token-file", "admin_token_file", MG_OPT_STRING, F(admin_token_file),
+     S(admin_token_file), 0, 0, NULL, "FILE", "a file",
+     "bearer token the admin endpoints require (needed when they are reachable beyond loopback)"},
     /* Overload and deadlines. */
     {"exec-threads", "exec_threads", MG_OPT_INT, F(exec_threads), 0, 0, 1024, NULL, "N", "0..1024",
      "threads of the execution pool for models with \"execution\": \"pool\" (default 0: none, "
@@ -531,6 +542,23 @@ int mg_cli_serve(int argc, char **argv)
     if (fleet_check(&o, state_path, sizeof(state_path)) != 0)
         return 1;
 
+    /* The admin surface: where it is reachable and whether it needs a token, before binding. */
+    mg_auth_t admin_auth = {0};
+    mg_err_t aerr;
+    if (o.admin_token_file[0] != '\0' &&
+        mg_auth_load(&admin_auth, o.admin_token_file, &aerr) != 0) {
+        fprintf(stderr, "modelgate: %s\n", aerr.msg);
+        return 2;
+    }
+    const mg_opt_listen_t *admin_at = o.admin_listen.set ? &o.admin_listen : &o.listen;
+    if (!admin_auth.set && !mg_auth_is_loopback(admin_at->host)) {
+        fprintf(stderr,
+                "modelgate: the admin API would be reachable on %s:%d without a token; give "
+                "--admin-token-file FILE, or --admin-listen 127.0.0.1:PORT\n",
+                admin_at->host, admin_at->port);
+        return 2;
+    }
+
     /* Signals are taken by sigwait in this thread only; every other thread inherits the mask. */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -607,12 +635,21 @@ int mg_cli_serve(int argc, char **argv)
     mg_api_t api = {.serve = core,
                     .control = control,
                     .max_body_bytes = (size_t)o.max_body_bytes,
-                    .pool = pool};
-    mg_http_listen_t listen[] = {
-        {o.listen.host, o.listen.port, MG_SURFACE_ALL},
-        {o.metrics_listen.host, o.metrics_listen.port, MG_SURFACE_METRICS}};
+                    .pool = pool,
+                    .admin_auth = admin_auth};
+    /* The main listener, then /metrics and the admin surface on listeners of their own. */
+    mg_http_listen_t listen[3] = {{o.listen.host, o.listen.port,
+                                   o.admin_listen.set ? MG_SURFACE_ALL & ~MG_SURFACE_ADMIN
+                                                      : MG_SURFACE_ALL}};
+    int nlisten = 1;
+    if (o.metrics_listen.set)
+        listen[nlisten++] =
+            (mg_http_listen_t){o.metrics_listen.host, o.metrics_listen.port, MG_SURFACE_METRICS};
+    if (o.admin_listen.set)
+        listen[nlisten++] =
+            (mg_http_listen_t){o.admin_listen.host, o.admin_listen.port, MG_SURFACE_ADMIN};
     mg_http_opts_t ho = {.listen = listen,
-                         .nlisten = o.metrics_listen.set ? 2 : 1,
+                         .nlisten = nlisten,
                          .threads = (int)o.threads,
                          .api = &api};
     ho.limits = (mg_http1_limits_t){
@@ -678,8 +715,12 @@ int mg_cli_serve(int argc, char **argv)
     if (grpc != NULL)
         snprintf(grpc_addr, sizeof(grpc_addr), " grpc_addr=%s:%d", o.grpc_listen.host,
                  mg_grpc_port(grpc));
-    mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d%s", o.listen.host, mg_http_port(http, 0),
-           grpc_addr);
+    char admin_addr[160] = "";
+    if (o.admin_listen.set)
+        snprintf(admin_addr, sizeof(admin_addr), " admin_addr=%s:%d", o.admin_listen.host,
+                 mg_http_port(http, nlisten - 1));
+    mg_log(MG_LOG_INFO, "main", "ready addr=%s:%d%s%s admin_token=%s", o.listen.host,
+           mg_http_port(http, 0), grpc_addr, admin_addr, admin_auth.set ? "required" : "none");
 
     serve_signals(&sigs, argc, argv, &o, core, http, grpc, control);
     mg_log(MG_LOG_INFO, "main", "stopping");

@@ -1139,6 +1139,23 @@ void mg_api_surface_names(unsigned surfaces, char *out, size_t cap)
         snprintf(out, cap, "nothing");
 }
 
+/* The admin surface's token check; answers 401 or 403 and returns 0 when it fails. */
+static int admin_authorized(mg_api_loop_t *l, h2o_req_t *req)
+{
+    mg_str_t cred = {"", 0};
+    find_header(req, "authorization", 13, &cred);
+    int rc = mg_auth_check(&l->api->admin_auth, cred);
+    if (rc == 0)
+        return 1;
+    if (rc == MG_EUNAUTHORIZED) {
+        add_header(req, "www-authenticate", MG_AUTH_CHALLENGE, strlen(MG_AUTH_CHALLENGE));
+        send_error(req, &l->out, rc, "the admin API needs \"Authorization: Bearer <token>\"");
+    } else {
+        send_error(req, &l->out, rc, "the admin token is not valid");
+    }
+    return 0;
+}
+
 int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
 {
     mg_str_t seg[SEGMENTS_MAX], cap[SEGMENTS_MAX];
@@ -1148,6 +1165,8 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
         const endpoint_t *e = &endpoints[i];
         if ((e->surface & surfaces) == 0 || !endpoint_match(e, seg, n, cap))
             continue;
+        if (e->surface == MG_SURFACE_ADMIN && !admin_authorized(l, req))
+            return 0;
         l->endpoint = e;
         l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;
         return method_ok(req, &l->out, e->allow) ? e->fn(l, req, cap) : 0;

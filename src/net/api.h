@@ -15,6 +15,7 @@
 
 #include "cluster/cluster.h"
 #include "control/control.h"
+#include "net/auth.h"
 #include "serve/pool.h"
 #include "serve/serve.h"
 
@@ -42,6 +43,7 @@ typedef struct mg_api {
      * already run); else NULL. */
     _Atomic(mg_cluster_t *) cluster;
     mg_pool_t *pool;       /* runs models configured with "execution": "pool"; NULL: none */
+    mg_auth_t admin_auth;  /* the admin surface's token (net/auth.h); unset: none required */
 } mg_api_t;
 
 /** One event loop's endpoint state: scratch memory and the mailbox for control results. */
@@ -67,7 +69,9 @@ size_t mg_api_loop_pending(const mg_api_loop_t *l);
 /**
  * Answers one request that came in on a listener serving `surfaces`: at once, or (repository
  * and admin changes) when its control operation completes, on this loop. Paths of other
- * surfaces, and unknown ones, get 404. Returns 0 as h2o handlers do.
+ * surfaces, and unknown ones, get 404. With a token set, an admin endpoint without
+ * "Authorization: Bearer <token>" gets 401 (with WWW-Authenticate), with a wrong one 403,
+ * before anything else (the method check included). Returns 0 as h2o handlers do.
  * Thread: the event loop that owns `l`, registered with RCU.
  */
 int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces);

@@ -69,6 +69,7 @@ class Daemon:
         self.port = None
         self.grpc_port = None  # with --grpc-listen: the bound gRPC port
         self.metrics_port = None
+        self.admin_port = None
         ready = threading.Event()
 
         def pump():
@@ -80,6 +81,8 @@ class Daemon:
                 # Text ("main: ready addr=127.0.0.1:PORT") or JSON log lines.
                 m = re.search(r"\bready addr=[^ \"]*:(\d+)", line)
                 if m:
+                    a = re.search(r"\badmin_addr=[^ \"]*:(\d+)", line)
+                    self.admin_port = int(a.group(1)) if a else None
                     self.port = int(m.group(1))
                     g = re.search(r"\bgrpc_addr=[^ \"]*:(\d+)", line)
                     self.grpc_port = int(g.group(1)) if g else None
@@ -102,9 +105,9 @@ class Daemon:
                 return False
             time.sleep(0.02)
 
-    def request(self, method, path, body=None, headers=None, timeout=30):
+    def request(self, method, path, body=None, headers=None, timeout=30, port=None):
         """Sends one request on a new connection; returns (status, headers dict, body bytes)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
@@ -117,9 +120,17 @@ class Daemon:
         finally:
             conn.close()
 
-    def json(self, method, path, body=None, headers=None):
-        status, hdrs, data = self.request(method, path, body, headers)
+    def json(self, method, path, body=None, headers=None, port=None):
+        status, hdrs, data = self.request(method, path, body, headers, port=port)
         return status, json.loads(data) if data else None
+
+    def rss_kib(self):
+        """The daemon's resident set size in KiB (Linux)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def stop(self):
         """Stops the daemon with SIGTERM and returns its exit code."""

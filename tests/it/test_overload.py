@@ -1,0 +1,184 @@
+"""Overload shedding and deadlines against the real daemon: a slow model on the execution pool
+with a bound on requests in flight (503 with Retry-After past it, the loops still answering
+other models), and deadlines from the timeout parameter and Request-Timeout stopping a Run
+that is going (504), capped by the server maximum. Timing checks are ratios against a run
+measured in the same test, with generous bounds."""
+import json
+import os
+import shutil
+import struct
+import threading
+import time
+import unittest
+
+import mgtest
+from mgtest import Daemon
+
+SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+
+
+def add_slow(repo, config):
+    import subprocess
+    gen = os.path.join(os.path.dirname(repo), "gen-slow")
+    subprocess.run([mgtest.PYTHON, os.path.join(mgtest.SOURCE_DIR, "scripts", "gen_test_models.py"), gen],
+                   check=True, stdout=subprocess.DEVNULL)
+    d = os.path.join(repo, "slow", "1")
+    os.makedirs(d)
+    shutil.copy(os.path.join(gen, "slow_fp32.onnx"), os.path.join(d, "model.onnx"))
+    with open(os.path.join(repo, "slow", "config.json"), "w") as f:
+        json.dump(config, f)
+
+
+def slow_body(rows, parameters=None):
+    header = {"inputs": [{"name": "x", "shape": [rows, 512], "datatype": "FP32",
+                          "parameters": {"binary_data_size": rows * 512 * 4}}],
+              "outputs": [{"name": "y", "parameters": {"binary_data": True}}]}
+    if parameters:
+        header["parameters"] = parameters
+    js = json.dumps(header).encode()
+    return js + struct.pack("<f", 0.01) * (rows * 512), len(js)
+
+
+class SlowModelCase(unittest.TestCase):
+    ARGS = []
+    CONFIG = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root, cls.repo = mgtest.make_repo(with_test_models=False,
+                                              extra=lambda repo: add_slow(repo, cls.CONFIG))
+        cls.d = Daemon(cls.repo, args=cls.ARGS)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        shutil.rmtree(cls.root, ignore_errors=True)
+        assert code == 0, "modelgate exited with %s:\n%s" % (code, "".join(cls.d.log))
+
+    def slow(self, rows, parameters=None, headers=None):
+        body, hlen = slow_body(rows, parameters)
+        h = {"Inference-Header-Content-Length": str(hlen)}
+        h.update(headers or {})
+        t = time.monotonic()
+        st, hdrs, data = self.d.request("POST", "/v2/models/slow/infer", body, h, timeout=120)
+        return st, hdrs, data, time.monotonic() - t
+
+    def rows_for(self, seconds):
+        """How many rows make the slow model run about `seconds` here, measured now."""
+        rows = 64
+        while True:
+            st, _, data, took = self.slow(rows)
+            self.assertEqual(st, 200, data)
+            if took >= seconds or rows >= 65536:
+                return rows, took
+            rows = min(65536, int(rows * max(2.0, seconds / max(took, 1e-3))))
+
+    def digits_ok(self):
+        st, b = self.d.json("POST", "/v2/models/digits/infer", SAMPLE)
+        self.assertEqual(st, 200, b)
+        probs = b["outputs"][0]["data"]
+        self.assertEqual(probs.index(max(probs)), 2)
+
+
+class OverloadTest(SlowModelCase):
+    ARGS = ["--exec-threads", "1"]
+    CONFIG = {"execution": "pool", "max_inflight": 2}
+
+    def test_past_the_bound_503_with_retry_after_and_the_loops_keep_answering(self):
+        rows, took = self.rows_for(0.3)
+        results = []
+        lock = threading.Lock()
+
+        def one():
+            r = self.slow(rows)
+            with lock:
+                results.append(r)
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for t in threads:
+            t.start()
+            time.sleep(0.01)
+        # While the pool is busy with the slow model, the loops answer other models at once.
+        t0 = time.monotonic()
+        self.digits_ok()
+        self.assertLess(time.monotonic() - t0, took, "digits waited for the slow model")
+        for t in threads:
+            t.join(120)
+        ok = [r for r in results if r[0] == 200]
+        shed = [r for r in results if r[0] == 503]
+        self.assertEqual(len(ok) + len(shed), 8, [r[:2] for r in results])
+        self.assertGreaterEqual(len(ok), 2)
+        self.assertGreaterEqual(len(shed), 3)
+        for st, hdrs, data, t in shed:
+            self.assertEqual(hdrs.get("retry-after"), "1")
+            self.assertIn("at its limit of 2 requests in flight", json.loads(data)["error"])
+            self.assertLess(t, took / 2, "a refused request waited")  # refused at once, not queued
+        # Once the load is gone, everything is admitted again.
+        self.assertEqual(self.slow(1)[0], 200)
+
+    def test_server_default_bound(self):
+        # --max-inflight applies to versions whose config.json sets none: digits has 256 here.
+        for _ in range(3):
+            self.digits_ok()
+
+
+class DeadlineOnPoolTest(SlowModelCase):
+    ARGS = ["--exec-threads", "2", "--max-request-timeout-ms", "60000"]
+    CONFIG = {"execution": "pool"}
+
+    def test_timeout_parameter_stops_the_run(self):
+        rows, took = self.rows_for(1.0)
+        st, _, data, t = self.slow(rows, parameters={"timeout": 100000})  # 100 ms, in microseconds
+        self.assertEqual(st, 504, data)
+        msg = json.loads(data)["error"]
+        self.assertIn("deadline passed while the model ran; the run was stopped", msg)
+        self.assertLess(t, max(0.6 * took, 0.5), "the run was not stopped early (full run %.3fs)" % took)
+        self.digits_ok()
+        self.assertEqual(self.slow(1)[0], 200)  # the session runs again after a stopped Run
+
+    def test_request_timeout_header_stops_the_run(self):
+        rows, took = self.rows_for(1.0)
+        for value in ["100ms", "0.1", "100000us"]:
+            st, _, data, t = self.slow(rows, headers={"Request-Timeout": value})
+            self.assertEqual(st, 504, data)
+            self.assertLess(t, max(0.6 * took, 0.5))
+        # A generous deadline lets it finish.
+        self.assertEqual(self.slow(rows, headers={"Request-Timeout": "60"})[0], 200)
+
+    def test_bad_timeouts_are_400(self):
+        for params in [{"timeout": -5}, {"timeout": "soon"}, {"timeout": 1.5}, {"timeout": 0}]:
+            st, _, data, _ = self.slow(1, parameters=params)
+            self.assertEqual(st, 400, (params, data))
+            self.assertIn("timeout", json.loads(data)["error"])
+        for value in ["soon", "-1", "5m", ""]:
+            st, _, data, _ = self.slow(1, headers={"Request-Timeout": value})
+            self.assertEqual(st, 400 if value else 200, (value, data))
+
+
+class DeadlineInlineTest(SlowModelCase):
+    """Runs on the loop itself: a stopped Run frees the loop, and the loop's other requests are
+    answered right after."""
+    ARGS = ["--threads", "1", "--max-request-timeout-ms", "150"]
+    CONFIG = {}
+
+    def test_cap_applies_and_other_requests_on_the_loop_are_answered(self):
+        rows, took = self.rows_for(1.0)
+        got = {}
+
+        def other():
+            time.sleep(0.05)
+            t = time.monotonic()
+            got["status"] = self.d.json("POST", "/v2/models/digits/infer", SAMPLE)
+            got["t"] = time.monotonic() - t
+        th = threading.Thread(target=other)
+        th.start()
+        # Asks for 100 s; the server's maximum of 150 ms applies.
+        st, _, data, t = self.slow(rows, parameters={"timeout": 100000000})
+        th.join(60)
+        self.assertEqual(st, 504, data)
+        self.assertLess(t, max(0.6 * took, 0.5))
+        self.assertEqual(got["status"][0], 200)
+        self.assertLess(got["t"], max(0.6 * took, 0.5))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,5 +1,7 @@
 #include "net/http1.h"
 
+#include "net/http1_parse.h"
+
 #include "core/buf.h"
 #include "core/err.h"
 #include "proto/json.h"
@@ -16,12 +18,8 @@
 #include <sys/time.h>
 #include <xxhash.h>
 
-#define CLIENT_SLOTS    16384 /* per-client connection counts, hashed by address */
-#define LINGER_MS       2000  /* how long a connection closed on an error drains its input */
-#define CHUNK_EXT_MAX   256   /* bytes of one chunk's extensions */
-#define CHUNK_HEX_MAX   16    /* hex digits of one chunk size: 64 bits */
-#define METHOD_MAX      32
-#define TRAILER_MAX_LEN 8192
+#define CLIENT_SLOTS 16384 /* per-client connection counts, hashed by address */
+#define LINGER_MS    2000  /* how long a connection closed on an error drains its input */
 
 void mg_http1_limits_default(mg_http1_limits_t *l)
 {
@@ -64,21 +62,6 @@ typedef enum {
     ST_CLOSING,  /* writing an error answer, then lingering */
 } conn_state_t;
 
-typedef enum {
-    CH_SIZE = 0,
-    CH_EXT,
-    CH_SIZE_LF,
-    CH_DATA,
-    CH_DATA_CR,
-    CH_DATA_LF,
-    CH_TRAILER,
-} chunk_state_t;
-
-/* One header line of the head being read: offsets into the input buffer. */
-typedef struct hdr_span {
-    uint32_t start, len;
-} hdr_span_t;
-
 typedef struct conn {
     h2o_conn_t super; /* first: h2o hands back this pointer */
     h2o_socket_t *sock;
@@ -92,17 +75,11 @@ typedef struct conn {
     int req_live;         /* `req` initialised */
     int continue_pending; /* a "100 Continue" write is in flight */
     size_t burst;         /* requests answered since input last ran dry */
-    /* The head being read. */
-    size_t scan, line_start, nlines, header_bytes, head_len;
-    hdr_span_t *hdrs; /* limits.max_headers entries */
-    uint32_t line0_start, line0_len;
-    /* Framing, from the head. */
-    int version_minor, keep_alive, chunked, has_length, expect_continue, is_head;
-    size_t content_length;
-    /* Chunked body. */
-    chunk_state_t ch;
-    size_t ch_pos, ch_size, ch_digits, ch_ext, ch_count, ch_line_start, ch_trailer;
-    mg_buf_t body;
+    /* The request being read. */
+    mg_http1_head_t head;
+    mg_http1_span_t *hdrs; /* limits.max_headers lines, for head.hdrs */
+    mg_http1_chunked_t chunked;
+    mg_buf_t body;  /* a chunked request's decoded body */
     size_t reqsize; /* input bytes the request used, head and body */
     /* The response. */
     h2o_ostream_t ostr;
@@ -180,14 +157,9 @@ static void set_timer(conn_t *c, h2o_timeout_t *t, h2o_timeout_cb cb)
 
 static void reset_request(conn_t *c)
 {
-    c->scan = c->line_start = c->nlines = c->header_bytes = c->head_len = 0;
-    c->line0_start = c->line0_len = 0;
-    c->version_minor = c->keep_alive = c->chunked = c->has_length = 0;
-    c->expect_continue = c->is_head = 0;
-    c->content_length = 0;
-    c->ch = CH_SIZE;
-    c->ch_pos = c->ch_size = c->ch_digits = c->ch_ext = c->ch_count = 0;
-    c->ch_line_start = c->ch_trailer = 0;
+    memset(&c->head, 0, sizeof(c->head));
+    c->head.hdrs = c->hdrs;
+    memset(&c->chunked, 0, sizeof(c->chunked));
     mg_buf_free(&c->body);
     c->reqsize = 0;
     c->sent_headers = c->final_sent = 0;
@@ -323,353 +295,6 @@ static void on_idle_timeout(h2o_timeout_entry_t *entry)
     close_conn(H2O_STRUCT_FROM_MEMBER(conn_t, timer, entry));
 }
 
-/* ---- the head ---------------------------------------------------------------------------- */
-
-/* RFC 9110 tchar. */
-static int is_tchar(unsigned char ch)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != 0 && strchr(extra, ch) != NULL);
-}
-
-/*
- * Scans the input for the end of the head, checking each line against its limit as soon as
- * it is known (an over-long line is refused before its end arrives). Returns 1 (complete:
- * c->head_len set), 0 (more input needed) or -1 (answered and closing).
- */
-static int scan_head(conn_t *c)
-{
-    const mg_http1_limits_t *lim = &c->loop->shared->limits;
-    const char *b = c->sock->input->bytes;
-    size_t n = c->sock->input->size;
-    for (;;) {
-        const char *nl = c->scan < n ? memchr(b + c->scan, '\n', n - c->scan) : NULL;
-        if (nl == NULL) {
-            size_t partial = n - c->line_start;
-            if (c->nlines == 0 && partial > lim->max_request_line + 2)
-                return fail(c, MG_EURITOOLONG, "request line is longer than %zu bytes",
-                            lim->max_request_line);
-            if (c->nlines > 0 && partial > lim->max_header_field + 2)
-                return fail(c, MG_EHEADERS, "header field %zu is longer than %zu bytes", c->nlines,
-                            lim->max_header_field);
-            if (c->nlines > 0 && c->header_bytes + partial > lim->max_header_bytes + 2)
-                return fail(c, MG_EHEADERS, "header section is larger than %zu bytes",
-                            lim->max_header_bytes);
-            c->scan = n;
-            return 0;
-        }
-        size_t end = (size_t)(nl - b);
-        if (end == c->line_start || b[end - 1] != '\r')
-            return fail(c, MG_EPARSE, "malformed request: lines must end with CRLF");
-        size_t len = end - 1 - c->line_start;
-        if (c->nlines == 0) {
-            if (len == 0 && c->line_start < 8) { /* blank lines before a request may be skipped */
-                c->line_start = c->scan = end + 1;
-                continue;
-            }
-            if (len > lim->max_request_line)
-                return fail(c, MG_EURITOOLONG, "request line is longer than %zu bytes",
-                            lim->max_request_line);
-            c->line0_start = (uint32_t)c->line_start;
-            c->line0_len = (uint32_t)len;
-        } else if (len == 0) {
-            c->head_len = end + 1;
-            return 1;
-        } else {
-            if (len > lim->max_header_field)
-                return fail(c, MG_EHEADERS, "header field %zu is longer than %zu bytes", c->nlines,
-                            lim->max_header_field);
-            c->header_bytes += len + 2;
-            if (c->header_bytes > lim->max_header_bytes)
-                return fail(c, MG_EHEADERS, "header section is larger than %zu bytes",
-                            lim->max_header_bytes);
-            if (c->nlines > lim->max_headers)
-                return fail(c, MG_EHEADERS, "more than %zu header fields", lim->max_headers);
-            if (c->hdrs == NULL &&
-                (c->hdrs = malloc(sizeof(*c->hdrs) * (lim->max_headers ? lim->max_headers : 1))) ==
-                    NULL)
-                return fail(c, MG_ENOMEM, "out of memory");
-            c->hdrs[c->nlines - 1] = (hdr_span_t){(uint32_t)c->line_start, (uint32_t)len};
-        }
-        c->nlines++;
-        c->line_start = c->scan = end + 1;
-    }
-}
-
-static int lc_eq(const char *p, size_t n, const char *lit)
-{
-    size_t k = strlen(lit);
-    if (n != k)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch >= 'A' && ch <= 'Z')
-            ch = (char)(ch + 32);
-        if (ch != lit[i])
-            return 0;
-    }
-    return 1;
-}
-
-/* Whether the comma-separated list `v` holds the token `tok` (case-insensitive). */
-static int has_token(const char *v, size_t n, const char *tok)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e > s && lc_eq(v + s, e - s, tok))
-            return 1;
-    }
-    return 0;
-}
-
-/* Splits header line `h` into a lower-cased name and a trimmed value. Returns 0 or -1. */
-static int split_header(conn_t *c, const hdr_span_t *h, h2o_iovec_t *name, h2o_iovec_t *value)
-{
-    char *p = c->sock->input->bytes + h->start;
-    size_t n = h->len, i = 0;
-    if (p[0] == ' ' || p[0] == '\t')
-        return fail(c, MG_EPARSE, "malformed header: obsolete line folding is not accepted");
-    while (i < n && is_tchar((unsigned char)p[i])) {
-        if (p[i] >= 'A' && p[i] <= 'Z')
-            p[i] = (char)(p[i] + 32);
-        i++;
-    }
-    if (i == 0 || i == n || p[i] != ':')
-        return fail(c, MG_EPARSE, "malformed header field %.*s", mg_err_quote_len(n), p);
-    *name = h2o_iovec_init(p, i);
-    i++;
-    while (i < n && (p[i] == ' ' || p[i] == '\t'))
-        i++;
-    size_t e = n;
-    while (e > i && (p[e - 1] == ' ' || p[e - 1] == '\t'))
-        e--;
-    for (size_t k = i; k < e; k++) {
-        unsigned char ch = (unsigned char)p[k];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            return fail(c, MG_EPARSE, "header '%.*s' holds a control character",
-                        mg_err_quote_len(name->len), name->base);
-    }
-    *value = h2o_iovec_init(p + i, e - i);
-    return 0;
-}
-
-/* Reads a Content-Length value. Returns 0 or -1 (answered). */
-static int parse_length(conn_t *c, h2o_iovec_t v)
-{
-    size_t len = 0;
-    if (v.len == 0 || v.len > 19)
-        return fail(c, MG_EPARSE, "Content-Length must be a decimal byte count");
-    for (size_t k = 0; k < v.len; k++) {
-        if (v.base[k] < '0' || v.base[k] > '9')
-            return fail(c, MG_EPARSE, "Content-Length must be a decimal byte count");
-        len = len * 10 + (size_t)(v.base[k] - '0');
-    }
-    if (c->has_length && len != c->content_length)
-        return fail(c, MG_EPARSE, "two different Content-Length values");
-    c->has_length = 1;
-    c->content_length = len;
-    return 0;
-}
-
-/* Parses the request line and the framing headers of a complete head. Returns 0 or -1. */
-static int parse_head(conn_t *c)
-{
-    const mg_http1_limits_t *lim = &c->loop->shared->limits;
-    const char *p = c->sock->input->bytes + c->line0_start;
-    size_t n = c->line0_len, i = 0;
-    while (i < n && is_tchar((unsigned char)p[i]))
-        i++;
-    if (i == 0 || i > METHOD_MAX || i >= n || p[i] != ' ')
-        return fail(c, MG_EPARSE, "malformed request line: expected METHOD /path HTTP/1.1");
-    size_t t = ++i;
-    while (i < n && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7f)
-        i++;
-    if (i == t || i >= n || p[i] != ' ' || p[i + 1] == ' ')
-        return fail(c, MG_EPARSE, "malformed request line: expected METHOD /path HTTP/1.1");
-    if (p[t] != '/')
-        return fail(c, MG_EPARSE, "request target must be a path starting with '/'");
-    const char *ver = p + i + 1;
-    size_t vlen = n - i - 1;
-    if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1'))
-        return fail(c, MG_EPARSE, "unsupported protocol '%.*s': HTTP/1.0 and HTTP/1.1 only",
-                    mg_err_quote_len(vlen), ver);
-    c->version_minor = ver[7] - '0';
-    c->keep_alive = c->version_minor == 1;
-    c->is_head = t - 1 == 4 && memcmp(p, "HEAD", 4) == 0;
-
-    int te = 0;
-    for (size_t k = 0; k + 1 < c->nlines; k++) {
-        h2o_iovec_t name = {NULL, 0}, value = {NULL, 0};
-        if (split_header(c, &c->hdrs[k], &name, &value) != 0)
-            return -1;
-        if (h2o_memis(name.base, name.len, H2O_STRLIT("content-length"))) {
-            if (parse_length(c, value) != 0)
-                return -1;
-        } else if (h2o_memis(name.base, name.len, H2O_STRLIT("transfer-encoding"))) {
-            if (te++ || !lc_eq(value.base, value.len, "chunked"))
-                return fail(c, MG_EPARSE,
-                            "Transfer-Encoding '%.*s' is not supported: only a single chunked",
-                            mg_err_quote_len(value.len), value.base);
-        } else if (h2o_memis(name.base, name.len, H2O_STRLIT("connection"))) {
-            if (has_token(value.base, value.len, "close"))
-                c->keep_alive = 0;
-            else if (has_token(value.base, value.len, "keep-alive"))
-                c->keep_alive = 1;
-        } else if (h2o_memis(name.base, name.len, H2O_STRLIT("expect"))) {
-            if (!lc_eq(value.base, value.len, "100-continue"))
-                return fail(c, MG_EPARSE, "Expect '%.*s' is not supported",
-                            mg_err_quote_len(value.len), value.base);
-            c->expect_continue = 1;
-        }
-    }
-    if (te && c->has_length)
-        return fail(
-            c, MG_EPARSE,
-            "Content-Length and Transfer-Encoding together are refused (ambiguous framing)");
-    if (te && c->version_minor == 0)
-        return fail(c, MG_EPARSE, "Transfer-Encoding is not allowed in HTTP/1.0");
-    c->chunked = te;
-    if (c->has_length && c->content_length > lim->max_body_bytes)
-        return fail(
-            c, MG_ETOOBIG,
-            "request body of %zu bytes is larger than the %zu-byte limit (--max-body-bytes)",
-            c->content_length, lim->max_body_bytes);
-    return 0;
-}
-
-/* ---- the body ---------------------------------------------------------------------------- */
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/*
- * Decodes chunked input from c->ch_pos on, appending data to c->body; a state machine over
- * the bytes, so no chunk costs stack or more than its bytes. Returns 1 (complete: c->reqsize
- * set), 0 (more input needed) or -1 (answered).
- */
-static int read_chunked(conn_t *c)
-{
-    const mg_http1_limits_t *lim = &c->loop->shared->limits;
-    const char *b = c->sock->input->bytes;
-    size_t n = c->sock->input->size, pos = c->ch_pos;
-    while (pos < n) {
-        char ch = b[pos];
-        switch (c->ch) {
-        case CH_SIZE: {
-            int v = hexval(ch);
-            if (v >= 0) {
-                if (++c->ch_digits > CHUNK_HEX_MAX)
-                    return fail(c, MG_EPARSE, "chunk size of more than %d hex digits",
-                                CHUNK_HEX_MAX);
-                c->ch_size = c->ch_size * 16 + (size_t)v;
-                pos++;
-                break;
-            }
-            if (c->ch_digits == 0)
-                return fail(c, MG_EPARSE, "malformed chunked body: chunk size expected");
-            if (ch == ';' || ch == ' ' || ch == '\t')
-                c->ch = CH_EXT;
-            else if (ch == '\r')
-                c->ch = CH_SIZE_LF;
-            else
-                return fail(c, MG_EPARSE, "malformed chunked body: bad chunk size");
-            pos++;
-            break;
-        }
-        case CH_EXT:
-            if (ch == '\r')
-                c->ch = CH_SIZE_LF;
-            else if (ch == '\n' || ++c->ch_ext > CHUNK_EXT_MAX)
-                return fail(c, MG_EPARSE, "malformed chunked body: bad chunk extension");
-            pos++;
-            break;
-        case CH_SIZE_LF:
-            if (ch != '\n')
-                return fail(c, MG_EPARSE, "malformed chunked body: CRLF expected");
-            pos++;
-            if (++c->ch_count > lim->max_chunks)
-                return fail(c, MG_ETOOBIG, "chunked body of more than %zu chunks", lim->max_chunks);
-            if (c->ch_size == 0) {
-                c->ch = CH_TRAILER;
-                c->ch_line_start = pos;
-            } else if (c->ch_size > lim->max_body_bytes - c->body.len) {
-                return fail(c, MG_ETOOBIG,
-                            "request body is larger than the %zu-byte limit (--max-body-bytes)",
-                            lim->max_body_bytes);
-            } else {
-                c->ch = CH_DATA;
-            }
-            break;
-        case CH_DATA: {
-            size_t take = n - pos < c->ch_size ? n - pos : c->ch_size;
-            if (mg_buf_append(&c->body, b + pos, take) != 0)
-                return fail(c, MG_ENOMEM, "out of memory");
-            pos += take;
-            c->ch_size -= take;
-            if (c->ch_size == 0)
-                c->ch = CH_DATA_CR;
-            break;
-        }
-        case CH_DATA_CR:
-        case CH_DATA_LF:
-            if (ch != (c->ch == CH_DATA_CR ? '\r' : '\n'))
-                return fail(c, MG_EPARSE,
-                            "malformed chunked body: chunk data longer than its size");
-            pos++;
-            if (c->ch == CH_DATA_LF) {
-                c->ch = CH_SIZE;
-                c->ch_size = c->ch_digits = c->ch_ext = 0;
-            } else {
-                c->ch = CH_DATA_LF;
-            }
-            break;
-        case CH_TRAILER: {
-            const char *nl = memchr(b + pos, '\n', n - pos);
-            if (nl == NULL) {
-                if (c->ch_trailer + (n - c->ch_line_start) > lim->max_header_bytes)
-                    return fail(c, MG_EHEADERS, "trailer section is larger than %zu bytes",
-                                lim->max_header_bytes);
-                pos = n;
-                break;
-            }
-            size_t end = (size_t)(nl - b);
-            if (end == c->ch_line_start || b[end - 1] != '\r')
-                return fail(c, MG_EPARSE, "malformed chunked body: lines must end with CRLF");
-            if (end - 1 == c->ch_line_start) {
-                c->reqsize = end + 1;
-                c->ch_pos = end + 1;
-                return 1;
-            }
-            c->ch_trailer += end + 1 - c->ch_line_start;
-            if (c->ch_trailer > lim->max_header_bytes)
-                return fail(c, MG_EHEADERS, "trailer section is larger than %zu bytes",
-                            lim->max_header_bytes);
-            pos = c->ch_line_start = end + 1;
-            break;
-        }
-        }
-    }
-    c->ch_pos = pos;
-    return 0;
-}
-
 /* ---- handing a request to h2o, writing its response -------------------------------------- */
 
 static socklen_t get_sockname(h2o_conn_t *conn, struct sockaddr *sa)
@@ -759,7 +384,7 @@ static void final_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, s
         v[k++] = flatten_head(c, req);
         c->sent_headers = 1;
     }
-    for (size_t i = 0; i < bufcnt && !c->is_head; i++) {
+    for (size_t i = 0; i < bufcnt && !c->head.is_head; i++) {
         if (bufs[i].len > 0)
             v[k++] = bufs[i];
     }
@@ -782,40 +407,30 @@ static void start_request(conn_t *c)
     c->ostr.start_pull = NULL;
     c->ostr.next = NULL;
 
-    const char *line = b + c->line0_start;
-    const char *sp = memchr(line, ' ', c->line0_len);
-    const char *target = sp + 1;
-    const char *sp2 = memchr(target, ' ', c->line0_len - (size_t)(target - line));
+    const mg_http1_head_t *h = &c->head;
     req->input.scheme = &H2O_URL_SCHEME_HTTP;
-    req->input.method = h2o_iovec_init(line, (size_t)(sp - line));
-    req->input.path = h2o_iovec_init(target, (size_t)(sp2 - target));
-    req->version = 0x100 | c->version_minor;
-    for (size_t k = 0; k + 1 < c->nlines; k++) {
-        /* Names were lower-cased and checked by parse_head; split again without failing. */
-        char *p = b + c->hdrs[k].start;
-        size_t n = c->hdrs[k].len, i = 0;
-        while (p[i] != ':')
-            i++;
-        size_t vs = i + 1, ve = n;
-        while (vs < n && (p[vs] == ' ' || p[vs] == '\t'))
-            vs++;
-        while (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'))
-            ve--;
-        if (h2o_memis(p, i, H2O_STRLIT("host"))) {
-            req->input.authority = h2o_iovec_init(p + vs, ve - vs);
+    req->input.method = h2o_iovec_init(b + h->method.start, h->method.len);
+    req->input.path = h2o_iovec_init(b + h->target.start, h->target.len);
+    req->version = 0x100 | h->version_minor;
+    for (size_t k = 0; k + 1 < h->nlines; k++) {
+        mg_str_t name, value;
+        mg_http1_header(h, b, k, &name, &value);
+        if (mg_str_eq(name, "host")) {
+            req->input.authority = h2o_iovec_init(value.ptr, value.len);
             continue;
         }
-        if (h2o_memis(p, i, H2O_STRLIT("content-length")) ||
-            h2o_memis(p, i, H2O_STRLIT("transfer-encoding")) ||
-            h2o_memis(p, i, H2O_STRLIT("expect")) || h2o_memis(p, i, H2O_STRLIT("upgrade")))
+        /* The framing is this layer's; h2o's own HTTP/1 leaves these out of the headers too. */
+        if (mg_str_eq(name, "content-length") || mg_str_eq(name, "transfer-encoding") ||
+            mg_str_eq(name, "expect") || mg_str_eq(name, "upgrade"))
             continue;
-        h2o_add_header_by_str(&req->pool, &req->headers, p, i, 1, NULL, p + vs, ve - vs);
+        h2o_add_header_by_str(&req->pool, &req->headers, name.ptr, name.len, 1, NULL, value.ptr,
+                              value.len);
     }
-    if (c->chunked)
-        req->entity = h2o_iovec_init(c->body.data ? c->body.data : b + c->head_len, c->body.len);
-    else if (c->has_length)
-        req->entity = h2o_iovec_init(b + c->head_len, c->content_length);
-    req->http1_is_persistent = c->keep_alive && !c->super.ctx->shutdown_requested;
+    if (h->chunked)
+        req->entity = h2o_iovec_init(c->body.data ? c->body.data : b + h->head_len, c->body.len);
+    else if (h->has_length)
+        req->entity = h2o_iovec_init(b + h->head_len, h->content_length);
+    req->http1_is_persistent = h->keep_alive && !c->super.ctx->shutdown_requested;
 
     c->state = ST_PROCESS;
     set_timer(c, NULL, NULL);
@@ -872,18 +487,31 @@ static void advance(conn_t *c)
         c->state = ST_HEAD;
         set_timer(c, &c->loop->header_timeout, on_head_timeout);
     }
+    const mg_http1_limits_t *lim = &c->loop->shared->limits;
+    mg_http1_head_t *h = &c->head;
+    mg_err_t err;
+    char *in = c->sock->input->bytes;
+    size_t n = c->sock->input->size;
     if (c->state == ST_HEAD) {
-        int r = scan_head(c);
-        if (r <= 0)
+        if (c->hdrs == NULL &&
+            (c->hdrs = h->hdrs = malloc(sizeof(*c->hdrs) * (lim->max_headers + 1))) == NULL) {
+            fail(c, MG_ENOMEM, "out of memory");
             return;
-        if (parse_head(c) != 0)
+        }
+        int r = mg_http1_scan_head(h, lim, in, n, &err);
+        if (r == 1)
+            r = mg_http1_parse_head(h, lim, in, &err) == 0 ? 1 : err.code;
+        if (r < 0) {
+            fail(c, err.code, "%s", err.msg);
+            return;
+        }
+        if (r == 0)
             return;
         c->state = ST_BODY;
-        c->ch_pos = c->head_len;
-        if (c->chunked || c->content_length > 0) {
+        c->chunked.pos = h->head_len;
+        if (h->chunked || h->content_length > 0) {
             set_timer(c, &c->loop->body_timeout, on_body_timeout);
-            size_t have = c->sock->input->size - c->head_len;
-            if (c->expect_continue && (c->chunked || have < c->content_length)) {
+            if (h->expect_continue && (h->chunked || n - h->head_len < h->content_length)) {
                 static h2o_iovec_t cont = {"HTTP/1.1 100 Continue\r\n\r\n", 25};
                 c->continue_pending = 1;
                 h2o_socket_read_stop(c->sock);
@@ -895,13 +523,17 @@ static void advance(conn_t *c)
     if (c->state == ST_BODY) {
         if (c->continue_pending)
             return;
-        if (c->chunked) {
-            if (read_chunked(c) <= 0)
+        if (h->chunked) {
+            int r = mg_http1_read_chunked(&c->chunked, lim, in, n, &c->body, &err);
+            if (r < 0)
+                fail(c, err.code, "%s", err.msg);
+            if (r <= 0)
                 return;
+            c->reqsize = c->chunked.pos;
         } else {
-            if (c->sock->input->size - c->head_len < c->content_length)
+            if (n - h->head_len < h->content_length)
                 return;
-            c->reqsize = c->head_len + c->content_length;
+            c->reqsize = h->head_len + h->content_length;
         }
         start_request(c);
     }

@@ -4,6 +4,8 @@ BUILD ?= build
 TEST_BUILD ?= build-test
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 LISTEN ?= 127.0.0.1:8000
 GRPC_LISTEN ?= 127.0.0.1:8001
 CMAKE_FLAGS ?=
@@ -61,8 +63,15 @@ test: format-check unit asan tsan
 bench: build
 	bash bench/run.sh $(BUILD)
 
+# libFuzzer targets with the library instrumented too (clang), each run FUZZ_SECONDS; prints
+# executions and coverage per target (scripts/fuzz.sh). FUZZ_JOBS=N runs N at a time.
+fuzz: setup
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DMG_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 models:
 	/usr/bin/python3 scripts/gen_digits.py models
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

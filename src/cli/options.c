@@ -1,5 +1,7 @@
 #include "cli/options.h"
 
+#include "core/file.h"
+
 #include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -127,19 +129,18 @@ static int set_json(const mg_opt_t *o, json_t *v, void *opts)
     }
 }
 
-int mg_opt_load_file(const mg_opt_t *table, const char *path, void *opts)
+int mg_opt_load_text(const mg_opt_t *table, const char *name, const char *text, size_t len,
+                     void *opts, mg_err_t *err)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        fprintf(stderr, "modelgate: %s: line %d: %s\n", path, jerr.line, jerr.text);
-        return -1;
-    }
-    int rc = -1;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return mg_err_set(err, MG_ECONFIG, "%s: line %d: %s", name, jerr.line, jerr.text);
+    int rc = 0;
     const char *key;
     json_t *v;
     if (!json_is_object(root)) {
-        fprintf(stderr, "modelgate: %s: must be a JSON object\n", path);
+        rc = mg_err_set(err, MG_ECONFIG, "%s: must be a JSON object", name);
         goto out;
     }
     json_object_foreach(root, key, v)
@@ -148,19 +149,35 @@ int mg_opt_load_file(const mg_opt_t *table, const char *path, void *opts)
         while ((o->flag != NULL || o->key != NULL) && (o->key == NULL || strcmp(o->key, key) != 0))
             o++;
         if (o->key == NULL) {
-            fprintf(stderr, "modelgate: %s: unknown field '%s'\n", path, key);
+            rc = mg_err_set(err, MG_ECONFIG, "%s: unknown field '%.*s'", name,
+                            mg_err_quote_len(strlen(key)), key);
             goto out;
         }
         if (set_json(o, v, opts) != 0) {
-            fprintf(stderr, "modelgate: %s: invalid value for '%s'%s%s\n", path, key,
-                    o->want ? ": want " : "", o->want ? o->want : "");
+            rc = mg_err_set(err, MG_ECONFIG, "%s: invalid value for '%s'%s%s", name, key,
+                            o->want ? ": want " : "", o->want ? o->want : "");
             goto out;
         }
     }
-    rc = 0;
 out:
     json_decref(root);
     return rc;
+}
+
+int mg_opt_load_file(const mg_opt_t *table, const char *path, void *opts)
+{
+    char *text = NULL;
+    size_t len = 0;
+    mg_err_t err;
+    int rc = mg_file_read(path, MG_OPT_FILE_MAX, &text, &len, &err);
+    if (rc == 0)
+        rc = mg_opt_load_text(table, path, text, len, opts, &err);
+    free(text);
+    if (rc != 0) {
+        fprintf(stderr, "modelgate: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 void mg_opt_usage(const mg_opt_t *table, FILE *f, const char *usage_head)

@@ -7,6 +7,8 @@
 #ifndef MG_CLI_OPTIONS_H
 #define MG_CLI_OPTIONS_H
 
+#include "core/err.h"
+
 #include <stddef.h>
 #include <stdio.h>
 
@@ -55,10 +57,22 @@ typedef struct mg_opt {
         NULL, NULL, MG_OPT_STRING, 0, 0, 0, 0, NULL, NULL, NULL, NULL                              \
     }
 
+/** A server config file larger than this is refused. */
+#define MG_OPT_FILE_MAX ((size_t)1 << 20)
+
 /**
- * Reads `--config PATH` (a JSON object of the rows' keys) into `opts`. Unknown keys, values of
- * the wrong kind or out of bounds are refused. Returns 0, or -1 after printing why to stderr
- * ("modelgate: PATH: unknown field 'x'"). Thread: main.
+ * Reads a server config (a JSON object of the rows' keys) from `text` (`len` bytes, need not
+ * be NUL-terminated) into `opts`; `name` (the file's) starts each message. Unknown keys,
+ * values of the wrong kind or out of bounds are refused; fields before the bad one may have
+ * been stored. Returns 0, or MG_ECONFIG with `err` saying why ("PATH: unknown field 'x'").
+ * Thread: any (fills only `opts` and `err`).
+ */
+int mg_opt_load_text(const mg_opt_t *table, const char *name, const char *text, size_t len,
+                     void *opts, mg_err_t *err);
+
+/**
+ * Reads `--config PATH` (at most MG_OPT_FILE_MAX bytes) as mg_opt_load_text does. Returns 0,
+ * or -1 after printing why to stderr ("modelgate: PATH: unknown field 'x'"). Thread: main.
  */
 int mg_opt_load_file(const mg_opt_t *table, const char *path, void *opts);
 

@@ -749,6 +749,13 @@ out:
     return status;
 }
 
+int mg_cli_serve_config_check(const char *text, size_t len, mg_err_t *err)
+{
+    serve_opts_t o;
+    memset(&o, 0, sizeof(o));
+    return mg_opt_load_text(serve_options, "config", text, len, &o, err);
+}
+
 int mg_cli_check(int argc, char **argv)
 {
     if (argc != 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -42,8 +42,8 @@ typedef struct mg_api {
     /* With --etcd: the fleet's status for readiness, set once it has started (the loops may
      * already run); else NULL. */
     _Atomic(mg_cluster_t *) cluster;
-    mg_pool_t *pool;       /* runs models configured with "execution": "pool"; NULL: none */
-    mg_auth_t admin_auth;  /* the admin surface's token (net/auth.h); unset: none required */
+    mg_pool_t *pool;      /* runs models configured with "execution": "pool"; NULL: none */
+    mg_auth_t admin_auth; /* the admin surface's token (net/auth.h); unset: none required */
 } mg_api_t;
 
 /** One event loop's endpoint state: scratch memory and the mailbox for control results. */

@@ -42,6 +42,8 @@ DEB_PACKAGES=(
     # gRPC integration tests: a real gRPC client, stubs generated from the project's .proto
     python3-grpcio
     python3-grpc-tools
+    # the daemon's memcheck run (tests/it/test_valgrind.py)
+    valgrind
     # model generation (never on the serving path)
     python3
     python3-onnx

@@ -55,14 +55,15 @@ def make_repo(with_test_models=True, extra=None):
 class Daemon:
     """Starts `modelgate serve` on 127.0.0.1:0 and waits until it has loaded the repository."""
 
-    def __init__(self, repo, args=(), ready_timeout=120):
+    def __init__(self, repo, args=(), ready_timeout=120, wrapper=()):
+        """`wrapper` is a command the daemon runs under (valgrind ...)."""
         self.repo = repo
         env = dict(os.environ)
         # Under ASan the daemon is checked for memory errors but not for leaks at exit: h2o 2.2
         # has no way to free an event loop, so what its loops hold is still allocated then.
         # The modules' own leak checks run in the unit tests.
         env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-        self.proc = subprocess.Popen([MG_BIN, "serve", "--repo", repo, "--listen", "127.0.0.1:0", "--threads", "2",
+        self.proc = subprocess.Popen([*wrapper, MG_BIN, "serve", "--repo", repo, "--listen", "127.0.0.1:0", "--threads", "2",
                                       "--ort-threads", "1", *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         self.log = []
@@ -132,12 +133,12 @@ class Daemon:
                     return int(line.split()[1])
         return 0
 
-    def stop(self):
+    def stop(self, timeout=60):
         """Stops the daemon with SIGTERM and returns its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(60)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

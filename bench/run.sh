@@ -37,6 +37,9 @@
 #   fleet       bench/fleet_bench.py: a real etcd and three instances; BENCH_FLEET_CHANGES (20)
 #               weight changes with `ctl --etcd`, each timed per instance from the write's answer
 #               to the first request routed by it. Target: every one within 250 ms.
+#   overload    bench/overload.py: a slow model on the execution pool at 4x the rate it can
+#               serve, open loop. Targets: accepted p99 <= 2 x unloaded p99, 503 p99 <= 1 ms,
+#               RSS flat.
 #
 # Both sides of a pair are up at once and measured alternately, run by run (A1 B1 A2 B2 ...),
 # so whatever else loads the machine hits both alike; a pair's ratio is the median of its
@@ -45,7 +48,7 @@
 # driver output and every server log is kept in bench/out/ (git-ignored).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet]
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet,overload]
 #   BENCH_FLEET_CHANGES  weight changes the fleet part times [20]
 #   BENCH_SWAPS          versions swapped in by the swap part [20]
 #   BENCH_DURATION       seconds per measured run [10]
@@ -72,7 +75,7 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet}
+PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet,overload}
 FLEET_CHANGES=${BENCH_FLEET_CHANGES:-20}
 SWAPS=${BENCH_SWAPS:-20}
 DURATION=${BENCH_DURATION:-10}
@@ -777,9 +780,18 @@ if want fleet; then
     R_FLEET=$(grep '^fleet: changes=' "$OUT/fleet.txt" | tail -n 1)
 fi
 
-# 6. Summary ----------------------------------------------------------------------------------------
+# 6. Overload: shedding on a slow model (its own daemon) ---------------------------------------------
+if want overload; then
+    "$PY" bench/overload.py --bin "$BUILD/modelgate" --seconds "$DURATION" | tee "$OUT/overload.txt" ||
+        die "overload benchmark failed"
+fi
+
+# 7. Summary ----------------------------------------------------------------------------------------
 {
     summary
+    if want overload && [ -f "$OUT/overload.txt" ]; then
+        sed -n 's/^  \(accepted\|refused 503\|memory\|floor\) *: /overload \1: /p' "$OUT/overload.txt"
+    fi
     if [ -f "$OUT/route_bench.txt" ]; then
         grep -E '^ *(rules|1|1000|18000) +\|' "$OUT/route_bench.txt" | sed 's/^/route table  : /'
     fi

@@ -2,7 +2,15 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <urcu.h>
+
+/*
+ * Pool threads run below the event loops' CPU priority: on a busy machine the loops still get
+ * the CPU first, so refusals and light requests are answered at once while slow Runs wait.
+ */
+#define POOL_NICE 5
 
 struct mg_pool {
     pthread_mutex_t mu;
@@ -17,6 +25,9 @@ static void *worker(void *arg)
 {
     mg_pool_t *p = arg;
     rcu_register_thread();
+    /* Linux applies a nice value per thread (the tid); raising it needs no privilege. */
+    int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
+    setpriority(PRIO_PROCESS, (id_t)gettid(), cur + POOL_NICE);
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->head == NULL && !p->stopping)

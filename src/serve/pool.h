@@ -2,7 +2,8 @@
  * The execution pool: a few threads that run executions for models configured with
  * "execution": "pool", so an event loop never waits for a slow Run and keeps answering
  * (among others, with 503 when the model's in-flight bound is reached: serve/admit.h bounds
- * what can be queued here). Jobs run in submission order.
+ * what can be queued here). Jobs run in submission order, on threads that run 5 nice levels
+ * below the caller, so the event loops get the CPU first on a busy machine.
  */
 #ifndef MG_SERVE_POOL_H
 #define MG_SERVE_POOL_H

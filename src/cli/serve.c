@@ -20,6 +20,7 @@
 #include "repo/registry.h"
 #include "route/router.h"
 #include "serve/pool.h"
+#include "serve/ratelimit.h"
 #include "serve/serve.h"
 
 #include <errno.h>
@@ -76,6 +77,8 @@ typedef struct serve_opts {
     long long header_timeout_ms, body_timeout_ms, idle_timeout_ms;
     /* Overload and deadlines (serve/admit.h, serve/pool.h, serve/deadline.h). */
     long long exec_threads, max_inflight, max_request_timeout_ms, default_request_timeout_ms;
+    long long rate_limit, rate_limit_burst;
+    char rate_limit_header[128];
     /* The admin surface (net/auth.h). */
     mg_opt_listen_t admin_listen;
     char admin_token_file[1024];
@@ -223,6 +226,13 @@ static const mg_opt_t serve_options[] = {
     {"default-request-timeout-ms", "default_request_timeout_ms", MG_OPT_INT,
      F(default_request_timeout_ms), 0, 0, 86400000, NULL, "MS", "0..86400000",
      "deadline of requests that set none (default 0: none); past it 504"},
+    {"rate-limit", "rate_limit", MG_OPT_INT, F(rate_limit), 0, 0, 1000000, NULL, "N", "0..1000000",
+     "inference requests a second per client (default 0: no limit); over it 429"},
+    {"rate-limit-burst", "rate_limit_burst", MG_OPT_INT, F(rate_limit_burst), 0, 0, 1000000, NULL,
+     "N", "0..1000000", "requests a client may send at once above the rate (default: the rate)"},
+    {"rate-limit-header", "rate_limit_header", MG_OPT_STRING, F(rate_limit_header),
+     S(rate_limit_header), 0, 0, NULL, "NAME", "a header name",
+     "the header naming the client for --rate-limit (default: the peer address)"},
     MG_OPT_END,
 };
 
@@ -579,6 +589,7 @@ int mg_cli_serve(int argc, char **argv)
     mg_grpc_server_t *grpc = NULL;
     mg_cluster_t *cluster = NULL;
     mg_pool_t *pool = NULL;
+    mg_ratelimit_t *ratelimit = NULL;
     rcu_register_thread();
 
     mg_infer_env_opts_t eo = {
@@ -632,11 +643,20 @@ int mg_cli_serve(int argc, char **argv)
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
     }
+    for (char *p = o.rate_limit_header; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    if (o.rate_limit > 0 &&
+        mg_ratelimit_new(&ratelimit, (uint32_t)o.rate_limit, (uint32_t)o.rate_limit_burst) != 0) {
+        mg_log(MG_LOG_ERROR, "main", "out of memory");
+        goto out;
+    }
     mg_api_t api = {.serve = core,
                     .control = control,
                     .max_body_bytes = (size_t)o.max_body_bytes,
                     .pool = pool,
-                    .admin_auth = admin_auth};
+                    .admin_auth = admin_auth,
+                    .ratelimit = ratelimit,
+                    .ratelimit_header = o.rate_limit_header[0] ? o.rate_limit_header : NULL};
     /* The main listener, then /metrics and the admin surface on listeners of their own. */
     mg_http_listen_t listen[3] = {{o.listen.host, o.listen.port,
                                    o.admin_listen.set ? MG_SURFACE_ALL & ~MG_SURFACE_ADMIN
@@ -738,6 +758,7 @@ out:
     mg_grpc_stop(grpc, (int)o.drain_timeout * 1000); /* after a drain: at once */
     mg_http_stop(http);
     mg_pool_free(pool);
+    mg_ratelimit_free(ratelimit);
     mg_serve_free(core);
     mg_router_free(router);
     mg_registry_free(reg);

@@ -17,12 +17,15 @@
 #include "serve/fault.h"
 #endif
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 typedef struct endpoint endpoint_t;
 
@@ -545,11 +548,46 @@ static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_ca
     return respond(l, req, call, &res, enc);
 }
 
+/*
+ * The per-client rate limit of inference requests: the key is the configured header's value,
+ * or the peer address. Answers 429 with Retry-After and returns 0 when over it.
+ */
+static int rate_ok(mg_api_loop_t *l, h2o_req_t *req)
+{
+    if (l->api->ratelimit == NULL)
+        return 1;
+    struct sockaddr_storage ss;
+    mg_str_t key = {"", 0};
+    if (l->api->ratelimit_header != NULL) {
+        find_header(req, l->api->ratelimit_header, strlen(l->api->ratelimit_header), &key);
+    } else {
+        socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+        if (n > 0 && ss.ss_family == AF_INET)
+            key = (mg_str_t){(const char *)&((struct sockaddr_in *)&ss)->sin_addr, 4};
+        else if (n > 0 && ss.ss_family == AF_INET6)
+            key = (mg_str_t){(const char *)&((struct sockaddr_in6 *)&ss)->sin6_addr, 16};
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    unsigned retry = 1;
+    mg_err_t err;
+    if (mg_ratelimit_take(l->api->ratelimit, key, now_ms, &retry, &err) == 0)
+        return 1;
+    char num[16];
+    int k = snprintf(num, sizeof(num), "%u", retry);
+    add_header(req, "retry-after", num, (size_t)k);
+    send_error(req, &l->out, err.code, err.msg);
+    return 0;
+}
+
 /* POST /v2/models/{m}[/versions/{v}]/infer, or a route-table URL with api "infer". */
 static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version,
                         const mg_route_rule_t *rule)
 {
     mg_err_t err;
+    if (!rate_ok(l, req))
+        return 0;
     size_t header_len;
     if (binary_header_len(req, &header_len) != 0)
         return send_error(req, &l->out, MG_EPARSE,
@@ -583,6 +621,8 @@ static int bind_predict(void *ctx, const mg_session_t *meta, const char *model,
 static int handle_predict(mg_api_loop_t *l, h2o_req_t *req, const mg_route_rule_t *rule)
 {
     mg_err_t err;
+    if (!rate_ok(l, req))
+        return 0;
     mg_predict_request_t p;
     mg_str_t body = body_of(req);
     int rc = mg_predict_decode(body.ptr, body.len, &p, &err);

@@ -17,6 +17,7 @@
 #include "control/control.h"
 #include "net/auth.h"
 #include "serve/pool.h"
+#include "serve/ratelimit.h"
 #include "serve/serve.h"
 
 #include <h2o.h>
@@ -42,8 +43,10 @@ typedef struct mg_api {
     /* With --etcd: the fleet's status for readiness, set once it has started (the loops may
      * already run); else NULL. */
     _Atomic(mg_cluster_t *) cluster;
-    mg_pool_t *pool;      /* runs models configured with "execution": "pool"; NULL: none */
-    mg_auth_t admin_auth; /* the admin surface's token (net/auth.h); unset: none required */
+    mg_pool_t *pool;              /* runs models configured with "execution": "pool"; NULL: none */
+    mg_auth_t admin_auth;         /* the admin surface's token (net/auth.h); unset: none required */
+    mg_ratelimit_t *ratelimit;    /* per-client limit on inference requests; NULL: none */
+    const char *ratelimit_header; /* lower-case header whose value is the client key; NULL: peer */
 } mg_api_t;
 
 /** One event loop's endpoint state: scratch memory and the mailbox for control results. */

@@ -180,5 +180,43 @@ class DeadlineInlineTest(SlowModelCase):
         self.assertLess(got["t"], max(0.6 * took, 0.5))
 
 
+class RateLimitTest(unittest.TestCase):
+    """A token bucket per client: the peer address by default, or a header's value."""
+
+    def run_daemon(self, args):
+        root, repo = mgtest.make_repo(with_test_models=False)
+        self.addCleanup(shutil.rmtree, root, True)
+        d = Daemon(repo, args=args)
+        self.addCleanup(lambda: self.assertEqual(d.stop(), 0))
+        return d
+
+    def burst(self, d, n, headers=None):
+        out = []
+        for _ in range(n):
+            st, hdrs, data = d.request("POST", "/v2/models/digits/infer", json.dumps(SAMPLE), headers)
+            out.append((st, hdrs.get("retry-after"), data))
+        return out
+
+    def test_per_peer_address(self):
+        d = self.run_daemon(["--rate-limit", "1", "--rate-limit-burst", "4"])
+        got = self.burst(d, 8)
+        self.assertEqual([g[0] for g in got[:4]], [200] * 4)
+        limited = [g for g in got if g[0] == 429]
+        self.assertGreaterEqual(len(limited), 3)
+        for st, retry, data in limited:
+            self.assertEqual(retry, "1")
+            self.assertIn("over the rate limit of 1 requests a second", json.loads(data)["error"])
+        # Health is never limited.
+        self.assertEqual(d.request("GET", "/v2/health/ready")[0], 200)
+
+    def test_per_header_value(self):
+        d = self.run_daemon(["--rate-limit", "1", "--rate-limit-burst", "2", "--rate-limit-header", "X-Client-ID"])
+        a = [g[0] for g in self.burst(d, 4, {"X-Client-ID": "alice"})]
+        b = [g[0] for g in self.burst(d, 2, {"X-Client-ID": "bob"})]
+        self.assertEqual(a[:2], [200, 200])
+        self.assertIn(429, a[2:])
+        self.assertEqual(b, [200, 200])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
 #include <cmocka.h>
@@ -729,6 +730,92 @@ static void test_threads_own_pool(void **state)
     mg_session_free(s);
 }
 
+/* ---- deadlines ---- */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct slow_run {
+    mg_session_t *s;
+    size_t rows;
+    int64_t timeout_ns; /* 0: no deadline */
+    int rc;
+    int64_t took_ns;
+    char msg[256];
+} slow_run_t;
+
+static void *slow_thread(void *arg)
+{
+    slow_run_t *r = arg;
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    float *x = calloc(r->rows * 512, sizeof(float));
+    mg_tensor_t in = {.name = mg_test_str("x"),
+                      .dtype = MG_DT_FP32,
+                      .ndim = 2,
+                      .shape = {(int64_t)r->rows, 512},
+                      .data = x,
+                      .count = r->rows * 512,
+                      .nbytes = r->rows * 512 * 4};
+    int64_t t0 = mono_ns();
+    mg_infer_request_t req = {.inputs = &in,
+                              .ninputs = 1,
+                              .arena = &arena,
+                              .deadline_ns = r->timeout_ns ? t0 + r->timeout_ns : 0};
+    mg_infer_response_t resp = {0};
+    mg_err_t err = {0};
+    r->rc = mg_session_run(r->s, &req, &resp, &err);
+    r->took_ns = mono_ns() - t0;
+    snprintf(r->msg, sizeof(r->msg), "%s", err.msg);
+    mg_session_response_release(&resp);
+    mg_arena_free(&arena);
+    free(x);
+    return NULL;
+}
+
+/*
+ * A Run past its deadline is stopped by the watchdog and reports MG_ETIMEDOUT; Runs next to
+ * it, on the same session, are not touched; the session runs again after; a deadline already
+ * past never starts a Run.
+ */
+static void test_deadline(void **state)
+{
+    (void)state;
+    mg_session_t *s = load("slow_fp32.onnx", NULL);
+    slow_run_t full = {.s = s, .rows = 2048};
+    slow_thread(&full);
+    assert_int_equal(full.rc, 0);
+
+    slow_run_t runs[3] = {{.s = s, .rows = 2048, .timeout_ns = full.took_ns / 10},
+                          {.s = s, .rows = 2048, .timeout_ns = full.took_ns / 5},
+                          {.s = s, .rows = 2048}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, slow_thread, &runs[i]), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(runs[i].rc, MG_ETIMEDOUT);
+        assert_non_null(strstr(runs[i].msg, "the run was stopped"));
+        /* Stopped well before a whole Run (three run at once here, so a whole one is slower). */
+        assert_true(runs[i].took_ns < full.took_ns);
+    }
+    assert_int_equal(runs[2].rc, 0);
+
+    slow_run_t again = {.s = s, .rows = 16, .timeout_ns = (int64_t)60 * 1000000000};
+    slow_thread(&again);
+    assert_int_equal(again.rc, 0);
+    slow_run_t past = {.s = s, .rows = 16, .timeout_ns = -1};
+    slow_thread(&past);
+    assert_int_equal(past.rc, MG_ETIMEDOUT);
+    assert_non_null(strstr(past.msg, "before the model ran"));
+    mg_session_free(s);
+}
+
 /* ---- release ---- */
 
 static void test_release(void **state)
@@ -828,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_warmup),
         cmocka_unit_test(test_threads_shared_pool),
         cmocka_unit_test(test_threads_own_pool),
+        cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_release),
         cmocka_unit_test(test_create_release_cycles),
         cmocka_unit_test(test_env_reinit),

@@ -170,6 +170,31 @@ static mg_str_t body_of(h2o_req_t *req)
 
 /* ---- control operations, answered when they complete ------------------------------------- */
 
+/*
+ * Lives in a request's pool, for work that answers it later (a control operation, a Run on the
+ * pool): its dispose, on the loop when the request is freed, clears the work's pointer to the
+ * request, so an answer that arrives after the client went away is dropped.
+ */
+typedef struct req_watch {
+    h2o_req_t **req; /* the work's pointer; NULL once the work answered */
+} req_watch_t;
+
+static void req_watch_dispose(void *p)
+{
+    req_watch_t *w = p;
+    if (w->req != NULL)
+        *w->req = NULL;
+}
+
+/* Watches `req` for work whose pointer to it is `*slot` (set to `req`). */
+static req_watch_t *req_watch(h2o_req_t *req, h2o_req_t **slot)
+{
+    req_watch_t *w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), req_watch_dispose);
+    w->req = slot;
+    *slot = req;
+    return w;
+}
+
 typedef struct control_job control_job_t;
 typedef int (*job_answer_fn)(mg_api_loop_t *l, h2o_req_t *req, control_job_t *job);
 
@@ -178,22 +203,10 @@ struct control_job {
     mg_control_op_t op;
     mg_api_loop_t *loop;
     h2o_req_t *req;       /* NULL once the request is gone (the client closed) */
-    struct job_ref *ref;  /* in req->pool: tells the job when the request goes */
+    req_watch_t *watch;   /* in req->pool: clears `req` when the request goes */
     job_answer_fn answer; /* sends the response, on the loop */
     char body[];          /* the request body, copied: the operation outlives the request */
 };
-
-/* Lives in the request's pool; its dispose runs on the loop when the request is freed. */
-typedef struct job_ref {
-    control_job_t *job;
-} job_ref_t;
-
-static void job_ref_dispose(void *p)
-{
-    job_ref_t *ref = p;
-    if (ref->job != NULL)
-        ref->job->req = NULL;
-}
 
 /* Control thread: hand the finished operation back to the loop that submitted it. */
 static void job_done(mg_control_op_t *op)
@@ -212,7 +225,7 @@ static void on_jobs(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
         h2o_linklist_unlink(&m->link);
         control_job_t *job = (control_job_t *)m;
         if (job->req != NULL) {
-            job->ref->job = NULL;
+            job->watch->req = NULL;
             mg_arena_reset(&l->arena);
             if (job->op.rc != 0)
                 send_error(job->req, &l->out, job->op.rc, job->op.err.msg);
@@ -235,7 +248,6 @@ static int submit_job(mg_api_loop_t *l, h2o_req_t *req, mg_control_kind_t kind, 
     if (model.len >= sizeof(((mg_control_op_t *)0)->model))
         return send_error(req, &l->out, MG_EINVAL, "model name too long");
     control_job_t *job = malloc(sizeof(*job) + body.len + 1);
-    job_ref_t *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), job_ref_dispose);
     if (job == NULL)
         return send_error(req, &l->out, MG_ENOMEM, "out of memory");
     memset(job, 0, sizeof(*job));
@@ -247,12 +259,10 @@ static int submit_job(mg_api_loop_t *l, h2o_req_t *req, mg_control_kind_t kind, 
     job->op.body_len = body.len;
     job->op.done = job_done;
     job->loop = l;
-    job->req = req;
-    job->ref = ref;
+    job->watch = req_watch(req, &job->req);
     job->answer = answer;
-    ref->job = job;
     if (mg_control_submit(l->api->control, &job->op) != 0) {
-        ref->job = NULL;
+        job->watch->req = NULL;
         free(job);
         return send_error(req, &l->out, MG_ECANCELED, "the server is shutting down");
     }
@@ -443,7 +453,7 @@ typedef struct pool_call {
     mg_pool_job_t job;
     mg_api_loop_t *loop;
     h2o_req_t *req;
-    struct pool_ref *ref;
+    req_watch_t *watch;
     encoding_t enc;
     mg_arena_t arena;
     mg_infer_request_t ireq;
@@ -451,17 +461,6 @@ typedef struct pool_call {
     mg_serve_call_t call;
     mg_serve_result_t res;
 } pool_call_t;
-
-typedef struct pool_ref {
-    pool_call_t *pc;
-} pool_ref_t;
-
-static void pool_ref_dispose(void *p)
-{
-    pool_ref_t *ref = p;
-    if (ref->pc != NULL)
-        ref->pc->req = NULL;
-}
 
 /* Pool thread: run, then hand the result back to the loop. */
 static void pool_call_run(mg_pool_job_t *job)
@@ -482,7 +481,7 @@ static void on_ran(h2o_multithread_receiver_t *receiver, h2o_linklist_t *message
         h2o_linklist_unlink(&m->link);
         pool_call_t *pc = (pool_call_t *)m;
         if (pc->req != NULL) {
-            pc->ref->pc = NULL;
+            pc->watch->req = NULL;
             respond(l, pc->req, &pc->call, &pc->res, pc->enc);
         } else {
             mg_serve_done(&pc->res);
@@ -498,16 +497,13 @@ static int run_on_pool(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *
                        mg_serve_result_t *res, encoding_t enc)
 {
     pool_call_t *pc = calloc(1, sizeof(*pc));
-    pool_ref_t *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), pool_ref_dispose);
-    if (pc == NULL || ref == NULL) {
-        free(pc);
+    if (pc == NULL) {
         res->rc = MG_ENOMEM;
         mg_err_set(&res->err, MG_ENOMEM, "out of memory");
         return respond(l, req, call, res, enc);
     }
     pc->loop = l;
-    pc->req = req;
-    pc->ref = ref;
+    pc->watch = req_watch(req, &pc->req);
     pc->enc = enc;
     pc->arena = l->arena;
     mg_arena_init(&l->arena, 0);
@@ -521,9 +517,8 @@ static int run_on_pool(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *
     }
     mg_serve_move(&pc->res, res, &pc->call);
     pc->job.run = pool_call_run;
-    ref->pc = pc;
     if (mg_pool_submit(l->api->pool, &pc->job) != 0) {
-        ref->pc = NULL;
+        pc->watch->req = NULL;
         pc->res.rc = MG_ECANCELED;
         mg_err_set(&pc->res.err, MG_ECANCELED, "the server is shutting down");
         respond(l, req, &pc->call, &pc->res, enc);

@@ -561,6 +561,9 @@ int mg_cli_serve(int argc, char **argv)
         return 2;
     }
     const mg_opt_listen_t *admin_at = o.admin_listen.set ? &o.admin_listen : &o.listen;
+    /* Without --admin-listen, gRPC's repository calls are admin calls too. */
+    if (!o.admin_listen.set && o.grpc_listen.set && mg_auth_is_loopback(admin_at->host))
+        admin_at = &o.grpc_listen;
     if (!admin_auth.set && !mg_auth_is_loopback(admin_at->host)) {
         fprintf(stderr,
                 "modelgate: the admin API would be reachable on %s:%d without a token; give "
@@ -698,7 +701,9 @@ int mg_cli_serve(int argc, char **argv)
                              .threads = (int)o.threads,
                              .max_message_bytes = (size_t)(max > INT32_MAX ? INT32_MAX : max),
                              .serve = core,
-                             .control = control};
+                             .control = control,
+                             .admin_auth = admin_auth,
+                             .admin_elsewhere = o.admin_listen.set};
         if (mg_grpc_start(&grpc, &go, &err) != 0) {
             mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
             goto out;

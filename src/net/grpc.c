@@ -110,6 +110,8 @@ struct mg_grpc_server {
     void *handles[16]; /* registered methods, in table order */
     mg_serve_t *serve;
     mg_control_t *control;
+    mg_auth_t admin_auth;
+    bool admin_elsewhere;
     int port;
     int nthreads;
     atomic_bool stopping;       /* mg_grpc_drain was called */
@@ -131,6 +133,8 @@ static grpc_status_code grpc_status_of(int http_status)
     switch (http_status) {
     case 200: return GRPC_STATUS_OK;
     case 400: return GRPC_STATUS_INVALID_ARGUMENT;
+    case 401: return GRPC_STATUS_UNAUTHENTICATED;
+    case 403: return GRPC_STATUS_PERMISSION_DENIED;
     case 404: return GRPC_STATUS_NOT_FOUND;
     case 405:
     case 501: return GRPC_STATUS_UNIMPLEMENTED;
@@ -584,6 +588,19 @@ static void control_done(mg_control_op_t *op)
 
 static int submit(cq_thread_t *t, call_ctx_t *c, mg_control_kind_t kind, const char *model)
 {
+    /* Repository changes are the admin surface's: its listener, or its token. */
+    if (t->server->admin_elsewhere)
+        return finish_error(c, MG_EFORBIDDEN,
+                            "repository changes are served on the admin listener (--admin-listen)");
+    mg_str_t cred = {"", 0};
+    find_metadata(c, "authorization", 13, &cred);
+    int arc = mg_auth_check(&t->server->admin_auth, cred);
+    if (arc != 0)
+        return finish_error(
+            c, arc,
+            arc == MG_EUNAUTHORIZED
+                ? "repository changes need \"authorization: Bearer <token>\" metadata"
+                : "the admin token is not valid");
     size_t n = strlen(model);
     if (n == 0)
         return finish_error(c, MG_EINVAL, "model_name is required");
@@ -845,6 +862,8 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     }
     s->serve = opts->serve;
     s->control = opts->control;
+    s->admin_auth = opts->admin_auth;
+    s->admin_elsewhere = opts->admin_elsewhere;
     s->nthreads = nthreads;
     atomic_init(&s->stopping, false);
     atomic_init(&s->active, 0);

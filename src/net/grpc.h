@@ -17,6 +17,7 @@
 
 #include "control/control.h"
 #include "core/err.h"
+#include "net/auth.h"
 #include "serve/serve.h"
 
 #include <stdbool.h>
@@ -29,6 +30,9 @@ typedef struct mg_grpc_opts {
     size_t max_message_bytes; /* larger request messages get RESOURCE_EXHAUSTED */
     mg_serve_t *serve;        /* the request core; must outlive the server */
     mg_control_t *control;    /* where repository changes go; must outlive the server */
+    /* Repository load and unload belong to the admin surface (net/api.h): */
+    mg_auth_t admin_auth; /* set: they need "authorization: Bearer <token>" metadata */
+    bool admin_elsewhere; /* --admin-listen: they are refused here (PERMISSION_DENIED) */
 } mg_grpc_opts_t;
 
 typedef struct mg_grpc_server mg_grpc_server_t;

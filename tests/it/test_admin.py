@@ -178,6 +178,53 @@ class TokenOnTheMainListenerTest(unittest.TestCase):
             shutil.rmtree(root, ignore_errors=True)
 
 
+class GrpcRepositoryTest(unittest.TestCase):
+    """gRPC's repository load and unload are admin calls: the token applies, and with
+    --admin-listen they are not served on the gRPC listener at all."""
+
+    def start(self, args):
+        import grpc
+        import mggrpc
+        root, repo = mgtest.make_repo(with_test_models=False)
+        self.addCleanup(shutil.rmtree, root, True)
+        d = Daemon(repo, args=["--grpc-listen", "127.0.0.1:0", *args(root)])
+        self.addCleanup(lambda: self.assertEqual(d.stop(), 0))
+        ch = mggrpc.channel(d.grpc_port)
+        self.addCleanup(ch.close)
+        pb, pbg = mggrpc.stubs()
+        return grpc, pb, pbg.GRPCInferenceServiceStub(ch)
+
+    def load(self, grpc, pb, stub, metadata=None):
+        try:
+            stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="digits"), timeout=60,
+                                     metadata=metadata)
+            return grpc.StatusCode.OK, ""
+        except grpc.RpcError as e:
+            return e.code(), e.details()
+
+    def test_token_on_grpc_repository_calls(self):
+        grpc, pb, stub = self.start(lambda root: ["--admin-token-file", write_token(root)])
+        code, msg = self.load(grpc, pb, stub)
+        self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED, msg)
+        self.assertIn("authorization: Bearer", msg)
+        self.assertEqual(self.load(grpc, pb, stub, [("authorization", "Bearer nope")])[0],
+                         grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(self.load(grpc, pb, stub, [("authorization", "Bearer " + TOKEN)])[0], grpc.StatusCode.OK)
+
+    def test_admin_listener_takes_grpc_repository_calls_away(self):
+        grpc, pb, stub = self.start(lambda root: ["--admin-listen", "127.0.0.1:0"])
+        code, msg = self.load(grpc, pb, stub)
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED, msg)
+        self.assertIn("--admin-listen", msg)
+
+    def test_grpc_beyond_loopback_without_a_token_is_refused(self):
+        root, repo = mgtest.make_repo(with_test_models=False)
+        self.addCleanup(shutil.rmtree, root, True)
+        code, err = run_serve(repo, "--listen", "127.0.0.1:0", "--grpc-listen", "0.0.0.0:18998")
+        self.assertEqual(code, 2, err)
+        self.assertIn("reachable on 0.0.0.0:18998 without a token", err)
+
+
 class SystemdUnitTest(unittest.TestCase):
     UNIT = os.path.join(mgtest.SOURCE_DIR, "dist", "modelgate.service")
 

@@ -49,7 +49,9 @@ static int run_log_level;       /* of run_opts, and of each thread's deadline ru
  * until the earliest deadline and sets the terminate flag of every overdue Run. ONNX Runtime
  * checks the flag between nodes, so the Run returns early with an error that is reported as
  * MG_ETIMEDOUT. Listing, unlisting, clearing and setting the flag all happen under `mu`, so
- * the flag is only ever set on a Run that is still going.
+ * the flag is only ever set on a Run that is still going. The watchdog starts with the first
+ * Run that has a deadline: a process that never sets one (the sandbox's zygote, which must
+ * stay single-threaded to fork) never has the thread.
  */
 typedef struct deadline_run {
     OrtRunOptions *ro;
@@ -63,8 +65,8 @@ static struct {
     pthread_cond_t wake;
     deadline_run_t *runs; /* Runs with a deadline in progress */
     pthread_t tid;
-    int started, stop;
-    pthread_key_t ro_key; /* each thread's deadline run options, released at thread exit */
+    int started, running, stop; /* started: key and condition made; running: the thread */
+    pthread_key_t ro_key;       /* each thread's deadline run options, released at thread exit */
 } watchdog = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 #define NONE           SIZE_MAX /* "no index" in slot maps */
@@ -259,11 +261,6 @@ static int watchdog_start(mg_err_t *err)
         pthread_cond_destroy(&watchdog.wake);
         return mg_err_set(err, MG_ERUNTIME, "onnxruntime: cannot create the deadline watchdog");
     }
-    if (pthread_create(&watchdog.tid, NULL, watchdog_main, NULL) != 0) {
-        pthread_key_delete(watchdog.ro_key);
-        pthread_cond_destroy(&watchdog.wake);
-        return mg_err_set(err, MG_ERUNTIME, "onnxruntime: cannot start the deadline watchdog");
-    }
     watchdog.started = 1;
     return 0;
 }
@@ -275,8 +272,11 @@ static void watchdog_stop(void)
     pthread_mutex_lock(&watchdog.mu);
     watchdog.stop = 1;
     pthread_cond_signal(&watchdog.wake);
+    int running = watchdog.running;
+    watchdog.running = 0;
     pthread_mutex_unlock(&watchdog.mu);
-    pthread_join(watchdog.tid, NULL);
+    if (running)
+        pthread_join(watchdog.tid, NULL);
     /* The calling thread's options: the key's destructor runs only when a thread exits. */
     void *ro = pthread_getspecific(watchdog.ro_key);
     if (ro != NULL) {
@@ -305,10 +305,20 @@ static OrtRunOptions *thread_run_options(void)
     return ro;
 }
 
-/* Lists a Run with a deadline (its flag cleared) and wakes the watchdog when it is the first. */
-static void deadline_enter(deadline_run_t *r)
+/*
+ * Lists a Run with a deadline (its flag cleared; the watchdog started first if needed) and
+ * wakes the watchdog when it is the earliest. Returns 0 or MG_ERUNTIME.
+ */
+static int deadline_enter(deadline_run_t *r, mg_err_t *err)
 {
     pthread_mutex_lock(&watchdog.mu);
+    if (!watchdog.running) {
+        if (pthread_create(&watchdog.tid, NULL, watchdog_main, NULL) != 0) {
+            pthread_mutex_unlock(&watchdog.mu);
+            return mg_err_set(err, MG_ERUNTIME, "onnxruntime: cannot start the deadline watchdog");
+        }
+        watchdog.running = 1;
+    }
     OrtStatus *st = ort->RunOptionsUnsetTerminate(r->ro);
     if (st != NULL)
         ort->ReleaseStatus(st);
@@ -324,6 +334,7 @@ static void deadline_enter(deadline_run_t *r)
     if (earliest)
         pthread_cond_signal(&watchdog.wake);
     pthread_mutex_unlock(&watchdog.mu);
+    return 0;
 }
 
 /* Unlists it; returns whether the watchdog terminated it. */
@@ -1000,7 +1011,7 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
             rc =
                 mg_err_set(err, MG_ETIMEDOUT, "the request's deadline passed before the model ran");
         else
-            deadline_enter(&dl);
+            rc = deadline_enter(&dl, err);
     }
     if (rc == 0) {
         int64_t started = timing != NULL || dl.deadline_ns != 0 ? now_ns() : 0;

@@ -152,6 +152,7 @@ mg_obs_fail_t mg_obs_fail_of(int code)
     switch (code) {
     case MG_ETIMEDOUT:
     case MG_EUNAVAIL:
+    case MG_EOVERLOAD:
     case MG_EBUSY: return MG_OBS_FAIL_REJECTED;
     case MG_ECANCELED: return MG_OBS_FAIL_CANCELED;
     case MG_ERUNTIME:

@@ -37,7 +37,7 @@ typedef uint32_t mg_obs_series_t;
 
 /** Why a request failed, with Triton's `reason` label values. */
 typedef enum {
-    MG_OBS_FAIL_REJECTED = 0, /* refused before it ran: deadline passed, not admitted */
+    MG_OBS_FAIL_REJECTED = 0, /* deadline passed (before or in its Run), not admitted */
     MG_OBS_FAIL_CANCELED,     /* dropped: shutting down, client gone */
     MG_OBS_FAIL_BACKEND,      /* ONNX Runtime failed to run it, or memory ran out */
     MG_OBS_FAIL_OTHER,        /* anything else: the request did not fit the model */

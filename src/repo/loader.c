@@ -143,15 +143,17 @@ int mg_loader_list_versions(const mg_loader_t *l, const char *model, int64_t *fo
 }
 
 /*
- * True when two configs build the same version: the same sessions and the same breaker
- * settings (a version's breaker is made with them). The traffic policy and the pins live with
+ * True when two configs build the same version: the same sessions, the same breaker settings
+ * (a version's breaker is made with them) and the same admission bound and place of execution
+ * (serve/admit.h reads them from the version). The traffic policy and the pins live with
  * the model (pins are checked against the recorded digests instead).
  */
 static bool same_session_config(const mg_model_config_t *a, const mg_model_config_t *b)
 {
     return a->max_batch_size == b->max_batch_size && a->instance_count == b->instance_count &&
            a->intra_op_threads == b->intra_op_threads && a->warmup_runs == b->warmup_runs &&
-           memcmp(&a->breaker, &b->breaker, sizeof(a->breaker)) == 0;
+           memcmp(&a->breaker, &b->breaker, sizeof(a->breaker)) == 0 &&
+           a->max_inflight == b->max_inflight && a->execute_on_pool == b->execute_on_pool;
 }
 
 /* The file of one load: what verification, the sandbox and the sessions all get. */

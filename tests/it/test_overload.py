@@ -12,7 +12,7 @@ import time
 import unittest
 
 import mgtest
-from mgtest import Daemon
+from mgtest import Daemon, parse_prom, prom_value
 
 SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
 
@@ -73,6 +73,14 @@ class SlowModelCase(unittest.TestCase):
                 return rows, took
             rows = min(65536, int(rows * max(2.0, seconds / max(took, 1e-3))))
 
+    def slow_metric(self, name, **labels):
+        st, _, text = self.d.request("GET", "/metrics")
+        self.assertEqual(st, 200)
+        return prom_value(parse_prom(text.decode()), name, model="slow", version="1", **labels)
+
+    def rejected(self):
+        return self.slow_metric("nv_inference_request_failure", reason="REJECTED")
+
     def digits_ok(self):
         st, b = self.d.json("POST", "/v2/models/digits/infer", SAMPLE)
         self.assertEqual(st, 200, b)
@@ -86,6 +94,9 @@ class OverloadTest(SlowModelCase):
 
     def test_past_the_bound_503_with_retry_after_and_the_loops_keep_answering(self):
         rows, took = self.rows_for(0.5)
+        rejected = self.rejected()
+        queued_us = self.slow_metric("nv_inference_queue_duration_us")
+        infer_us = self.slow_metric("nv_inference_compute_infer_duration_us")
         big = []
 
         def one():
@@ -112,6 +123,13 @@ class OverloadTest(SlowModelCase):
             self.assertEqual(hdrs.get("retry-after"), "1")
             self.assertIn("at its limit of 2 requests in flight", json.loads(data)["error"])
             self.assertLess(t, took / 2, "a refused request waited")  # refused at once, not queued
+        # Refusals are counted as the version's REJECTED failures; the long request that waited
+        # for the pool's one thread while the other ran (about half of their two Runs) spent
+        # that time in the queue phase.
+        self.assertEqual(self.rejected() - rejected, len([r for r in shed if r[0] == 503]))
+        infer = self.slow_metric("nv_inference_compute_infer_duration_us") - infer_us
+        queued = self.slow_metric("nv_inference_queue_duration_us") - queued_us
+        self.assertGreater(queued, 0.2 * infer, "queue %d us, Runs %d us" % (queued, infer))
         # Once the load is gone, everything is admitted again.
         self.assertEqual(self.slow(1)[0], 200)
 
@@ -127,8 +145,10 @@ class DeadlineOnPoolTest(SlowModelCase):
 
     def test_timeout_parameter_stops_the_run(self):
         rows, took = self.rows_for(1.0)
+        rejected = self.rejected()
         st, _, data, t = self.slow(rows, parameters={"timeout": 100000})  # 100 ms, in microseconds
         self.assertEqual(st, 504, data)
+        self.assertEqual(self.rejected() - rejected, 1)  # counted as the version's REJECTED
         msg = json.loads(data)["error"]
         self.assertIn("deadline passed while the model ran; the run was stopped", msg)
         self.assertLess(t, max(0.6 * took, 0.5), "the run was not stopped early (full run %.3fs)" % took)

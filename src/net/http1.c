@@ -79,8 +79,9 @@ typedef struct conn {
     mg_http1_head_t head;
     mg_http1_span_t *hdrs; /* limits.max_headers lines, for head.hdrs */
     mg_http1_chunked_t chunked;
-    mg_buf_t body;  /* a chunked request's decoded body */
-    size_t reqsize; /* input bytes the request used, head and body */
+    mg_buf_t body;           /* a chunked request's decoded body */
+    size_t reqsize;          /* input bytes the request used, head and body */
+    struct timeval begin_at; /* the request's first byte (the connection, for its first one) */
     /* The response. */
     h2o_ostream_t ostr;
     int sent_headers, final_sent;
@@ -401,6 +402,7 @@ static void start_request(conn_t *c)
     char *b = c->sock->input->bytes;
     h2o_req_t *req = &c->req;
     h2o_init_request(req, &c->super, NULL);
+    req->timestamps.request_begin_at = c->begin_at; /* the access log's latency starts here */
     c->req_live = 1;
     req->_ostr_top = &c->ostr;
     c->ostr.do_send = final_send;
@@ -485,6 +487,7 @@ static void advance(conn_t *c)
         if (c->sock->input->size == 0)
             return;
         c->state = ST_HEAD;
+        gettimeofday(&c->begin_at, NULL);
         set_timer(c, &c->loop->header_timeout, on_head_timeout);
     }
     const mg_http1_limits_t *lim = &c->loop->shared->limits;
@@ -606,6 +609,7 @@ void mg_http1_accept(mg_http1_loop_t *l, int listener, h2o_hostconf_t **hosts, h
         return;
     }
     c->state = ST_HEAD;
+    c->begin_at = c->super.connected_at;
     set_timer(c, &l->header_timeout, on_head_timeout);
     h2o_socket_read_start(sock, on_read);
 }

@@ -661,9 +661,9 @@ int mg_cli_serve(int argc, char **argv)
                     .ratelimit = ratelimit,
                     .ratelimit_header = o.rate_limit_header[0] ? o.rate_limit_header : NULL};
     /* The main listener, then /metrics and the admin surface on listeners of their own. */
-    mg_http_listen_t listen[3] = {{o.listen.host, o.listen.port,
-                                   o.admin_listen.set ? MG_SURFACE_ALL & ~MG_SURFACE_ADMIN
-                                                      : MG_SURFACE_ALL}};
+    mg_http_listen_t listen[3] = {
+        {o.listen.host, o.listen.port,
+         o.admin_listen.set ? MG_SURFACE_ALL & ~MG_SURFACE_ADMIN : MG_SURFACE_ALL}};
     int nlisten = 1;
     if (o.metrics_listen.set)
         listen[nlisten++] =
@@ -671,10 +671,8 @@ int mg_cli_serve(int argc, char **argv)
     if (o.admin_listen.set)
         listen[nlisten++] =
             (mg_http_listen_t){o.admin_listen.host, o.admin_listen.port, MG_SURFACE_ADMIN};
-    mg_http_opts_t ho = {.listen = listen,
-                         .nlisten = nlisten,
-                         .threads = (int)o.threads,
-                         .api = &api};
+    mg_http_opts_t ho = {
+        .listen = listen, .nlisten = nlisten, .threads = (int)o.threads, .api = &api};
     ho.limits = (mg_http1_limits_t){
         .max_request_line = (size_t)o.max_request_line,
         .max_header_field = (size_t)o.max_header_field,

@@ -22,15 +22,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "it"))
+import mgtest  # noqa: E402  (the daemon helper the integration tests use)
 PY = "/usr/bin/python3"
 
 
@@ -141,7 +141,7 @@ def main():
     args = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="mg-overload-")
-    proc = None
+    d = None
     try:
         gen = os.path.join(root, "gen")
         subprocess.run([PY, os.path.join(ROOT, "scripts", "gen_test_models.py"), gen], check=True,
@@ -151,20 +151,10 @@ def main():
         # No queueing: as many in flight as the pool runs at once, so accepted requests never wait.
         with open(os.path.join(root, "repo", "slow", "config.json"), "w") as f:
             json.dump({"execution": "pool", "max_inflight": args.exec_threads}, f)
-        proc = subprocess.Popen([args.bin, "serve", "--repo", os.path.join(root, "repo"), "--listen", "127.0.0.1:0",
-                                 "--threads", "1", "--ort-threads", "1", "--exec-threads", str(args.exec_threads),
-                                 ], stderr=subprocess.PIPE, text=True)
-        port = None
-        for line in proc.stderr:
-            m = re.search(r"\bready addr=[^ ]*:(\d+)", line)
-            if m:
-                port = int(m.group(1))
-                break
-            if "error" in line:
-                sys.exit("overload: modelgate: " + line.strip())
-        if port is None:
-            sys.exit("overload: modelgate did not start")
-        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+        mgtest.MG_BIN = args.bin
+        d = mgtest.Daemon(os.path.join(root, "repo"), args=["--threads", "1", "--ort-threads", "1",
+                                                            "--exec-threads", str(args.exec_threads)])
+        proc, port = d.proc, d.port
 
         async def run():
             rows = args.rows
@@ -219,12 +209,8 @@ def main():
         if args.strict and not (v1 and v2 and v3 and not other):
             sys.exit(1)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if d is not None:
+            d.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -884,6 +885,7 @@ struct endpoint {
     const char *path;  /* "/v2/models/{}/ready": "{}" captures one segment */
     const char *allow; /* the methods it answers: "GET", "POST", "GET, PUT" */
     unsigned surface;  /* MG_SURFACE_*: which listeners serve it */
+    bool open;         /* answered without the admin token: static content holding no data */
     endpoint_fn fn;
     /* Filled once from `path`. */
     mg_str_t seg[SEGMENTS_MAX]; /* {NULL, 0}: a capture */
@@ -1070,6 +1072,10 @@ static int ep_ui(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
     {                                                                                              \
         .path = (p), .allow = (a), .surface = (s), .fn = (f)                                       \
     }
+#define EP_OPEN(p, a, s, f)                                                                        \
+    {                                                                                              \
+        .path = (p), .allow = (a), .surface = (s), .open = true, .fn = (f)                         \
+    }
 
 /* Every endpoint. A path is matched against the rows in order; the first match answers. */
 static endpoint_t endpoints[] = {
@@ -1097,7 +1103,8 @@ static endpoint_t endpoints[] = {
     EP("/readyz", "GET", INFERENCE, ep_readyz),
     EP("/metrics", "GET", METRICS, ep_metrics),
     EP("/v2/admin/stats", "GET", ADMIN, ep_stats),
-    EP("/ui", "GET", ADMIN, ep_ui),
+    /* The page holds no data: it asks for the token and sends it with its calls. */
+    EP_OPEN("/ui", "GET", ADMIN, ep_ui),
     EP("/debug/memory", "GET", ADMIN, ep_debug_memory),
     EP("/debug/config", "GET", ADMIN, ep_debug_config),
 };
@@ -1200,7 +1207,7 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
         const endpoint_t *e = &endpoints[i];
         if ((e->surface & surfaces) == 0 || !endpoint_match(e, seg, n, cap))
             continue;
-        if (e->surface == MG_SURFACE_ADMIN && !admin_authorized(l, req))
+        if (e->surface == MG_SURFACE_ADMIN && !e->open && !admin_authorized(l, req))
             return 0;
         l->endpoint = e;
         l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;

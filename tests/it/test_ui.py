@@ -190,5 +190,62 @@ class UiTest(unittest.TestCase):
             shutil.rmtree(root, ignore_errors=True)
 
 
+class UiTokenTest(unittest.TestCase):
+    def test_page_with_an_admin_token(self):
+        """With --admin-token-file the page itself is served (it holds no data) and asks for the
+        token; given in the address's fragment, the token is sent with the page's calls."""
+        root, repo = mgtest.make_repo(with_test_models=False)
+        token = "ui-admin-token-0123456789abcdef"
+        token_file = os.path.join(root, "admin-token")
+        with open(token_file, "w") as f:
+            f.write(token + "\n")
+        os.chmod(token_file, 0o600)
+        d = browser = None
+        try:
+            d = Daemon(repo, args=["--admin-token-file", token_file])
+            st, hdrs, body = d.request("GET", "/ui")
+            self.assertEqual(st, 200)
+            self.assertIn(b"<html", body)
+            self.assertEqual(d.request("GET", "/v2/admin/stats")[0], 401)
+
+            browser = Chromium()
+            target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+            session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            browser.call("Network.enable", session)
+            browser.call("Page.enable", session)
+
+            def evaluate(expr):
+                r = browser.call("Runtime.evaluate", session, expression=expr, returnByValue=True)
+                return r["result"].get("value")
+
+            def wait(expr, what):
+                deadline = time.time() + 30
+                while time.time() < deadline and not evaluate(expr):
+                    time.sleep(0.2)
+                self.assertTrue(evaluate(expr), what)
+
+            base = "http://127.0.0.1:%d/ui" % d.port
+            browser.call("Page.navigate", session, url=base)
+            wait("!!document.getElementById('token-form')", "no token form without a token")
+            self.assertEqual(evaluate("Number(document.body.dataset.rendered || 0)"), 0)
+
+            browser.call("Page.navigate", session, url=base + "#token=" + token)
+            wait("Number(document.body.dataset.rendered || 0) >= 1", "the page did not render with the token")
+            self.assertEqual(evaluate("location.hash"), "")  # the token leaves the address bar
+            self.assertIsNone(evaluate("document.getElementById('token-form')"))
+            sent = [e["params"]["request"] for e in browser.events
+                    if e.get("method") == "Network.requestWillBeSent"
+                    and e["params"]["request"]["url"].endswith("/v2/admin/stats")]
+            self.assertTrue(any(r["headers"].get("Authorization") == "Bearer " + token for r in sent), sent)
+            # The page's own address never carried the token to the server.
+            self.assertEqual([r["url"] for r in sent if token in r["url"]], [])
+        finally:
+            if browser is not None:
+                browser.close()
+            if d is not None:
+                d.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()

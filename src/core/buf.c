@@ -5,12 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int mg_str_eq(mg_str_t a, const char *lit)
-{
-    size_t n = strlen(lit);
-    return a.len == n && memcmp(a.ptr, lit, n) == 0;
-}
-
 int mg_str_cmp(const char *a, mg_str_t b)
 {
     size_t alen = strlen(a);

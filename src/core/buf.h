@@ -20,8 +20,15 @@ typedef struct mg_str {
 
 #define MG_STR_LIT(s) ((mg_str_t){(s), sizeof(s) - 1})
 
-/** Returns non-zero when `a` equals the NUL-terminated `lit`. */
-int mg_str_eq(mg_str_t a, const char *lit);
+/**
+ * Returns non-zero when `a` equals the NUL-terminated `lit`. Inline, so a literal's length is
+ * a constant and the compare is by length first, with no strlen.
+ */
+static inline int mg_str_eq(mg_str_t a, const char *lit)
+{
+    size_t n = __builtin_strlen(lit);
+    return a.len == n && __builtin_memcmp(a.ptr, lit, n) == 0;
+}
 
 /** Orders the NUL-terminated `a` against `b` like strcmp (<0, 0, >0), for sorted name tables. */
 int mg_str_cmp(const char *a, mg_str_t b);

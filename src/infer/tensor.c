@@ -7,15 +7,16 @@
 
 static const struct {
     const char *name;
+    size_t len; /* of the name: parsing compares lengths first, no strlen */
     size_t size;
 } dtypes[MG_DT_COUNT_] = {
-    [MG_DT_INVALID] = {"INVALID", 0}, [MG_DT_BOOL] = {"BOOL", 1},
-    [MG_DT_UINT8] = {"UINT8", 1},     [MG_DT_UINT16] = {"UINT16", 2},
-    [MG_DT_UINT32] = {"UINT32", 4},   [MG_DT_UINT64] = {"UINT64", 8},
-    [MG_DT_INT8] = {"INT8", 1},       [MG_DT_INT16] = {"INT16", 2},
-    [MG_DT_INT32] = {"INT32", 4},     [MG_DT_INT64] = {"INT64", 8},
-    [MG_DT_FP16] = {"FP16", 2},       [MG_DT_FP32] = {"FP32", 4},
-    [MG_DT_FP64] = {"FP64", 8},       [MG_DT_BYTES] = {"BYTES", 0},
+#define DT(dt, name, size) [dt] = {name, sizeof(name) - 1, size}
+    DT(MG_DT_INVALID, "INVALID", 0), DT(MG_DT_BOOL, "BOOL", 1),     DT(MG_DT_UINT8, "UINT8", 1),
+    DT(MG_DT_UINT16, "UINT16", 2),   DT(MG_DT_UINT32, "UINT32", 4), DT(MG_DT_UINT64, "UINT64", 8),
+    DT(MG_DT_INT8, "INT8", 1),       DT(MG_DT_INT16, "INT16", 2),   DT(MG_DT_INT32, "INT32", 4),
+    DT(MG_DT_INT64, "INT64", 8),     DT(MG_DT_FP16, "FP16", 2),     DT(MG_DT_FP32, "FP32", 4),
+    DT(MG_DT_FP64, "FP64", 8),       DT(MG_DT_BYTES, "BYTES", 0),
+#undef DT
 };
 
 const char *mg_dtype_name(mg_dtype_t dt)
@@ -28,7 +29,7 @@ const char *mg_dtype_name(mg_dtype_t dt)
 mg_dtype_t mg_dtype_parse(const char *s, size_t n)
 {
     for (int i = 1; i < MG_DT_COUNT_; i++) {
-        if (strlen(dtypes[i].name) == n && memcmp(dtypes[i].name, s, n) == 0)
+        if (dtypes[i].len == n && memcmp(dtypes[i].name, s, n) == 0)
             return (mg_dtype_t)i;
     }
     return MG_DT_INVALID;

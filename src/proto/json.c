@@ -254,11 +254,8 @@ int mg_json_unescape(mg_str_t raw, mg_arena_t *arena, mg_str_t *out)
     return 0;
 }
 
-bool mg_json_str_eq(mg_str_t raw, const char *lit)
+bool mg_json_str_eq_escaped(mg_str_t raw, const char *lit, size_t n)
 {
-    size_t n = strlen(lit);
-    if (raw.len == n && memcmp(raw.ptr, lit, n) == 0)
-        return true;
     if (raw.len < n || raw.len == 0 || memchr(raw.ptr, '\\', raw.len) == NULL)
         return false; /* escapes only ever shrink the text */
     const unsigned char *p = (const unsigned char *)raw.ptr;

@@ -74,8 +74,24 @@ int mg_json_read_string(mg_json_t *j, mg_str_t *raw);
  */
 int mg_json_unescape(mg_str_t raw, mg_arena_t *arena, mg_str_t *out);
 
-/** Returns true when `raw` (escapes allowed, from mg_json_read_string) decodes to `lit`. */
-bool mg_json_str_eq(mg_str_t raw, const char *lit);
+/**
+ * The part of mg_json_str_eq that decodes escapes: true when `raw` (holding a backslash)
+ * decodes to the `n` bytes of `lit`. Thread: any.
+ */
+bool mg_json_str_eq_escaped(mg_str_t raw, const char *lit, size_t n);
+
+/**
+ * Returns true when `raw` (escapes allowed, from mg_json_read_string) decodes to `lit`. Inline,
+ * so a literal's length is known at compile time and keys compare by length first, with no
+ * strlen; only a key holding an escape goes on to the decoding compare.
+ */
+static inline bool mg_json_str_eq(mg_str_t raw, const char *lit)
+{
+    size_t n = __builtin_strlen(lit);
+    if (raw.len == n) /* an escape would make the decoded text shorter */
+        return __builtin_memcmp(raw.ptr, lit, n) == 0;
+    return raw.len > n && mg_json_str_eq_escaped(raw, lit, n);
+}
 
 /** Reads a number into *num (see mg_numfmt_scan). Returns 0 or MG_EPARSE. */
 int mg_json_read_number(mg_json_t *j, mg_numfmt_decimal_t *num);

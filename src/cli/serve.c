@@ -5,6 +5,7 @@
 #include "cluster/etcd.h"
 #include "cluster/fleet.h"
 #include "control/state.h"
+#include "core/cpu.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "infer/session.h"
@@ -623,7 +624,8 @@ int mg_cli_serve(int argc, char **argv)
     mg_registry_opts_t ro = {.repo_dir = o.repo,
                              .require_checksums = o.require_checksums != 0,
                              .sandbox = o.sandbox_off ? NULL : &sandbox,
-                             .explicit_mode = o.control_mode == CONTROL_EXPLICIT};
+                             .explicit_mode = o.control_mode == CONTROL_EXPLICIT,
+                             .loop_threads = mg_cpu_threads((int)o.threads)};
     if (mg_registry_new(&reg, &ro, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;

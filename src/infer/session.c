@@ -83,6 +83,7 @@ struct mg_session {
     size_t *output_name_len;
     const char **input_names; /* views of inputs[i].name, the array Run takes */
     const char **output_names;
+    bool no_cpu_arena; /* built without ONNX Runtime's CPU arena: no allocator statistics */
 };
 
 /* What mg_session_run leaves in resp->owner: the output values holding tensor memory. */
@@ -598,6 +599,9 @@ static int build_options(const mg_session_opts_t *o, OrtSessionOptions **out, mg
                                    "session options"))) {
         goto fail;
     }
+    if (o->no_cpu_arena &&
+        (rc = status_to_err(ort->DisableCpuMemArena(so), MG_ERUNTIME, err, "session options")))
+        goto fail;
     if ((rc = add_external(so, o, err)))
         goto fail;
     *out = so;
@@ -626,6 +630,7 @@ int mg_session_new(mg_session_t **out, const void *bytes, size_t len, const mg_s
     mg_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return mg_err_set(err, MG_ENOMEM, "session: out of memory");
+    s->no_cpu_arena = o.no_cpu_arena;
     if ((rc = build_options(&o, &so, err)))
         goto fail;
     rc = status_to_err(ort->CreateSessionFromArray(ort_env, bytes, len, so, &s->ort), MG_EMODEL,
@@ -1063,8 +1068,295 @@ void mg_session_response_release(mg_infer_response_t *resp)
     resp->noutputs = 0;
 }
 
+/* ---- joined Runs (opportunistic batching) ---- */
+
+bool mg_session_batchable(const mg_session_t *s)
+{
+    for (size_t k = 0; k < s->ninputs; k++) {
+        if (s->inputs[k].ndim < 1 || s->inputs[k].shape[0] != -1)
+            return false;
+    }
+    for (size_t k = 0; k < s->noutputs; k++) {
+        if (s->outputs[k].ndim < 1 || s->outputs[k].shape[0] != -1)
+            return false;
+    }
+    return s->ninputs > 0 && s->noutputs > 0;
+}
+
+/* The rows of `req`: the first dim its inputs share, or 0 when they do not (or have none). */
+static int64_t request_rows(const mg_infer_request_t *req)
+{
+    if (req->ninputs == 0 || req->inputs[0].ndim < 1)
+        return 0;
+    int64_t rows = req->inputs[0].shape[0];
+    for (size_t j = 1; j < req->ninputs; j++) {
+        if (req->inputs[j].ndim < 1 || req->inputs[j].shape[0] != rows)
+            return 0;
+    }
+    return rows > 0 ? rows : 0;
+}
+
+bool mg_session_batch_compatible(const mg_infer_request_t *a, const mg_infer_request_t *b)
+{
+    if (a->ninputs != b->ninputs || a->noutputs != b->noutputs || request_rows(a) == 0 ||
+        request_rows(b) == 0)
+        return false;
+    for (size_t j = 0; j < a->ninputs; j++) {
+        const mg_tensor_t *x = &a->inputs[j], *y = &b->inputs[j];
+        if (x->name.len != y->name.len || memcmp(x->name.ptr, y->name.ptr, x->name.len) != 0 ||
+            x->dtype != y->dtype || x->ndim != y->ndim ||
+            memcmp(x->shape + 1, y->shape + 1, (size_t)(x->ndim - 1) * sizeof(x->shape[0])) != 0)
+            return false;
+    }
+    for (size_t j = 0; j < a->noutputs; j++) {
+        mg_str_t x = a->outputs[j].name, y = b->outputs[j].name;
+        if (x.len != y.len || memcmp(x.ptr, y.ptr, x.len) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Joins input `j` of the `n` requests along the first dim (`total` rows) into `a`. */
+static int join_input(const mg_infer_request_t *const *reqs, size_t n, size_t j, int64_t total,
+                      mg_arena_t *a, mg_tensor_t *out)
+{
+    const mg_tensor_t *first = &reqs[0]->inputs[j];
+    *out = *first;
+    out->shape[0] = total;
+    size_t row = 1; /* elements per row */
+    for (int d = 1; d < first->ndim; d++)
+        row *= (size_t)first->shape[d];
+    size_t count;
+    if (mg_mul_size(row, (size_t)total, &count) != 0)
+        return MG_ERANGE;
+    out->count = count;
+    if (first->dtype == MG_DT_BYTES) {
+        mg_str_t *el = arena_array(a, count ? count : 1, sizeof(*el));
+        if (el == NULL)
+            return MG_ENOMEM;
+        size_t at = 0, bytes = 0;
+        for (size_t i = 0; i < n; i++) {
+            const mg_tensor_t *t = &reqs[i]->inputs[j];
+            memcpy(el + at, t->data, t->count * sizeof(*el));
+            for (size_t e = 0; e < t->count; e++)
+                bytes += el[at + e].len;
+            at += t->count;
+        }
+        out->data = el;
+        out->nbytes = bytes;
+        return 0;
+    }
+    size_t esize = mg_dtype_size(first->dtype);
+    out->nbytes = count * esize;
+    char *buf = mg_arena_alloc(a, out->nbytes ? out->nbytes : 1);
+    if (buf == NULL)
+        return MG_ENOMEM;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mg_tensor_t *t = &reqs[i]->inputs[j];
+        if (t->nbytes != 0)
+            memcpy(buf + at, t->data, t->nbytes);
+        at += t->nbytes;
+    }
+    out->data = buf;
+    return 0;
+}
+
+/* Output `t` of a joined Run (`total` rows), rows [from, from + rows) of it, into `o`. */
+static void slice_output(const mg_tensor_t *t, int64_t total, int64_t from, int64_t rows,
+                         mg_tensor_t *o)
+{
+    size_t row = total > 0 ? t->count / (size_t)total : 0;
+    *o = *t;
+    o->shape[0] = rows;
+    o->count = row * (size_t)rows;
+    if (t->dtype == MG_DT_BYTES) {
+        mg_str_t *el = (mg_str_t *)t->data + row * (size_t)from;
+        size_t bytes = 0;
+        for (size_t e = 0; e < o->count; e++)
+            bytes += el[e].len;
+        o->data = o->count ? el : NULL;
+        o->nbytes = bytes;
+        return;
+    }
+    size_t esize = mg_dtype_size(t->dtype);
+    o->data = o->count ? (char *)t->data + row * (size_t)from * esize : NULL;
+    o->nbytes = o->count * esize;
+}
+
+int mg_session_run_batch(mg_session_t *s, const mg_infer_request_t *const *reqs, size_t n,
+                         mg_arena_t *arena, mg_infer_response_t *resps, void **owner,
+                         mg_session_timing_t *timing, mg_err_t *err)
+{
+    const mg_infer_request_t *r0 = reqs[0];
+    int64_t total = 0;
+    int64_t *rows = arena_array(arena, n, sizeof(*rows));
+    mg_tensor_t *joined = arena_array(arena, r0->ninputs ? r0->ninputs : 1, sizeof(*joined));
+    if (rows == NULL || joined == NULL)
+        return mg_err_set(err, MG_ENOMEM, "batch: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = request_rows(reqs[i]);
+        total += rows[i];
+    }
+    for (size_t j = 0; j < r0->ninputs; j++) {
+        int rc = join_input(reqs, n, j, total, arena, &joined[j]);
+        if (rc != 0)
+            return mg_err_set(err, rc, "batch: input '%.*s': %s", SHOWN(r0->inputs[j].name),
+                              rc == MG_ENOMEM ? "out of memory" : "too large");
+    }
+    mg_infer_request_t breq = *r0;
+    breq.inputs = joined;
+    breq.arena = arena;
+    /* The joined Run is stopped only once no member can use its answer: the latest deadline. */
+    for (size_t i = 0; i < n; i++) {
+        if (reqs[i]->deadline_ns == 0 || reqs[i]->deadline_ns > breq.deadline_ns)
+            breq.deadline_ns = reqs[i]->deadline_ns;
+        if (reqs[i]->deadline_ns == 0)
+            break;
+    }
+    mg_infer_response_t all = {0};
+    int rc = mg_session_run_timed(s, &breq, &all, timing, err);
+    if (rc != 0)
+        return rc;
+    for (size_t k = 0; k < all.noutputs; k++) {
+        if (all.outputs[k].ndim < 1 || all.outputs[k].shape[0] != total) {
+            mg_session_response_release(&all);
+            return mg_err_set(err, MG_ERUNTIME,
+                              "output '%.*s' of a joined Run lacks its %lld rows in its first dim",
+                              SHOWN(all.outputs[k].name), (long long)total);
+        }
+    }
+    int64_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mg_infer_request_t *r = reqs[i];
+        mg_tensor_t *outs = arena_array(r->arena, all.noutputs ? all.noutputs : 1, sizeof(*outs));
+        bool *binary = arena_array(r->arena, all.noutputs ? all.noutputs : 1, sizeof(*binary));
+        if (outs == NULL || binary == NULL) {
+            mg_session_response_release(&all);
+            return mg_err_set(err, MG_ENOMEM, "batch: out of memory");
+        }
+        for (size_t k = 0; k < all.noutputs; k++) {
+            slice_output(&all.outputs[k], total, from, rows[i], &outs[k]);
+            binary[k] = r->noutputs != 0 ? r->outputs[k].binary : r->binary_output;
+        }
+        resps[i].outputs = outs;
+        resps[i].binary = binary;
+        resps[i].noutputs = all.noutputs;
+        resps[i].owner = NULL;
+        from += rows[i];
+    }
+    *owner = all.owner;
+    return 0;
+}
+
+void mg_session_owner_release(void *owner)
+{
+    mg_infer_response_t resp = {.owner = owner};
+    mg_session_response_release(&resp);
+}
+
+/* Fills the inputs of `req` (rows 1, dynamic dims 1) with values that depend on `seed`. */
+static int agree_inputs(const mg_session_t *s, uint32_t seed, mg_arena_t *a,
+                        mg_infer_request_t *req)
+{
+    mg_tensor_t *in = arena_array(a, s->ninputs, sizeof(*in));
+    if (in == NULL)
+        return MG_ENOMEM;
+    uint32_t x = seed * 2654435761u + 12345u;
+    for (size_t k = 0; k < s->ninputs; k++) {
+        const mg_tensor_info_t *info = &s->inputs[k];
+        mg_tensor_t *t = &in[k];
+        memset(t, 0, sizeof(*t));
+        t->name = (mg_str_t){info->name, s->input_name_len[k]};
+        t->dtype = info->dtype;
+        t->ndim = info->ndim;
+        for (int d = 0; d < info->ndim; d++)
+            t->shape[d] = info->shape[d] < 0 ? 1 : info->shape[d];
+        size_t esize = mg_dtype_size(t->dtype);
+        if (mg_shape_count(t->shape, t->ndim, esize, &t->count) != 0 || t->count > (1u << 24))
+            return MG_ERANGE;
+        if (t->dtype == MG_DT_BYTES) {
+            mg_str_t *el = arena_array(a, t->count ? t->count : 1, sizeof(*el));
+            if (el == NULL)
+                return MG_ENOMEM;
+            static const char *const words[] = {"a", "bb", "ccc", "dddd"};
+            for (size_t e = 0; e < t->count; e++)
+                el[e] = (mg_str_t){words[(seed + e) % 4], (seed + e) % 4 + 1};
+            t->data = el;
+            continue;
+        }
+        t->nbytes = t->count * esize;
+        unsigned char *p = mg_arena_alloc(a, t->nbytes ? t->nbytes : 1);
+        if (p == NULL)
+            return MG_ENOMEM;
+        for (size_t e = 0; e < t->count; e++) {
+            x = x * 1103515245u + 12345u;
+            uint32_t small = (x >> 16) % 17; /* 0..16: exact in every type, true/false for BOOL */
+            switch (t->dtype) {
+            case MG_DT_FP32: ((float *)p)[e] = (float)small * 0.25f; break;
+            case MG_DT_FP64: ((double *)p)[e] = (double)small * 0.25; break;
+            case MG_DT_FP16: ((uint16_t *)p)[e] = (uint16_t)(0x3c00 + (small << 6)); break;
+            case MG_DT_BOOL: p[e] = (unsigned char)(small & 1); break;
+            default:
+                memset(p + e * esize, 0, esize);
+                p[e * esize] = (unsigned char)small;
+                break;
+            }
+        }
+        t->data = p;
+    }
+    *req = (mg_infer_request_t){.id = {"", 0}, .inputs = in, .ninputs = s->ninputs, .arena = a};
+    return 0;
+}
+
+int mg_session_batch_agrees(mg_session_t *s, mg_err_t *err)
+{
+    enum { N = 3 };
+    if (!mg_session_batchable(s))
+        return mg_err_set(err, MG_EINVAL, "the model has no dynamic first dim to join along");
+    mg_arena_t a;
+    mg_arena_init(&a, 0);
+    mg_infer_request_t reqs[N];
+    const mg_infer_request_t *ptrs[N];
+    mg_infer_response_t alone[N] = {{0}}, joined[N] = {{0}};
+    void *owner = NULL;
+    int rc = 0, same = 1;
+    for (int i = 0; i < N && rc == 0; i++) {
+        if ((rc = agree_inputs(s, (uint32_t)i + 1, &a, &reqs[i])) != 0)
+            mg_err_set(err, rc, "batch check: cannot make inputs");
+        else
+            rc = mg_session_run(s, &reqs[i], &alone[i], err);
+        ptrs[i] = &reqs[i];
+    }
+    if (rc == 0)
+        rc = mg_session_run_batch(s, ptrs, N, &a, joined, &owner, NULL, err);
+    for (int i = 0; i < N && rc == 0 && same; i++) {
+        for (size_t k = 0; k < alone[i].noutputs && same; k++) {
+            const mg_tensor_t *x = &alone[i].outputs[k], *y = &joined[i].outputs[k];
+            if (x->count != y->count || x->nbytes != y->nbytes || x->ndim != y->ndim)
+                same = 0;
+            else if (x->dtype == MG_DT_BYTES) {
+                const mg_str_t *ex = x->data, *ey = y->data;
+                for (size_t e = 0; e < x->count && same; e++)
+                    same = ex[e].len == ey[e].len && memcmp(ex[e].ptr, ey[e].ptr, ex[e].len) == 0;
+            } else if (x->nbytes != 0 && memcmp(x->data, y->data, x->nbytes) != 0) {
+                same = 0;
+            }
+        }
+    }
+    for (int i = 0; i < N; i++)
+        mg_session_response_release(&alone[i]);
+    mg_session_owner_release(owner);
+    mg_arena_free(&a);
+    return rc != 0 ? rc : same;
+}
+
 int mg_session_memory(const mg_session_t *s, mg_session_stat_fn fn, void *ctx, mg_err_t *err)
 {
+    if (s->no_cpu_arena)
+        return mg_err_set(err, MG_ERUNTIME,
+                          "allocator: no CPU arena (a small model): its memory is in the "
+                          "process heap (malloc)");
     OrtAllocator *alloc = NULL;
     int rc =
         status_to_err(ort->CreateAllocator(s->ort, cpu_mem, &alloc), MG_ERUNTIME, err, "allocator");

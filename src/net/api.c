@@ -8,6 +8,7 @@
 #include "proto/kserve.h"
 #include "proto/kserve_info.h"
 #include "proto/predict.h"
+#include "serve/batch.h"
 #include "serve/info.h"
 #include "serve/report.h"
 #include "serve/status.h"
@@ -30,6 +31,58 @@
 
 typedef struct endpoint endpoint_t;
 
+/*
+ * The request headers the core and this file ask for, found in one pass over the request's
+ * headers (h2o keeps names lower-case); any other name (a sticky key, a route rule's header)
+ * is looked up in the request itself.
+ */
+enum {
+    HDR_MODEL_VERSION,
+    HDR_AB_GROUP,
+    HDR_STAGE,
+    HDR_TRACE_ID,
+    HDR_TRACEPARENT,
+    HDR_TRACESTATE,
+    HDR_ROUTE_EXPLAIN,
+    HDR_BINARY_LENGTH,
+    NHDRS
+};
+
+static const mg_str_t known_headers[NHDRS] = {
+    [HDR_MODEL_VERSION] = {"x-model-version", 15},
+    [HDR_AB_GROUP] = {"x-ab-group", 10},
+    [HDR_STAGE] = {"x-stage", 7},
+    [HDR_TRACE_ID] = {"x-trace-id", 10},
+    [HDR_TRACEPARENT] = {"traceparent", 11},
+    [HDR_TRACESTATE] = {"tracestate", 10},
+    [HDR_ROUTE_EXPLAIN] = {"x-route-explain", 15},
+    [HDR_BINARY_LENGTH] = {"inference-header-content-length", 31},
+};
+
+typedef struct header_view {
+    h2o_req_t *req;
+    unsigned present; /* bit i: known_headers[i] is there, its first value in value[i] */
+    mg_str_t value[NHDRS];
+} header_view_t;
+
+/*
+ * An inference call held until the end of the loop's wake, to share a Run (serve/batch.h):
+ * everything the call points to lives here until it is answered.
+ */
+typedef struct held_call {
+    struct mg_api_loop *loop;
+    h2o_req_t *req;
+    mg_arena_t arena; /* the call's decoded tensors */
+    mg_infer_request_t ireq;
+    header_view_t headers;
+    mg_route_rule_t rule; /* the matched route rule, its strings in `arena` */
+    mg_serve_call_t call;
+    mg_serve_result_t res;
+} held_call_t;
+
+/* Calls one loop holds per wake at most; more in one wake run alone. */
+#define HELD_MAX 64
+
 struct mg_api_loop {
     const mg_api_t *api;
     const endpoint_t *endpoint; /* per request: the row that answers it, NULL for table routes */
@@ -40,6 +93,13 @@ struct mg_api_loop {
     h2o_multithread_receiver_t receiver; /* completed control operations */
     h2o_multithread_receiver_t ran;      /* executions the pool completed */
     size_t pending;                      /* control operations and pool executions out */
+    header_view_t headers; /* per request: the headers looked up */
+    /* Opportunistic batching: calls held until the end of the wake that decoded them. */
+    h2o_loop_t *loop;
+    mg_batch_t *batch;
+    held_call_t *held;      /* HELD_MAX slots; the first mg_batch_count(batch) are in use */
+    h2o_timeout_t wake_end; /* a zero timeout: runs after the wake's sockets are read */
+    h2o_timeout_entry_t wake_end_entry;
 };
 
 /* ---- responses ---------------------------------------------------------------------------- */
@@ -74,13 +134,53 @@ static void log_access(h2o_req_t *req, int status, size_t len)
     mg_access_log(&e);
 }
 
-/* Adds a response header; the value is copied (h2o keeps only the pointer until it sends). */
-static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
+/*
+ * The response headers this server adds, as h2o tokens of our own (h2o's token table has none
+ * of them): adding one costs no name lookup, no copy of the name and no allocation for it.
+ * Flags are zero: none is special to HTTP/1 or HTTP/2.
+ */
+#define TOKEN(name)                                                                                \
+    {                                                                                              \
+        .buf = { H2O_STRLIT(name) }                                                                \
+    }
+static const h2o_token_t header_tokens[] = {
+    TOKEN("x-model-version"), TOKEN("x-route-reason"),     TOKEN("x-fallback-reason"),
+    TOKEN("x-trace-id"),      TOKEN("x-ab-group"),         TOKEN("traceparent"),
+    TOKEN("tracestate"),      TOKEN("x-route-explain"),    TOKEN("inference-header-content-length"),
+    TOKEN("x-policy-source"), TOKEN("x-routing-revision"), TOKEN("x-config-revision"),
+    TOKEN("x-kill-switch"),
+};
+#undef TOKEN
+
+#define NHEADER_TOKENS (sizeof(header_tokens) / sizeof(header_tokens[0]))
+
+/* The token named `name` (`len` bytes): ours, h2o's, or NULL. Lengths are compared first. */
+static const h2o_token_t *header_token(const char *name, size_t len)
 {
-    h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base,
-                          v.len);
+    for (size_t i = 0; i < NHEADER_TOKENS; i++) {
+        const h2o_iovec_t *t = &header_tokens[i].buf;
+        if (t->len == len && memcmp(t->base, name, len) == 0)
+            return &header_tokens[i];
+    }
+    return h2o_lookup_token(name, len);
 }
+
+/*
+ * Adds a response header without copying its value: h2o serialises the headers when the
+ * answer is sent (send_body), so `value` must stay valid until then. Every caller sends before
+ * its values go (the request's headers, the call's result, a static string, a local buffer).
+ */
+static void add_header_n(h2o_req_t *req, const char *name, size_t name_len, const char *value,
+                         size_t len)
+{
+    const h2o_token_t *token = header_token(name, name_len);
+    if (token != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, len);
+    else
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name, name_len, 0, NULL, value, len);
+}
+
+#define add_header(req, name, value, len) add_header_n((req), (name), strlen(name), (value), (len))
 
 /* Sends `body` (copied into the request pool) with `status` and `content_type`. */
 static int send_body(h2o_req_t *req, int status, const char *content_type, const char *body,
@@ -153,14 +253,57 @@ static int method_ok(h2o_req_t *req, mg_buf_t *out, const char *allow)
     return 0;
 }
 
-/* h2o keeps request header names in lower case. */
+/*
+ * The index of `name` among known_headers, or -1: the length and one distinguishing byte pick
+ * the candidate, one memcmp confirms it.
+ */
+static int known_header(const char *name, size_t len)
+{
+    int k;
+    switch (len) {
+    case 7: k = HDR_STAGE; break;
+    case 10:
+        k = name[0] == 't' ? HDR_TRACESTATE : name[2] == 'a' ? HDR_AB_GROUP : HDR_TRACE_ID;
+        break;
+    case 11: k = HDR_TRACEPARENT; break;
+    case 15: k = name[2] == 'm' ? HDR_MODEL_VERSION : HDR_ROUTE_EXPLAIN; break;
+    case 31: k = HDR_BINARY_LENGTH; break;
+    default: return -1;
+    }
+    return memcmp(known_headers[k].ptr, name, len) == 0 ? k : -1;
+}
+
+/* Reads the request's headers once, keeping the first value of each known one. */
+static void header_view_init(header_view_t *hv, h2o_req_t *req)
+{
+    hv->req = req;
+    hv->present = 0;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        int k = known_header(h->name->base, h->name->len);
+        if (k >= 0 && (hv->present & (1u << k)) == 0) {
+            hv->present |= 1u << k;
+            hv->value[k] = (mg_str_t){h->value.base, h->value.len};
+        }
+    }
+}
+
+/* mg_meta_t over a header_view_t: known names from the view, others from the request. */
 static int find_header(void *ctx, const char *lname, size_t len, mg_str_t *value)
 {
-    h2o_req_t *req = ctx;
-    ssize_t i = h2o_find_header_by_str(&req->headers, lname, len, -1);
+    const header_view_t *hv = ctx;
+    int k = known_header(lname, len);
+    if (k >= 0) {
+        if ((hv->present & (1u << k)) == 0)
+            return 0;
+        *value = hv->value[k];
+        return 1;
+    }
+    ssize_t i = h2o_find_header_by_str(&hv->req->headers, lname, len, -1);
     if (i < 0)
         return 0;
-    *value = (mg_str_t){req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+    h2o_iovec_t v = hv->req->headers.entries[i].value;
+    *value = (mg_str_t){v.base, v.len};
     return 1;
 }
 
@@ -371,21 +514,19 @@ static int handle_model_ready(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, 
 /* ---- inference ---------------------------------------------------------------------------- */
 
 /* Reads Inference-Header-Content-Length. Returns 0 (absent: MG_KSERVE_NO_BINARY) or MG_EPARSE. */
-static int binary_header_len(h2o_req_t *req, size_t *out)
+static int binary_header_len(const header_view_t *hv, size_t *out)
 {
-    static const char name[] = "inference-header-content-length";
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, sizeof(name) - 1, -1);
     *out = MG_KSERVE_NO_BINARY;
-    if (i < 0)
+    if ((hv->present & (1u << HDR_BINARY_LENGTH)) == 0)
         return 0;
-    h2o_iovec_t v = req->headers.entries[i].value;
+    mg_str_t v = {hv->value[HDR_BINARY_LENGTH].ptr, hv->value[HDR_BINARY_LENGTH].len};
     size_t n = 0;
     if (v.len == 0 || v.len > 19)
         return MG_EPARSE;
     for (size_t k = 0; k < v.len; k++) {
-        if (v.base[k] < '0' || v.base[k] > '9')
+        if (v.ptr[k] < '0' || v.ptr[k] > '9')
             return MG_EPARSE;
-        n = n * 10 + (size_t)(v.base[k] - '0');
+        n = n * 10 + (size_t)(v.ptr[k] - '0');
     }
     *out = n;
     return 0;
@@ -397,7 +538,8 @@ static void describe_call(const mg_api_loop_t *l, h2o_req_t *req, mg_serve_call_
 
 /*
  * Sends the answer of a finished call in `enc` (a failure with the core's headers for
- * failures: Retry-After) and ends the call (mg_serve_done). Returns 0 as handlers do.
+ * failures: Retry-After) and ends the call (mg_serve_done). `res` stays in place until this
+ * returns: header values point into it. Returns 0 as handlers do.
  */
 static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call,
                    mg_serve_result_t *res, encoding_t enc)
@@ -443,8 +585,8 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
 }
 
 /*
- * A call whose model runs on the execution pool. It takes the loop's arena (the decoded
- * request lives there; the loop starts a fresh one) and copies of what the call points to on
+ * A call whose model runs on the execution pool. It takes the arena its decoded request lives
+ * in (the loop's or a held slot's, which starts a fresh one) and copies of what the call points to on
  * the handler's stack; the request body and headers stay in the h2o request, which lives
  * until the answer is sent (or the connection closes: `req` is then NULL and the result is
  * only released).
@@ -459,6 +601,7 @@ typedef struct pool_call {
     mg_arena_t arena;
     mg_infer_request_t ireq;
     mg_predict_request_t predict;
+    header_view_t headers; /* the call's metadata: the loop's view is the next request's */
     mg_serve_call_t call;
     mg_serve_result_t res;
 } pool_call_t;
@@ -493,9 +636,12 @@ static void on_ran(h2o_multithread_receiver_t *receiver, h2o_linklist_t *message
     }
 }
 
-/* Hands an admitted call to the pool. Returns 0 as handlers do. */
+/*
+ * Hands an admitted call to the pool, with `arena` (where its request was decoded: taken over,
+ * left empty). Returns 0 as handlers do.
+ */
 static int run_on_pool(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call,
-                       mg_serve_result_t *res, encoding_t enc)
+                       mg_serve_result_t *res, encoding_t enc, mg_arena_t *arena)
 {
     pool_call_t *pc = calloc(1, sizeof(*pc));
     if (pc == NULL) {
@@ -506,12 +652,14 @@ static int run_on_pool(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *
     pc->loop = l;
     pc->watch = req_watch(req, &pc->req);
     pc->enc = enc;
-    pc->arena = l->arena;
-    mg_arena_init(&l->arena, 0);
+    pc->arena = *arena;
+    mg_arena_init(arena, 0);
     pc->ireq = *call->req;
     pc->ireq.arena = &pc->arena;
     pc->call = *call;
     pc->call.req = &pc->ireq;
+    pc->headers = *(const header_view_t *)call->meta.ctx; /* api.c's calls use find_header */
+    pc->call.meta.ctx = &pc->headers;
     if (call->bind_ctx != NULL) {
         pc->predict = *(const mg_predict_request_t *)call->bind_ctx;
         pc->call.bind_ctx = &pc->predict;
@@ -538,7 +686,7 @@ static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_ca
     mg_serve_result_t res;
     if (mg_serve_begin(l->api->serve, call, &res) == 0) {
         if (l->api->pool != NULL && mg_serve_on_pool(&res))
-            return run_on_pool(l, req, call, &res, enc);
+            return run_on_pool(l, req, call, &res, enc, call->req->arena);
         mg_serve_run(l->api->serve, call, &res);
     }
     return respond(l, req, call, &res, enc);
@@ -555,7 +703,8 @@ static int rate_ok(mg_api_loop_t *l, h2o_req_t *req)
     struct sockaddr_storage ss;
     mg_str_t key = {"", 0};
     if (l->api->ratelimit_header != NULL) {
-        find_header(req, l->api->ratelimit_header, strlen(l->api->ratelimit_header), &key);
+        find_header(&l->headers, l->api->ratelimit_header, strlen(l->api->ratelimit_header),
+                    &key);
     } else {
         socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
         if (n > 0 && ss.ss_family == AF_INET)
@@ -577,6 +726,44 @@ static int rate_ok(mg_api_loop_t *l, h2o_req_t *req)
     return 0;
 }
 
+/* Answers a held call once the wake's batches have run (mg_batch_answer_fn). */
+static void answer_held(void *ctx, mg_serve_result_t *res)
+{
+    held_call_t *h = ctx;
+    respond(h->loop, h->req, &h->call, res, ENCODE_KSERVE);
+}
+
+/*
+ * The end of a wake: h2o runs zero timeouts after it has read every socket the poll returned,
+ * so every call this wake decoded is held by now; run them, joined where they can be, and
+ * answer each. The writes' completions run in the same turn of the loop.
+ */
+static void on_wake_end(h2o_timeout_entry_t *entry)
+{
+    mg_api_loop_t *l = (mg_api_loop_t *)((char *)entry - offsetof(mg_api_loop_t, wake_end_entry));
+    mg_batch_flush(l->batch, l->api->serve, answer_held);
+}
+
+/*
+ * Routes a decoded call held in `h` and either holds it for the end of the wake (its version
+ * batches) or runs and answers it now.
+ */
+static int serve_or_hold(mg_api_loop_t *l, held_call_t *h)
+{
+    mg_serve_t *s = l->api->serve;
+    if (mg_serve_begin(s, &h->call, &h->res) != 0)
+        return respond(l, h->req, &h->call, &h->res, ENCODE_KSERVE);
+    if (l->api->pool != NULL && mg_serve_on_pool(&h->res))
+        return run_on_pool(l, h->req, &h->call, &h->res, ENCODE_KSERVE, &h->arena);
+    if (mg_serve_batchable(&h->call, &h->res) && mg_batch_add(l->batch, &h->call, &h->res, h)) {
+        if (!h2o_timeout_is_linked(&l->wake_end_entry))
+            h2o_timeout_link(l->loop, &l->wake_end, &l->wake_end_entry);
+        return 0;
+    }
+    mg_serve_run(s, &h->call, &h->res);
+    return respond(l, h->req, &h->call, &h->res, ENCODE_KSERVE);
+}
+
 /* POST /v2/models/{m}[/versions/{v}]/infer, or a route-table URL with api "infer". */
 static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version,
                         const mg_route_rule_t *rule)
@@ -585,25 +772,40 @@ static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
     if (!rate_ok(l, req))
         return 0;
     size_t header_len;
-    if (binary_header_len(req, &header_len) != 0)
+    if (binary_header_len(&l->headers, &header_len) != 0)
         return send_error(req, &l->out, MG_EPARSE,
                           "Inference-Header-Content-Length must be a decimal byte count");
-    mg_infer_request_t ireq;
-    memset(&ireq, 0, sizeof(ireq));
-    ireq.arena = &l->arena;
+    /* A free slot holds the call, so it can wait for the end of the wake; else it runs now. */
+    size_t nheld = mg_batch_count(l->batch);
+    held_call_t *h = nheld < HELD_MAX ? &l->held[nheld] : NULL;
+    mg_infer_request_t local;
+    mg_infer_request_t *ireq = h != NULL ? &h->ireq : &local;
+    memset(ireq, 0, sizeof(*ireq));
+    if (h != NULL) {
+        if (rule == NULL)
+            mg_arena_reset(&h->arena);
+        else /* handle_table_route copied the rule's strings into this slot's arena */
+            h->rule = *rule, rule = &h->rule;
+        h->req = req;
+        h->headers = l->headers;
+    }
+    ireq->arena = h != NULL ? &h->arena : &l->arena;
     mg_str_t body = body_of(req);
-    int rc = mg_kserve_decode_request(body.ptr, body.len, header_len, &ireq, &err);
+    int rc = mg_kserve_decode_request(body.ptr, body.len, header_len, ireq, &err);
     if (rc != 0)
         return send_error(req, &l->out, rc, err.msg);
     mg_serve_call_t call = {
         .model = model,
         .url_version = version,
         .rule = rule,
-        .meta = {find_header, req},
-        .req = &ireq,
+        .meta = {find_header, h != NULL ? &h->headers : &l->headers},
+        .req = ireq,
     };
     describe_call(l, req, &call);
-    return serve_and_respond(l, req, &call, ENCODE_KSERVE);
+    if (h == NULL)
+        return serve_and_respond(l, req, &call, ENCODE_KSERVE);
+    h->call = call;
+    return serve_or_hold(l, h);
 }
 
 /* /predict: the body's data becomes the model's one input once the version is known. */
@@ -631,7 +833,7 @@ static int handle_predict(mg_api_loop_t *l, h2o_req_t *req, const mg_route_rule_
         .body_model = p.model,
         .url_version = p.version,
         .rule = rule,
-        .meta = {find_header, req},
+        .meta = {find_header, &l->headers},
         .req = &ireq,
         .bind = bind_predict,
         .bind_ctx = &p,
@@ -854,11 +1056,16 @@ static int handle_table_route(mg_api_loop_t *l, h2o_req_t *req)
             break;
         }
     }
-    mg_meta_t meta = {find_header, req};
+    mg_meta_t meta = {find_header, &l->headers};
     mg_route_rule_t rule;
+    /* The rule's strings go where the call will live: the next free held slot, if any. */
+    size_t nheld = mg_batch_count(l->batch);
+    mg_arena_t *arena = nheld < HELD_MAX ? &l->held[nheld].arena : &l->arena;
+    if (arena != &l->arena)
+        mg_arena_reset(arena);
     int rc = mg_serve_match(l->api->serve, (mg_str_t){host.base, host.len},
                             (mg_str_t){req->path_normalized.base, req->path_normalized.len}, &meta,
-                            &l->arena, &rule);
+                            arena, &rule);
     if (rc == 0)
         return 0;
     if (rc < 0) {
@@ -1185,7 +1392,7 @@ void mg_api_surface_names(unsigned surfaces, char *out, size_t cap)
 static int admin_authorized(mg_api_loop_t *l, h2o_req_t *req)
 {
     mg_str_t cred = {"", 0};
-    find_header(req, "authorization", 13, &cred);
+    find_header(&l->headers, "authorization", 13, &cred);
     int rc = mg_auth_check(&l->api->admin_auth, cred);
     if (rc == 0)
         return 1;
@@ -1203,6 +1410,7 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
     mg_str_t seg[SEGMENTS_MAX], cap[SEGMENTS_MAX];
     int n = split_path(req->path_normalized.base, req->path_normalized.len, seg, SEGMENTS_MAX);
     mg_arena_reset(&l->arena);
+    header_view_init(&l->headers, req);
     for (size_t i = 0; n >= 0 && i < NENDPOINTS; i++) {
         const endpoint_t *e = &endpoints[i];
         if ((e->surface & surfaces) == 0 || !endpoint_match(e, seg, n, cap))
@@ -1233,6 +1441,20 @@ int mg_api_loop_new(mg_api_loop_t **out, const mg_api_t *api, h2o_loop_t *loop)
         return MG_ENOMEM;
     l->api = api;
     mg_arena_init(&l->arena, 0);
+    l->held = calloc(HELD_MAX, sizeof(*l->held));
+    if (l->held == NULL || mg_batch_new(&l->batch, HELD_MAX) != 0) {
+        free(l->held);
+        mg_arena_free(&l->arena);
+        free(l);
+        return MG_ENOMEM;
+    }
+    for (size_t i = 0; i < HELD_MAX; i++) {
+        l->held[i].loop = l;
+        mg_arena_init(&l->held[i].arena, 0);
+    }
+    l->loop = loop;
+    h2o_timeout_init(loop, &l->wake_end, 0);
+    l->wake_end_entry.cb = on_wake_end;
     l->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(l->queue, &l->receiver, on_jobs);
     h2o_multithread_register_receiver(l->queue, &l->ran, on_ran);
@@ -1247,6 +1469,14 @@ void mg_api_loop_free(mg_api_loop_t *l)
     h2o_multithread_unregister_receiver(l->queue, &l->receiver);
     h2o_multithread_unregister_receiver(l->queue, &l->ran);
     h2o_multithread_destroy_queue(l->queue);
+    /* Calls are held only within one turn of the loop, so none is left here. */
+    if (h2o_timeout_is_linked(&l->wake_end_entry))
+        h2o_timeout_unlink(&l->wake_end_entry);
+    h2o_timeout_dispose(l->loop, &l->wake_end);
+    mg_batch_free(l->batch);
+    for (size_t i = 0; i < HELD_MAX; i++)
+        mg_arena_free(&l->held[i].arena);
+    free(l->held);
     mg_arena_free(&l->arena);
     mg_buf_free(&l->out);
     free(l);

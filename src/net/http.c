@@ -4,6 +4,7 @@
 #include "core/cpu.h"
 #include "core/log.h"
 #include "net/http1.h"
+#include "repo/version.h"
 
 #include <arpa/inet.h>
 #include <h2o.h>
@@ -349,6 +350,8 @@ static void *loop_main(void *arg)
 {
     loop_thread_t *t = arg;
     rcu_register_thread();
+    /* Loop k runs small models on their k-th session (one per loop: see repo/loader.h). */
+    mg_model_version_bind_thread((int)(t - t->server->threads));
     while (!atomic_load_explicit(&t->server->stopping, memory_order_relaxed)) {
         if (!atomic_load_explicit(&t->server->draining, memory_order_relaxed)) {
             h2o_evloop_run(t->ctx.loop, 100);

@@ -38,6 +38,8 @@ const double mg_obs_load_bounds[MG_OBS_LOAD_BUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 };
 
+const double mg_obs_run_request_bounds[MG_OBS_RUN_REQUEST_BUCKETS] = {1, 2, 4, 8, 16, 32, 64};
+
 typedef struct batch_entry {
     ctr_t size; /* 0: free; set once by the owner, before the counts */
     ctr_t count, input_ns, infer_ns, output_ns;
@@ -57,6 +59,7 @@ typedef struct slot {
     ctr_t fine[MG_OBS_FINE_BUCKETS];
     batch_entry_t batches[MG_OBS_BATCH_SIZES];
     batch_entry_t batch_overflow;
+    ctr_t run_requests[MG_OBS_RUN_REQUEST_BUCKETS + 1], run_requests_sum; /* last: over 64 */
 } slot_t;
 
 typedef struct obs_thread {
@@ -428,8 +431,16 @@ void mg_obs_request_done(const mg_obs_request_t *r)
         add(&s->fail_by[r->fail < MG_OBS_FAIL_COUNT_ ? r->fail : MG_OBS_FAIL_OTHER], 1);
     }
     if (r->infer_ns != 0 && r->output_ns != 0) {
-        add(&s->exec_count, 1);
-        add(&s->inference_count, r->batch);
+        add(&s->inference_count, r->items ? r->items : r->batch);
+        if (!r->shared_run) {
+            uint32_t n = r->run_requests ? r->run_requests : 1;
+            int k = 0;
+            while (k < MG_OBS_RUN_REQUEST_BUCKETS && mg_obs_run_request_bounds[k] < n)
+                k++;
+            add(&s->exec_count, 1);
+            add(&s->run_requests[k], 1);
+            add(&s->run_requests_sum, n);
+        }
     }
     if (r->fail < 0 && r->exec_ns != 0) {
         uint64_t in = span(r->exec_ns, r->infer_ns), run = span(r->infer_ns, r->output_ns);
@@ -438,6 +449,11 @@ void mg_obs_request_done(const mg_obs_request_t *r)
         add(&s->input_ns, in);
         add(&s->infer_ns, run);
         add(&s->output_ns, out);
+    }
+    /* Triton's batch_stats count executions: a shared Run once, under the Run's batch size. */
+    if (r->fail < 0 && r->exec_ns != 0 && !r->shared_run) {
+        uint64_t in = span(r->exec_ns, r->infer_ns), run = span(r->infer_ns, r->output_ns);
+        uint64_t out = span(r->output_ns, r->end_ns);
         batch_entry_t *b = batch_entry(s, r->batch ? r->batch : 1);
         add(&b->count, 1);
         add(&b->input_ns, in);
@@ -505,6 +521,9 @@ int mg_obs_series_read(mg_obs_series_t id, mg_obs_series_stats_t *out)
             for (int b = 0; b < MG_OBS_LATENCY_BUCKETS; b++)
                 out->reason_buckets[r][b] += get(&s->reason_buckets[r][b]);
         }
+        for (int b = 0; b < MG_OBS_RUN_REQUEST_BUCKETS; b++)
+            out->run_request_buckets[b] += get(&s->run_requests[b]);
+        out->run_requests += get(&s->run_requests_sum);
     }
     /* Per-thread counts are read one after another: clamp what a racing request skews. */
     out->in_flight = entered > left ? entered - left : 0;

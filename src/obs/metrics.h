@@ -57,6 +57,10 @@ mg_obs_fail_t mg_obs_fail_of(int code);
 #define MG_OBS_LATENCY_BUCKETS 16
 extern const double mg_obs_latency_bounds[MG_OBS_LATENCY_BUCKETS];
 
+/** Buckets of requests per ONNX Runtime Run (1, 2, 4, ... 64; more only in the count). */
+#define MG_OBS_RUN_REQUEST_BUCKETS 7
+extern const double mg_obs_run_request_bounds[MG_OBS_RUN_REQUEST_BUCKETS];
+
 /**
  * The fine latency histogram behind the page's quantiles: bucket 0 holds [0, 1024) ns, then
  * four buckets per power of two (relative width 25 %), the last one open-ended (~68 s).
@@ -122,14 +126,17 @@ int64_t mg_obs_series_version(mg_obs_series_t id);
 /** What one request on a version did, as the request core measured it (CLOCK_MONOTONIC ns). */
 typedef struct mg_obs_request {
     mg_obs_series_t series;
-    int reason;        /* mg_policy_reason_t of the routing decision */
-    int fail;          /* -1: succeeded; else mg_obs_fail_t */
-    uint64_t batch;    /* first dim of the first input (1 without a batch dim) */
-    int64_t start_ns;  /* the request arrived */
-    int64_t exec_ns;   /* execution started (compute input begins); 0: never ran */
-    int64_t infer_ns;  /* ONNX Runtime Run started; 0: never ran */
-    int64_t output_ns; /* Run returned (compute output begins); 0: never ran */
-    int64_t end_ns;    /* the response was encoded */
+    int reason;            /* mg_policy_reason_t of the routing decision */
+    int fail;              /* -1: succeeded; else mg_obs_fail_t */
+    uint64_t batch;        /* first dim of the Run's first input (1 without a batch dim) */
+    uint64_t items;        /* of those, the request's own (opportunistic batching); 0: `batch` */
+    uint32_t run_requests; /* requests the Run served (opportunistic batching); 0: 1 */
+    bool shared_run;       /* the Run is counted by another request of its batch */
+    int64_t start_ns;      /* the request arrived */
+    int64_t exec_ns;       /* execution started (compute input begins); 0: never ran */
+    int64_t infer_ns;      /* ONNX Runtime Run started; 0: never ran */
+    int64_t output_ns;     /* Run returned (compute output begins); 0: never ran */
+    int64_t end_ns;        /* the response was encoded */
 } mg_obs_request_t;
 
 /**
@@ -181,6 +188,9 @@ typedef struct mg_obs_series_stats {
     uint64_t reason_count[MG_OBS_REASONS];
     uint64_t reason_ns[MG_OBS_REASONS];
     uint64_t reason_buckets[MG_OBS_REASONS][MG_OBS_LATENCY_BUCKETS]; /* not cumulative */
+    /* Runs by the requests each served (mg_obs_run_request_bounds, not cumulative), all Runs */
+    uint64_t run_request_buckets[MG_OBS_RUN_REQUEST_BUCKETS];
+    uint64_t run_requests; /* requests served by those Runs, the histogram's sum */
 } mg_obs_series_stats_t;
 
 /** Sums series `id` over every thread into `out`. Returns 0 or MG_ENOENT. Thread: any. */

@@ -141,6 +141,29 @@ static int parse_policy(json_t *pol, mg_model_config_t *cfg, mg_err_t *err)
                       "'version_policy' must be one of \"latest\", \"all\", \"specific\"");
 }
 
+/* "batching": {"opportunistic": bool, "max_batch": N}, both optional. */
+static int parse_batching(json_t *v, mg_model_config_t *c, mg_err_t *err)
+{
+    static const char *const known[] = {"opportunistic", "max_batch"};
+    const char *unknown = json_is_object(v) ? mg_jsonx_unknown_field(v, known, 2) : NULL;
+    if (!json_is_object(v) || unknown != NULL)
+        return mg_err_set(err, MG_ECONFIG,
+                          "config.json: 'batching' must be {\"opportunistic\": true|false, "
+                          "\"max_batch\": N}%s%s",
+                          unknown ? "; unknown field " : "", unknown ? unknown : "");
+    json_t *o = json_object_get(v, "opportunistic");
+    if (o != NULL && !json_is_boolean(o))
+        return mg_err_set(err, MG_ECONFIG,
+                          "config.json: 'batching.opportunistic' must be true or false");
+    if (o != NULL)
+        c->batching = json_is_true(o) ? MG_BATCHING_ON : MG_BATCHING_OFF;
+    int64_t n = 0;
+    if (get_uint(v, "max_batch", 1024, &n, err) != 0)
+        return MG_ECONFIG;
+    c->batch_max = n;
+    return 0;
+}
+
 int mg_model_config_parse(const char *text, size_t len, const char *model, mg_model_config_t *cfg,
                           mg_err_t *err)
 {
@@ -148,7 +171,7 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         "name",           "max_batch_size",   "version_policy", "default_version",
         "instance_count", "intra_op_threads", "warmup",         "platform",
         "backend",        "traffic",          "breaker",        "sha256",
-        "max_inflight",   "execution"};
+        "max_inflight",   "execution",        "batching"};
     mg_model_config_default(cfg);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -230,6 +253,8 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         c.warmup_runs = (int)n;
     }
     if ((v = json_object_get(root, "sha256")) != NULL && parse_pins(v, &c, err) != 0)
+        goto out;
+    if ((v = json_object_get(root, "batching")) != NULL && parse_batching(v, &c, err) != 0)
         goto out;
     if ((v = json_object_get(root, "traffic")) != NULL) {
         char *policy_text = json_dumps(v, JSON_COMPACT);

@@ -18,7 +18,12 @@
  *                                      request, or on the execution pool (--exec-threads), which
  *                                      keeps the loops answering while a slow model runs
  *    "traffic": {...},                 the traffic policy, see route/policy.h
- *    "breaker": {...}}                 the versions' circuit breaker, see route/breaker.h
+ *    "breaker": {...},                 the versions' circuit breaker, see route/breaker.h
+ *    "batching": {"opportunistic": true, "max_batch": 64}}
+ *                                      requests one event-loop wake decoded for the same
+ *                                      version, joined into one Run (serve/batch.h); default:
+ *                                      on where the model allows it and batched Runs were
+ *                                      seen to answer exactly as single ones at load
  *
  * Every field is optional; unknown fields are an error, so a typo never passes silently.
  */
@@ -52,6 +57,13 @@ typedef enum {
     MG_VERSION_POLICY_SPECIFIC,
 } mg_version_policy_kind_t;
 
+/** Opportunistic batching as config.json asks for it. */
+enum {
+    MG_BATCHING_AUTO = 0, /* not given: on where the model allows it and batching agreed at load */
+    MG_BATCHING_OFF,      /* "opportunistic": false */
+    MG_BATCHING_ON,       /* "opportunistic": true: on where the model allows it */
+};
+
 typedef struct mg_model_config {
     int64_t max_batch_size; /* 0: no batching rule; >0: first dim of every input <= this */
     mg_version_policy_kind_t policy;
@@ -67,6 +79,8 @@ typedef struct mg_model_config {
     bool has_traffic;        /* a "traffic" policy was given */
     mg_policy_t traffic;
     mg_breaker_config_t breaker; /* the defaults of route/breaker.h unless "breaker" is given */
+    int batching;                /* "batching.opportunistic": MG_BATCHING_* */
+    int64_t batch_max;           /* "batching.max_batch": rows per joined Run; 0: max_batch_size */
     int npins;                   /* "sha256" */
     mg_pin_t pins[MG_PINS_MAX];
 } mg_model_config_t;

@@ -152,8 +152,54 @@ static bool same_session_config(const mg_model_config_t *a, const mg_model_confi
 {
     return a->max_batch_size == b->max_batch_size && a->instance_count == b->instance_count &&
            a->intra_op_threads == b->intra_op_threads && a->warmup_runs == b->warmup_runs &&
+           a->batching == b->batching && a->batch_max == b->batch_max &&
            memcmp(&a->breaker, &b->breaker, sizeof(a->breaker)) == 0 &&
            a->max_inflight == b->max_inflight && a->execute_on_pool == b->execute_on_pool;
+}
+
+/*
+ * The rows one opportunistically joined Run may hold (0: off): the model must have a batch
+ * dim (max_batch_size > 0, every input and output dynamic in its first dim) and config.json
+ * must not turn batching off; unless it turns it on, a joined Run must also have answered
+ * exactly as separate Runs here (some kernels round differently at other batch sizes), and a
+ * Run must be cheap (a compute-bound model gains nothing from joined Runs on a CPU, and a
+ * longer Run holds up the loop's other connections).
+ */
+static int64_t batch_rows(const mg_model_version_t *v)
+{
+    const mg_model_config_t *cfg = &v->config;
+    if (cfg->batching == MG_BATCHING_OFF || cfg->max_batch_size <= 0 ||
+        !mg_session_batchable(v->sessions[0]))
+        return 0;
+    int64_t rows = cfg->batch_max > 0 && cfg->batch_max < cfg->max_batch_size ? cfg->batch_max
+                                                                              : cfg->max_batch_size;
+    if (cfg->batching == MG_BATCHING_AUTO) {
+        mg_err_t err;
+        mg_err_clear(&err);
+        int same = mg_session_batch_agrees(v->sessions[0], &err);
+        /* Timed the second time, warm: three single Runs and one joined of three, about four. */
+        int64_t t0 = mg_obs_now_ns();
+        if (same == 1)
+            same = mg_session_batch_agrees(v->sessions[0], &err);
+        int64_t run_us = (mg_obs_now_ns() - t0) / 4000;
+        if (same == 1 && run_us > MG_LOADER_BATCH_RUN_MAX_US) {
+            mg_log(MG_LOG_INFO, "repo",
+                   "opportunistic batching off model=%s version=%s (a Run took about %lld us "
+                   "at load, over %d: joining Runs of a heavy model only holds its loop longer; "
+                   "config.json \"batching\": {\"opportunistic\": true} turns it on)",
+                   v->model_name, v->text, (long long)run_us, MG_LOADER_BATCH_RUN_MAX_US);
+            return 0;
+        }
+        if (same != 1) {
+            mg_log(MG_LOG_INFO, "repo",
+                   "opportunistic batching off model=%s version=%s (%s; config.json "
+                   "\"batching\": {\"opportunistic\": true} turns it on)",
+                   v->model_name, v->text,
+                   same == 0 ? "a joined Run answered differently from separate Runs" : err.msg);
+            return 0;
+        }
+    }
+    return rows;
 }
 
 /* The file of one load: what verification, the sandbox and the sessions all get. */
@@ -371,12 +417,21 @@ static int capped_threads(int wanted)
 }
 
 /* Creates and warms up the version's sessions from the loaded bytes; fills v->reason. */
-static void build_sessions(mg_model_version_t *v, const load_t *ld)
+static void build_sessions(const mg_loader_t *l, mg_model_version_t *v, const load_t *ld)
 {
     const mg_model_config_t *cfg = &v->config;
     mg_err_t err;
     mg_err_clear(&err);
-    v->sessions = calloc((size_t)cfg->instance_count, sizeof(*v->sessions));
+    /*
+     * A small model gets a session per request thread: threads sharing one session contend
+     * inside ONNX Runtime (its locks and arena) on every Run; the memory is small by
+     * definition. instance_count is the floor.
+     */
+    bool small = ld->files[0].len <= MG_LOADER_SMALL_MODEL_BYTES;
+    int nsessions = cfg->instance_count;
+    if (l->loop_threads > nsessions && small)
+        nsessions = l->loop_threads;
+    v->sessions = calloc((size_t)nsessions, sizeof(*v->sessions));
     mg_session_file_t ext[MG_EXTDATA_FILES_MAX];
     for (size_t i = 1; i < ld->nfiles; i++)
         ext[i - 1] = (mg_session_file_t){ld->files[i].name, ld->files[i].bytes, ld->files[i].len};
@@ -387,8 +442,9 @@ static void build_sessions(mg_model_version_t *v, const load_t *ld)
     mg_session_opts_t so = {.intra_op_threads = capped_threads(cfg->intra_op_threads),
                             .inter_op_threads = 0,
                             .external = ext,
-                            .nexternal = ld->nfiles - 1};
-    for (int i = 0; i < cfg->instance_count; i++) {
+                            .nexternal = ld->nfiles - 1,
+                            .no_cpu_arena = small};
+    for (int i = 0; i < nsessions; i++) {
         if (mg_session_new(&v->sessions[i], ld->files[0].bytes, ld->files[0].len, &so, &err) != 0) {
             mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
             return;
@@ -400,6 +456,7 @@ static void build_sessions(mg_model_version_t *v, const load_t *ld)
             return;
         }
     }
+    v->batch_rows = batch_rows(v);
     v->state = MG_MODEL_READY;
 }
 
@@ -538,7 +595,7 @@ mg_model_version_t *mg_loader_load_version(const mg_loader_t *l, const char *mod
         strip_repo_dir(l, err.msg);
         mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
     } else if (l->sandbox == NULL || validate(l, v, &ld) == 0) {
-        build_sessions(v, &ld);
+        build_sessions(l, v, &ld);
     }
     load_free(&ld);
     if (v->state != MG_MODEL_READY) {

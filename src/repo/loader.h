@@ -41,7 +41,21 @@ typedef struct mg_loader {
     mg_sandbox_t *sandbox;        /* NULL: no sandboxed validation */
     mg_loader_loading_fn loading; /* may be NULL */
     void *loading_ctx;
+    int loop_threads; /* request threads: a model file up to MG_LOADER_SMALL_MODEL_BYTES gets at
+                         least this many sessions, one per thread (repo/version.h) */
 } mg_loader_t;
+
+/**
+ * Opportunistic batching's default (no "batching.opportunistic" in config.json) is on only for
+ * a model whose Run took at most this long at load (microseconds).
+ */
+#define MG_LOADER_BATCH_RUN_MAX_US 1000
+
+/**
+ * The largest model file that counts as small: it gets a session per request thread (beyond
+ * instance_count) and its sessions run without ONNX Runtime's CPU arena (infer/session.h).
+ */
+#define MG_LOADER_SMALL_MODEL_BYTES (16u << 20)
 
 /** Flags of mg_loader_load_version. */
 enum {

@@ -36,6 +36,8 @@ typedef struct mg_registry_opts {
                                          owns the sandbox and its zygote) */
     bool explicit_mode; /* --model-control-mode explicit: a whole-repository rescan refreshes
                            the models loaded, never loads new folders */
+    int loop_threads;   /* request threads that run models inline: small models get a session
+                           each (repo/loader.h); 0: instance_count sessions only */
 } mg_registry_opts_t;
 
 /**

@@ -111,8 +111,23 @@ const mg_session_t *mg_model_version_instance(const mg_model_version_t *v, int i
     return i >= 0 && i < v->nsessions ? v->sessions[i] : NULL;
 }
 
+int64_t mg_model_version_batch_rows(const mg_model_version_t *v)
+{
+    return v->batch_rows;
+}
+
+/* The calling thread's session slot (mg_model_version_bind_thread); -1: round robin. */
+static _Thread_local int thread_slot = -1;
+
+void mg_model_version_bind_thread(int index)
+{
+    thread_slot = index;
+}
+
 mg_session_t *mg_model_version_session(mg_model_version_t *v)
 {
+    if (thread_slot >= 0)
+        return v->sessions[(unsigned)thread_slot % (unsigned)v->nsessions];
     unsigned i = atomic_fetch_add_explicit(&v->live->cursor, 1, memory_order_relaxed);
     return v->sessions[i % (unsigned)v->nsessions];
 }

@@ -80,6 +80,21 @@ const mg_session_t *mg_model_version_instance(const mg_model_version_t *v, int i
 mg_session_t *mg_model_version_session(mg_model_version_t *v);
 
 /**
+ * Binds the calling thread to session slot `index` (a request thread's number, from 0): from
+ * then on mg_model_version_session gives it session `index` modulo the version's sessions, so
+ * with a session per thread no two threads share one and no shared counter is written. A
+ * thread that never binds (or binds -1) takes the sessions round robin. Thread: the caller's.
+ */
+void mg_model_version_bind_thread(int index);
+
+/**
+ * The rows one Run joining several requests (serve/batch.h) may hold on `v`, 0 when
+ * opportunistic batching is off for it (config.json, a model without a batch dim, or joined
+ * Runs that did not answer exactly like separate ones at load). Thread: any.
+ */
+int64_t mg_model_version_batch_rows(const mg_model_version_t *v);
+
+/**
  * The version's circuit breaker (route/breaker.h), made with its config.json "breaker"
  * settings. It lives as long as the version: a reload that keeps the version keeps its state,
  * a rebuilt version starts closed. Owned by the version. Thread: any holder of a pin or read

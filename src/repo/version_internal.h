@@ -36,6 +36,7 @@ struct mg_model_version {
     mg_model_config_t config;
     unsigned char sha256[32];
     mg_session_t **sessions; /* config.instance_count sessions when READY */
+    int64_t batch_rows;      /* rows an opportunistically joined Run may hold; 0: off */
     int nsessions;
     /* What it was built from, for reloads that skip unchanged files (control thread only). */
     struct version_file *files; /* files[0] is model.onnx, then the external data */

@@ -6,10 +6,9 @@
 
 #include <string.h>
 
-int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp,
-               mg_session_timing_t *timing, mg_err_t *err)
+/* The model's max_batch_size rule on the first dim of every input. */
+static int check_batch(mg_model_version_t *v, const mg_infer_request_t *req, mg_err_t *err)
 {
-    memset(resp, 0, sizeof(*resp));
     int64_t max_batch = mg_model_version_config(v)->max_batch_size;
     if (max_batch > 0) {
         for (size_t i = 0; i < req->ninputs; i++) {
@@ -22,12 +21,51 @@ int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_re
                     mg_model_version_model(v));
         }
     }
+    return 0;
+}
+
+int mg_execute_check(mg_model_version_t *v, const mg_infer_request_t *req, mg_err_t *err)
+{
+    int rc = check_batch(v, req, err);
+    return rc != 0 ? rc : mg_session_validate(mg_model_version_meta(v), req, err);
+}
+
+int mg_execute_batch(mg_model_version_t *v, const mg_infer_request_t *const *reqs, size_t n,
+                     mg_arena_t *arena, mg_infer_response_t *resps, void **owner,
+                     mg_session_timing_t *timing, mg_err_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        memset(&resps[i], 0, sizeof(resps[i]));
+#ifdef MG_FAULTS
+    int frc = mg_fault_before_run(v, reqs[0], err);
+    if (frc != 0)
+        return frc;
+#endif
+    int rc = mg_session_run_batch(mg_model_version_session(v), reqs, n, arena, resps, owner, timing,
+                                  err);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        resps[i].model_name = mg_model_version_model(v);
+        resps[i].model_version = mg_model_version_text(v);
+        resps[i].id = reqs[i]->id;
+    }
+    return 0;
+}
+
+int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_response_t *resp,
+               mg_session_timing_t *timing, mg_err_t *err)
+{
+    memset(resp, 0, sizeof(*resp));
+    int rc = check_batch(v, req, err);
+    if (rc != 0)
+        return rc;
 #ifdef MG_FAULTS
     int frc = mg_fault_before_run(v, req, err);
     if (frc != 0)
         return frc;
 #endif
-    int rc = mg_session_run_timed(mg_model_version_session(v), req, resp, timing, err);
+    rc = mg_session_run_timed(mg_model_version_session(v), req, resp, timing, err);
     if (rc != 0)
         return rc;
     resp->model_name = mg_model_version_model(v);

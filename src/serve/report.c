@@ -333,6 +333,18 @@ static int metrics_requests(mg_buf_t *out)
         }
     }
     if (rc == 0)
+        rc = mg_prom_family(out, "modelgate_batch_requests", "histogram",
+                            "ONNX Runtime Runs by the requests each served (opportunistic "
+                            "batching joins the requests one event-loop wake decoded)");
+    for (uint32_t id = 0; rc == 0 && id < n; id++) {
+        if (st[id].execution_count == 0)
+            continue;
+        labels_of(id, &sl);
+        rc = mg_prom_histogram(out, "modelgate_batch_requests", sl.l, 2, mg_obs_run_request_bounds,
+                               st[id].run_request_buckets, MG_OBS_RUN_REQUEST_BUCKETS,
+                               st[id].execution_count, (double)st[id].run_requests);
+    }
+    if (rc == 0)
         rc =
             mg_prom_family(out, "modelgate_route_decisions_total", "counter",
                            "Requests routed to a version, by the rule of precedence that chose it");

@@ -142,6 +142,15 @@ static void obs_begin(mg_serve_result_t *res, const mg_serve_call_t *call)
         o->start_ns = call->received_ns != 0 ? call->received_ns : mg_obs_now_ns();
 }
 
+/* Copies the version's text into the call's accounting (no formatting: it is a plain copy). */
+static void copy_version_text(mg_serve_obs_t *o, const mg_model_version_t *v)
+{
+    const char *text = mg_model_version_text(v);
+    size_t n = strnlen(text, sizeof(o->version_text) - 1);
+    memcpy(o->version_text, text, n);
+    o->version_text[n] = '\0';
+}
+
 /* The version is known: count the request in flight and set the thread's log context. */
 static void obs_routed(mg_serve_result_t *res)
 {
@@ -157,7 +166,7 @@ static void obs_routed(mg_serve_result_t *res)
             mg_obs_fallback(chosen, false);
     }
     /* A copy: the access log and log lines may name the version after its pin is gone. */
-    snprintf(o->version_text, sizeof(o->version_text), "%s", mg_model_version_text(v));
+    copy_version_text(o, v);
     const char *reason = mg_policy_reason_name(res->pick.reason);
     o->log = (mg_log_context_t){
         .model = res->model,
@@ -272,6 +281,9 @@ static void obs_finish(mg_serve_result_t *res)
             .reason = (int)res->pick.reason,
             .fail = res->rc == 0 ? -1 : (int)mg_obs_fail_of(res->rc),
             .batch = o->batch,
+            .items = o->items,
+            .run_requests = o->run_requests,
+            .shared_run = o->shared_run,
             .start_ns = o->start_ns,
             .exec_ns = o->exec_ns,
             .infer_ns = o->run.infer_ns,
@@ -291,6 +303,9 @@ static void obs_executing(mg_serve_result_t *res, const mg_infer_request_t *req)
     o->batch = req->ninputs > 0 && req->inputs[0].ndim > 0 && req->inputs[0].shape[0] > 0
                    ? (uint64_t)req->inputs[0].shape[0]
                    : 1;
+    o->items = 0;
+    o->run_requests = 0;
+    o->shared_run = false;
     o->run = (mg_session_timing_t){0, 0};
     o->exec_ns = mg_obs_now_ns();
     if (o->series != MG_OBS_NO_SERIES)
@@ -304,7 +319,7 @@ static void obs_executing(mg_serve_result_t *res, const mg_infer_request_t *req)
 static void obs_replay(mg_serve_result_t *res, const mg_model_version_t *stable, int first_rc)
 {
     mg_serve_obs_t *o = &res->obs;
-    snprintf(o->version_text, sizeof(o->version_text), "%s", mg_model_version_text(stable));
+    copy_version_text(o, stable);
     const char *reason = mg_policy_reason_name(MG_POLICY_REASON_FALLBACK);
     o->log.version = (mg_str_t){o->version_text, strlen(o->version_text)};
     o->log.route_reason = (mg_str_t){reason, strlen(reason)};
@@ -315,6 +330,9 @@ static void obs_replay(mg_serve_result_t *res, const mg_model_version_t *stable,
         .reason = (int)res->pick.reason,
         .fail = (int)mg_obs_fail_of(first_rc),
         .batch = o->batch,
+        .items = o->items,
+        .run_requests = o->run_requests,
+        .shared_run = o->shared_run,
         .start_ns = o->start_ns,
         .exec_ns = o->exec_ns,
         .infer_ns = o->run.infer_ns,
@@ -368,6 +386,8 @@ static int breaker_outcome(int rc)
  * executes: the first run and the replay on the stable version both come through here, each
  * admitted on its version by the caller.
  */
+static void record_outcome(mg_model_version_t *v, bool may_open, int rc, mg_serve_result_t *res);
+
 static int run_on(mg_model_version_t *v, bool may_open, const mg_serve_call_t *call,
                   mg_serve_result_t *res)
 {
@@ -386,9 +406,16 @@ static int run_on(mg_model_version_t *v, bool may_open, const mg_serve_call_t *c
         mg_err_set(&res->err, MG_ETIMEDOUT, "model '%s' version %s: %s", mg_model_version_model(v),
                    mg_model_version_text(v), why);
     }
+    record_outcome(v, may_open, rc, res);
+    return rc;
+}
+
+/* Records the outcome `rc` of a run on `v` on its breaker (as run_on explains). */
+static void record_outcome(mg_model_version_t *v, bool may_open, int rc, mg_serve_result_t *res)
+{
     int outcome = breaker_outcome(rc);
     if (outcome < 0)
-        return rc;
+        return;
     mg_breaker_t *b = mg_model_version_breaker(v);
     int64_t t = mg_breaker_now();
     mg_breaker_event_t ev =
@@ -407,7 +434,6 @@ static int run_on(mg_model_version_t *v, bool may_open, const mg_serve_call_t *c
                    mg_model_version_model(v), mg_model_version_text(v),
                    (unsigned long long)st.trips);
     }
-    return rc;
 }
 
 /* A failed run that is replayed: server-side, on a version the policy chose that is not stable. */
@@ -471,6 +497,20 @@ int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t
     return rc != 0 ? rc : mg_serve_run(s, call, res);
 }
 
+/* The routing debug line of a call that succeeded. */
+static void log_routed(const mg_serve_call_t *call, const mg_serve_result_t *res)
+{
+    if (!mg_log_enabled(MG_LOG_DEBUG))
+        return;
+    const mg_model_version_t *v = res->pick.version;
+    mg_str_t trace = mg_meta_value(&call->meta, "x-trace-id", 10);
+    mg_log(MG_LOG_DEBUG, "serve",
+           "routed model=%s version=%s reason=%s policy=%s rule=%s trace=%.*s",
+           mg_model_version_model(v), mg_model_version_text(v),
+           mg_policy_reason_name(res->pick.reason), mg_pick_source_name(res->pick.source),
+           res->rule, (int)trace.len, trace.ptr);
+}
+
 int mg_serve_begin(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res)
 {
     int64_t now = now_ns();
@@ -532,16 +572,7 @@ int mg_serve_run(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *
         rc = replay_on_stable(s, call, res, rc);
     if (rc != 0)
         return fail(res, MG_SERVE_STEP_EXECUTE, rc);
-    v = res->pick.version;
-
-    if (mg_log_enabled(MG_LOG_DEBUG)) {
-        mg_str_t trace = mg_meta_value(&call->meta, "x-trace-id", 10);
-        mg_log(MG_LOG_DEBUG, "serve",
-               "routed model=%s version=%s reason=%s policy=%s rule=%s trace=%.*s",
-               mg_model_version_model(v), mg_model_version_text(v),
-               mg_policy_reason_name(res->pick.reason), mg_pick_source_name(res->pick.source),
-               res->rule, (int)trace.len, trace.ptr);
-    }
+    log_routed(call, res);
     return 0;
 }
 
@@ -559,6 +590,101 @@ void mg_serve_move(mg_serve_result_t *dst, const mg_serve_result_t *src,
     mg_log_context_set(NULL);
 }
 
+bool mg_serve_batchable(const mg_serve_call_t *call, const mg_serve_result_t *res)
+{
+    const mg_infer_request_t *req = call->req;
+    if (res->rc != 0 || res->pick.version == NULL || call->bind != NULL || req->ninputs == 0 ||
+        req->inputs[0].ndim < 1 || mg_serve_on_pool(res))
+        return false;
+    int64_t rows = req->inputs[0].shape[0];
+    return rows >= 1 && rows <= mg_model_version_batch_rows(res->pick.version);
+}
+
+int64_t mg_serve_batch_rows(const mg_serve_result_t *res)
+{
+    return mg_model_version_batch_rows(res->pick.version);
+}
+
+void mg_serve_run_batch(mg_serve_t *s, const mg_serve_call_t *const *calls,
+                        mg_serve_result_t *const *res, size_t n, mg_arena_t *arena, void **owner)
+{
+    *owner = NULL;
+    mg_model_version_t *v = res[0]->pick.version;
+    /* Who joins: the calls whose deadline has not passed and that are valid on their own. */
+    const mg_infer_request_t **reqs = mg_arena_alloc(arena, n * sizeof(*reqs));
+    size_t *who = mg_arena_alloc(arena, n * sizeof(*who));
+    mg_infer_response_t *resps = mg_arena_alloc(arena, n * sizeof(*resps));
+    if (reqs == NULL || who == NULL || resps == NULL) {
+        for (size_t i = 0; i < n; i++)
+            mg_serve_run(s, calls[i], res[i]);
+        return;
+    }
+    int64_t now = now_ns();
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mg_serve_call_t *call = calls[i];
+        int rc = 0;
+        if (res[i]->deadline_ns != 0 && now >= res[i]->deadline_ns)
+            rc = mg_err_set(&res[i]->err, MG_ETIMEDOUT,
+                            "the request's deadline passed before model '%s' ran",
+                            mg_model_version_model(v));
+        else
+            rc = mg_execute_check(v, call->req, &res[i]->err);
+        call->req->deadline_ns = res[i]->deadline_ns; /* the joined Run's is the latest */
+        if (rc != 0) {
+            fail(res[i], MG_SERVE_STEP_EXECUTE, rc);
+            continue;
+        }
+        reqs[k] = call->req;
+        who[k++] = i;
+    }
+    if (k == 1)
+        mg_serve_run(s, calls[who[0]], res[who[0]]);
+    if (k <= 1)
+        return;
+
+    /* One Run for all of them; each member is a request of its own for accounting. */
+    mg_err_t err;
+    mg_session_timing_t timing = {0, 0};
+    bool timed = false;
+    uint64_t total = 0;
+    for (size_t m = 0; m < k; m++) {
+        mg_serve_result_t *r = res[who[m]];
+        total += (uint64_t)reqs[m]->inputs[0].shape[0];
+        if (r->obs.metrics || r->obs.traced) {
+            obs_executing(r, reqs[m]);
+            timed = true;
+        }
+    }
+    int rc = mg_execute_batch(v, reqs, k, arena, resps, owner, timed ? &timing : NULL, &err);
+    for (size_t m = 0; m < k; m++) {
+        size_t i = who[m];
+        mg_serve_result_t *r = res[i];
+        r->obs.run = timing;
+        r->obs.batch = total;
+        r->obs.items = (uint64_t)reqs[m]->inputs[0].shape[0];
+        r->obs.run_requests = (uint32_t)k;
+        r->obs.shared_run = m > 0;
+        admit_leave(r); /* as in mg_serve_run: a replay is admitted apart */
+        if (rc == 0) {
+            r->resp = resps[m];
+            record_outcome(v, mg_model_version_number(v) != r->pick.stable, 0, r);
+            log_routed(calls[i], r);
+            continue;
+        }
+        /* The joined Run failed: every member gets its error, and the replay a single would. */
+        r->err = err;
+        record_outcome(v, mg_model_version_number(v) != r->pick.stable, rc, r);
+        int mrc = rc;
+        if (replayable(r, rc))
+            mrc = replay_on_stable(s, calls[i], r, rc);
+        if (mrc != 0)
+            fail(r, MG_SERVE_STEP_EXECUTE, mrc);
+        else
+            log_routed(calls[i], r);
+    }
+}
+
 void mg_serve_done(mg_serve_result_t *res)
 {
     obs_finish(res);
@@ -572,8 +698,8 @@ void mg_serve_done(mg_serve_result_t *res)
 size_t mg_serve_headers(const mg_serve_call_t *call, const mg_serve_result_t *res,
                         mg_serve_header_t *out, char *explain)
 {
-    const mg_model_version_t *v = res->pick.version;
-    const char *version = mg_model_version_text(v);
+    /* The version's text as the result copied it: valid after mg_serve_done too. */
+    const char *version = res->obs.version_text;
     const char *reason = mg_policy_reason_name(res->pick.reason);
     size_t n = 0;
     out[n++] = (mg_serve_header_t){"x-model-version", {version, strlen(version)}};
@@ -583,11 +709,11 @@ size_t mg_serve_headers(const mg_serve_call_t *call, const mg_serve_result_t *re
         const char *why = mg_pick_fallback_name(res->pick.fallback);
         out[n++] = (mg_serve_header_t){"x-fallback-reason", {why, strlen(why)}};
     }
-    static const char *const echo[] = {"x-trace-id", "x-ab-group"};
+    static const mg_str_t echo[] = {{"x-trace-id", 10}, {"x-ab-group", 10}};
     for (int i = 0; i < 2; i++) {
-        mg_str_t e = mg_meta_value(&call->meta, echo[i], strlen(echo[i]));
+        mg_str_t e = mg_meta_value(&call->meta, echo[i].ptr, echo[i].len);
         if (e.len > 0)
-            out[n++] = (mg_serve_header_t){echo[i], e};
+            out[n++] = (mg_serve_header_t){echo[i].ptr, e};
     }
     if (res->obs.traced) {
         out[n++] = (mg_serve_header_t){"traceparent", {res->obs.traceparent, 55}};

@@ -123,7 +123,10 @@ typedef struct mg_serve_obs {
     bool metrics, finished;
     bool traced; /* a trace to continue: sampled here, or the caller's (traceparent) */
     mg_obs_series_t series;
-    uint64_t batch;
+    uint64_t batch;        /* rows of the Run that served the call */
+    uint64_t items;        /* of those, the call's own when the Run joined several; 0: all */
+    uint32_t run_requests; /* requests the Run joined; 0: this one alone */
+    bool shared_run;       /* another member of the joined Run counts the Run */
     int64_t start_ns, route_start_ns, route_end_ns, exec_ns;
     mg_session_timing_t run;
     mg_trace_ctx_t trace;
@@ -160,8 +163,9 @@ int mg_serve_infer(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t
  * The first part of mg_serve_infer: resolution, routing, the deadline and admission (an
  * over-bound version fails at once with MG_EOVERLOAD: answer 503 with the headers of
  * mg_serve_error_headers). Never blocks. On success the version is pinned and admitted; go
- * on with mg_serve_run (here or on the pool), then mg_serve_done. On failure nothing stays
- * pinned or admitted. Returns res->rc. Thread: as mg_serve_infer.
+ * on with mg_serve_run (here or on the pool), or hold the call for a joined Run
+ * (mg_serve_batchable, mg_serve_run_batch); either way end with mg_serve_done. On failure
+ * nothing stays pinned or admitted. Returns res->rc. Thread: as mg_serve_infer.
  */
 int mg_serve_begin(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res);
 
@@ -186,6 +190,31 @@ int mg_serve_run(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *
  */
 void mg_serve_move(mg_serve_result_t *dst, const mg_serve_result_t *src,
                    const mg_serve_call_t *call);
+
+/**
+ * True when a call mg_serve_begin routed may wait until the end of its event-loop wake to
+ * share a Run with others: opportunistic batching is on for its version
+ * (mg_model_version_batch_rows), its inputs are decoded already (no `bind`) and their first
+ * dim is from 1 to the version's row limit. Thread: the call's.
+ */
+bool mg_serve_batchable(const mg_serve_call_t *call, const mg_serve_result_t *res);
+
+/** The rows one joined Run may hold on the version `res` was routed to. Thread: the call's. */
+int64_t mg_serve_batch_rows(const mg_serve_result_t *res);
+
+/**
+ * Runs `n` calls routed to the same version (mg_serve_batchable, their requests pairwise
+ * mg_session_batch_compatible) as one Run. A call past its deadline or invalid on its own
+ * fails alone and never joins; the others share the Run and each result gets its own rows,
+ * figures and breaker record as if it had run alone. A failed joined Run is every member's
+ * failure, and each member is replayed on the stable version as mg_serve_run would. The
+ * joined memory is in `arena` and the shared outputs in *owner (NULL when none): once every
+ * member's answer is encoded, release them with mg_session_owner_release, then reset `arena`.
+ * Every result ends with mg_serve_done as usual. Thread: as mg_serve_infer, the owner of every
+ * call's request arena.
+ */
+void mg_serve_run_batch(mg_serve_t *s, const mg_serve_call_t *const *calls,
+                        mg_serve_result_t *const *res, size_t n, mg_arena_t *arena, void **owner);
 
 /**
  * Ends a call once its answer is encoded: records a success's figures and spans (the response

@@ -354,6 +354,143 @@ static void test_run_identity_bytes(void **state)
     mg_arena_free(&arena);
 }
 
+/* ---- joined Runs ---- */
+
+/* Compares two responses' outputs element for element, bytes included. */
+static void expect_same_outputs(const mg_infer_response_t *a, const mg_infer_response_t *b)
+{
+    assert_int_equal(a->noutputs, b->noutputs);
+    for (size_t k = 0; k < a->noutputs; k++) {
+        const mg_tensor_t *x = &a->outputs[k], *y = &b->outputs[k];
+        assert_int_equal(x->dtype, y->dtype);
+        assert_int_equal(x->ndim, y->ndim);
+        assert_memory_equal(x->shape, y->shape, (size_t)x->ndim * sizeof(x->shape[0]));
+        assert_int_equal(x->count, y->count);
+        assert_int_equal(x->nbytes, y->nbytes);
+        assert_int_equal(a->binary[k], b->binary[k]);
+        if (x->dtype == MG_DT_BYTES) {
+            const mg_str_t *ex = x->data, *ey = y->data;
+            for (size_t e = 0; e < x->count; e++) {
+                assert_int_equal(ex[e].len, ey[e].len);
+                if (ex[e].len != 0)
+                    assert_memory_equal(ex[e].ptr, ey[e].ptr, ex[e].len);
+            }
+        } else if (x->nbytes != 0) {
+            assert_memory_equal(x->data, y->data, x->nbytes);
+        }
+    }
+}
+
+/*
+ * Every datatype: three requests of 1, 2 and 1 rows, run alone and joined in one Run, answer
+ * alike; each joined response has its own rows, and the shared outputs outlive the arenas
+ * of the requests until released.
+ */
+static void test_run_batch(void **state)
+{
+    (void)state;
+    static const mg_dtype_t types[] = {
+        MG_DT_BOOL,  MG_DT_UINT8, MG_DT_UINT16, MG_DT_UINT32, MG_DT_UINT64, MG_DT_INT8, MG_DT_INT16,
+        MG_DT_INT32, MG_DT_INT64, MG_DT_FP16,   MG_DT_FP32,   MG_DT_FP64,   MG_DT_BYTES};
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        mg_dtype_t dt = types[ti];
+        char file[64];
+        snprintf(file, sizeof(file), "identity_%s.onnx", mg_dtype_name(dt));
+        mg_session_t *s = load(file, NULL);
+        assert_true(mg_session_batchable(s));
+        mg_err_t err = {0};
+        int agree = mg_session_batch_agrees(s, &err);
+        if (agree != 1)
+            fail_msg("%s: joined Runs answer differently (%d %s)", file, agree, err.msg);
+
+        mg_arena_t arenas[3], joint;
+        mg_arena_init(&joint, 0);
+        unsigned char data[3][64];
+        mg_str_t strs[3][6];
+        mg_tensor_t x[3];
+        mg_infer_request_t reqs[3];
+        const mg_infer_request_t *ptrs[3];
+        mg_infer_response_t alone[3] = {{0}}, joined[3] = {{0}};
+        static const int64_t rows[3] = {1, 2, 1};
+        for (int i = 0; i < 3; i++) {
+            mg_arena_init(&arenas[i], 0);
+            int64_t shape[2] = {rows[i], 3};
+            if (dt == MG_DT_BYTES) {
+                static const char *const w[] = {"", "a\0b", "hello", "\xff", "zz", "q"};
+                for (int e = 0; e < 6; e++)
+                    strs[i][e] = (mg_str_t){w[(e + i) % 6], strlen(w[(e + i) % 6]) + (e == 1)};
+                x[i] = mk("x", dt, strs[i], 2, shape);
+                x[i].nbytes = 0;
+            } else {
+                unsigned char six[48];
+                fill_values(dt, six);
+                size_t esize = mg_dtype_size(dt);
+                for (int e = 0; e < 6; e++) /* a different order per request */
+                    memcpy(data[i] + (size_t)e * esize, six + (size_t)((e + 2 * i) % 6) * esize,
+                           esize);
+                x[i] = mk("x", dt, data[i], 2, shape);
+            }
+            reqs[i] = (mg_infer_request_t){
+                .inputs = &x[i], .ninputs = 1, .arena = &arenas[i], .binary_output = i == 1};
+            ptrs[i] = &reqs[i];
+            int rc = mg_session_run(s, &reqs[i], &alone[i], &err);
+            if (rc != 0)
+                fail_msg("%s alone: %s", file, err.msg);
+        }
+        assert_true(mg_session_batch_compatible(&reqs[0], &reqs[1]));
+        void *owner = NULL;
+        int rc = mg_session_run_batch(s, ptrs, 3, &joint, joined, &owner, NULL, &err);
+        if (rc != 0)
+            fail_msg("%s joined: %s", file, err.msg);
+        assert_non_null(owner);
+        for (int i = 0; i < 3; i++) {
+            assert_null(joined[i].owner);
+            assert_int_equal(joined[i].outputs[0].shape[0], rows[i]);
+            expect_same_outputs(&alone[i], &joined[i]);
+            mg_session_response_release(&alone[i]);
+            mg_session_response_release(&joined[i]); /* owns nothing: the batch does */
+        }
+        mg_session_owner_release(owner);
+        for (int i = 0; i < 3; i++)
+            mg_arena_free(&arenas[i]);
+        mg_arena_free(&joint);
+        mg_session_free(s);
+    }
+}
+
+/* What may not share a Run, and models that cannot be joined at all. */
+static void test_batch_compatible(void **state)
+{
+    (void)state;
+    float a[6] = {0}, b[12] = {0};
+    mg_tensor_t x = mk("x", MG_DT_FP32, a, 2, (int64_t[]){2, 3});
+    mg_tensor_t y = mk("x", MG_DT_FP32, b, 2, (int64_t[]){2, 6});
+    mg_tensor_t z = mk("y", MG_DT_FP32, a, 2, (int64_t[]){2, 3});
+    mg_tensor_t w = mk("x", MG_DT_INT32, a, 2, (int64_t[]){2, 3});
+    mg_tensor_t e = mk("x", MG_DT_FP32, a, 2, (int64_t[]){0, 3});
+    mg_infer_request_t rx = {.inputs = &x, .ninputs = 1}, ry = {.inputs = &y, .ninputs = 1};
+    mg_infer_request_t rz = {.inputs = &z, .ninputs = 1}, rw = {.inputs = &w, .ninputs = 1};
+    mg_infer_request_t re = {.inputs = &e, .ninputs = 1};
+    assert_true(mg_session_batch_compatible(&rx, &rx));
+    assert_false(mg_session_batch_compatible(&rx, &ry)); /* another non-batch dim */
+    assert_false(mg_session_batch_compatible(&rx, &rz)); /* another input */
+    assert_false(mg_session_batch_compatible(&rx, &rw)); /* another datatype */
+    assert_false(mg_session_batch_compatible(&rx, &re)); /* no rows */
+    mg_output_spec_t out = {.name = mg_test_str("y")};
+    mg_infer_request_t ro = {.inputs = &x, .ninputs = 1, .outputs = &out, .noutputs = 1};
+    assert_false(mg_session_batch_compatible(&rx, &ro)); /* other requested outputs */
+
+    mg_session_t *s = load("add_fp32.onnx", NULL); /* every dim fixed: nothing to join along */
+    assert_false(mg_session_batchable(s));
+    mg_err_t err = {0};
+    assert_true(mg_session_batch_agrees(s, &err) < 0);
+    mg_session_free(s);
+    s = load("add_dyn_fp32.onnx", NULL); /* two inputs joined alike */
+    assert_true(mg_session_batchable(s));
+    assert_int_equal(mg_session_batch_agrees(s, &err), 1);
+    mg_session_free(s);
+}
+
 static void check_add(const mg_tensor_t *t, const char *name, const float *a, const float *b,
                       float sign)
 {
@@ -908,6 +1045,8 @@ int main(void)
         cmocka_unit_test(test_run_identity_fixed),
         cmocka_unit_test(test_run_identity_misaligned),
         cmocka_unit_test(test_run_identity_bytes),
+        cmocka_unit_test(test_run_batch),
+        cmocka_unit_test(test_batch_compatible),
         cmocka_unit_test(test_output_selection),
         cmocka_unit_test(test_validation_errors),
         cmocka_unit_test(test_runtime_error),

@@ -1097,15 +1097,19 @@ struct endpoint {
     /* Filled once from `path`. */
     mg_str_t seg[SEGMENTS_MAX]; /* {NULL, 0}: a capture */
     int nseg;
+    mg_str_t methods[4]; /* `allow` split, so a request's method is compared by length */
+    int nmethods;
     char operation[64]; /* "POST /v2/models/{}/infer": the server span's name */
+    size_t operation_len;
 };
 
 /* What the core records about the call besides what it decodes: arrival, name, path. */
 static void describe_call(const mg_api_loop_t *l, h2o_req_t *req, mg_serve_call_t *call)
 {
     call->received_ns = l->received_ns;
-    const char *op = l->endpoint != NULL ? l->endpoint->operation : "POST (route table)";
-    call->operation = (mg_str_t){op, strlen(op)};
+    call->operation = l->endpoint != NULL
+                          ? (mg_str_t){l->endpoint->operation, l->endpoint->operation_len}
+                          : (mg_str_t){"POST (route table)", 18};
     call->target = (mg_str_t){req->path_normalized.base, req->path_normalized.len};
 }
 
@@ -1353,6 +1357,14 @@ static void compile_endpoints(void)
         e->nseg = split_path(e->path, strlen(e->path), e->seg, SEGMENTS_MAX);
         snprintf(e->operation, sizeof(e->operation), "%.*s %s", (int)strcspn(e->allow, ","),
                  e->allow, e->path);
+        e->operation_len = strlen(e->operation);
+        for (const char *p = e->allow; *p && e->nmethods < 4;) {
+            size_t n = strcspn(p, ",");
+            e->methods[e->nmethods++] = (mg_str_t){p, n};
+            p += n;
+            while (*p == ',' || *p == ' ')
+                p++;
+        }
         for (int k = 0; k < e->nseg; k++) {
             if (e->seg[k].len == 2 && memcmp(e->seg[k].ptr, "{}", 2) == 0)
                 e->seg[k] = (mg_str_t){NULL, 0};
@@ -1419,6 +1431,10 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
             return 0;
         l->endpoint = e;
         l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;
+        for (int m = 0; m < e->nmethods; m++) {
+            if (h2o_memis(req->method.base, req->method.len, e->methods[m].ptr, e->methods[m].len))
+                return e->fn(l, req, cap);
+        }
         return method_ok(req, &l->out, e->allow) ? e->fn(l, req, cap) : 0;
     }
     l->endpoint = NULL;

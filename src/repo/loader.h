@@ -49,7 +49,7 @@ typedef struct mg_loader {
  * Opportunistic batching's default (no "batching.opportunistic" in config.json) is on only for
  * a model whose Run took at most this long at load (microseconds).
  */
-#define MG_LOADER_BATCH_RUN_MAX_US 1000
+#define MG_LOADER_BATCH_RUN_MAX_US 200
 
 /**
  * The largest model file that counts as small: it gets a session per request thread (beyond

@@ -3,7 +3,15 @@
 #
 #   HTTP pair   nginx `return 200` (the HTTP ceiling) and modelgate serving the digits demo
 #               model (KServe v2 JSON), both driven by wrk -t2 -c64 --latency.
-#               Target: modelgate >= 0.80 x nginx requests/s, p99 <= 2 ms.
+#               Target: modelgate >= 0.80 x nginx requests/s, p99 no worse than nginx's.
+#               The batch-size histogram of the opportunistic batcher (requests per Run,
+#               /metrics modelgate_batch_requests) is read from the digits server afterwards.
+#   prev        the previous commit's modelgate (BENCH_PREV_COMMIT, default HEAD~1), built in a
+#               git worktree under bench/out/prev/ (kept and reused while the commit is the
+#               same), serving digits as a third column of the HTTP pair's alternation:
+#               a regression shows as this build / previous build < 1.
+#   one         digits and nginx at one connection (wrk -t1 -c1), alternated: p50 and p99.
+#               Target: modelgate p50 <= 1.15 x nginx's p50.
 #   routed      modelgate with an 18,000-rule route table and a 90/10 weighted split on digits,
 #               requests to one of the table's URLs, measured in the same alternation as the
 #               HTTP pair; then once more while the policy is replaced 100 times a second.
@@ -22,7 +30,9 @@
 #               <= 2x the steady p99 of the same run (BENCH_DURATION s without swaps first).
 #   CNN pair    bench_ort_raw (ONNX Runtime alone, 2 threads calling Run) and modelgate
 #               serving the benchmark CNN (KServe v2 binary extension), wrk -t2 -c4.
-#               Target: modelgate >= 0.90 x raw ONNX Runtime items/s.
+#               Target: modelgate >= 0.90 x raw ONNX Runtime items/s. Then health requests
+#               (wrk -t1 -c1 /v2/health/live) on the same server while the CNN runs at
+#               BENCH_CNN_CONNS connections. Target: health p99 <= 5 ms.
 #   drain       SIGTERM while wrk -t2 -c64 drives a slow model (scripts/gen_slow_model.py,
 #               tens of ms per Run): every request sent on an accepted connection is answered
 #               (wrk: no read error, timeout or non-2xx; wrk reports its reconnects refused
@@ -48,7 +58,8 @@
 # driver output and every server log is kept in bench/out/ (git-ignored).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet,overload]
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,prev,one,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet,overload]
+#   BENCH_PREV_COMMIT    the build the prev part compares against [HEAD~1]
 #   BENCH_FLEET_CHANGES  weight changes the fleet part times [20]
 #   BENCH_SWAPS          versions swapped in by the swap part [20]
 #   BENCH_DURATION       seconds per measured run [10]
@@ -75,7 +86,8 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet,overload}
+PARTS=${BENCH_PARTS:-nginx,digits,prev,one,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet,overload}
+PREV_COMMIT=${BENCH_PREV_COMMIT:-HEAD~1}
 FLEET_CHANGES=${BENCH_FLEET_CHANGES:-20}
 SWAPS=${BENCH_SWAPS:-20}
 DURATION=${BENCH_DURATION:-10}
@@ -107,6 +119,9 @@ R_GRPC="" R_GRPC_P99="" R_GRPC_RATIO="" R_CNN_GRPC="" R_CNN_GRPC_P99="" R_CNN_GR
 R_OBS_ON="" R_OBS_OFF="" R_OBS_RATIO="" R_OBS_ON_P99="" R_OBS_OFF_P99="" OBS_SPANS=""
 R_OBS_ON_CPU="" R_OBS_OFF_CPU="" R_OBS_CPU_RATIO="" OBS_INSTR=""
 CNN_MFLOPS=""
+R_PREV="" R_PREV_P99="" R_PREV_RATIO="" PREV_DESC=""
+R_ONE_NG_P50="" R_ONE_NG_P99="" R_ONE_MG_P50="" R_ONE_MG_P99="" R_ONE_RATIO=""
+R_HEALTH_P99="" R_HEALTH_CNN="" BATCH_HIST=""
 R_DRAIN=""
 R_FLEET=""
 R_SWAP="" # bench/swap.py's JSON line
@@ -202,21 +217,72 @@ wait_ready() {
 # GRPC=1, gRPC on another: MG_GRPC_TARGET; ARGS after BENCH_MG_ARGS) and waits until it is
 # ready; sets MG_URL to its base URL.
 start_modelgate() {
-    local name=$1 repo=$2 port log=$OUT/modelgate-$1.log
+    local name=$1 repo=$2 port log=$OUT/modelgate-$1.log bin=${MG_BIN_OVERRIDE:-$MODELGATE}
     local -a grpc=()
-    [ -x "$MODELGATE" ] || die "no modelgate binary at $MODELGATE (build first: make build)"
+    [ -x "$bin" ] || die "no modelgate binary at $bin (build first: make build)"
     port=$(free_port)
     if [ "${3:-0}" = 1 ]; then
         MG_GRPC_TARGET=127.0.0.1:$(free_port)
         grpc=(--grpc-listen "$MG_GRPC_TARGET")
     fi
     shift $(($# < 3 ? $# : 3))
-    echo "bench: $name: $MODELGATE serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS ${grpc[*]} ${MG_ARGS[*]} $*" >&2
-    "$MODELGATE" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" "${grpc[@]}" "${MG_ARGS[@]}" "$@" >"$log" 2>&1 &
+    echo "bench: $name: $bin serve --repo $repo --listen 127.0.0.1:$port --threads $THREADS ${grpc[*]} ${MG_ARGS[*]} $*" >&2
+    "$bin" serve --repo "$repo" --listen "127.0.0.1:$port" --threads "$THREADS" "${grpc[@]}" "${MG_ARGS[@]}" "$@" >"$log" 2>&1 &
     SERVER_PIDS+=("$!")
     wait_ready "http://127.0.0.1:$port/v2/health/ready" "$!" "$log" "modelgate ($name)"
     echo "bench: $name: modelgate ready (pid $!)" >&2
     MG_URL=http://127.0.0.1:$port
+}
+
+# build_prev: the previous commit's daemon (PREV_COMMIT) in PREV_BIN, built once per commit in a
+# git worktree under bench/out/prev/ (so it works on a fresh machine: only git and the set-up).
+build_prev() {
+    local commit dir=$OUT/prev log=$OUT/prev-build.log
+    commit=$(git -C "$ROOT" rev-parse --verify "$PREV_COMMIT^{commit}" 2>/dev/null) ||
+        die "prev: $PREV_COMMIT is not a commit of $ROOT (set BENCH_PREV_COMMIT or leave out the prev part)"
+    PREV_DESC="previous build (commit $(git -C "$ROOT" rev-parse --short "$commit"))"
+    PREV_BIN=$dir/build/modelgate
+    if [ -x "$PREV_BIN" ] && [ "$(cat "$dir/commit" 2>/dev/null)" = "$commit" ]; then
+        echo "bench: prev: reusing $PREV_BIN ($commit)"
+        return 0
+    fi
+    echo "bench: prev: building $commit in $dir (log: $log)"
+    rm -rf "$dir"
+    git -C "$ROOT" worktree prune
+    git -C "$ROOT" worktree add --detach "$dir/src" "$commit" >"$log" 2>&1 ||
+        die "prev: git worktree add failed: $(tail -n 5 "$log")"
+    [ -e "$ROOT/third_party" ] && ln -s "$(readlink -f "$ROOT/third_party")" "$dir/src/third_party"
+    { cmake -S "$dir/src" -B "$dir/build" -DMG_FAULTS=OFF &&
+        cmake --build "$dir/build" -j "$(nproc)" --target modelgate; } >>"$log" 2>&1 ||
+        die "prev: building $commit failed: $(tail -n 5 "$log")"
+    echo "$commit" >"$dir/commit"
+}
+
+# batch_hist URL MODEL VERSION: the requests-per-Run histogram of one series from /metrics.
+batch_hist() {
+    curl -sf "$1/metrics" | "$PY" -c '
+import re, sys
+model, version = sys.argv[1], sys.argv[2]
+b, count, total = {}, 0, 0
+for line in sys.stdin:
+    m = re.match(r"modelgate_batch_requests_(bucket|sum|count)\{(.*)\} (\S+)$", line)
+    if not m or "model=\"%s\"" % model not in m.group(2) or "version=\"%s\"" % version not in m.group(2):
+        continue
+    v = float(m.group(3))
+    if m.group(1) == "bucket":
+        b[re.search(r"le=\"([^\"]+)\"", m.group(2)).group(1)] = v
+    elif m.group(1) == "sum":
+        total = v
+    else:
+        count = v
+if not count:
+    print("no Runs recorded"); sys.exit()
+prev, parts = 0, []
+for le in ("1", "2", "4", "8", "16", "32", "64", "+Inf"):
+    parts.append("<=%s %.1f%%" % (le, 100 * (b.get(le, prev) - prev) / count))
+    prev = b.get(le, prev)
+print("%d Runs, %d requests, %.1f requests per Run; Runs by requests held: %s" %
+      (count, total, total / count, ", ".join(parts)))' "$2" "$3"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -250,6 +316,10 @@ wrk_part() {
     case $part in
     nginx) cmd+=(-c"$CONNS" "$NGINX_URL/") ;;
     digits) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$DIGITS_URL" -- "$SAMPLE") ;;
+    prev) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$PREV_URL" -- "$SAMPLE") ;;
+    nginx-one) cmd=(wrk -t1 -c1 -d"${secs}s" --latency "$NGINX_URL/") ;;
+    digits-one) cmd=(wrk -t1 -c1 -d"${secs}s" --latency -s "$ROOT/bench/digits.lua" "$DIGITS_URL" -- "$SAMPLE") ;;
+    health) cmd=(wrk -t1 -c1 -d"${secs}s" --latency "$CNN_URL/v2/health/live") ;;
     routed) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$ROUTED_URL" -- "$SAMPLE" "$ROUTED_PATH" "$ROUTED_HOST") ;;
     cnn) cmd+=(-c"$CNN_CONNS" -s "$ROOT/bench/cnn_binary.lua" "$CNN_URL") ;;
     obs-on) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$OBS_ON_URL" -- "$SAMPLE") ;;
@@ -308,10 +378,21 @@ summary() {
     dg="modelgate $(med %.0f "$R_DIGITS" "not run") rps p99 $(med %.2f "$R_DIGITS_P99" '?') ms"
     if [ -n "$R_HTTP_RATIO" ]; then
         ratio=$(median $R_HTTP_RATIO)
-        v=$(verdict "$ratio >= 0.80 && $(median $R_DIGITS_P99) <= 2.0")
-        echo "digits JSON  : $dg | $ng | ratio $(r2 "$ratio") (target >= 0.80, p99 <= 2 ms) $v"
+        v=$(verdict "$ratio >= 0.80 && $(median $R_DIGITS_P99) <= $(median $R_NGINX_P99)")
+        echo "digits JSON  : $dg | $ng | ratio $(r2 "$ratio") (target >= 0.80, p99 <= nginx's) $v"
     else
         echo "digits JSON  : $dg | $ng | ratio n/a"
+    fi
+    if [ -n "$R_PREV_RATIO" ]; then
+        echo "previous     : $PREV_DESC $(med %.0f "$R_PREV" '?') rps p99 $(med %.2f "$R_PREV_P99" '?') ms | this build / previous $(med %.3f "$R_PREV_RATIO" '?') (runs [${R_PREV_RATIO}])"
+    fi
+    if [ -n "$BATCH_HIST" ]; then
+        echo "batching     : digits requests per Run after the runs above: $BATCH_HIST"
+    fi
+    if [ -n "$R_ONE_RATIO" ]; then
+        ratio=$(median $R_ONE_RATIO)
+        v=$(verdict "$ratio <= 1.15")
+        echo "one conn     : modelgate p50 $(med %.3f "$R_ONE_MG_P50" '?') ms p99 $(med %.3f "$R_ONE_MG_P99" '?') ms | nginx p50 $(med %.3f "$R_ONE_NG_P50" '?') ms p99 $(med %.3f "$R_ONE_NG_P99" '?') ms | p50 ratio $(r2 "$ratio") (target <= 1.15) $v"
     fi
     if [ -n "$R_GRPC_RATIO" ]; then
         ratio=$(median $R_GRPC_RATIO)
@@ -361,6 +442,10 @@ EOF
         echo "cnn binary   : $c | $o | ratio $(r2 "$ratio") (target >= 0.90) $v"
     else
         echo "cnn binary   : $c | $o | ratio n/a"
+    fi
+    if [ -n "$R_HEALTH_P99" ]; then
+        v=$(verdict "$(median $R_HEALTH_P99) <= 5")
+        echo "health+cnn   : /v2/health/live p99 $(med %.2f "$R_HEALTH_P99" '?') ms at one connection while the CNN runs at $CNN_CONNS connections ($(med %.0f "$R_HEALTH_CNN" '?') items/s meanwhile) (target <= 5 ms) $v"
     fi
     if [ -n "$R_CNN_GRPC_RATIO" ]; then
         ratio=$(median $R_CNN_GRPC_RATIO)
@@ -501,6 +586,12 @@ open(sys.argv[2], "wb").write(struct.pack("<64f", *px))' "$SAMPLE" "$TMP/digits.
         echo "bench: grpc: smoke and warm-up ok: $(grep '^grpc_load: rps=' "$OUT/grpc.warmup.txt")"
     fi
     want routed && wrk_part routed "$OUT/routed.warmup.wrk.txt" "$WARMUP" 1
+    if want prev && want digits; then
+        build_prev
+        MG_BIN_OVERRIDE=$PREV_BIN start_modelgate prev "$DIGITS_REPO"
+        PREV_URL=$MG_URL
+        wrk_part prev "$OUT/prev.warmup.wrk.txt" "$WARMUP" 1
+    fi
     for i in $(seq "$REPEAT"); do
         if want nginx; then
             f=$OUT/nginx.run$i.wrk.txt
@@ -524,6 +615,14 @@ open(sys.argv[2], "wb").write(struct.pack("<64f", *px))' "$SAMPLE" "$TMP/digits.
             R_GRPC_RATIO="${R_GRPC_RATIO:+$R_GRPC_RATIO }$(div "$(grpc_field "$f" rps)" "$(wrk_field "$OUT/digits.run$i.wrk.txt" rps)")"
             echo "bench: grpc: run $i/$REPEAT: $(grpc_field "$f" rps) req/s, p99 $(grpc_field "$f" p99_ms) ms"
         fi
+        if want prev && want digits; then
+            f=$OUT/prev.run$i.wrk.txt
+            wrk_part prev "$f" "$DURATION" 0
+            R_PREV="${R_PREV:+$R_PREV }$(wrk_field "$f" rps)"
+            R_PREV_P99="${R_PREV_P99:+$R_PREV_P99 }$(wrk_field "$f" p99_ms)"
+            R_PREV_RATIO="${R_PREV_RATIO:+$R_PREV_RATIO }$(div "$(wrk_field "$OUT/digits.run$i.wrk.txt" rps)" "$(wrk_field "$f" rps)")"
+            echo "bench: prev: run $i/$REPEAT: $(wrk_field "$f" rps) req/s, p99 $(wrk_field "$f" p99_ms) ms"
+        fi
         if want nginx && want digits; then
             R_HTTP_RATIO="${R_HTTP_RATIO:+$R_HTTP_RATIO }$(div "$(wrk_field "$OUT/digits.run$i.wrk.txt" rps)" "$(wrk_field "$OUT/nginx.run$i.wrk.txt" rps)")"
         fi
@@ -538,6 +637,23 @@ open(sys.argv[2], "wb").write(struct.pack("<64f", *px))' "$SAMPLE" "$TMP/digits.
             fi
         fi
     done
+    if want digits; then
+        BATCH_HIST=$(batch_hist "$DIGITS_URL" digits 2) || BATCH_HIST="(not read)"
+        echo "bench: digits: batching: $BATCH_HIST"
+    fi
+    if want one && want nginx && want digits; then
+        # One connection: what a lone client waits, nginx and modelgate alternated.
+        for i in $(seq "$REPEAT"); do
+            wrk_part nginx-one "$OUT/nginx-one.run$i.wrk.txt" "$DURATION" 0
+            wrk_part digits-one "$OUT/digits-one.run$i.wrk.txt" "$DURATION" 0
+            R_ONE_NG_P50="${R_ONE_NG_P50:+$R_ONE_NG_P50 }$(wrk_field "$OUT/nginx-one.run$i.wrk.txt" p50_ms)"
+            R_ONE_NG_P99="${R_ONE_NG_P99:+$R_ONE_NG_P99 }$(wrk_field "$OUT/nginx-one.run$i.wrk.txt" p99_ms)"
+            R_ONE_MG_P50="${R_ONE_MG_P50:+$R_ONE_MG_P50 }$(wrk_field "$OUT/digits-one.run$i.wrk.txt" p50_ms)"
+            R_ONE_MG_P99="${R_ONE_MG_P99:+$R_ONE_MG_P99 }$(wrk_field "$OUT/digits-one.run$i.wrk.txt" p99_ms)"
+            R_ONE_RATIO="${R_ONE_RATIO:+$R_ONE_RATIO }$(div "$(wrk_field "$OUT/digits-one.run$i.wrk.txt" p50_ms)" "$(wrk_field "$OUT/nginx-one.run$i.wrk.txt" p50_ms)")"
+            echo "bench: one: run $i/$REPEAT: p50 modelgate $(wrk_field "$OUT/digits-one.run$i.wrk.txt" p50_ms) ms, nginx $(wrk_field "$OUT/nginx-one.run$i.wrk.txt" p50_ms) ms"
+        done
+    fi
     if want routed; then
         # The same load while a client replaces the policy 100 times a second (90/10 <-> 89/11).
         for i in $(seq "$REPEAT"); do
@@ -734,6 +850,21 @@ EOF
             echo "bench: cnn_grpc: run $i/$REPEAT: $(grpc_field "$f" rps) req/s (batch $CNN_BATCH), p99 $(grpc_field "$f" p99_ms) ms"
         fi
     done
+    if want cnn; then
+        # Health on the same server while the CNN keeps its loops' neighbours busy.
+        for i in $(seq "$REPEAT"); do
+            f=$OUT/cnn-health.run$i.wrk.txt
+            env MG_BENCH_CHECK=0 wrk -t"$THREADS" -c"$CNN_CONNS" -d"${DURATION}s" --latency \
+                -s "$ROOT/bench/cnn_binary.lua" "$CNN_URL" >"$OUT/cnn-health-load.run$i.wrk.txt" 2>&1 &
+            load=$!
+            sleep 0.5
+            wrk_part health "$f" "$((DURATION > 2 ? DURATION - 1 : 1))" 0
+            wait "$load" || die "cnn: the load beside the health requests failed"
+            R_HEALTH_P99="${R_HEALTH_P99:+$R_HEALTH_P99 }$(wrk_field "$f" p99_ms)"
+            R_HEALTH_CNN="${R_HEALTH_CNN:+$R_HEALTH_CNN }$(awk -v r="$(wrk_field "$OUT/cnn-health-load.run$i.wrk.txt" rps)" -v b="$CNN_BATCH" 'BEGIN { printf "%.1f", r * b }')"
+            echo "bench: health+cnn: run $i/$REPEAT: health p99 $(wrk_field "$f" p99_ms) ms, cnn $(wrk_field "$OUT/cnn-health-load.run$i.wrk.txt" rps) req/s"
+        done
+    fi
     stop_servers
 fi
 

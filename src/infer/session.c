@@ -1255,6 +1255,23 @@ void mg_session_owner_release(void *owner)
     mg_session_response_release(&resp);
 }
 
+/*
+ * Describes input `k` of the model in `t` with every dynamic dim 1 (name, datatype, shape,
+ * element count; no data). Returns 0 or MG_ERANGE when its size overflows.
+ */
+static int model_shaped(const mg_session_t *s, size_t k, mg_tensor_t *t)
+{
+    const mg_tensor_info_t *info = &s->inputs[k];
+    memset(t, 0, sizeof(*t));
+    t->name = (mg_str_t){info->name, s->input_name_len[k]};
+    t->dtype = info->dtype;
+    t->ndim = info->ndim;
+    for (int d = 0; d < info->ndim; d++)
+        t->shape[d] = info->shape[d] < 0 ? 1 : info->shape[d];
+    return mg_shape_count(t->shape, t->ndim, mg_dtype_size(t->dtype), &t->count) != 0 ? MG_ERANGE
+                                                                                      : 0;
+}
+
 /* Fills the inputs of `req` (rows 1, dynamic dims 1) with values that depend on `seed`. */
 static int agree_inputs(const mg_session_t *s, uint32_t seed, mg_arena_t *a,
                         mg_infer_request_t *req)
@@ -1264,16 +1281,9 @@ static int agree_inputs(const mg_session_t *s, uint32_t seed, mg_arena_t *a,
         return MG_ENOMEM;
     uint32_t x = seed * 2654435761u + 12345u;
     for (size_t k = 0; k < s->ninputs; k++) {
-        const mg_tensor_info_t *info = &s->inputs[k];
         mg_tensor_t *t = &in[k];
-        memset(t, 0, sizeof(*t));
-        t->name = (mg_str_t){info->name, s->input_name_len[k]};
-        t->dtype = info->dtype;
-        t->ndim = info->ndim;
-        for (int d = 0; d < info->ndim; d++)
-            t->shape[d] = info->shape[d] < 0 ? 1 : info->shape[d];
-        size_t esize = mg_dtype_size(t->dtype);
-        if (mg_shape_count(t->shape, t->ndim, esize, &t->count) != 0 || t->count > (1u << 24))
+        size_t esize = mg_dtype_size(s->inputs[k].dtype);
+        if (model_shaped(s, k, t) != 0 || t->count > (1u << 24))
             return MG_ERANGE;
         if (t->dtype == MG_DT_BYTES) {
             mg_str_t *el = arena_array(a, t->count ? t->count : 1, sizeof(*el));
@@ -1398,14 +1408,8 @@ int mg_session_warmup(mg_session_t *s, int runs, mg_err_t *err)
     for (size_t k = 0; k < s->ninputs; k++) {
         const mg_tensor_info_t *info = &s->inputs[k];
         mg_tensor_t *t = &in[k];
-        memset(t, 0, sizeof(*t));
-        t->name = (mg_str_t){info->name, s->input_name_len[k]};
-        t->dtype = info->dtype;
-        t->ndim = info->ndim;
-        for (int d = 0; d < info->ndim; d++)
-            t->shape[d] = info->shape[d] < 0 ? 1 : info->shape[d];
-        size_t esize = mg_dtype_size(t->dtype);
-        if (mg_shape_count(t->shape, t->ndim, esize, &t->count) != 0) {
+        size_t esize = mg_dtype_size(info->dtype);
+        if (model_shaped(s, k, t) != 0) {
             rc = mg_err_set(err, MG_ERANGE, "warmup: input '%s' is too large", info->name);
             goto out;
         }

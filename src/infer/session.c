@@ -1137,7 +1137,8 @@ static int join_input(const mg_infer_request_t *const *reqs, size_t n, size_t j,
         size_t at = 0, bytes = 0;
         for (size_t i = 0; i < n; i++) {
             const mg_tensor_t *t = &reqs[i]->inputs[j];
-            memcpy(el + at, t->data, t->count * sizeof(*el));
+            if (t->count != 0)
+                memcpy(el + at, t->data, t->count * sizeof(*el));
             for (size_t e = 0; e < t->count; e++)
                 bytes += el[at + e].len;
             at += t->count;

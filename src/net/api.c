@@ -182,6 +182,13 @@ static void add_header_n(h2o_req_t *req, const char *name, size_t name_len, cons
 
 #define add_header(req, name, value, len) add_header_n((req), (name), strlen(name), (value), (len))
 
+/* add_header for a value that does not outlive the caller: copied into the request's pool. */
+static void add_header_copy(h2o_req_t *req, const char *name, const char *value, size_t len)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
+    add_header(req, name, v.base, v.len);
+}
+
 /* Sends `body` (copied into the request pool) with `status` and `content_type`. */
 static int send_body(h2o_req_t *req, int status, const char *content_type, const char *body,
                      size_t len)
@@ -944,9 +951,9 @@ static void add_routing_headers(mg_api_loop_t *l, h2o_req_t *req)
     mg_router_info(mg_serve_router(l->api->serve), &info);
     char num[24];
     int k = snprintf(num, sizeof(num), "%llu", (unsigned long long)info.revision);
-    add_header(req, "x-routing-revision", num, (size_t)k);
+    add_header_copy(req, "x-routing-revision", num, (size_t)k);
     k = snprintf(num, sizeof(num), "%llu", (unsigned long long)info.config_revision);
-    add_header(req, "x-config-revision", num, (size_t)k);
+    add_header_copy(req, "x-config-revision", num, (size_t)k);
     add_header(req, "x-kill-switch", info.kill_switch ? "on" : "off", info.kill_switch ? 2 : 3);
 }
 

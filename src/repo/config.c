@@ -141,6 +141,51 @@ static int parse_policy(json_t *pol, mg_model_config_t *cfg, mg_err_t *err)
                       "'version_policy' must be one of \"latest\", \"all\", \"specific\"");
 }
 
+/*
+ * "dynamic_batching": {"max_queue_delay_microseconds": N, "preferred_batch_size": [...]}, as in
+ * Triton's model configuration; it needs "execution": "pool" and max_batch_size > 0 (read
+ * before this), and each preferred size must be from 1 to max_batch_size.
+ */
+static int parse_dynamic_batching(json_t *v, mg_model_config_t *c, mg_err_t *err)
+{
+    static const char *const known[] = {"max_queue_delay_microseconds", "preferred_batch_size"};
+    const char *unknown = json_is_object(v) ? mg_jsonx_unknown_field(v, known, 2) : NULL;
+    if (!json_is_object(v) || unknown != NULL)
+        return mg_err_set(
+            err, MG_ECONFIG,
+            "config.json: 'dynamic_batching' must be {\"max_queue_delay_microseconds\": "
+            "N, \"preferred_batch_size\": [...]}%s%s",
+            unknown ? "; unknown field " : "", unknown ? unknown : "");
+    if (!c->execute_on_pool || c->max_batch_size <= 0)
+        return mg_err_set(err, MG_ECONFIG,
+                          "config.json: 'dynamic_batching' needs \"execution\": \"pool\" and a "
+                          "max_batch_size above 0");
+    if (get_uint(v, "max_queue_delay_microseconds", 10000000, &c->queue_delay_us, err) != 0)
+        return MG_ECONFIG;
+    json_t *pref = json_object_get(v, "preferred_batch_size");
+    if (pref != NULL) {
+        size_t i;
+        json_t *e;
+        if (!json_is_array(pref) || json_array_size(pref) > MG_PREFERRED_MAX)
+            return mg_err_set(err, MG_ECONFIG,
+                              "config.json: 'dynamic_batching.preferred_batch_size' must be a list "
+                              "of at most %d sizes",
+                              MG_PREFERRED_MAX);
+        json_array_foreach(pref, i, e)
+        {
+            int64_t n = json_is_integer(e) ? json_integer_value(e) : 0;
+            if (n < 1 || n > c->max_batch_size || (i > 0 && n <= c->preferred[i - 1]))
+                return mg_err_set(err, MG_ECONFIG,
+                                  "config.json: 'dynamic_batching.preferred_batch_size' must list "
+                                  "ascending sizes from 1 to max_batch_size (%lld)",
+                                  (long long)c->max_batch_size);
+            c->preferred[c->npreferred++] = n;
+        }
+    }
+    c->dynamic_batching = true;
+    return 0;
+}
+
 /* "batching": {"opportunistic": bool, "max_batch": N}, both optional. */
 static int parse_batching(json_t *v, mg_model_config_t *c, mg_err_t *err)
 {
@@ -171,7 +216,7 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         "name",           "max_batch_size",   "version_policy", "default_version",
         "instance_count", "intra_op_threads", "warmup",         "platform",
         "backend",        "traffic",          "breaker",        "sha256",
-        "max_inflight",   "execution",        "batching"};
+        "max_inflight",   "execution",        "batching",       "dynamic_batching"};
     mg_model_config_default(cfg);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -235,6 +280,9 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         }
         c.execute_on_pool = strcmp(x, "pool") == 0;
     }
+    if ((v = json_object_get(root, "dynamic_batching")) != NULL &&
+        parse_dynamic_batching(v, &c, err) != 0)
+        goto out;
     if ((v = json_object_get(root, "version_policy")) != NULL && parse_policy(v, &c, err) != 0)
         goto out;
     if ((v = json_object_get(root, "default_version")) != NULL &&

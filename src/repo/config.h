@@ -17,6 +17,10 @@
  *    "execution": "inline" | "pool",   where Runs happen: on the event loop that received the
  *                                      request, or on the execution pool (--exec-threads), which
  *                                      keeps the loops answering while a slow model runs
+ *    "dynamic_batching": {"max_queue_delay_microseconds": 500, "preferred_batch_size": [4, 8]},
+ *                                      Triton's dynamic batcher, with "execution": "pool": a pool
+ *                                      thread joins the queued requests of the version into one
+ *                                      Run, waiting up to the delay for a preferred size
  *    "traffic": {...},                 the traffic policy, see route/policy.h
  *    "breaker": {...},                 the versions' circuit breaker, see route/breaker.h
  *    "batching": {"opportunistic": true, "max_batch": 64}}
@@ -64,6 +68,9 @@ enum {
     MG_BATCHING_ON,       /* "opportunistic": true: on where the model allows it */
 };
 
+/** The most preferred batch sizes "dynamic_batching" may list. */
+#define MG_PREFERRED_MAX 16
+
 typedef struct mg_model_config {
     int64_t max_batch_size; /* 0: no batching rule; >0: first dim of every input <= this */
     mg_version_policy_kind_t policy;
@@ -76,7 +83,11 @@ typedef struct mg_model_config {
     int warmup_runs;         /* 0: no warm-up */
     int max_inflight;        /* 0: the server default (--max-inflight) */
     bool execute_on_pool;    /* "execution": "pool" */
-    bool has_traffic;        /* a "traffic" policy was given */
+    bool dynamic_batching;   /* "dynamic_batching" given (needs execute_on_pool) */
+    int64_t queue_delay_us;  /* its "max_queue_delay_microseconds" (default 0: no waiting) */
+    int npreferred;          /* its "preferred_batch_size": ascending, each <= max_batch_size */
+    int64_t preferred[MG_PREFERRED_MAX];
+    bool has_traffic; /* a "traffic" policy was given */
     mg_policy_t traffic;
     mg_breaker_config_t breaker; /* the defaults of route/breaker.h unless "breaker" is given */
     int batching;                /* "batching.opportunistic": MG_BATCHING_* */

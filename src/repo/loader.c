@@ -154,7 +154,10 @@ static bool same_session_config(const mg_model_config_t *a, const mg_model_confi
            a->intra_op_threads == b->intra_op_threads && a->warmup_runs == b->warmup_runs &&
            a->batching == b->batching && a->batch_max == b->batch_max &&
            memcmp(&a->breaker, &b->breaker, sizeof(a->breaker)) == 0 &&
-           a->max_inflight == b->max_inflight && a->execute_on_pool == b->execute_on_pool;
+           a->max_inflight == b->max_inflight && a->execute_on_pool == b->execute_on_pool &&
+           a->dynamic_batching == b->dynamic_batching && a->queue_delay_us == b->queue_delay_us &&
+           a->npreferred == b->npreferred &&
+           memcmp(a->preferred, b->preferred, sizeof(a->preferred)) == 0;
 }
 
 /*

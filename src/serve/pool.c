@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <urcu.h>
 
@@ -14,7 +15,9 @@
 
 struct mg_pool {
     pthread_mutex_t mu;
-    pthread_cond_t ready;
+    pthread_cond_t ready;   /* a job was queued (or the pool stops) */
+    pthread_cond_t arrived; /* the same, for threads gathering a batch (CLOCK_MONOTONIC) */
+    int gathering;          /* threads waiting in mg_pool_gather */
     mg_pool_job_t *head, *tail;
     int stopping;
     int nthreads;
@@ -56,6 +59,11 @@ int mg_pool_new(mg_pool_t **out, int nthreads, mg_err_t *err)
         return mg_err_set(err, MG_ENOMEM, "out of memory");
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->ready, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->arrived, &ca);
+    pthread_condattr_destroy(&ca);
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&p->tids[i], NULL, worker, p) != 0) {
             mg_pool_free(p);
@@ -81,8 +89,55 @@ int mg_pool_submit(mg_pool_t *p, mg_pool_job_t *job)
         p->head = job;
     p->tail = job;
     pthread_cond_signal(&p->ready);
+    if (p->gathering > 0)
+        pthread_cond_broadcast(&p->arrived);
     pthread_mutex_unlock(&p->mu);
     return 0;
+}
+
+/* Moves the queued jobs `accept` lets join into out[]; under the lock. */
+static size_t take_joining(mg_pool_t *p, mg_pool_accept_fn accept, void *ctx, int64_t *rows,
+                           int64_t max_rows, mg_pool_job_t **out, size_t n, size_t cap)
+{
+    mg_pool_job_t **link = &p->head, *prev = NULL;
+    while (*link != NULL && n < cap && *rows < max_rows) {
+        mg_pool_job_t *job = *link;
+        int64_t add = accept(ctx, job, *rows);
+        if (add > 0 && *rows + add <= max_rows) {
+            *link = job->next;
+            if (p->tail == job)
+                p->tail = prev;
+            *rows += add;
+            out[n++] = job;
+            continue;
+        }
+        prev = job;
+        link = &job->next;
+    }
+    return n;
+}
+
+size_t mg_pool_gather(mg_pool_t *p, mg_pool_accept_fn accept, void *ctx, int64_t rows,
+                      int64_t want_rows, int64_t max_rows, int64_t until_ns, mg_pool_job_t **out,
+                      size_t cap)
+{
+    struct timespec until = {(time_t)(until_ns / 1000000000), (long)(until_ns % 1000000000)};
+    size_t n = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        n = take_joining(p, accept, ctx, &rows, max_rows, out, n, cap);
+        if (rows >= want_rows || rows >= max_rows || n == cap || p->stopping)
+            break;
+        p->gathering++;
+        int rc = pthread_cond_timedwait(&p->arrived, &p->mu, &until);
+        p->gathering--;
+        if (rc != 0) { /* the delay is over: take what came meanwhile, and go */
+            n = take_joining(p, accept, ctx, &rows, max_rows, out, n, cap);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 void mg_pool_stop(mg_pool_t *p)
@@ -106,6 +161,7 @@ void mg_pool_free(mg_pool_t *p)
         return;
     mg_pool_stop(p);
     pthread_cond_destroy(&p->ready);
+    pthread_cond_destroy(&p->arrived);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

@@ -10,6 +10,9 @@
 
 #include "core/err.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 typedef struct mg_pool mg_pool_t;
 
 /** One unit of work: embed it; `run` is called once on a pool thread. */
@@ -30,6 +33,23 @@ int mg_pool_new(mg_pool_t **out, int nthreads, mg_err_t *err);
  * Ownership: the job stays the caller's; it must live until `run` returned. Thread: any.
  */
 int mg_pool_submit(mg_pool_t *p, mg_pool_job_t *job);
+
+/**
+ * Says whether queued `job` may join the batch a pool thread is forming: returns the rows it
+ * adds, or 0 (it stays queued). Called under the pool's lock: it must only read the job.
+ */
+typedef int64_t (*mg_pool_accept_fn)(void *ctx, const mg_pool_job_t *job, int64_t rows);
+
+/**
+ * Dynamic batching, from inside a job's `run` on a pool thread: takes queued jobs that
+ * `accept` lets join (in queue order) into out[] (at most `cap`) while the rows held (`rows`
+ * to start with, the running job's) stay within `max_rows`, and, while fewer than `want_rows`
+ * are held, waits for more until `until_ns` (CLOCK_MONOTONIC). The jobs taken are the
+ * caller's to run. Returns how many were taken. Thread: a pool thread.
+ */
+size_t mg_pool_gather(mg_pool_t *p, mg_pool_accept_fn accept, void *ctx, int64_t rows,
+                      int64_t want_rows, int64_t max_rows, int64_t until_ns, mg_pool_job_t **out,
+                      size_t cap);
 
 /**
  * Refuses new jobs (mg_pool_submit returns MG_ECANCELED from now on), runs every queued one

@@ -3,7 +3,8 @@ of different requests, some invalid, arrives while the loop is busy (a slow Run 
 version, the test builds' fault hook), so the next wake decodes them together; every answer
 must equal, byte for byte, the answer to the same request sent alone, and /metrics must show
 Runs that held more than one request. A joined Run that fails is every member's failure and
-each member is replayed on the stable version as a single request would be."""
+each member is replayed on the stable version as a single request would be. Triton's dynamic
+batcher on the execution pool: queued requests join, a lone one waits for the queue delay."""
 import http.client
 import json
 import os
@@ -199,12 +200,80 @@ class BatchingTest(unittest.TestCase):
             self.d.json("PUT", "/v2/admin/models/canary/versions/2/fault", {})
 
 
+def dyn_models(repo):
+    src = os.path.join(repo, "digits")
+    for name, extra in (("dyn", {}), ("dynnow", {"max_queue_delay_microseconds": 0})):
+        d = os.path.join(repo, name, "2")
+        os.makedirs(d)
+        shutil.copy(os.path.join(src, "2", "model.onnx"), d)
+        dyn = {"max_queue_delay_microseconds": 300000, "preferred_batch_size": [4, 8]}
+        dyn.update(extra)
+        with open(os.path.join(repo, name, "config.json"), "w") as f:
+            json.dump({"max_batch_size": 64, "execution": "pool", "dynamic_batching": dyn}, f)
+
+
+class DynamicBatchingTest(unittest.TestCase):
+    """Triton's dynamic batcher on the execution pool: queued requests of a version wait up to
+    max_queue_delay_microseconds for the largest preferred batch size and run as one."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root, cls.repo = mgtest.make_repo(with_test_models=False, extra=dyn_models)
+        cls.d = Daemon(cls.repo, args=["--threads", "1", "--exec-threads", "1"])
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        shutil.rmtree(cls.root, ignore_errors=True)
+        assert code == 0, "modelgate exited with %s:\n%s" % (code, "".join(cls.d.log))
+
+    def runs(self, model):
+        samples = mgtest.parse_prom(self.d.request("GET", "/metrics")[2].decode())
+        get = lambda n, **kw: mgtest.prom_value(samples, n, model=model, version="2", **kw)
+        return (get("modelgate_batch_requests_count"), get("modelgate_batch_requests_bucket", le="1"),
+                get("modelgate_batch_requests_sum"))
+
+    def test_queued_requests_join_and_answer_as_alone(self):
+        path = "/v2/models/dyn/infer"
+        bodies = [digits(1 + k % 2, k) for k in range(8)]
+        want = [self.d.request("POST", "/v2/models/digits/infer", b) for b in bodies]
+        socks = [socket.create_connection(("127.0.0.1", self.d.port), timeout=30) for _ in bodies]
+        for s in socks:
+            s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            self.assertEqual(read_answer(s)[0], 200)
+        before = self.runs("dyn")
+        for s, b in zip(socks, bodies):
+            s.sendall(raw_request(path, b))
+        got = [read_answer(s) for s in socks]
+        for s in socks:
+            s.close()
+        for (ws, _, wd), (gs, gh, gd) in zip(want, got):
+            self.assertEqual(gs, 200, gd)
+            self.assertEqual(json.loads(gd)["outputs"], json.loads(wd)["outputs"])
+        runs, alone, served = (a - b for a, b in zip(self.runs("dyn"), before))
+        self.assertEqual(served, 8)
+        self.assertLess(runs, 8, "no Run joined the queued requests")
+        # A request alone waits for company up to the queue delay (300 ms), then runs.
+        t0 = time.monotonic()
+        s, _, data = self.d.request("POST", path, digits(1, 3))
+        self.assertEqual(s, 200, data)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.25)
+        # Without a delay it does not wait.
+        s, _, data = self.d.request("POST", "/v2/models/dynnow/infer", digits(1, 3))
+        self.assertEqual(s, 200, data)
+        alone = self.d.request("POST", "/v2/models/digits/infer", digits(1, 3))[2]
+        self.assertEqual(json.loads(data)["outputs"], json.loads(alone)["outputs"])
+
+
 class BatchingConfigTest(unittest.TestCase):
     def test_bad_batching_config_is_refused_with_its_reason(self):
         def bad(repo):
             for name, cfg in (("bad1", {"batching": {"opportunistic": "yes"}}),
                               ("bad2", {"batching": {"max_batch": -1}}),
-                              ("bad3", {"batching": {"size": 4}})):
+                              ("bad3", {"batching": {"size": 4}}),
+                              ("bad4", {"max_batch_size": 8, "dynamic_batching": {}}),
+                              ("bad5", {"max_batch_size": 8, "execution": "pool",
+                                        "dynamic_batching": {"preferred_batch_size": [4, 16]}})):
                 d = os.path.join(repo, name, "1")
                 os.makedirs(d)
                 shutil.copy(os.path.join(repo, "digits", "2", "model.onnx"), d)
@@ -218,6 +287,8 @@ class BatchingConfigTest(unittest.TestCase):
             self.assertIn("batching.opportunistic", b["error"])
             self.assertIn("max_batch", b["error"])
             self.assertIn("unknown field size", b["error"])
+            self.assertIn("'dynamic_batching' needs \"execution\": \"pool\"", b["error"])
+            self.assertIn("ascending sizes from 1 to max_batch_size (8)", b["error"])
         finally:
             self.assertEqual(d.stop(), 0)
             shutil.rmtree(root, ignore_errors=True)

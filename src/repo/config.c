@@ -156,7 +156,7 @@ static int parse_dynamic_batching(json_t *v, mg_model_config_t *c, mg_err_t *err
             "config.json: 'dynamic_batching' must be {\"max_queue_delay_microseconds\": "
             "N, \"preferred_batch_size\": [...]}%s%s",
             unknown ? "; unknown field " : "", unknown ? unknown : "");
-    if (!c->execute_on_pool || c->max_batch_size <= 0)
+    if (c->execution != MG_EXECUTION_POOL || c->max_batch_size <= 0)
         return mg_err_set(err, MG_ECONFIG,
                           "config.json: 'dynamic_batching' needs \"execution\": \"pool\" and a "
                           "max_batch_size above 0");
@@ -278,7 +278,7 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
             mg_err_set(err, MG_ECONFIG, "config.json: 'execution' must be \"inline\" or \"pool\"");
             goto out;
         }
-        c.execute_on_pool = strcmp(x, "pool") == 0;
+        c.execution = strcmp(x, "pool") == 0 ? MG_EXECUTION_POOL : MG_EXECUTION_INLINE;
     }
     if ((v = json_object_get(root, "dynamic_batching")) != NULL &&
         parse_dynamic_batching(v, &c, err) != 0)

@@ -16,7 +16,9 @@
  *                                      version; more get 503 (serve/admit.h); 0: the server's
  *    "execution": "inline" | "pool",   where Runs happen: on the event loop that received the
  *                                      request, or on the execution pool (--exec-threads), which
- *                                      keeps the loops answering while a slow model runs
+ *                                      keeps the loops answering while a slow model runs;
+ *                                      not given: the pool for a model whose Run took over
+ *                                      0.5 ms at load, else inline
  *    "dynamic_batching": {"max_queue_delay_microseconds": 500, "preferred_batch_size": [4, 8]},
  *                                      Triton's dynamic batcher, with "execution": "pool": a pool
  *                                      thread joins the queued requests of the version into one
@@ -48,6 +50,13 @@
 #define MG_PINS_MAX     64
 #define MG_PIN_NAME_MAX 128
 
+/** Where a version's Runs happen ("execution" in config.json). */
+typedef enum {
+    MG_EXECUTION_AUTO = 0, /* not given: decided at load (MG_LOADER_POOL_RUN_MIN_US) */
+    MG_EXECUTION_INLINE,   /* on the event loop that received the request */
+    MG_EXECUTION_POOL,     /* on the execution pool (--exec-threads) */
+} mg_execution_t;
+
 /** One pinned digest: file `file` of version `version` must have SHA-256 `sha256`. */
 typedef struct mg_pin {
     int64_t version;
@@ -77,15 +86,15 @@ typedef struct mg_model_config {
     int latest_n;  /* with LATEST */
     int nspecific; /* with SPECIFIC */
     int64_t specific[MG_VERSION_POLICY_MAX];
-    int64_t default_version; /* 0: the highest ready version */
-    int instance_count;      /* sessions per version (>= 1) */
-    int intra_op_threads;    /* 0: share the global pools */
-    int warmup_runs;         /* 0: no warm-up */
-    int max_inflight;        /* 0: the server default (--max-inflight) */
-    bool execute_on_pool;    /* "execution": "pool" */
-    bool dynamic_batching;   /* "dynamic_batching" given (needs execute_on_pool) */
-    int64_t queue_delay_us;  /* its "max_queue_delay_microseconds" (default 0: no waiting) */
-    int npreferred;          /* its "preferred_batch_size": ascending, each <= max_batch_size */
+    int64_t default_version;  /* 0: the highest ready version */
+    int instance_count;       /* sessions per version (>= 1) */
+    int intra_op_threads;     /* 0: share the global pools */
+    int warmup_runs;          /* 0: no warm-up */
+    int max_inflight;         /* 0: the server default (--max-inflight) */
+    mg_execution_t execution; /* "execution" (default MG_EXECUTION_AUTO) */
+    bool dynamic_batching;    /* "dynamic_batching" given (needs "execution": "pool") */
+    int64_t queue_delay_us;   /* its "max_queue_delay_microseconds" (default 0: no waiting) */
+    int npreferred;           /* its "preferred_batch_size": ascending, each <= max_batch_size */
     int64_t preferred[MG_PREFERRED_MAX];
     bool has_traffic; /* a "traffic" policy was given */
     mg_policy_t traffic;

@@ -154,7 +154,7 @@ static bool same_session_config(const mg_model_config_t *a, const mg_model_confi
            a->intra_op_threads == b->intra_op_threads && a->warmup_runs == b->warmup_runs &&
            a->batching == b->batching && a->batch_max == b->batch_max &&
            memcmp(&a->breaker, &b->breaker, sizeof(a->breaker)) == 0 &&
-           a->max_inflight == b->max_inflight && a->execute_on_pool == b->execute_on_pool &&
+           a->max_inflight == b->max_inflight && a->execution == b->execution &&
            a->dynamic_batching == b->dynamic_batching && a->queue_delay_us == b->queue_delay_us &&
            a->npreferred == b->npreferred &&
            memcmp(a->preferred, b->preferred, sizeof(a->preferred)) == 0;
@@ -168,7 +168,7 @@ static bool same_session_config(const mg_model_config_t *a, const mg_model_confi
  * Run must be cheap (a compute-bound model gains nothing from joined Runs on a CPU, and a
  * longer Run holds up the loop's other connections).
  */
-static int64_t batch_rows(const mg_model_version_t *v)
+static int64_t batch_rows(const mg_model_version_t *v, int64_t run_us, const mg_err_t *run_err)
 {
     const mg_model_config_t *cfg = &v->config;
     if (cfg->batching == MG_BATCHING_OFF || cfg->max_batch_size <= 0 ||
@@ -177,18 +177,8 @@ static int64_t batch_rows(const mg_model_version_t *v)
     int64_t rows = cfg->batch_max > 0 && cfg->batch_max < cfg->max_batch_size ? cfg->batch_max
                                                                               : cfg->max_batch_size;
     if (cfg->batching == MG_BATCHING_AUTO) {
-        mg_err_t err;
-        mg_err_clear(&err);
-        int same = mg_session_batch_agrees(v->sessions[0], &err);
-        /* The quickest of five warm Runs, so a busy machine's preemption does not decide. */
-        int64_t run_us = INT64_MAX;
-        for (int i = 0; i < 5 && same == 1; i++) {
-            int64_t t0 = mg_obs_now_ns();
-            if (mg_session_warmup(v->sessions[0], 1, &err) != 0)
-                same = err.code;
-            int64_t us = (mg_obs_now_ns() - t0) / 1000;
-            run_us = us < run_us ? us : run_us;
-        }
+        mg_err_t err = *run_err;
+        int same = run_us < 0 ? err.code : mg_session_batch_agrees(v->sessions[0], &err);
         if (same == 1 && run_us > MG_LOADER_BATCH_RUN_MAX_US) {
             mg_log(MG_LOG_INFO, "repo",
                    "opportunistic batching off model=%s version=%s (a Run took %lld us at load, "
@@ -463,7 +453,28 @@ static void build_sessions(const mg_loader_t *l, mg_model_version_t *v, const lo
             return;
         }
     }
-    v->batch_rows = batch_rows(v);
+    /* The quickest of five warm Runs, so a busy machine's preemption does not decide. */
+    int64_t run_us = -1;
+    mg_err_t run_err;
+    mg_err_clear(&run_err);
+    if (cfg->batching == MG_BATCHING_AUTO || cfg->execution == MG_EXECUTION_AUTO) {
+        run_us = INT64_MAX;
+        for (int i = 0; i < 5 && run_us >= 0; i++) {
+            int64_t t0 = mg_obs_now_ns();
+            if (mg_session_warmup(v->sessions[0], 1, &run_err) != 0)
+                run_us = -1;
+            int64_t us = (mg_obs_now_ns() - t0) / 1000;
+            run_us = run_us >= 0 && us < run_us ? us : run_us;
+        }
+    }
+    v->batch_rows = batch_rows(v, run_us, &run_err);
+    v->on_pool = cfg->execution == MG_EXECUTION_POOL ||
+                 (cfg->execution == MG_EXECUTION_AUTO && run_us > MG_LOADER_POOL_RUN_MIN_US);
+    if (cfg->execution == MG_EXECUTION_AUTO && v->on_pool)
+        mg_log(MG_LOG_INFO, "repo",
+               "execution on the pool model=%s version=%s (a Run took %lld us at load, over %d; "
+               "config.json \"execution\": \"inline\" keeps it on the loops)",
+               v->model_name, v->text, (long long)run_us, MG_LOADER_POOL_RUN_MIN_US);
     v->state = MG_MODEL_READY;
 }
 

@@ -52,6 +52,13 @@ typedef struct mg_loader {
 #define MG_LOADER_BATCH_RUN_MAX_US 200
 
 /**
+ * A version without "execution" in config.json runs on the execution pool (when the server has
+ * one) if its Run took longer than this at load (microseconds): a Run that long on an event
+ * loop would hold up every other request of that loop.
+ */
+#define MG_LOADER_POOL_RUN_MIN_US 500
+
+/**
  * The largest model file that counts as small: it gets a session per request thread (beyond
  * instance_count) and its sessions run without ONNX Runtime's CPU arena (infer/session.h).
  */

@@ -116,6 +116,11 @@ int64_t mg_model_version_batch_rows(const mg_model_version_t *v)
     return v->batch_rows;
 }
 
+bool mg_model_version_on_pool(const mg_model_version_t *v)
+{
+    return v->on_pool;
+}
+
 /* The calling thread's session slot (mg_model_version_bind_thread); -1: round robin. */
 static _Thread_local int thread_slot = -1;
 

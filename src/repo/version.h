@@ -15,6 +15,7 @@
 #include "route/breaker.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -93,6 +94,12 @@ void mg_model_version_bind_thread(int index);
  * Runs that did not answer exactly like separate ones at load). Thread: any.
  */
 int64_t mg_model_version_batch_rows(const mg_model_version_t *v);
+
+/**
+ * True when `v`'s Runs belong on the execution pool: config.json's "execution": "pool", or no
+ * "execution" and a Run over MG_LOADER_POOL_RUN_MIN_US at load. Thread: any.
+ */
+bool mg_model_version_on_pool(const mg_model_version_t *v);
 
 /**
  * The version's circuit breaker (route/breaker.h), made with its config.json "breaker"

@@ -37,6 +37,7 @@ struct mg_model_version {
     unsigned char sha256[32];
     mg_session_t **sessions; /* config.instance_count sessions when READY */
     int64_t batch_rows;      /* rows an opportunistically joined Run may hold; 0: off */
+    bool on_pool;            /* its Runs go to the execution pool (repo/loader.h) */
     int nsessions;
     /* What it was built from, for reloads that skip unchanged files (control thread only). */
     struct version_file *files; /* files[0] is model.onnx, then the external data */

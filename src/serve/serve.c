@@ -551,7 +551,7 @@ int mg_serve_begin(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t
 
 bool mg_serve_on_pool(const mg_serve_result_t *res)
 {
-    return res->pick.version != NULL && mg_model_version_config(res->pick.version)->execute_on_pool;
+    return res->pick.version != NULL && mg_model_version_on_pool(res->pick.version);
 }
 
 int mg_serve_run(mg_serve_t *s, const mg_serve_call_t *call, mg_serve_result_t *res)

@@ -178,7 +178,7 @@ class DeadlineInlineTest(SlowModelCase):
     """Runs on the loop itself: a stopped Run frees the loop, and the loop's other requests are
     answered right after."""
     ARGS = ["--threads", "1", "--max-request-timeout-ms", "150"]
-    CONFIG = {}
+    CONFIG = {"execution": "inline"}
 
     def test_cap_applies_and_other_requests_on_the_loop_are_answered(self):
         rows, took = self.rows_for(1.0)
@@ -236,6 +236,50 @@ class RateLimitTest(unittest.TestCase):
         self.assertEqual(a[:2], [200, 200])
         self.assertIn(429, a[2:])
         self.assertEqual(b, [200, 200])
+
+
+class DefaultExecutionTest(unittest.TestCase):
+    """No "execution" in config.json: a model whose Run takes tens of ms at load goes to the pool
+    (one thread per core by default), digits stays on the loops, and the one loop keeps
+    answering health and digits while the slow model's Runs go on."""
+
+    def test_a_slow_model_runs_on_the_pool_by_default(self):
+        from test_shutdown import SLOW_BODY, add_slow as add_gen_slow
+        root, repo = mgtest.make_repo(with_test_models=False, extra=add_gen_slow)
+        d = Daemon(repo, args=["--threads", "1"])
+        try:
+            self.assertTrue(d.wait_log("execution on the pool model=slow"), "".join(d.log))
+            line = [l for l in d.log if "execution on the pool model=slow" in l][0]
+            self.assertIn("over 500", line)
+            self.assertNotIn("execution on the pool model=digits", "".join(d.log))
+            t = time.monotonic()
+            st, _, data = d.request("POST", "/v2/models/slow/infer", SLOW_BODY, timeout=60)
+            one = time.monotonic() - t
+            self.assertEqual(st, 200, data)
+            results = []
+
+            def slow():
+                results.append(d.request("POST", "/v2/models/slow/infer", SLOW_BODY, timeout=120)[0])
+            threads = [threading.Thread(target=slow) for _ in range(4)]
+            for th in threads:
+                th.start()
+            time.sleep(min(one / 2, 0.2))
+            worst = 0.0
+            for _ in range(10):
+                t = time.monotonic()
+                self.assertEqual(d.request("GET", "/v2/health/live")[0], 200)
+                worst = max(worst, time.monotonic() - t)
+            for th in threads:
+                th.join(120)
+            self.assertEqual(results, [200] * 4)
+            print("\n  default execution: slow Run %.1f ms, health worst %.1f ms while 4 ran"
+                  % (one * 1000, worst * 1000))
+            # Inline, each health request would wait for the Runs ahead of it on the loop.
+            self.assertLess(worst, max(one, 0.05))
+        finally:
+            code = d.stop()
+            shutil.rmtree(root, ignore_errors=True)
+        self.assertEqual(code, 0)
 
 
 if __name__ == "__main__":

@@ -422,7 +422,7 @@ static int fleet_check(const serve_opts_t *o, char *state_path, size_t cap)
 static void fleet_setup(const serve_opts_t *o, mg_control_t *control, const char *state_path)
 {
     if (state_path[0] != '\0')
-        mg_control_persist_to(control, state_path);
+        mg_control_persist_with(control, mg_state_persist, (void *)state_path);
     if (o->etcd[0] != '\0')
         mg_control_managed_by(control, "etcd");
 }

@@ -1,6 +1,5 @@
 #include "control/control.h"
 
-#include "control/state.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/rcu.h"
@@ -22,7 +21,8 @@ struct mg_control {
     pthread_cond_t wake;
     mg_control_op_t *head, *tail;
     bool stopping;
-    char *state_path;       /* NULL: routing changes are not saved */
+    mg_control_persist_fn persist; /* NULL: routing changes are not kept */
+    void *persist_ctx;
     const char *managed_by; /* "etcd": only APPLY_FLEET changes routing */
 };
 
@@ -193,7 +193,7 @@ out:
 /* After a routing change applied: the state file, so a restart serves the same. */
 static void persist(mg_control_t *c, const mg_control_op_t *op)
 {
-    if (c->state_path == NULL || op->rc != 0)
+    if (c->persist == NULL || op->rc != 0)
         return;
     const char *source = "admin";
     uint64_t revision = 0, digest = 0;
@@ -210,9 +210,7 @@ static void persist(mg_control_t *c, const mg_control_op_t *op)
         break;
     default: return;
     }
-    mg_err_t err;
-    if (mg_state_save(c->state_path, c->router, source, revision, digest, &err) != 0)
-        mg_log(MG_LOG_ERROR, "control", "state not saved path=%s (%s)", c->state_path, err.msg);
+    c->persist(c->persist_ctx, c->router, source, revision, digest);
 }
 
 static void run_op(mg_control_t *c, mg_control_op_t *op)
@@ -346,14 +344,13 @@ void mg_control_stop(mg_control_t *c)
     pthread_join(c->tid, NULL);
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->lock);
-    free(c->state_path);
     free(c);
 }
 
-void mg_control_persist_to(mg_control_t *c, const char *path)
+void mg_control_persist_with(mg_control_t *c, mg_control_persist_fn fn, void *ctx)
 {
-    free(c->state_path);
-    c->state_path = path != NULL ? strdup(path) : NULL;
+    c->persist = fn;
+    c->persist_ctx = ctx;
 }
 
 void mg_control_managed_by(mg_control_t *c, const char *source)

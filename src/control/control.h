@@ -104,12 +104,19 @@ struct mg_control_op {
 int mg_control_start(mg_control_t **out, mg_registry_t *reg, mg_router_t *router, mg_err_t *err);
 
 /**
- * Saves the routing state (admin / fleet policies, route table, kill switch, the fleet
- * revision) to `path` after every routing change that applied (control/state.h; not after a
- * fleet configuration submitted without `persist`), so a restart can restore it. Thread:
- * start-up, before the first operation is submitted.
+ * Keeps the routing state somewhere a restart can read it (control/state.h's file): called on
+ * the control thread after every routing change that applied (not after a fleet configuration
+ * submitted without `persist`), with the router holding the new state and where it came from
+ * ("admin", or the fleet's source with its revision and digest).
  */
-void mg_control_persist_to(mg_control_t *c, const char *path);
+typedef void (*mg_control_persist_fn)(void *ctx, mg_router_t *router, const char *source,
+                                      uint64_t revision, uint64_t digest);
+
+/**
+ * Calls `fn(ctx, ...)` after every routing change that applies; NULL: none. Thread: start-up,
+ * before the first operation is submitted.
+ */
+void mg_control_persist_with(mg_control_t *c, mg_control_persist_fn fn, void *ctx);
 
 /**
  * Marks the routing state as owned by `source` ("etcd"): SET_POLICY, SET_ROUTES and

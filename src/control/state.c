@@ -3,6 +3,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -37,6 +38,15 @@ int mg_state_save(const char *path, mg_router_t *router, const char *source, uin
     rc = mg_file_write_atomic(path, b.data, b.len, err);
     mg_buf_free(&b);
     return rc;
+}
+
+void mg_state_persist(void *path, mg_router_t *router, const char *source, uint64_t revision,
+                      uint64_t digest)
+{
+    mg_err_t err;
+    if (mg_state_save(path, router, source, revision, digest, &err) != 0)
+        mg_log(MG_LOG_ERROR, "control", "state not saved path=%s (%s)", (const char *)path,
+               err.msg);
 }
 
 void mg_state_free(mg_state_t *s)

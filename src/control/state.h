@@ -31,6 +31,14 @@
 int mg_state_save(const char *path, mg_router_t *router, const char *source, uint64_t revision,
                   uint64_t digest, mg_err_t *err);
 
+/**
+ * A mg_control_persist_fn (control/control.h) saving to the file `path` (a NUL-terminated
+ * path that outlives the control plane) with mg_state_save; a failure is logged, and the old
+ * file stays. Thread: the control thread.
+ */
+void mg_state_persist(void *path, mg_router_t *router, const char *source, uint64_t revision,
+                      uint64_t digest);
+
 /** A state file read back, as a fleet configuration ready to submit. */
 typedef struct mg_state {
     mg_control_fleet_t fleet; /* source "state file"; points into the fields below */

@@ -49,6 +49,9 @@ typedef struct mg_session_file {
     size_t len;
 } mg_session_file_t;
 
+/** The most external-data files one session is given (repo/extdata.h, the sandbox). */
+#define MG_SESSION_FILES_MAX 64
+
 /** Per-session options. */
 typedef struct mg_session_opts {
     int intra_op_threads; /* 0: share the environment's global pools; >0: own pool of this size */

@@ -9,11 +9,12 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "infer/session.h"
 
 #include <stddef.h>
 
 /** The most distinct external-data files one model may refer to. */
-#define MG_EXTDATA_FILES_MAX 64
+#define MG_EXTDATA_FILES_MAX MG_SESSION_FILES_MAX
 
 /**
  * Walks the ModelProto in `bytes` (the main graph, nested graphs of control-flow nodes,

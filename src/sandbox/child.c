@@ -256,7 +256,7 @@ int mg_sandbox_child_main(int argc, char **argv)
     if (argc < 4)
         report("error the sandbox child was started without its arguments");
     size_t next = (size_t)strtoul(argv[3], NULL, 10);
-    if (next > MG_EXTDATA_FILES_MAX || (size_t)argc < 4 + next)
+    if (next > MG_SESSION_FILES_MAX || (size_t)argc < 4 + next)
         report("error the sandbox child got bad arguments");
     mg_sandbox_child_run(atoi(argv[1]), atoi(argv[2]), next, argv + 4, false);
 }
@@ -270,7 +270,7 @@ void mg_sandbox_child_run(int warmup, int memory_mb, size_t next, char *const *n
     void *model = map_fd(MG_SANDBOX_FD_MODEL, &len);
     if (model == NULL)
         report("error cannot map the model");
-    mg_session_file_t ext[MG_EXTDATA_FILES_MAX];
+    mg_session_file_t ext[MG_SESSION_FILES_MAX];
     for (size_t i = 0; i < next; i++) {
         ext[i].name = names[i];
         ext[i].bytes = map_fd(MG_SANDBOX_FD_MODEL + 1 + (int)i, &ext[i].len);

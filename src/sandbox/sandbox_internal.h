@@ -7,13 +7,13 @@
 #ifndef MG_SANDBOX_SANDBOX_INTERNAL_H
 #define MG_SANDBOX_SANDBOX_INTERNAL_H
 
-#include "repo/extdata.h"
+#include "infer/session.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 /** The most fds the child is given: the result pipe, the model and its external files. */
-#define MG_SANDBOX_FDS_MAX (MG_EXTDATA_FILES_MAX + 2)
+#define MG_SANDBOX_FDS_MAX (MG_SESSION_FILES_MAX + 2)
 
 /** The child's fds. */
 #define MG_SANDBOX_FD_RESULT 3
@@ -59,7 +59,7 @@ typedef struct mg_zygote_reply {
 } mg_zygote_reply_t;
 
 /** The largest request: the header and every name. */
-#define MG_ZYGOTE_REQ_MAX (sizeof(mg_zygote_req_t) + MG_EXTDATA_FILES_MAX * 1024)
+#define MG_ZYGOTE_REQ_MAX (sizeof(mg_zygote_req_t) + MG_SESSION_FILES_MAX * 1024)
 
 /**
  * Installs the child's seccomp filter (see the table in child.c). Returns 0 or a negative

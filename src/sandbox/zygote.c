@@ -100,10 +100,10 @@ int mg_sandbox_zygote_main(int argc, char **argv)
             continue;
         }
         memcpy(&req, buf, sizeof(req));
-        char *names[MG_EXTDATA_FILES_MAX];
+        char *names[MG_SESSION_FILES_MAX];
         char *p = buf + sizeof(req), *end = buf + n;
         int named = 0;
-        while (named < req.nexternal && named < MG_EXTDATA_FILES_MAX && p < end) {
+        while (named < req.nexternal && named < MG_SESSION_FILES_MAX && p < end) {
             names[named++] = p;
             p += strlen(p) + 1;
         }

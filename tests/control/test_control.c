@@ -245,7 +245,7 @@ static void test_state_file_round_trip(void **state)
     (void)state;
     char path[300];
     snprintf(path, sizeof(path), "%s/%s", tmp, MG_STATE_FILE);
-    mg_control_persist_to(ctl, path);
+    mg_control_persist_with(ctl, mg_state_persist, (void *)path);
     mg_control_op_t op;
     assert_int_equal(run(MG_CONTROL_SET_POLICY, "digits", P90, &op), 0);
     assert_int_equal(run(MG_CONTROL_SET_ROUTES, NULL, ONE_ROUTE, &op), 0);
@@ -257,7 +257,7 @@ static void test_state_file_round_trip(void **state)
     free(text);
 
     /* Clear the routing state, then restore it from the file. */
-    mg_control_persist_to(ctl, NULL);
+    mg_control_persist_with(ctl, NULL, NULL);
     mg_control_fleet_t empty = {.source = "test"};
     assert_int_equal(apply_fleet(&empty, &op), 0);
     assert_int_equal(digits_stable(), 0);
@@ -272,12 +272,12 @@ static void test_state_file_round_trip(void **state)
     assert_int_equal(info.kill_switch, 1);
 
     /* A fleet configuration not marked to persist leaves the file as it was. */
-    mg_control_persist_to(ctl, path);
+    mg_control_persist_with(ctl, mg_state_persist, (void *)path);
     assert_int_equal(apply_fleet(&empty, &op), 0);
     text = mg_test_read_file(path, &len);
     assert_non_null(strstr(text, "\"kill_switch\":true"));
     free(text);
-    mg_control_persist_to(ctl, NULL);
+    mg_control_persist_with(ctl, NULL, NULL);
 
     assert_int_equal(mg_state_restore(ctl, "/nonexistent/state.json", &r, &err), MG_ENOENT);
     mg_test_sh("printf '{\"format\":1,\"policies\":[]}' > %s", path);

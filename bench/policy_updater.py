@@ -3,6 +3,7 @@ writing `updates=N failed=M` to the given file after each update (bench/run.sh, 
 it with SIGTERM: background jobs of a non-interactive shell ignore SIGINT)."""
 import http.client
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -21,8 +22,10 @@ try:
         r.read()
         done += 1
         failed += r.status != 200
-        with open(out, "w") as f:
+        # Replaced whole, so the SIGTERM that ends the run never leaves a half-written file.
+        with open(out + ".tmp", "w") as f:
             f.write(f"updates={done} failed={failed}\n")
+        os.replace(out + ".tmp", out)
         time.sleep(max(0.0, start + done / 100.0 - time.monotonic()))
 except OSError:
     pass

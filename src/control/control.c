@@ -36,7 +36,8 @@ static int check_policy(mg_control_t *c, const char *model, const char *json, si
     int n = mg_registry_model_versions(c->registry, (mg_str_t){model, strlen(model)}, versions,
                                        MG_VERSIONS_MAX);
     if (n < 0)
-        return mg_err_set(err, MG_ENOMODEL, "unknown model '%s'", model);
+        return mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(strlen(model)),
+                          model);
     mg_err_t perr;
     if (mg_policy_parse(json ? json : "", len, p, &perr) != 0 ||
         mg_policy_check_versions(p, versions, n, &perr) != 0)

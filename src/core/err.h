@@ -47,6 +47,12 @@ enum {
     MG_EFORBIDDEN = -1106,    /* wrong credentials for the admin surface */
 };
 
+/**
+ * Triton's wording for an unknown model, which its clients recognise ("Request for unknown
+ * model"): a printf format taking the name as `%.*s` (length, pointer).
+ */
+#define MG_UNKNOWN_MODEL_FMT "Request for unknown model: '%.*s' is not found"
+
 /** A failure with a message that says which field and why; `code` is an MG_E* value. */
 typedef struct mg_err {
     int code;

@@ -102,7 +102,8 @@ int mg_info_traffic(mg_serve_t *s, mg_str_t model, mg_policy_t *out, mg_pick_sou
     int rc = 0;
     rcu_read_lock();
     if (mg_registry_snapshot_find(mg_registry_snapshot(reg), model) == NULL) {
-        rc = mg_err_set(err, MG_ENOMODEL, "unknown model '%.*s'", (int)model.len, model.ptr);
+        rc = mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(model.len),
+                        model.ptr);
     } else {
         const mg_policy_t *p = mg_pick_policy(reg, mg_serve_router(s), model, NULL, source);
         if (p != NULL)
@@ -141,7 +142,7 @@ int mg_info_breakers(mg_serve_t *s, mg_str_t model, mg_info_breaker_fn fn, void 
     if (model.len > 0) {
         const mg_model_entry_t *e = mg_registry_snapshot_find(snap, model);
         if (e == NULL)
-            rc = mg_err_set(err, MG_ENOMODEL, "unknown model '%.*s'", mg_err_quote_len(model.len),
+            rc = mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(model.len),
                             model.ptr);
         else
             rc = breaker_rows(e, now, fn, ctx);

@@ -45,6 +45,9 @@ enum {
     MG_ECLIENTSLOW = -1104,   /* the client did not send its request in time */
     MG_EUNAUTHORIZED = -1105, /* no credentials for the admin surface */
     MG_EFORBIDDEN = -1106,    /* wrong credentials for the admin surface */
+
+    /* Triton protocol extensions: a block of their own, so other additions never clash. */
+    MG_EENCODING = -1200, /* a Content-Encoding the server does not decode */
 };
 
 /**

@@ -1,6 +1,7 @@
 #include "net/api.h"
 
 #include "core/log.h"
+#include "net/encoding.h"
 #include "obs/access.h"
 #include "obs/prom.h"
 #include "obs/ui.h"
@@ -189,10 +190,49 @@ static void add_header_copy(h2o_req_t *req, const char *name, const char *value,
     add_header(req, name, v.base, v.len);
 }
 
-/* Sends `body` (copied into the request pool) with `status` and `content_type`. */
+/* A request header's first value, by its lower-case name (h2o keeps names in lower case). */
+static int request_header(h2o_req_t *req, const char *lname, size_t len, mg_str_t *value)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, lname, len, -1);
+    if (i < 0)
+        return 0;
+    *value = (mg_str_t){req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+    return 1;
+}
+
+/*
+ * The answer in the coding Accept-Encoding asks for (gzip or deflate), in the request pool, when
+ * it is at least MG_ENCODING_MIN_BYTES and compressing makes it smaller; else `body` itself.
+ */
+static const char *encode_answer(h2o_req_t *req, const char *body, size_t *len)
+{
+    mg_str_t accept;
+    if (*len < MG_ENCODING_MIN_BYTES || !request_header(req, "accept-encoding", 15, &accept))
+        return body;
+    mg_encoding_t enc = mg_encoding_accept(accept.ptr, accept.len);
+    if (enc == MG_ENCODING_IDENTITY)
+        return body;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL,
+                   H2O_STRLIT("accept-encoding"));
+    size_t cap = mg_encoding_bound(*len), n;
+    char *z = h2o_mem_alloc_pool(&req->pool, cap);
+    if (mg_encoding_compress(enc, body, *len, z, cap, &n) != 0 || n >= *len)
+        return body;
+    const char *name = mg_encoding_name(enc);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, name,
+                   strlen(name));
+    *len = n;
+    return z;
+}
+
+/*
+ * Sends `body` (copied into the request pool) with `status` and `content_type`, compressed
+ * when the client accepts it (net/encoding.h).
+ */
 static int send_body(h2o_req_t *req, int status, const char *content_type, const char *body,
                      size_t len)
 {
+    body = encode_answer(req, body, &len);
     req->res.status = status;
     req->res.reason = mg_status_phrase(status);
     req->res.content_length = len;
@@ -1522,6 +1562,41 @@ static int admin_authorized(mg_api_loop_t *l, h2o_req_t *req)
     return 0;
 }
 
+static void free_inflated(void *p)
+{
+    free(*(char **)p);
+}
+
+/*
+ * A body sent with Content-Encoding gzip or deflate is inflated, bounded by the body limit,
+ * and handed to the endpoint in its place (the request pool frees it). Answers 413, 415 or 400
+ * and returns 0 when it cannot be.
+ */
+static int inflate_body(mg_api_loop_t *l, h2o_req_t *req)
+{
+    mg_str_t coding;
+    if (!request_header(req, "content-encoding", 16, &coding))
+        return 1;
+    mg_encoding_t enc;
+    mg_err_t err;
+    char *plain = NULL;
+    size_t n = 0;
+    mg_str_t body = body_of(req);
+    int rc = mg_encoding_parse(coding.ptr, coding.len, &enc, &err);
+    if (rc == 0 && enc == MG_ENCODING_IDENTITY)
+        return 1;
+    if (rc == 0)
+        rc = mg_encoding_inflate(enc, body.ptr, body.len, l->api->max_body_bytes, &plain, &n, &err);
+    if (rc != 0) {
+        send_error(req, &l->out, rc, err.msg);
+        return 0;
+    }
+    char **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), free_inflated);
+    *slot = plain;
+    req->entity = h2o_iovec_init(plain, n);
+    return 1;
+}
+
 int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
 {
     mg_str_t seg[SEGMENTS_MAX], cap[SEGMENTS_MAX];
@@ -1538,12 +1613,16 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
         l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;
         for (int m = 0; m < e->nmethods; m++) {
             if (h2o_memis(req->method.base, req->method.len, e->methods[m].ptr, e->methods[m].len))
-                return e->fn(l, req, cap);
+                return inflate_body(l, req) ? e->fn(l, req, cap) : 0;
         }
-        return method_ok(req, &l->out, e->allow) ? e->fn(l, req, cap) : 0;
+        if (!method_ok(req, &l->out, e->allow) || !inflate_body(l, req))
+            return 0;
+        return e->fn(l, req, cap);
     }
     l->endpoint = NULL;
     l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;
+    if ((surfaces & MG_SURFACE_INFERENCE) && !inflate_body(l, req))
+        return 0;
     if ((surfaces & MG_SURFACE_INFERENCE) && handle_table_route(l, req))
         return 0;
     return send_errorf(req, &l->out, MG_ENOENDPOINT, "no endpoint %.*s %.*s", (int)req->method.len,

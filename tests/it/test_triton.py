@@ -3,10 +3,12 @@ speaks them (docs/protocol/extension_*.md of triton-inference-server/server, KSe
 required_api.md): error wording, the repository index, statistics, model configuration,
 compression and classification."""
 import gzip
+import http.client
 import json
 import os
+import re
 import shutil
-import threading
+import struct
 import time
 import unittest
 import zlib
@@ -14,16 +16,20 @@ import zlib
 import mgtest
 from mgtest import Daemon
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+with open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")) as f:
+    SAMPLE = json.load(f)
 
 
 def copy_digits(name):
     """An `extra` for make_repo: a second copy of digits (two versions) named `name`."""
     def extra(repo):
         shutil.copytree(os.path.join(repo, "digits"), os.path.join(repo, name))
-        cfg = json.load(open(os.path.join(repo, name, "config.json")))
+        path = os.path.join(repo, name, "config.json")
+        with open(path) as f:
+            cfg = json.load(f)
         cfg["name"] = name
-        json.dump(cfg, open(os.path.join(repo, name, "config.json"), "w"))
+        with open(path, "w") as f:
+            json.dump(cfg, f)
     return extra
 
 
@@ -79,6 +85,108 @@ class TritonTest(unittest.TestCase):
             probe = probes.get(ext, PROBES.get(ext))
             if probe:
                 self.assertEqual(self.d.request(*probe)[0], 200, ext)
+
+    # ---- compression --------------------------------------------------------------------------
+
+    def test_compressed_request_bodies(self):
+        want = self.infer("digits", SAMPLE)[1]["outputs"]
+        body = json.dumps(SAMPLE).encode()
+        for coding, data in [("gzip", gzip.compress(body)), ("deflate", zlib.compress(body)),
+                             ("GZIP", gzip.compress(body)), ("identity", body)]:
+            s, h, out = self.d.request("POST", "/v2/models/digits/infer", data, {"Content-Encoding": coding})
+            self.assertEqual(s, 200, (coding, out))
+            self.assertEqual(json.loads(out)["outputs"], want, coding)
+        s, b = self.d.json("POST", "/v2/models/digits/infer", body, {"Content-Encoding": "br"})
+        self.assertEqual(s, 415)
+        self.assertIn("Content-Encoding 'br' is not supported", b["error"])
+        s, b = self.d.json("POST", "/v2/models/digits/infer", body, {"Content-Encoding": "gzip"})
+        self.assertEqual(s, 400)
+        self.assertIn("not valid gzip", b["error"])
+        s, b = self.d.json("POST", "/v2/models/digits/infer", gzip.compress(body)[:-12], {"Content-Encoding": "gzip"})
+        self.assertEqual(s, 400)
+        self.assertIn("truncated", b["error"])
+
+    def test_binary_request_compressed_header_length_uncompressed(self):
+        pixels = struct.pack("<64f", *SAMPLE["inputs"][0]["data"])
+        body, n = mgtest.binary_request([("input", "FP32", [1, 64], pixels)], binary_output=True)
+        s, h, out = self.d.request("POST", "/v2/models/digits/infer", gzip.compress(body),
+                                   {"Content-Encoding": "gzip", "Inference-Header-Content-Length": str(n),
+                                    "Accept-Encoding": "gzip"})
+        self.assertEqual(s, 200, out)
+        if h.get("content-encoding") == "gzip":
+            out = gzip.decompress(out)
+        header, raws = mgtest.split_binary_response(h, out)
+        self.assertEqual(len(raws[header["outputs"][0]["name"]]), 40)
+
+    def test_compressed_responses(self):
+        for coding, undo in [("gzip", gzip.decompress), ("deflate", zlib.decompress)]:
+            s, h, out = self.d.request("POST", "/v2/repository/index", None, {"Accept-Encoding": coding})
+            self.assertEqual(s, 200)
+            self.assertEqual(h.get("content-encoding"), coding)
+            self.assertEqual(h.get("vary"), "accept-encoding")
+            plain = undo(out)
+            self.assertGreater(len(plain), len(out))
+            self.assertEqual(len(json.loads(plain)), len(self.d.json("POST", "/v2/repository/index")[1]))
+        # q-values: the highest wins; q=0 never; small answers as they are.
+        s, h, _ = self.d.request("POST", "/v2/repository/index", None, {"Accept-Encoding": "gzip;q=0.5, deflate"})
+        self.assertEqual(h.get("content-encoding"), "deflate")
+        s, h, _ = self.d.request("POST", "/v2/repository/index", None, {"Accept-Encoding": "gzip;q=0"})
+        self.assertNotIn("content-encoding", h)
+        s, h, out = self.d.request("GET", "/v2/health/live", None, {"Accept-Encoding": "gzip"})
+        self.assertEqual((s, h.get("content-encoding"), json.loads(out)), (200, None, {"live": True}))
+
+
+class CompressionBombTest(unittest.TestCase):
+    """A 10 MB gzip body inflating to 10 GB: 413 at once, nothing kept."""
+    LIMIT = 16 << 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root, cls.repo = mgtest.make_repo(with_test_models=False)
+        cls.d = Daemon(cls.repo, args=["--max-body-bytes", str(cls.LIMIT)])
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        shutil.rmtree(cls.root, ignore_errors=True)
+        assert code == 0, "modelgate exited with %s:\n%s" % (code, "".join(cls.d.log))
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.d.proc.pid) as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def test_bomb(self):
+        # gzip members back to back are one body (RFC 1952): 1000 members of 10 MB of zeros.
+        member = gzip.compress(b"\0" * (10 << 20), 9)
+        bomb = member * 1000
+        self.assertLess(len(bomb), 11 << 20)
+        deflate_bomb = zlib.compress(b"\0" * (self.LIMIT + 1), 9)
+        conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=30)
+        try:
+            rss = []
+            for i in range(6):
+                body, coding = (bomb, "gzip") if i % 2 == 0 else (deflate_bomb, "deflate")
+                conn.putrequest("POST", "/v2/models/digits/infer")
+                conn.putheader("Content-Encoding", coding)
+                conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders()
+                conn.send(body)  # the whole body is on its way before the clock starts
+                t0 = time.monotonic()
+                r = conn.getresponse()
+                data = r.read()
+                took = time.monotonic() - t0
+                self.assertEqual(r.status, 413, data)
+                self.assertIn("inflates to more than the %d-byte limit" % self.LIMIT, json.loads(data)["error"])
+                # 100 ms on a quiet machine (bench/README); generous here, on a loaded one.
+                self.assertLess(took, 2.0)
+                rss.append(self.rss_kb())
+                print("bomb %s: 413 in %.1f ms, rss %d kB" % (coding, took * 1000, rss[-1]))
+            # The first rounds reach the steady state; after them nothing more is kept.
+            self.assertLess(rss[-1] - rss[1], 8 << 10, rss)
+        finally:
+            conn.close()
+        s, b = self.d.json("POST", "/v2/models/digits/infer", SAMPLE)
+        self.assertEqual(s, 200, b)
 
 
 # The extensions GET /v2 lists, and a call each answers with 200 (see the test above).

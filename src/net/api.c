@@ -8,10 +8,12 @@
 #include "proto/json.h"
 #include "proto/kserve.h"
 #include "proto/kserve_info.h"
+#include "proto/kserve_stats.h"
 #include "proto/predict.h"
 #include "serve/batch.h"
 #include "serve/info.h"
 #include "serve/report.h"
+#include "serve/stats.h"
 #include "serve/status.h"
 
 #ifdef MG_FAULTS
@@ -555,6 +557,39 @@ static int handle_model_ready(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, 
     mg_buf_json_string(b, name, strlen(name));
     mg_buf_printf(b, ",\"version\":\"%s\",\"ready\":true}", mg_model_version_text(v));
     mg_model_version_unpin(v);
+    return send_json(req, 200, b);
+}
+
+/* ---- the statistics extension ------------------------------------------------------------ */
+
+typedef struct stats_writer {
+    mg_buf_t *out;
+    int first;
+} stats_writer_t;
+
+static int write_stats_row(void *ctx, const mg_stats_row_t *row)
+{
+    stats_writer_t *w = ctx;
+    int rc = mg_kserve_stats_row(w->out, w->first, row->model, row->version, &row->figures,
+                                 row->batches, row->nbatches);
+    w->first = 0;
+    return rc;
+}
+
+/* GET /v2/models[/{m}[/versions/{v}]]/stats */
+static int handle_stats(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version)
+{
+    mg_buf_t *b = &l->out;
+    mg_err_t err = {0};
+    stats_writer_t w = {b, 1};
+    mg_buf_reset(b);
+    int rc = mg_kserve_stats_begin(b);
+    if (rc == 0)
+        rc = mg_stats_collect(l->api->serve, model, version, write_stats_row, &w, &err);
+    if (rc == 0)
+        rc = mg_kserve_stats_end(b);
+    if (rc != 0)
+        return send_error(req, b, rc, rc == MG_ENOMEM ? "out of memory" : err.msg);
     return send_json(req, 200, b);
 }
 
@@ -1300,6 +1335,22 @@ static int ep_model_version(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *ca
     return handle_model_metadata(l, req, cap[0], cap[1]);
 }
 
+static int ep_stats_all(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_stats(l, req, no_version, no_version);
+}
+
+static int ep_model_stats(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_stats(l, req, cap[0], no_version);
+}
+
+static int ep_model_version_stats(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_stats(l, req, cap[0], cap[1]);
+}
+
 static int ep_model_ready(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 {
     return handle_model_ready(l, req, cap[0], no_version);
@@ -1438,12 +1489,15 @@ static endpoint_t endpoints[] = {
     EP("/v2", "GET", INFERENCE, ep_server_metadata),
     EP("/v2/health/live", "GET", INFERENCE, ep_live),
     EP("/v2/health/ready", "GET", INFERENCE, ep_ready),
+    EP("/v2/models/stats", "GET", INFERENCE, ep_stats_all), /* before the model named so */
     EP("/v2/models/{}", "GET", INFERENCE, ep_model),
+    EP("/v2/models/{}/stats", "GET", INFERENCE, ep_model_stats),
     EP("/v2/models/{}/ready", "GET", INFERENCE, ep_model_ready),
     EP("/v2/models/{}/infer", "POST", INFERENCE, ep_infer),
     EP("/v2/models/{}/versions/{}", "GET", INFERENCE, ep_model_version),
     EP("/v2/models/{}/versions/{}/ready", "GET", INFERENCE, ep_model_version_ready),
     EP("/v2/models/{}/versions/{}/infer", "POST", INFERENCE, ep_infer_version),
+    EP("/v2/models/{}/versions/{}/stats", "GET", INFERENCE, ep_model_version_stats),
     EP("/v2/repository/index", "POST", INFERENCE, ep_repo_index),
     EP("/v2/repository/models/{}/load", "POST", ADMIN, ep_repo_load),
     EP("/v2/repository/models/{}/unload", "POST", ADMIN, ep_repo_unload),

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "proto/kserve_pb.h"
 #include "serve/info.h"
+#include "serve/stats.h"
 #include "serve/status.h"
 
 #include <arpa/inet.h>
@@ -462,6 +463,104 @@ static int m_model_metadata(cq_thread_t *t, call_ctx_t *c)
     return 0;
 }
 
+/* ---- the statistics extension ------------------------------------------------------------ */
+
+/* The ModelStatistics rows gathered so far, in the thread's arena. */
+typedef struct stats_rows {
+    cq_thread_t *t;
+    Inference__ModelStatistics **rows;
+    size_t n, cap;
+} stats_rows_t;
+
+static Inference__StatisticDuration *duration(cq_thread_t *t, mg_obs_duration_t d)
+{
+    Inference__StatisticDuration *p = mg_arena_alloc(&t->arena, sizeof(*p));
+    if (p != NULL) {
+        inference__statistic_duration__init(p);
+        p->count = d.count;
+        p->ns = d.ns;
+    }
+    return p;
+}
+
+static int add_stats_row(void *ctx, const mg_stats_row_t *row)
+{
+    stats_rows_t *a = ctx;
+    cq_thread_t *t = a->t;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 16;
+        Inference__ModelStatistics **rows = mg_arena_alloc(&t->arena, cap * sizeof(*rows));
+        if (rows == NULL)
+            return MG_ENOMEM;
+        if (a->n > 0)
+            memcpy(rows, a->rows, a->n * sizeof(*rows));
+        a->rows = rows;
+        a->cap = cap;
+    }
+    const mg_obs_series_stats_t *f = &row->figures;
+    Inference__ModelStatistics *m = mg_arena_alloc(&t->arena, sizeof(*m));
+    Inference__InferStatistics *is = mg_arena_alloc(&t->arena, sizeof(*is));
+    Inference__InferBatchStatistics **bs =
+        mg_arena_alloc(&t->arena, (size_t)(row->nbatches + 1) * sizeof(*bs));
+    if (m == NULL || is == NULL || bs == NULL)
+        return MG_ENOMEM;
+    inference__model_statistics__init(m);
+    inference__infer_statistics__init(is);
+    static const mg_obs_duration_t none = {0, 0};
+    is->success = duration(t, f->success);
+    is->fail = duration(t, f->fail);
+    is->queue = duration(t, f->queue);
+    is->compute_input = duration(t, f->compute_input);
+    is->compute_infer = duration(t, f->compute_infer);
+    is->compute_output = duration(t, f->compute_output);
+    is->cache_hit = duration(t, none);
+    is->cache_miss = duration(t, none);
+    m->name = arena_dup(t, row->model, strlen(row->model));
+    m->version = arena_dup(t, row->version, strlen(row->version));
+    m->last_inference = f->last_inference_ms;
+    m->inference_count = f->inference_count;
+    m->execution_count = f->execution_count;
+    m->inference_stats = is;
+    m->batch_stats = bs;
+    for (int i = 0; i < row->nbatches; i++) {
+        const mg_obs_batch_stats_t *b = &row->batches[i];
+        if (b->batch_size == 0) /* the overflow entry has no size to name (as over HTTP) */
+            continue;
+        Inference__InferBatchStatistics *p = mg_arena_alloc(&t->arena, sizeof(*p));
+        if (p == NULL)
+            return MG_ENOMEM;
+        inference__infer_batch_statistics__init(p);
+        p->batch_size = b->batch_size;
+        p->compute_input = duration(t, b->compute_input);
+        p->compute_infer = duration(t, b->compute_infer);
+        p->compute_output = duration(t, b->compute_output);
+        bs[m->n_batch_stats++] = p;
+    }
+    if (m->name == NULL || m->version == NULL || is->cache_miss == NULL)
+        return MG_ENOMEM;
+    a->rows[a->n++] = m;
+    return 0;
+}
+
+static int m_model_statistics(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__ModelStatisticsRequest *q =
+        unpack(t, c, &inference__model_statistics_request__descriptor);
+    if (q == NULL)
+        return 0;
+    mg_err_t err = {0};
+    stats_rows_t rows = {t, NULL, 0, 0};
+    int rc =
+        mg_stats_collect(t->server->serve, (mg_str_t){q->name, strlen(q->name)},
+                         (mg_str_t){q->version, strlen(q->version)}, add_stats_row, &rows, &err);
+    if (rc != 0)
+        return finish_error(c, rc, rc == MG_ENOMEM ? "out of memory" : err.msg);
+    Inference__ModelStatisticsResponse r = INFERENCE__MODEL_STATISTICS_RESPONSE__INIT;
+    r.n_model_stats = rows.n;
+    r.model_stats = rows.rows;
+    return finish_ok(c, &r.base);
+}
+
 /* ---- inference ---------------------------------------------------------------------------- */
 
 static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
@@ -644,8 +743,7 @@ static const method_t methods[] = {
     {"RepositoryModelLoad", m_repository_load, NULL},
     {"RepositoryModelUnload", m_repository_unload, NULL},
     {"ModelConfig", NULL, "ModelConfig is not implemented yet: model configuration is not served"},
-    {"ModelStatistics", NULL,
-     "ModelStatistics is not implemented yet: model statistics are not served"},
+    {"ModelStatistics", m_model_statistics, NULL},
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))

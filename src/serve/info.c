@@ -7,8 +7,10 @@
 
 void mg_info_server(mg_info_server_t *out)
 {
-    static const char *const extensions[] = {"binary_tensor_data", "model_repository"};
-    *out = (mg_info_server_t){"modelgate", MG_VERSION, extensions, 2};
+    static const char *const extensions[] = {"binary_tensor_data", "model_repository",
+                                             "statistics"};
+    *out = (mg_info_server_t){"modelgate", MG_VERSION, extensions,
+                              sizeof(extensions) / sizeof(extensions[0])};
 }
 
 bool mg_info_ready(mg_serve_t *s, mg_buf_t *why)

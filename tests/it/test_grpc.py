@@ -345,12 +345,26 @@ class GrpcTest(unittest.TestCase):
             self.assertEqual(self.stub.ModelInfer(self.digits_request(), timeout=timeout).model_name, "digits")
 
     def test_unimplemented(self):
-        self.assert_status(self.stub.ModelStatistics, pb.ModelStatisticsRequest(name="digits"),
-                           grpc.StatusCode.UNIMPLEMENTED, "ModelStatistics")
         self.assert_status(self.stub.ModelConfig, pb.ModelConfigRequest(name="digits"),
                            grpc.StatusCode.UNIMPLEMENTED, "ModelConfig")
         other = self.channel.unary_unary("/inference.GRPCInferenceService/CudaSharedMemoryStatus")
         self.assert_status(other, b"", grpc.StatusCode.UNIMPLEMENTED, "CudaSharedMemoryStatus")
+
+    def test_model_statistics_as_http(self):
+        self.stub.ModelInfer(self.digits_request(version="1"))
+        r = self.stub.ModelStatistics(pb.ModelStatisticsRequest(name="digits", version="1"))
+        _, http = self.d.json("GET", "/v2/models/digits/versions/1/stats")
+        self.assertEqual(len(r.model_stats), 1)
+        m, h = r.model_stats[0], http["model_stats"][0]
+        self.assertEqual((m.name, m.version), ("digits", "1"))
+        self.assertEqual(m.inference_stats.success.count, h["inference_stats"]["success"]["count"])
+        self.assertGreaterEqual(m.inference_stats.success.count, 1)
+        self.assertEqual(m.execution_count, h["execution_count"])
+        self.assertEqual([b.batch_size for b in m.batch_stats], [b["batch_size"] for b in h["batch_stats"]])
+        every = self.stub.ModelStatistics(pb.ModelStatisticsRequest())
+        self.assertEqual(len(every.model_stats), len(self.d.json("GET", "/v2/models/stats")[1]["model_stats"]))
+        self.assert_status(self.stub.ModelStatistics, pb.ModelStatisticsRequest(name="nosuch"),
+                           grpc.StatusCode.NOT_FOUND, "Request for unknown model: 'nosuch' is not found")
 
     # ---- the repository extension ----------------------------------------------------------
 

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import struct
+import threading
 import time
 import unittest
 import zlib
@@ -85,6 +86,65 @@ class TritonTest(unittest.TestCase):
             probe = probes.get(ext, PROBES.get(ext))
             if probe:
                 self.assertEqual(self.d.request(*probe)[0], 200, ext)
+
+    # ---- statistics ---------------------------------------------------------------------------
+
+    def stats(self, path):
+        s, b = self.d.json("GET", path)
+        self.assertEqual(s, 200, b)
+        return {(r["name"], r["version"]): r for r in b["model_stats"]}
+
+    def test_statistics_shape(self):
+        self.assertEqual(self.infer("digits", SAMPLE, version="2")[0], 200)
+        rows = self.stats("/v2/models/stats")
+        self.assertIn(("digits", "1"), rows)
+        self.assertIn(("id_fp32", "1"), rows)
+        self.assertNotIn("broken", {name for name, _ in rows})  # nothing READY
+        r = rows[("digits", "2")]
+        self.assertEqual(set(r), {"name", "version", "last_inference", "inference_count", "execution_count",
+                                  "inference_stats", "batch_stats"})
+        phases = {"success", "fail", "queue", "compute_input", "compute_infer", "compute_output", "cache_hit",
+                  "cache_miss"}
+        self.assertEqual(set(r["inference_stats"]), phases)
+        for p in phases:
+            self.assertEqual(set(r["inference_stats"][p]), {"count", "ns"})
+        self.assertGreater(r["inference_stats"]["compute_infer"]["ns"], 0)
+        self.assertAlmostEqual(r["last_inference"] / 1000, time.time(), delta=60)
+        b1 = [b for b in r["batch_stats"] if b["batch_size"] == 1]
+        self.assertEqual(len(b1), 1)
+        self.assertEqual(set(b1[0]), {"batch_size", "compute_input", "compute_infer", "compute_output"})
+        # One model: its READY versions; one version: that one.
+        self.assertEqual(sorted(self.stats("/v2/models/digits/stats")), [("digits", "1"), ("digits", "2")])
+        self.assertEqual(sorted(self.stats("/v2/models/digits/versions/2/stats")), [("digits", "2")])
+        s, b = self.d.json("GET", "/v2/models/nosuch/stats")
+        self.assertEqual((s, b), (404, {"error": "Request for unknown model: 'nosuch' is not found"}))
+        self.assertEqual(self.d.json("GET", "/v2/models/digits/versions/9/stats")[0], 404)
+        self.assertEqual(self.d.json("GET", "/v2/models/broken/versions/1/stats")[0], 503)
+        self.assertEqual(self.d.json("POST", "/v2/models/stats")[0], 405)
+
+    def test_statistics_count_every_request_under_two_loops(self):
+        before = self.stats("/v2/models/digits/stats")
+        n = 40
+
+        def loop():
+            for i in range(n):
+                for v in ("1", "2"):
+                    s, b = self.infer("digits", SAMPLE, version=v)
+                    assert s == 200, b
+        threads = [threading.Thread(target=loop) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after = self.stats("/v2/models/digits/stats")
+        for v in ("1", "2"):
+            a, b = after[("digits", v)], before[("digits", v)]
+            self.assertEqual(a["inference_stats"]["success"]["count"] - b["inference_stats"]["success"]["count"],
+                             2 * n, v)
+            self.assertEqual(a["inference_count"] - b["inference_count"], 2 * n, v)
+            self.assertEqual(a["execution_count"] - b["execution_count"], 2 * n, v)
+            self.assertEqual(a["inference_stats"]["compute_infer"]["count"]
+                             - b["inference_stats"]["compute_infer"]["count"], 2 * n, v)
 
     # ---- compression --------------------------------------------------------------------------
 
@@ -190,8 +250,8 @@ class CompressionBombTest(unittest.TestCase):
 
 
 # The extensions GET /v2 lists, and a call each answers with 200 (see the test above).
-EXTENSIONS = ["binary_tensor_data", "model_repository"]
-PROBES = {}
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics"]
+PROBES = {"statistics": ("GET", "/v2/models/stats")}
 
 
 if __name__ == "__main__":

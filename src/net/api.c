@@ -7,6 +7,7 @@
 #include "obs/ui.h"
 #include "proto/json.h"
 #include "proto/kserve.h"
+#include "proto/kserve_config.h"
 #include "proto/kserve_info.h"
 #include "proto/kserve_stats.h"
 #include "proto/predict.h"
@@ -528,6 +529,24 @@ static int handle_model_metadata(mg_api_loop_t *l, h2o_req_t *req, mg_str_t mode
     mg_buf_reset(b);
     rc = mg_kserve_info_model(b, m.name, m.versions, m.nversions, m.platform, m.max_batch_size,
                               &tensors);
+    mg_info_model_done(&m);
+    if (rc != 0)
+        return send_error(req, b, MG_ENOMEM, "out of memory");
+    return send_json(req, 200, b);
+}
+
+/* GET /v2/models/{m}[/versions/{v}]/config */
+static int handle_model_config(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version)
+{
+    mg_buf_t *b = &l->out;
+    mg_err_t err;
+    mg_info_model_t m;
+    int rc = mg_info_model(l->api->serve, model, version, &m, &err);
+    if (rc != 0)
+        return send_error(req, b, rc, err.msg);
+    mg_kserve_info_tensors_t tensors = {m.inputs, m.ninputs, m.outputs, m.noutputs};
+    mg_buf_reset(b);
+    rc = mg_kserve_config(b, m.name, mg_model_version_config(m.version), &tensors);
     mg_info_model_done(&m);
     if (rc != 0)
         return send_error(req, b, MG_ENOMEM, "out of memory");
@@ -1351,6 +1370,16 @@ static int ep_model_version_stats(mg_api_loop_t *l, h2o_req_t *req, const mg_str
     return handle_stats(l, req, cap[0], cap[1]);
 }
 
+static int ep_model_config(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_model_config(l, req, cap[0], no_version);
+}
+
+static int ep_model_version_config(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_model_config(l, req, cap[0], cap[1]);
+}
+
 static int ep_model_ready(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 {
     return handle_model_ready(l, req, cap[0], no_version);
@@ -1492,12 +1521,14 @@ static endpoint_t endpoints[] = {
     EP("/v2/models/stats", "GET", INFERENCE, ep_stats_all), /* before the model named so */
     EP("/v2/models/{}", "GET", INFERENCE, ep_model),
     EP("/v2/models/{}/stats", "GET", INFERENCE, ep_model_stats),
+    EP("/v2/models/{}/config", "GET", INFERENCE, ep_model_config),
     EP("/v2/models/{}/ready", "GET", INFERENCE, ep_model_ready),
     EP("/v2/models/{}/infer", "POST", INFERENCE, ep_infer),
     EP("/v2/models/{}/versions/{}", "GET", INFERENCE, ep_model_version),
     EP("/v2/models/{}/versions/{}/ready", "GET", INFERENCE, ep_model_version_ready),
     EP("/v2/models/{}/versions/{}/infer", "POST", INFERENCE, ep_infer_version),
     EP("/v2/models/{}/versions/{}/stats", "GET", INFERENCE, ep_model_version_stats),
+    EP("/v2/models/{}/versions/{}/config", "GET", INFERENCE, ep_model_version_config),
     EP("/v2/repository/index", "POST", INFERENCE, ep_repo_index),
     EP("/v2/repository/models/{}/load", "POST", ADMIN, ep_repo_load),
     EP("/v2/repository/models/{}/unload", "POST", ADMIN, ep_repo_unload),

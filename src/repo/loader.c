@@ -157,7 +157,11 @@ static bool same_session_config(const mg_model_config_t *a, const mg_model_confi
            a->max_inflight == b->max_inflight && a->execution == b->execution &&
            a->dynamic_batching == b->dynamic_batching && a->queue_delay_us == b->queue_delay_us &&
            a->npreferred == b->npreferred &&
-           memcmp(a->preferred, b->preferred, sizeof(a->preferred)) == 0;
+           memcmp(a->preferred, b->preferred, sizeof(a->preferred)) == 0 &&
+           a->ninputs == b->ninputs &&
+           a->noutputs == b->noutputs &&
+           memcmp(a->inputs, b->inputs, (size_t)a->ninputs * sizeof(a->inputs[0])) == 0 &&
+           memcmp(a->outputs, b->outputs, (size_t)a->noutputs * sizeof(a->outputs[0])) == 0;
 }
 
 /*
@@ -447,6 +451,13 @@ static void build_sessions(const mg_loader_t *l, mg_model_version_t *v, const lo
             return;
         }
         v->nsessions++;
+        const mg_session_t *s = v->sessions[0];
+        if (i == 0 &&
+            mg_model_config_check_io(cfg, mg_session_inputs(s), mg_session_ninputs(s),
+                                     mg_session_outputs(s), mg_session_noutputs(s), &err) != 0) {
+            mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
+            return;
+        }
         if (cfg->warmup_runs > 0 &&
             mg_session_warmup(v->sessions[i], cfg->warmup_runs, &err) != 0) {
             mg_str_format(v->reason, sizeof(v->reason), "warm-up failed: %s", err.msg);

@@ -7,8 +7,8 @@
 
 void mg_info_server(mg_info_server_t *out)
 {
-    static const char *const extensions[] = {"binary_tensor_data", "model_repository",
-                                             "statistics"};
+    static const char *const extensions[] = {"binary_tensor_data", "model_repository", "statistics",
+                                             "model_configuration"};
     *out = (mg_info_server_t){"modelgate", MG_VERSION, extensions,
                               sizeof(extensions) / sizeof(extensions[0])};
 }

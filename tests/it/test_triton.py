@@ -21,23 +21,24 @@ with open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")) as
     SAMPLE = json.load(f)
 
 
-def copy_digits(name):
-    """An `extra` for make_repo: a second copy of digits (two versions) named `name`."""
+def copy_digits(*names):
+    """An `extra` for make_repo: copies of digits (two versions) named `names`."""
     def extra(repo):
-        shutil.copytree(os.path.join(repo, "digits"), os.path.join(repo, name))
-        path = os.path.join(repo, name, "config.json")
-        with open(path) as f:
-            cfg = json.load(f)
-        cfg["name"] = name
-        with open(path, "w") as f:
-            json.dump(cfg, f)
+        for name in names:
+            shutil.copytree(os.path.join(repo, "digits"), os.path.join(repo, name))
+            path = os.path.join(repo, name, "config.json")
+            with open(path) as f:
+                cfg = json.load(f)
+            cfg["name"] = name
+            with open(path, "w") as f:
+                json.dump(cfg, f)
     return extra
 
 
 class TritonTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.root, cls.repo = mgtest.make_repo(extra=copy_digits("spare"))
+        cls.root, cls.repo = mgtest.make_repo(extra=copy_digits("spare", "twin"))
         cls.d = Daemon(cls.repo, args=["--max-body-bytes", "1048576"])
 
     @classmethod
@@ -146,6 +147,55 @@ class TritonTest(unittest.TestCase):
             self.assertEqual(a["inference_stats"]["compute_infer"]["count"]
                              - b["inference_stats"]["compute_infer"]["count"], 2 * n, v)
 
+    # ---- model configuration ------------------------------------------------------------------
+
+    DIGITS_CONFIG = {
+        "name": "digits", "platform": "onnxruntime_onnx", "backend": "onnxruntime",
+        "version_policy": {"all": {}}, "max_batch_size": 64,
+        "input": [{"name": "input", "data_type": "TYPE_FP32", "dims": [64]}],
+        "output": [{"name": "probabilities", "data_type": "TYPE_FP32", "dims": [10]}],
+        "instance_group": [{"name": "digits", "kind": "KIND_CPU", "count": 1}],
+        "default_model_filename": "model.onnx",
+        "parameters": {"default_version": {"string_value": '"2"'}, "warmup": {"string_value": '{"runs":2}'}}}
+
+    def test_model_config(self):
+        self.assertEqual(self.d.json("GET", "/v2/models/digits/config"), (200, self.DIGITS_CONFIG))
+        self.assertEqual(self.d.json("GET", "/v2/models/digits/versions/1/config"), (200, self.DIGITS_CONFIG))
+        # Without batching, dims are the model's whole shape (dynamic dims -1).
+        s, b = self.d.json("GET", "/v2/models/id_int32/config")
+        self.assertEqual((s, b["max_batch_size"], b["input"]), (200, 0, [{"name": "x", "data_type": "TYPE_INT32",
+                                                                          "dims": [-1, 3]}]))
+        self.assertEqual(b["version_policy"], {"latest": {"num_versions": 1}})
+        s, b = self.d.json("GET", "/v2/models/id_bytes/config")
+        self.assertEqual(b["input"][0]["data_type"], "TYPE_STRING")
+        s, b = self.d.json("GET", "/v2/models/nosuch/config")
+        self.assertEqual((s, b), (404, {"error": "Request for unknown model: 'nosuch' is not found"}))
+        self.assertEqual(self.d.json("GET", "/v2/models/digits/versions/7/config")[0], 404)
+
+    def test_model_config_loads_back_and_is_checked(self):
+        path = os.path.join(self.repo, "twin", "config.json")
+        with open(path) as f:
+            original = f.read()
+        try:
+            cfg = dict(self.DIGITS_CONFIG, name="twin")
+            cfg["instance_group"] = [{"name": "twin", "kind": "KIND_CPU", "count": 2}]
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            self.assertEqual(self.d.json("POST", "/v2/repository/models/twin/load"), (200, {}))
+            self.assertEqual(self.d.json("GET", "/v2/models/twin/config"), (200, cfg))
+            self.assertEqual(self.infer("twin", SAMPLE)[0], 200)
+            # An input the model does not have that way: the load fails and says why.
+            bad = dict(cfg, input=[{"name": "input", "data_type": "TYPE_INT32", "dims": [64]}])
+            with open(path, "w") as f:
+                json.dump(bad, f)
+            s, b = self.d.json("POST", "/v2/repository/models/twin/load")
+            self.assertEqual(s, 400, b)
+            self.assertIn("input 'input' has data_type TYPE_INT32, the model's is TYPE_FP32", b["error"])
+            self.assertEqual(self.infer("twin", SAMPLE)[0], 200)  # what served still serves
+        finally:
+            with open(path, "w") as f:
+                f.write(original)
+
     # ---- compression --------------------------------------------------------------------------
 
     def test_compressed_request_bodies(self):
@@ -250,8 +300,8 @@ class CompressionBombTest(unittest.TestCase):
 
 
 # The extensions GET /v2 lists, and a call each answers with 200 (see the test above).
-EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics"]
-PROBES = {"statistics": ("GET", "/v2/models/stats")}
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "model_configuration"]
+PROBES = {"statistics": ("GET", "/v2/models/stats"), "model_configuration": ("GET", "/v2/models/digits/config")}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,188 @@
+/* Triton's model configuration JSON (proto/kserve_config.h). */
+#include "proto/kserve_config.h"
+
+#include "core/version.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+/* The label file config.json names for output `name`, or "". */
+static const char *label_file(const mg_model_config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->noutputs; i++) {
+        if (strcmp(cfg->outputs[i].name, name) == 0)
+            return cfg->outputs[i].label_filename;
+    }
+    return "";
+}
+
+static int put_tensors(mg_buf_t *out, const char *key, const mg_tensor_info_t *t, size_t n,
+                       const mg_model_config_t *cfg, bool outputs)
+{
+    int rc = mg_buf_printf(out, ",\"%s\":[", key);
+    int skip = cfg->max_batch_size > 0 ? 1 : 0; /* Triton's dims leave the batch dim out */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = mg_buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+        if (rc == 0)
+            rc = mg_buf_json_string(out, t[i].name, strlen(t[i].name));
+        if (rc == 0)
+            rc = mg_buf_printf(out, ",\"data_type\":\"%s\",\"dims\":[",
+                               mg_dtype_config_name(t[i].dtype));
+        for (int d = skip; rc == 0 && d < t[i].ndim; d++)
+            rc = mg_buf_printf(out, "%s%" PRId64, d > skip ? "," : "",
+                               t[i].shape[d] < 0 ? (int64_t)-1 : t[i].shape[d]);
+        if (rc == 0)
+            rc = mg_buf_puts(out, "]");
+        const char *labels = outputs ? label_file(cfg, t[i].name) : "";
+        if (rc == 0 && labels[0] != '\0') {
+            rc = mg_buf_puts(out, ",\"label_filename\":");
+            if (rc == 0)
+                rc = mg_buf_json_string(out, labels, strlen(labels));
+        }
+        if (rc == 0)
+            rc = mg_buf_puts(out, "}");
+    }
+    return rc == 0 ? mg_buf_puts(out, "]") : rc;
+}
+
+static int put_policy(mg_buf_t *out, const mg_model_config_t *cfg)
+{
+    switch (cfg->policy) {
+    case MG_VERSION_POLICY_ALL: return mg_buf_puts(out, ",\"version_policy\":{\"all\":{}}");
+    case MG_VERSION_POLICY_SPECIFIC: {
+        int rc = mg_buf_puts(out, ",\"version_policy\":{\"specific\":{\"versions\":[");
+        for (int i = 0; rc == 0 && i < cfg->nspecific; i++)
+            rc = mg_buf_printf(out, "%s%" PRId64, i ? "," : "", cfg->specific[i]);
+        return rc == 0 ? mg_buf_puts(out, "]}}") : rc;
+    }
+    default:
+        return mg_buf_printf(out, ",\"version_policy\":{\"latest\":{\"num_versions\":%d}}",
+                             cfg->latest_n);
+    }
+}
+
+/* ,"key":{"string_value":"<json>"} (the first without its comma), `json` escaped as a string. */
+static int put_parameter(mg_buf_t *out, int *first, const char *key, const mg_buf_t *json)
+{
+    int rc = mg_buf_printf(out, "%s\"%s\":{\"string_value\":", *first ? "" : ",", key);
+    *first = 0;
+    if (rc == 0)
+        rc = mg_buf_json_string(out, json->data, json->len);
+    return rc == 0 ? mg_buf_puts(out, "}") : rc;
+}
+
+/* "sha256": {"<version>": {"<file>": "<hex>", ...}, ...}, one object per pinned version. */
+static int pins_json(const mg_model_config_t *cfg, mg_buf_t *j)
+{
+    int rc = mg_buf_puts(j, "{");
+    for (int i = 0; rc == 0 && i < cfg->npins; i++) {
+        int64_t v = cfg->pins[i].version;
+        bool seen = false;
+        for (int k = 0; k < i && !seen; k++)
+            seen = cfg->pins[k].version == v;
+        if (seen)
+            continue;
+        rc = mg_buf_printf(j, "%s\"%" PRId64 "\":{", j->len > 1 ? "," : "", v);
+        int n = 0;
+        for (int k = i; rc == 0 && k < cfg->npins; k++) {
+            if (cfg->pins[k].version != v)
+                continue;
+            rc = mg_buf_puts(j, n++ ? "," : "");
+            if (rc == 0)
+                rc = mg_buf_json_string(j, cfg->pins[k].file, strlen(cfg->pins[k].file));
+            if (rc == 0)
+                rc = mg_buf_puts(j, ":\"");
+            for (int b = 0; rc == 0 && b < 32; b++)
+                rc = mg_buf_printf(j, "%02x", cfg->pins[k].sha256[b]);
+            if (rc == 0)
+                rc = mg_buf_puts(j, "\"");
+        }
+        if (rc == 0)
+            rc = mg_buf_puts(j, "}");
+    }
+    return rc == 0 ? mg_buf_puts(j, "}") : rc;
+}
+
+/* modelgate's own fields, each as the JSON config.json takes. */
+static int put_parameters(mg_buf_t *out, const mg_model_config_t *cfg)
+{
+    mg_buf_t j = {0};
+    int first = 1;
+    int rc = mg_buf_puts(out, ",\"parameters\":{");
+    if (rc == 0 && cfg->default_version > 0) {
+        mg_buf_reset(&j);
+        rc = mg_buf_printf(&j, "\"%" PRId64 "\"", cfg->default_version);
+        if (rc == 0)
+            rc = put_parameter(out, &first, "default_version", &j);
+    }
+    if (rc == 0 && cfg->intra_op_threads > 0) {
+        mg_buf_reset(&j);
+        rc = mg_buf_printf(&j, "%d", cfg->intra_op_threads);
+        if (rc == 0)
+            rc = put_parameter(out, &first, "intra_op_threads", &j);
+    }
+    if (rc == 0 && cfg->warmup_runs > 0) {
+        mg_buf_reset(&j);
+        rc = mg_buf_printf(&j, "{\"runs\":%d}", cfg->warmup_runs);
+        if (rc == 0)
+            rc = put_parameter(out, &first, "warmup", &j);
+    }
+    if (rc == 0 && cfg->has_traffic) {
+        mg_buf_reset(&j);
+        rc = mg_policy_to_json(&cfg->traffic, &j);
+        if (rc == 0)
+            rc = put_parameter(out, &first, "traffic", &j);
+    }
+    mg_breaker_config_t defaults;
+    mg_breaker_config_default(&defaults);
+    if (rc == 0 && memcmp(&defaults, &cfg->breaker, sizeof(defaults)) != 0) {
+        const mg_breaker_config_t *b = &cfg->breaker;
+        mg_buf_reset(&j);
+        rc = mg_buf_printf(&j,
+                           "{\"consecutive_failures\":%d,\"failure_ratio\":%.17g,"
+                           "\"window_ms\":%d,\"min_requests\":%d,\"ejection_ms\":%d,"
+                           "\"max_ejection_ms\":%d,\"probes\":%d}",
+                           (int)b->consecutive_failures, b->failure_ratio, (int)b->window_ms,
+                           (int)b->min_requests, (int)b->ejection_ms, (int)b->max_ejection_ms,
+                           (int)b->probes);
+        if (rc == 0)
+            rc = put_parameter(out, &first, "breaker", &j);
+    }
+    if (rc == 0 && cfg->npins > 0) {
+        mg_buf_reset(&j);
+        rc = pins_json(cfg, &j);
+        if (rc == 0)
+            rc = put_parameter(out, &first, "sha256", &j);
+    }
+    mg_buf_free(&j);
+    return rc == 0 ? mg_buf_puts(out, "}") : rc;
+}
+
+int mg_kserve_config(mg_buf_t *out, const char *name, const mg_model_config_t *cfg,
+                     const mg_kserve_info_tensors_t *tensors)
+{
+    int rc = mg_buf_puts(out, "{\"name\":");
+    if (rc == 0)
+        rc = mg_buf_json_string(out, name, strlen(name));
+    if (rc == 0)
+        rc = mg_buf_puts(out, ",\"platform\":\"onnxruntime_onnx\",\"backend\":\"onnxruntime\"");
+    if (rc == 0)
+        rc = put_policy(out, cfg);
+    if (rc == 0)
+        rc = mg_buf_printf(out, ",\"max_batch_size\":%" PRId64, cfg->max_batch_size);
+    if (rc == 0)
+        rc = put_tensors(out, "input", tensors->inputs, tensors->ninputs, cfg, false);
+    if (rc == 0)
+        rc = put_tensors(out, "output", tensors->outputs, tensors->noutputs, cfg, true);
+    if (rc == 0)
+        rc = mg_buf_puts(out, ",\"instance_group\":[{\"name\":");
+    if (rc == 0)
+        rc = mg_buf_json_string(out, name, strlen(name));
+    if (rc == 0)
+        rc = mg_buf_printf(out, ",\"kind\":\"KIND_CPU\",\"count\":%d}]", cfg->instance_count);
+    if (rc == 0)
+        rc = mg_buf_puts(out, ",\"default_model_filename\":\"model.onnx\"");
+    if (rc == 0)
+        rc = put_parameters(out, cfg);
+    return rc == 0 ? mg_buf_puts(out, "}") : rc;
+}

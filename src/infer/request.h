@@ -13,10 +13,14 @@
 #include <stdint.h>
 #include <string.h>
 
-/** One requested output: its name and whether it comes back in the binary extension. */
+/**
+ * One requested output: its name, whether it comes back in the binary extension, and
+ * whether as its top classes (Triton's classification extension, serve/classify.h).
+ */
 typedef struct mg_output_spec {
     mg_str_t name;
-    bool binary; /* parameters.binary_data, or the request-level default */
+    bool binary;             /* parameters.binary_data, or the request-level default */
+    uint32_t classification; /* parameters.classification: the top K as BYTES; 0: as it is */
 } mg_output_spec_t;
 
 /** The kind of a request-level parameter's value. */

@@ -349,6 +349,7 @@ static int parse_output(mg_json_t *j, mg_output_spec_t *o, signed char *explicit
     int rc;
     o->name = (mg_str_t){"", 0};
     o->binary = false;
+    o->classification = 0;
     *explicit_binary = -1;
     if (mg_json_peek(j) != MG_JSON_OBJECT)
         return lfail(err, MG_EPARSE, &l, "must be an object");
@@ -379,6 +380,18 @@ static int parse_output(mg_json_t *j, mg_output_spec_t *o, signed char *explicit
                     if (mg_json_read_bool(j, &b) != 0)
                         return mg_json_error(j, err);
                     *explicit_binary = b ? 1 : 0;
+                } else if (mg_json_str_eq(pk, "classification")) {
+                    static const char bad[] = "'classification' must be a positive integer "
+                                              "(the number of classes to return)";
+                    mg_numfmt_decimal_t num;
+                    uint64_t k = 0;
+                    if (mg_json_peek(j) != MG_JSON_NUMBER)
+                        return lfail(err, MG_EPARSE, &l, "%s", bad);
+                    if (mg_json_read_number(j, &num) != 0)
+                        return mg_json_error(j, err);
+                    if (mg_numfmt_to_uint(&num, 32, &k) != 0 || k == 0)
+                        return lfail(err, MG_EPARSE, &l, "%s", bad);
+                    o->classification = (uint32_t)k;
                 } else if (mg_json_skip(j, NULL) != 0) {
                     return mg_json_error(j, err);
                 }

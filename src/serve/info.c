@@ -8,7 +8,7 @@
 void mg_info_server(mg_info_server_t *out)
 {
     static const char *const extensions[] = {"binary_tensor_data", "model_repository", "statistics",
-                                             "model_configuration"};
+                                             "model_configuration", "classification"};
     *out = (mg_info_server_t){"modelgate", MG_VERSION, extensions,
                               sizeof(extensions) / sizeof(extensions[0])};
 }

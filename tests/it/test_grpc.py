@@ -350,6 +350,25 @@ class GrpcTest(unittest.TestCase):
         other = self.channel.unary_unary("/inference.GRPCInferenceService/CudaSharedMemoryStatus")
         self.assert_status(other, b"", grpc.StatusCode.UNIMPLEMENTED, "CudaSharedMemoryStatus")
 
+    def test_classification_as_http(self):
+        req = self.digits_request(version="2")
+        o = req.outputs.add(name="probabilities")
+        o.parameters["classification"].int64_param = 2
+        r = self.stub.ModelInfer(req)
+        self.assertEqual((r.outputs[0].datatype, list(r.outputs[0].shape)), ("BYTES", [1, 2]))
+        raw = r.raw_output_contents[0]
+        got = []
+        while raw:
+            n = struct.unpack("<I", raw[:4])[0]
+            got.append(raw[4:4 + n].decode())
+            raw = raw[4 + n:]
+        _, http = self.d.json("POST", "/v2/models/digits/versions/2/infer", {
+            "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": SAMPLE_PIXELS}],
+            "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}]})
+        self.assertEqual(got, http["outputs"][0]["data"])
+        o.parameters["classification"].int64_param = 0
+        self.assert_status(self.stub.ModelInfer, req, grpc.StatusCode.INVALID_ARGUMENT, "'classification'")
+
     def test_model_statistics_as_http(self):
         self.stub.ModelInfer(self.digits_request(version="1"))
         r = self.stub.ModelStatistics(pb.ModelStatisticsRequest(name="digits", version="1"))

@@ -35,10 +35,29 @@ def copy_digits(*names):
     return extra
 
 
+LABELS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def labelled(repo):
+    """digits again as "labelled", whose output has a labels file named in its config.json."""
+    shutil.copytree(os.path.join(repo, "digits"), os.path.join(repo, "labelled"))
+    with open(os.path.join(repo, "labelled", "config.json"), "w") as f:
+        json.dump({"max_batch_size": 64, "output": [{"name": "probabilities", "label_filename": "labels.txt"}]}, f)
+    with open(os.path.join(repo, "labelled", "labels.txt"), "w") as f:
+        f.write("\n".join(LABELS) + "\n")
+
+
+def extras(*fns):
+    def extra(repo):
+        for fn in fns:
+            fn(repo)
+    return extra
+
+
 class TritonTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.root, cls.repo = mgtest.make_repo(extra=copy_digits("spare", "twin"))
+        cls.root, cls.repo = mgtest.make_repo(extra=extras(copy_digits("spare", "twin"), labelled))
         cls.d = Daemon(cls.repo, args=["--max-body-bytes", "1048576"])
 
     @classmethod
@@ -196,6 +215,70 @@ class TritonTest(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(original)
 
+    # ---- classification -----------------------------------------------------------------------
+
+    def classify(self, model, k, batch=1, **kw):
+        body = {"inputs": [{"name": "input", "shape": [batch, 64], "datatype": "FP32",
+                            "data": SAMPLE["inputs"][0]["data"] * batch}],
+                "outputs": [{"name": "probabilities", "parameters": {"classification": k, **kw}}]}
+        return self.infer(model, body)
+
+    def test_classification(self):
+        s, b = self.infer("digits", SAMPLE)
+        probs = b["outputs"][0]["data"]
+        order = sorted(range(10), key=lambda i: (-probs[i], i))
+        s, b = self.classify("digits", 3)
+        self.assertEqual(s, 200, b)
+        out = b["outputs"][0]
+        self.assertEqual((out["name"], out["datatype"], out["shape"]), ("probabilities", "BYTES", [1, 3]))
+        self.assertEqual([int(x.split(":")[1]) for x in out["data"]], order[:3])
+        self.assertEqual([float(x.split(":")[0]) for x in out["data"]], [probs[i] for i in order[:3]])
+        with open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample_label.txt")) as f:
+            self.assertEqual(order[0], int(f.read()))
+        # Per batch element; K past the class count gives every class.
+        s, b = self.classify("digits", 2, batch=3)
+        self.assertEqual((s, b["outputs"][0]["shape"]), (200, [3, 2]))
+        self.assertEqual(b["outputs"][0]["data"][0:2], b["outputs"][0]["data"][4:6])
+        s, b = self.classify("digits", 50)
+        self.assertEqual(b["outputs"][0]["shape"], [1, 10])
+        # With the labels file: "score:index:label".
+        s, b = self.classify("labelled", 2)
+        self.assertEqual(s, 200, b)
+        self.assertEqual([x.split(":", 1)[1] for x in b["outputs"][0]["data"]],
+                         ["%d:%s" % (i, LABELS[i]) for i in order[:2]])
+        # In the binary extension: BYTES elements, length-prefixed.
+        s, h, data = self.d.request("POST", "/v2/models/labelled/infer", json.dumps(
+            {"inputs": SAMPLE["inputs"], "outputs": [{"name": "probabilities",
+                                                      "parameters": {"classification": 1, "binary_data": True}}]}))
+        header, raws = mgtest.split_binary_response(h, data)
+        raw = raws["probabilities"]
+        n = struct.unpack("<I", raw[:4])[0]
+        self.assertEqual(raw[4:4 + n].decode().split(":")[1:], [str(order[0]), LABELS[order[0]]])
+        for k in [0, -1, "3", 1.5]:
+            s, b = self.classify("digits", k)
+            self.assertEqual(s, 400, k)
+            self.assertIn("'classification' must be a positive integer", b["error"])
+        s, b = self.infer("id_bytes", {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "BYTES",
+                                                   "data": ["a", "b", "c"]}],
+                                       "outputs": [{"name": "y", "parameters": {"classification": 1}}]})
+        self.assertEqual(s, 400, b)
+        self.assertIn("output 'y': classification needs a numeric output, it is BYTES", b["error"])
+
+    def test_missing_labels_file_fails_the_load(self):
+        path = os.path.join(self.repo, "twin", "config.json")
+        with open(path) as f:
+            original = f.read()
+        try:
+            with open(path, "w") as f:
+                json.dump({"output": [{"name": "probabilities", "label_filename": "nolabels.txt"}]}, f)
+            s, b = self.d.json("POST", "/v2/repository/models/twin/load")
+            self.assertEqual(s, 400, b)
+            self.assertIn("output 'probabilities': label_filename:", b["error"])
+            self.assertIn("nolabels.txt", b["error"])
+        finally:
+            with open(path, "w") as f:
+                f.write(original)
+
     # ---- compression --------------------------------------------------------------------------
 
     def test_compressed_request_bodies(self):
@@ -300,7 +383,7 @@ class CompressionBombTest(unittest.TestCase):
 
 
 # The extensions GET /v2 lists, and a call each answers with 200 (see the test above).
-EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "model_configuration"]
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "model_configuration", "classification"]
 PROBES = {"statistics": ("GET", "/v2/models/stats"), "model_configuration": ("GET", "/v2/models/digits/config")}
 
 

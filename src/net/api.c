@@ -9,6 +9,7 @@
 #include "proto/kserve.h"
 #include "proto/kserve_config.h"
 #include "proto/kserve_info.h"
+#include "proto/kserve_shm.h"
 #include "proto/kserve_stats.h"
 #include "proto/predict.h"
 #include "serve/batch.h"
@@ -612,6 +613,69 @@ static int handle_stats(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
     return send_json(req, 200, b);
 }
 
+/* ---- the system shared-memory extension --------------------------------------------------- */
+
+typedef struct shm_writer {
+    mg_buf_t *out;
+    int first;
+} shm_writer_t;
+
+static int write_shm_row(void *ctx, const mg_shm_status_t *st)
+{
+    shm_writer_t *w = ctx;
+    int rc =
+        mg_kserve_shm_status_row(w->out, w->first, st->name, st->key, st->offset, st->byte_size);
+    w->first = 0;
+    return rc;
+}
+
+/* GET /v2/systemsharedmemory[/region/{r}]/status */
+static int handle_shm_status(mg_api_loop_t *l, h2o_req_t *req, mg_str_t region)
+{
+    mg_buf_t *b = &l->out;
+    mg_err_t err = {0};
+    shm_writer_t w = {b, 1};
+    mg_buf_reset(b);
+    int rc = mg_buf_puts(b, "[");
+    if (rc == 0)
+        rc = mg_shm_status(l->api->shm, region, write_shm_row, &w, &err);
+    if (rc == 0)
+        rc = mg_buf_puts(b, "]");
+    if (rc != 0)
+        return send_error(req, b, rc == MG_ENOENT ? MG_EINVAL : rc,
+                          rc == MG_ENOMEM ? "out of memory" : err.msg);
+    return send_json(req, 200, b);
+}
+
+/* POST /v2/systemsharedmemory/region/{r}/register */
+static int handle_shm_register(mg_api_loop_t *l, h2o_req_t *req, mg_str_t region)
+{
+    mg_err_t err = {0};
+    char key[MG_KSERVE_SHM_KEY_MAX];
+    uint64_t offset, size;
+    mg_str_t body = body_of(req);
+    int rc = mg_kserve_shm_decode_register(body.ptr, body.len, key, &offset, &size, &err);
+    if (rc == 0)
+        rc = mg_shm_register(l->api->shm, region, key, offset, size, &err);
+    if (rc != 0) /* a missing object is the client's mistake: 400, as Triton answers */
+        return send_error(req, &l->out, rc == MG_ENOENT ? MG_EINVAL : rc, err.msg);
+    mg_buf_reset(&l->out);
+    mg_buf_puts(&l->out, "{}");
+    return send_json(req, 200, &l->out);
+}
+
+/* POST /v2/systemsharedmemory[/region/{r}]/unregister */
+static int handle_shm_unregister(mg_api_loop_t *l, h2o_req_t *req, mg_str_t region)
+{
+    mg_err_t err = {0};
+    int rc = mg_shm_unregister(l->api->shm, region, &err);
+    if (rc != 0)
+        return send_error(req, &l->out, MG_EINVAL, err.msg);
+    mg_buf_reset(&l->out);
+    mg_buf_puts(&l->out, "{}");
+    return send_json(req, 200, &l->out);
+}
+
 /* ---- inference ---------------------------------------------------------------------------- */
 
 /* Reads Inference-Header-Content-Length. Returns 0 (absent: MG_KSERVE_NO_BINARY) or MG_EPARSE. */
@@ -637,6 +701,14 @@ typedef enum { ENCODE_KSERVE, ENCODE_PREDICT } encoding_t;
 
 static void describe_call(const mg_api_loop_t *l, h2o_req_t *req, mg_serve_call_t *call);
 
+/* Ends a call: the core's part (mg_serve_done) and the shared-memory regions it held. */
+static void end_call(const mg_serve_call_t *call, mg_serve_result_t *res)
+{
+    mg_serve_done(res);
+    if (call->req->shm_hold != NULL)
+        mg_shm_release(call->req->shm_hold);
+}
+
 /*
  * Sends the answer of a finished call in `enc` (a failure with the core's headers for
  * failures: Retry-After) and ends the call (mg_serve_done). `res` stays in place until this
@@ -647,13 +719,16 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
 {
     mg_buf_t *b = &l->out;
     answering = res;
+    if (res->rc == 0 && call->req->shm_outputs != NULL)
+        res->rc = mg_shm_write_outputs(l->api->shm, call->req, &res->resp, call->req->shm_hold,
+                                       &res->err);
     if (res->rc != 0) {
         mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
         size_t n = mg_serve_error_headers(res, hdrs);
         for (size_t i = 0; i < n; i++)
             add_header(req, hdrs[i].name, hdrs[i].value.ptr, hdrs[i].value.len);
         send_error(req, b, res->rc, res->err.msg);
-        mg_serve_done(res);
+        end_call(call, res);
         answering = NULL;
         return 0;
     }
@@ -662,7 +737,7 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
     int rc = enc == ENCODE_KSERVE ? mg_kserve_encode_response(&res->resp, b, &header_len)
                                   : mg_predict_encode_response(&res->resp, b);
     if (rc != 0) {
-        mg_serve_done(res);
+        end_call(call, res);
         send_error(req, b, MG_ENOMEM, "out of memory encoding the response");
         answering = NULL;
         return 0;
@@ -672,7 +747,7 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
     size_t n = mg_serve_headers(call, res, hdrs, explain);
     for (size_t i = 0; i < n; i++)
         add_header(req, hdrs[i].name, hdrs[i].value.ptr, hdrs[i].value.len);
-    mg_serve_done(res);
+    end_call(call, res);
     if (header_len != MG_KSERVE_NO_BINARY) {
         char num[24];
         int k = snprintf(num, sizeof(num), "%zu", header_len);
@@ -822,7 +897,7 @@ static void on_ran(h2o_multithread_receiver_t *receiver, h2o_linklist_t *message
             pc->watch->req = NULL;
             respond(l, pc->req, &pc->call, &pc->res, pc->enc);
         } else {
-            mg_serve_done(&pc->res);
+            end_call(&pc->call, &pc->res);
         }
         pool_batch_unref(pc->batch);
         mg_arena_free(&pc->arena);
@@ -991,6 +1066,16 @@ static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
     ireq->arena = h != NULL ? &h->arena : &l->arena;
     mg_str_t body = body_of(req);
     int rc = mg_kserve_decode_request(body.ptr, body.len, header_len, ireq, &err);
+    if (rc == 0 && (ireq->shm_inputs != NULL || ireq->shm_outputs != NULL)) {
+        /* In the request's arena: it travels with the call, to the pool or a joined Run too. */
+        ireq->shm_hold = mg_arena_alloc(ireq->arena, sizeof(*ireq->shm_hold));
+        if (ireq->shm_hold == NULL)
+            return send_error(req, &l->out, MG_ENOMEM, "out of memory");
+        memset(ireq->shm_hold, 0, sizeof(*ireq->shm_hold));
+        rc = mg_shm_bind_inputs(l->api->shm, ireq, ireq->shm_hold, &err);
+        if (rc != 0)
+            mg_shm_release(ireq->shm_hold);
+    }
     if (rc != 0)
         return send_error(req, &l->out, rc, err.msg);
     mg_serve_call_t call = {
@@ -1380,6 +1465,33 @@ static int ep_model_version_config(mg_api_loop_t *l, h2o_req_t *req, const mg_st
     return handle_model_config(l, req, cap[0], cap[1]);
 }
 
+static int ep_shm_status_all(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_shm_status(l, req, no_version);
+}
+
+static int ep_shm_status(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_shm_status(l, req, cap[0]);
+}
+
+static int ep_shm_register(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_shm_register(l, req, cap[0]);
+}
+
+static int ep_shm_unregister_all(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_shm_unregister(l, req, no_version);
+}
+
+static int ep_shm_unregister(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_shm_unregister(l, req, cap[0]);
+}
+
 static int ep_model_ready(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 {
     return handle_model_ready(l, req, cap[0], no_version);
@@ -1530,6 +1642,11 @@ static endpoint_t endpoints[] = {
     EP("/v2/models/{}/versions/{}/stats", "GET", INFERENCE, ep_model_version_stats),
     EP("/v2/models/{}/versions/{}/config", "GET", INFERENCE, ep_model_version_config),
     EP("/v2/repository/index", "POST", INFERENCE, ep_repo_index),
+    EP("/v2/systemsharedmemory/status", "GET", INFERENCE, ep_shm_status_all),
+    EP("/v2/systemsharedmemory/region/{}/status", "GET", INFERENCE, ep_shm_status),
+    EP("/v2/systemsharedmemory/region/{}/register", "POST", ADMIN, ep_shm_register),
+    EP("/v2/systemsharedmemory/unregister", "POST", ADMIN, ep_shm_unregister_all),
+    EP("/v2/systemsharedmemory/region/{}/unregister", "POST", ADMIN, ep_shm_unregister),
     EP("/v2/repository/models/{}/load", "POST", ADMIN, ep_repo_load),
     EP("/v2/repository/models/{}/unload", "POST", ADMIN, ep_repo_unload),
     EP("/v2/admin/models/{}/traffic", "GET, PUT", ADMIN, ep_traffic),

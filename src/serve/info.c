@@ -7,8 +7,9 @@
 
 void mg_info_server(mg_info_server_t *out)
 {
-    static const char *const extensions[] = {"binary_tensor_data", "model_repository", "statistics",
-                                             "model_configuration", "classification"};
+    static const char *const extensions[] = {"binary_tensor_data", "model_repository",
+                                             "statistics",         "model_configuration",
+                                             "classification",     "system_shared_memory"};
     *out = (mg_info_server_t){"modelgate", MG_VERSION, extensions,
                               sizeof(extensions) / sizeof(extensions[0])};
 }

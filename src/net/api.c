@@ -1526,7 +1526,7 @@ static int ep_repo_index(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 
 static int ep_repo_load(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 {
-    return submit_job(l, req, MG_CONTROL_LOAD, cap[0], 0, answer_empty);
+    return submit_job(l, req, MG_CONTROL_LOAD, cap[0], 1, answer_empty);
 }
 
 static int ep_repo_unload(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)

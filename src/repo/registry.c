@@ -868,6 +868,11 @@ int mg_registry_index(mg_registry_t *r, bool ready_only, mg_registry_row_fn fn, 
     return rc;
 }
 
+const char *mg_registry_repo_dir(const mg_registry_t *r)
+{
+    return r->repo_dir;
+}
+
 const mg_registry_snapshot_t *mg_registry_snapshot(mg_registry_t *r)
 {
     return mg_snapshot_read(&r->live);

@@ -2,6 +2,7 @@
 speaks them (docs/protocol/extension_*.md of triton-inference-server/server, KServe's
 required_api.md): error wording, the repository index, statistics, model configuration,
 compression and classification."""
+import base64
 import gzip
 import http.client
 import json
@@ -9,6 +10,7 @@ import mmap
 import os
 import re
 import shutil
+import socket
 import struct
 import threading
 import time
@@ -284,6 +286,99 @@ class TritonTest(unittest.TestCase):
         finally:
             with open(path, "w") as f:
                 f.write(original)
+
+    # ---- model upload and config override through the repository load ----------------------
+
+    def load_with(self, model, params):
+        return self.d.json("POST", "/v2/repository/models/%s/load" % model, {"parameters": params})
+
+    def test_upload_a_model_with_its_files(self):
+        with open(os.path.join(self.repo, "digits", "2", "model.onnx"), "rb") as f:
+            onnx = f.read()
+        labels = "\n".join(LABELS).encode()
+        config = json.dumps({"name": "uploaded", "max_batch_size": 8,
+                             "output": [{"name": "probabilities", "label_filename": "labels.txt"}]})
+        s, b = self.load_with("uploaded", {"config": config,
+                                           "file:3/model.onnx": base64.b64encode(onnx).decode(),
+                                           "file:labels.txt": base64.b64encode(labels).decode()})
+        self.assertEqual((s, b), (200, {}))
+        s, b = self.classify("uploaded", 1)
+        self.assertEqual((s, b["model_version"], b["outputs"][0]["data"][0].split(":")[2]), (200, "3", "two"))
+        folder = os.path.join(self.repo, "uploaded")
+        self.assertEqual(sorted(os.listdir(folder)), ["3", "config.json", "labels.txt"])
+        with open(os.path.join(folder, "3", "model.onnx"), "rb") as f:
+            self.assertEqual(f.read(), onnx)
+        self.assertEqual([n for n in os.listdir(self.repo) if n.startswith(".")], [])
+        # A second upload replaces the folder as a whole; one that fails leaves it as it was.
+        s, b = self.load_with("uploaded", {"config": config, "file:4/model.onnx": base64.b64encode(b"junk").decode()})
+        self.assertEqual(s, 400, b)
+        self.assertIn("not a valid ONNX model", b["error"])
+        self.assertEqual(sorted(os.listdir(folder)), ["3", "config.json", "labels.txt"])
+        self.assertEqual(self.classify("uploaded", 1)[0], 200)
+        s, b = self.load_with("fresh", {"config": "{}", "file:1/model.onnx": base64.b64encode(b"junk").decode()})
+        self.assertEqual(s, 400, b)
+        self.assertFalse(os.path.exists(os.path.join(self.repo, "fresh")))
+        self.assertEqual([n for n in os.listdir(self.repo) if n.startswith(".")], [])
+        # A restart serves what was uploaded.
+        d2 = Daemon(self.repo)
+        try:
+            s, b = d2.json("GET", "/v2/models/uploaded/ready")
+            self.assertEqual((s, b["version"]), (200, "3"))
+        finally:
+            self.assertEqual(d2.stop(), 0)
+
+    def test_config_override(self):
+        path = os.path.join(self.repo, "spare", "config.json")
+        with open(path) as f:
+            original = f.read()
+        try:
+            cfg = dict(json.loads(original), max_batch_size=4)
+            self.assertEqual(self.load_with("spare", {"config": json.dumps(cfg)}), (200, {}))
+            self.assertEqual(self.d.json("GET", "/v2/models/spare/config")[1]["max_batch_size"], 4)
+            with open(path) as f:
+                self.assertEqual(json.load(f), cfg)
+            # A config the model does not match: refused at load, config.json put back.
+            bad = dict(cfg, input=[{"name": "nosuch"}])
+            s, b = self.load_with("spare", {"config": json.dumps(bad)})
+            self.assertEqual(s, 400, b)
+            self.assertIn("input 'nosuch' is not one of the model's inputs", b["error"])
+            with open(path) as f:
+                self.assertEqual(json.load(f), cfg)
+            # One that does not parse: refused before anything is written.
+            s, b = self.load_with("spare", {"config": '{"max_batch_size": "many"}'})
+            self.assertEqual(s, 400)
+            self.assertIn("max_batch_size", b["error"])
+        finally:
+            with open(path, "w") as f:
+                f.write(original)
+            self.assertEqual(self.d.json("POST", "/v2/repository/models/spare/load"), (200, {}))
+
+    def test_upload_errors(self):
+        good = base64.b64encode(b"x").decode()
+        for params, status, want in [
+                ({"file:1/model.onnx": good}, 400, "needs the model's \"config\" too"),
+                ({"config": "{}", "file:../x/model.onnx": good}, 400, "the path must be"),
+                ({"config": "{}", "file:1/.hidden": good}, 400, "the path must be"),
+                ({"config": "{}", "file:config.json": good}, 400, "the path must be"),
+                ({"config": "{}", "file:01/model.onnx": good}, 400, "the path must be"),
+                ({"config": "{}", "file:1/model.onnx": "not base64!"}, 400, "in base64"),
+                ({"config": 7}, 400, "'config' must be a string"),
+                ({"colour": "red"}, 400, "unknown load parameter 'colour'"),
+                ({"config": "{}"}, 404, "no model 'nosuch'")]:
+            s, b = self.load_with("nosuch", params)
+            self.assertEqual(s, status, (params, b))
+            self.assertIn(want, b["error"])
+        s, b = self.d.json("POST", "/v2/repository/models/nosuch/load", "[1]")
+        self.assertEqual(s, 400)
+        # Bounded by the body limit (1 MiB here): 413 from the headers, before any byte is read.
+        with socket.create_connection(("127.0.0.1", self.d.port), timeout=30) as sk:
+            sk.sendall(b"POST /v2/repository/models/nosuch/load HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 2000000\r\n\r\n")
+            r = http.client.HTTPResponse(sk)
+            r.begin()
+            self.assertEqual(r.status, 413)
+            self.assertIn("1048576-byte limit", json.loads(r.read())["error"])
+        self.assertFalse(os.path.exists(os.path.join(self.repo, "nosuch")))
 
     # ---- compression --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
 
 #include "core/cpu.h"
 #include "core/log.h"
+#include "proto/kserve_config.h"
 #include "proto/kserve_pb.h"
 #include "serve/info.h"
 #include "serve/stats.h"
@@ -463,6 +464,153 @@ static int m_model_metadata(cq_thread_t *t, call_ctx_t *c)
     return 0;
 }
 
+/* ---- the model configuration extension ---------------------------------------------------- */
+
+static void *arena_zalloc(cq_thread_t *t, size_t n)
+{
+    void *p = mg_arena_alloc(&t->arena, n);
+    if (p != NULL)
+        memset(p, 0, n);
+    return p;
+}
+
+/* A tensor's dims as Triton's config gives them: without the batch dim when batching. */
+static int64_t *config_dims(cq_thread_t *t, const mg_tensor_info_t *info, bool batching, size_t *n)
+{
+    int skip = batching && info->ndim > 0 ? 1 : 0;
+    *n = (size_t)(info->ndim - skip);
+    int64_t *d = arena_zalloc(t, (*n + 1) * sizeof(*d));
+    for (size_t i = 0; d != NULL && i < *n; i++)
+        d[i] = info->shape[i + skip] < 0 ? -1 : info->shape[i + skip];
+    return d;
+}
+
+static int add_parameter(void *ctx, const char *key, const mg_buf_t *json)
+{
+    Inference__ModelConfig *mc = ((void **)ctx)[0];
+    cq_thread_t *t = ((void **)ctx)[1];
+    Inference__ModelConfig__ParametersEntry *e = arena_zalloc(t, sizeof(*e));
+    Inference__ModelParameter *p = arena_zalloc(t, sizeof(*p));
+    if (e == NULL || p == NULL)
+        return MG_ENOMEM;
+    inference__model_config__parameters_entry__init(e);
+    inference__model_parameter__init(p);
+    e->key = arena_dup(t, key, strlen(key));
+    p->string_value = arena_dup(t, json->data, json->len);
+    e->value = p;
+    if (e->key == NULL || p->string_value == NULL)
+        return MG_ENOMEM;
+    mc->parameters[mc->n_parameters++] = e;
+    return 0;
+}
+
+/* Fills `mc` (Triton's ModelConfig) as GET .../config answers it (proto/kserve_config.h). */
+static int fill_config(cq_thread_t *t, const mg_info_model_t *m, const mg_model_config_t *cfg,
+                       Inference__ModelConfig *mc)
+{
+    static char platform[] = "onnxruntime_onnx", backend[] = "onnxruntime",
+                filename[] = "model.onnx";
+    inference__model_config__init(mc);
+    mc->name = (char *)(uintptr_t)m->name;
+    mc->platform = platform;
+    mc->backend = backend;
+    mc->default_model_filename = filename;
+    mc->max_batch_size = (int32_t)cfg->max_batch_size;
+    Inference__ModelVersionPolicy *vp = arena_zalloc(t, sizeof(*vp));
+    if (vp == NULL)
+        return MG_ENOMEM;
+    inference__model_version_policy__init(vp);
+    if (cfg->policy == MG_VERSION_POLICY_ALL) {
+        vp->policy_choice_case = INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_ALL;
+        vp->all = arena_zalloc(t, sizeof(*vp->all));
+        if (vp->all == NULL)
+            return MG_ENOMEM;
+        inference__model_version_policy__all__init(vp->all);
+    } else if (cfg->policy == MG_VERSION_POLICY_SPECIFIC) {
+        vp->policy_choice_case = INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_SPECIFIC;
+        vp->specific = arena_zalloc(t, sizeof(*vp->specific));
+        if (vp->specific == NULL)
+            return MG_ENOMEM;
+        inference__model_version_policy__specific__init(vp->specific);
+        vp->specific->n_versions = (size_t)cfg->nspecific;
+        vp->specific->versions = (int64_t *)(uintptr_t)cfg->specific;
+    } else {
+        vp->policy_choice_case = INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_LATEST;
+        vp->latest = arena_zalloc(t, sizeof(*vp->latest));
+        if (vp->latest == NULL)
+            return MG_ENOMEM;
+        inference__model_version_policy__latest__init(vp->latest);
+        vp->latest->num_versions = (uint32_t)cfg->latest_n;
+    }
+    mc->version_policy = vp;
+    bool batching = cfg->max_batch_size > 0;
+    mc->input = arena_zalloc(t, (m->ninputs + 1) * sizeof(*mc->input));
+    mc->output = arena_zalloc(t, (m->noutputs + 1) * sizeof(*mc->output));
+    if (mc->input == NULL || mc->output == NULL)
+        return MG_ENOMEM;
+    for (size_t i = 0; i < m->ninputs; i++) {
+        Inference__ModelInput *in = arena_zalloc(t, sizeof(*in));
+        if (in == NULL)
+            return MG_ENOMEM;
+        inference__model_input__init(in);
+        in->name = m->inputs[i].name;
+        in->data_type = (Inference__DataType)mg_dtype_config_number(m->inputs[i].dtype);
+        if ((in->dims = config_dims(t, &m->inputs[i], batching, &in->n_dims)) == NULL)
+            return MG_ENOMEM;
+        mc->input[mc->n_input++] = in;
+    }
+    for (size_t i = 0; i < m->noutputs; i++) {
+        Inference__ModelOutput *out = arena_zalloc(t, sizeof(*out));
+        if (out == NULL)
+            return MG_ENOMEM;
+        inference__model_output__init(out);
+        out->name = m->outputs[i].name;
+        out->data_type = (Inference__DataType)mg_dtype_config_number(m->outputs[i].dtype);
+        if ((out->dims = config_dims(t, &m->outputs[i], batching, &out->n_dims)) == NULL)
+            return MG_ENOMEM;
+        for (int k = 0; k < cfg->noutputs; k++) {
+            if (strcmp(cfg->outputs[k].name, out->name) == 0 && cfg->outputs[k].label_filename[0])
+                out->label_filename = (char *)(uintptr_t)cfg->outputs[k].label_filename;
+        }
+        mc->output[mc->n_output++] = out;
+    }
+    Inference__ModelInstanceGroup *g = arena_zalloc(t, sizeof(*g));
+    mc->instance_group = arena_zalloc(t, sizeof(*mc->instance_group));
+    mc->parameters = arena_zalloc(t, 8 * sizeof(*mc->parameters));
+    if (g == NULL || mc->instance_group == NULL || mc->parameters == NULL)
+        return MG_ENOMEM;
+    inference__model_instance_group__init(g);
+    g->name = mc->name;
+    g->count = cfg->instance_count;
+    g->kind = INFERENCE__MODEL_INSTANCE_GROUP__KIND__KIND_CPU;
+    mc->instance_group[mc->n_instance_group++] = g;
+    void *ctx[2] = {mc, t};
+    return mg_kserve_config_parameters(cfg, add_parameter, ctx);
+}
+
+static int m_model_config(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__ModelConfigRequest *q = unpack(t, c, &inference__model_config_request__descriptor);
+    if (q == NULL)
+        return 0;
+    mg_err_t err;
+    mg_info_model_t m;
+    int rc = mg_info_model(t->server->serve, (mg_str_t){q->name, strlen(q->name)},
+                           (mg_str_t){q->version, strlen(q->version)}, &m, &err);
+    if (rc != 0)
+        return finish_error(c, rc, err.msg);
+    Inference__ModelConfig mc;
+    Inference__ModelConfigResponse r = INFERENCE__MODEL_CONFIG_RESPONSE__INIT;
+    r.config = &mc;
+    if (fill_config(t, &m, mg_model_version_config(m.version), &mc) != 0) {
+        mg_info_model_done(&m);
+        return finish_error(c, MG_ENOMEM, "out of memory");
+    }
+    finish_ok(c, &r.base); /* packed before the version (which owns the names) is unpinned */
+    mg_info_model_done(&m);
+    return 0;
+}
+
 /* ---- the statistics extension ------------------------------------------------------------ */
 
 /* The ModelStatistics rows gathered so far, in the thread's arena. */
@@ -742,7 +890,7 @@ static const method_t methods[] = {
     {"RepositoryIndex", m_repository_index, NULL},
     {"RepositoryModelLoad", m_repository_load, NULL},
     {"RepositoryModelUnload", m_repository_unload, NULL},
-    {"ModelConfig", NULL, "ModelConfig is not implemented yet: model configuration is not served"},
+    {"ModelConfig", m_model_config, NULL},
     {"ModelStatistics", m_model_statistics, NULL},
 };
 

@@ -61,14 +61,20 @@ static int put_policy(mg_buf_t *out, const mg_model_config_t *cfg)
     }
 }
 
-/* ,"key":{"string_value":"<json>"} (the first without its comma), `json` escaped as a string. */
-static int put_parameter(mg_buf_t *out, int *first, const char *key, const mg_buf_t *json)
+/* One parameter as JSON: ,"key":{"string_value":"<json>"} (the first without its comma). */
+typedef struct param_writer {
+    mg_buf_t *out;
+    int first;
+} param_writer_t;
+
+static int put_parameter(void *ctx, const char *key, const mg_buf_t *json)
 {
-    int rc = mg_buf_printf(out, "%s\"%s\":{\"string_value\":", *first ? "" : ",", key);
-    *first = 0;
+    param_writer_t *w = ctx;
+    int rc = mg_buf_printf(w->out, "%s\"%s\":{\"string_value\":", w->first ? "" : ",", key);
+    w->first = 0;
     if (rc == 0)
-        rc = mg_buf_json_string(out, json->data, json->len);
-    return rc == 0 ? mg_buf_puts(out, "}") : rc;
+        rc = mg_buf_json_string(w->out, json->data, json->len);
+    return rc == 0 ? mg_buf_puts(w->out, "}") : rc;
 }
 
 /* "sha256": {"<version>": {"<file>": "<hex>", ...}, ...}, one object per pinned version. */
@@ -103,35 +109,35 @@ static int pins_json(const mg_model_config_t *cfg, mg_buf_t *j)
     return rc == 0 ? mg_buf_puts(j, "}") : rc;
 }
 
-/* modelgate's own fields, each as the JSON config.json takes. */
-static int put_parameters(mg_buf_t *out, const mg_model_config_t *cfg)
+int mg_kserve_config_parameters(const mg_model_config_t *cfg,
+                                int (*fn)(void *ctx, const char *key, const mg_buf_t *json),
+                                void *ctx)
 {
     mg_buf_t j = {0};
-    int first = 1;
-    int rc = mg_buf_puts(out, ",\"parameters\":{");
+    int rc = 0;
     if (rc == 0 && cfg->default_version > 0) {
         mg_buf_reset(&j);
         rc = mg_buf_printf(&j, "\"%" PRId64 "\"", cfg->default_version);
         if (rc == 0)
-            rc = put_parameter(out, &first, "default_version", &j);
+            rc = fn(ctx, "default_version", &j);
     }
     if (rc == 0 && cfg->intra_op_threads > 0) {
         mg_buf_reset(&j);
         rc = mg_buf_printf(&j, "%d", cfg->intra_op_threads);
         if (rc == 0)
-            rc = put_parameter(out, &first, "intra_op_threads", &j);
+            rc = fn(ctx, "intra_op_threads", &j);
     }
     if (rc == 0 && cfg->warmup_runs > 0) {
         mg_buf_reset(&j);
         rc = mg_buf_printf(&j, "{\"runs\":%d}", cfg->warmup_runs);
         if (rc == 0)
-            rc = put_parameter(out, &first, "warmup", &j);
+            rc = fn(ctx, "warmup", &j);
     }
     if (rc == 0 && cfg->has_traffic) {
         mg_buf_reset(&j);
         rc = mg_policy_to_json(&cfg->traffic, &j);
         if (rc == 0)
-            rc = put_parameter(out, &first, "traffic", &j);
+            rc = fn(ctx, "traffic", &j);
     }
     mg_breaker_config_t defaults;
     mg_breaker_config_default(&defaults);
@@ -146,16 +152,16 @@ static int put_parameters(mg_buf_t *out, const mg_model_config_t *cfg)
                            (int)b->min_requests, (int)b->ejection_ms, (int)b->max_ejection_ms,
                            (int)b->probes);
         if (rc == 0)
-            rc = put_parameter(out, &first, "breaker", &j);
+            rc = fn(ctx, "breaker", &j);
     }
     if (rc == 0 && cfg->npins > 0) {
         mg_buf_reset(&j);
         rc = pins_json(cfg, &j);
         if (rc == 0)
-            rc = put_parameter(out, &first, "sha256", &j);
+            rc = fn(ctx, "sha256", &j);
     }
     mg_buf_free(&j);
-    return rc == 0 ? mg_buf_puts(out, "}") : rc;
+    return rc;
 }
 
 int mg_kserve_config(mg_buf_t *out, const char *name, const mg_model_config_t *cfg,
@@ -182,7 +188,10 @@ int mg_kserve_config(mg_buf_t *out, const char *name, const mg_model_config_t *c
         rc = mg_buf_printf(out, ",\"kind\":\"KIND_CPU\",\"count\":%d}]", cfg->instance_count);
     if (rc == 0)
         rc = mg_buf_puts(out, ",\"default_model_filename\":\"model.onnx\"");
+    param_writer_t w = {out, 1};
     if (rc == 0)
-        rc = put_parameters(out, cfg);
-    return rc == 0 ? mg_buf_puts(out, "}") : rc;
+        rc = mg_buf_puts(out, ",\"parameters\":{");
+    if (rc == 0)
+        rc = mg_kserve_config_parameters(cfg, put_parameter, &w);
+    return rc == 0 ? mg_buf_puts(out, "}}") : rc;
 }

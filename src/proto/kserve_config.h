@@ -22,4 +22,13 @@
 int mg_kserve_config(mg_buf_t *out, const char *name, const mg_model_config_t *cfg,
                      const mg_kserve_info_tensors_t *tensors);
 
+/**
+ * Calls `fn` with each of modelgate's own settings of `cfg` that differs from its default, as
+ * the key config.json names it and its JSON text (what "parameters" carries, over HTTP and
+ * gRPC alike). Returns 0, MG_ENOMEM or the callback's value. Thread: any.
+ */
+int mg_kserve_config_parameters(const mg_model_config_t *cfg,
+                                int (*fn)(void *ctx, const char *key, const mg_buf_t *json),
+                                void *ctx);
+
 #endif

@@ -345,8 +345,6 @@ class GrpcTest(unittest.TestCase):
             self.assertEqual(self.stub.ModelInfer(self.digits_request(), timeout=timeout).model_name, "digits")
 
     def test_unimplemented(self):
-        self.assert_status(self.stub.ModelConfig, pb.ModelConfigRequest(name="digits"),
-                           grpc.StatusCode.UNIMPLEMENTED, "ModelConfig")
         other = self.channel.unary_unary("/inference.GRPCInferenceService/CudaSharedMemoryStatus")
         self.assert_status(other, b"", grpc.StatusCode.UNIMPLEMENTED, "CudaSharedMemoryStatus")
 
@@ -368,6 +366,18 @@ class GrpcTest(unittest.TestCase):
         self.assertEqual(got, http["outputs"][0]["data"])
         o.parameters["classification"].int64_param = 0
         self.assert_status(self.stub.ModelInfer, req, grpc.StatusCode.INVALID_ARGUMENT, "'classification'")
+
+    def test_model_config_as_http(self):
+        from google.protobuf import json_format
+        r = self.stub.ModelConfig(pb.ModelConfigRequest(name="digits", version="1"))
+        got = json_format.MessageToDict(r.config, preserving_proto_field_name=True)
+        _, http = self.d.json("GET", "/v2/models/digits/versions/1/config")
+        # Triton's JSON is the protobuf's JSON form (64-bit integers as strings there).
+        for io in got["input"] + got["output"]:
+            io["dims"] = [int(x) for x in io["dims"]]
+        self.assertEqual(got, http)
+        self.assert_status(self.stub.ModelConfig, pb.ModelConfigRequest(name="nosuch"),
+                           grpc.StatusCode.NOT_FOUND, "Request for unknown model: 'nosuch' is not found")
 
     def test_model_statistics_as_http(self):
         self.stub.ModelInfer(self.digits_request(version="1"))

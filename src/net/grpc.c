@@ -464,6 +464,24 @@ static int m_model_metadata(cq_thread_t *t, call_ctx_t *c)
     return 0;
 }
 
+/*
+ * Room for one more pointer in the arena array `rows` of `n` (capacity *cap): the same array,
+ * or a doubled copy. NULL when out of memory.
+ */
+static void *grow_rows(cq_thread_t *t, void *rows, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return rows;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = mg_arena_alloc(&t->arena, ncap * sizeof(void *));
+    if (p == NULL)
+        return NULL;
+    if (n)
+        memcpy(p, rows, n * sizeof(void *));
+    *cap = ncap;
+    return p;
+}
+
 /* ---- the model configuration extension ---------------------------------------------------- */
 
 static void *arena_zalloc(cq_thread_t *t, size_t n)
@@ -635,16 +653,10 @@ static int add_stats_row(void *ctx, const mg_stats_row_t *row)
 {
     stats_rows_t *a = ctx;
     cq_thread_t *t = a->t;
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? 2 * a->cap : 16;
-        Inference__ModelStatistics **rows = mg_arena_alloc(&t->arena, cap * sizeof(*rows));
-        if (rows == NULL)
-            return MG_ENOMEM;
-        if (a->n > 0)
-            memcpy(rows, a->rows, a->n * sizeof(*rows));
-        a->rows = rows;
-        a->cap = cap;
-    }
+    void *rows = grow_rows(t, a->rows, a->n, &a->cap);
+    if (rows == NULL)
+        return MG_ENOMEM;
+    a->rows = rows;
     const mg_obs_series_stats_t *f = &row->figures;
     Inference__ModelStatistics *m = mg_arena_alloc(&t->arena, sizeof(*m));
     Inference__InferStatistics *is = mg_arena_alloc(&t->arena, sizeof(*is));
@@ -779,16 +791,10 @@ static char *dup_or_empty(cq_thread_t *t, const char *s)
 static int add_index_row(void *ctx, const mg_info_index_row_t *row)
 {
     index_rows_t *x = ctx;
-    if (x->n == x->cap) {
-        size_t ncap = x->cap ? x->cap * 2 : 16;
-        void *n = mg_arena_alloc(&x->t->arena, ncap * sizeof(*x->rows));
-        if (n == NULL)
-            return MG_ENOMEM;
-        if (x->n)
-            memcpy(n, x->rows, x->n * sizeof(*x->rows));
-        x->rows = n;
-        x->cap = ncap;
-    }
+    void *rows = grow_rows(x->t, x->rows, x->n, &x->cap);
+    if (rows == NULL)
+        return MG_ENOMEM;
+    x->rows = rows;
     Inference__RepositoryIndexResponse__ModelIndex *m = mg_arena_alloc(&x->t->arena, sizeof(*m));
     if (m == NULL)
         return MG_ENOMEM;

@@ -1,7 +1,6 @@
 /* The rows of a statistics call (serve/stats.h), read from obs/metrics.h. */
 #include "serve/stats.h"
 
-#include "core/rcu.h"
 #include "core/version.h"
 #include "serve/info.h"
 
@@ -24,9 +23,17 @@ static int emit(const char *model, const mg_model_version_t *v, mg_stats_fn fn, 
     return fn(ctx, &row);
 }
 
+typedef struct stats_walk {
+    mg_stats_fn fn;
+    void *ctx;
+} stats_walk_t;
+
 /* Every READY version of one model entry. */
-static int emit_entry(const mg_model_entry_t *e, mg_stats_fn fn, void *ctx)
+static int emit_entry(void *arg, const mg_model_entry_t *e)
 {
+    const stats_walk_t *w = arg;
+    mg_stats_fn fn = w->fn;
+    void *ctx = w->ctx;
     int rc = 0;
     for (int i = 0; rc == 0 && i < mg_model_entry_nversions(e); i++) {
         const mg_model_version_t *v = mg_model_entry_version(e, i);
@@ -52,20 +59,6 @@ int mg_stats_collect(mg_serve_t *s, mg_str_t model, mg_str_t version, mg_stats_f
         mg_model_version_unpin(v);
         return rc;
     }
-    int rc = 0;
-    rcu_read_lock();
-    const mg_registry_snapshot_t *snap = mg_registry_snapshot(mg_serve_registry(s));
-    if (model.len > 0) {
-        const mg_model_entry_t *e = mg_registry_snapshot_find(snap, model);
-        if (e == NULL)
-            rc = mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(model.len),
-                            model.ptr);
-        else
-            rc = emit_entry(e, fn, ctx);
-    } else {
-        for (size_t i = 0; rc == 0 && i < mg_registry_snapshot_count(snap); i++)
-            rc = emit_entry(mg_registry_snapshot_model(snap, i), fn, ctx);
-    }
-    mg_rcu_read_unlock();
-    return rc;
+    stats_walk_t w = {fn, ctx};
+    return mg_info_each_entry(s, model, emit_entry, &w, err);
 }

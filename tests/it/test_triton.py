@@ -70,9 +70,7 @@ class TritonTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.d.stop()
-        shutil.rmtree(cls.root, ignore_errors=True)
-        assert code == 0, "modelgate exited with %s:\n%s" % (code, "".join(cls.d.log))
+        mgtest.stop_and_clean(cls.d, cls.root)
 
     def infer(self, model, body, version=None, headers=None):
         path = "/v2/models/%s%s/infer" % (model, "/versions/%s" % version if version else "")
@@ -448,9 +446,7 @@ class SharedMemoryTest(unittest.TestCase):
         cls.mem.close()
         os.close(cls.fd)
         os.unlink("/dev/shm" + cls.key)
-        code = cls.d.stop()
-        shutil.rmtree(cls.root, ignore_errors=True)
-        assert code == 0, "modelgate exited with %s:\n%s" % (code, "".join(cls.d.log))
+        mgtest.stop_and_clean(cls.d, cls.root)
 
     def tearDown(self):
         self.assertEqual(self.d.json("POST", "/v2/systemsharedmemory/unregister"), (200, {}))
@@ -587,9 +583,7 @@ class CompressionBombTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.d.stop()
-        shutil.rmtree(cls.root, ignore_errors=True)
-        assert code == 0, "modelgate exited with %s:\n%s" % (code, "".join(cls.d.log))
+        mgtest.stop_and_clean(cls.d, cls.root)
 
     def rss_kb(self):
         with open("/proc/%d/status" % self.d.proc.pid) as f:

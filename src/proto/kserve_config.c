@@ -133,6 +133,18 @@ int mg_kserve_config_parameters(const mg_model_config_t *cfg,
         if (rc == 0)
             rc = fn(ctx, "warmup", &j);
     }
+    if (rc == 0 && cfg->max_inflight > 0) {
+        mg_buf_reset(&j);
+        rc = mg_buf_printf(&j, "%d", cfg->max_inflight);
+        if (rc == 0)
+            rc = fn(ctx, "max_inflight", &j);
+    }
+    if (rc == 0 && cfg->execution != MG_EXECUTION_AUTO) {
+        mg_buf_reset(&j);
+        rc = mg_buf_puts(&j, cfg->execution == MG_EXECUTION_POOL ? "\"pool\"" : "\"inline\"");
+        if (rc == 0)
+            rc = fn(ctx, "execution", &j);
+    }
     if (rc == 0 && cfg->has_traffic) {
         mg_buf_reset(&j);
         rc = mg_policy_to_json(&cfg->traffic, &j);

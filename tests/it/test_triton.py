@@ -204,6 +204,8 @@ class TritonTest(unittest.TestCase):
         try:
             cfg = dict(self.DIGITS_CONFIG, name="twin")
             cfg["instance_group"] = [{"name": "twin", "kind": "KIND_CPU", "count": 2}]
+            cfg["parameters"] = dict(cfg["parameters"], max_inflight={"string_value": "8"},
+                                     execution={"string_value": '"pool"'})
             with open(path, "w") as f:
                 json.dump(cfg, f)
             self.assertEqual(self.d.json("POST", "/v2/repository/models/twin/load"), (200, {}))

@@ -433,11 +433,19 @@ class TritonTest(unittest.TestCase):
 class SharedMemoryTest(unittest.TestCase):
     """System shared memory: a region of /dev/shm registered, used for inputs and outputs."""
     CYCLES = int(os.environ.get("MG_SHM_CYCLES", "100" if SANITIZED else "300"))
+    ARGS = []
+    POOL = False  # digits runs on the execution pool ("execution": "pool")
 
     @classmethod
     def setUpClass(cls):
         cls.root, cls.repo = mgtest.make_repo(with_test_models=False)
-        cls.d = Daemon(cls.repo)
+        if cls.POOL:
+            path = os.path.join(cls.repo, "digits", "config.json")
+            with open(path) as f:
+                cfg = json.load(f)
+            with open(path, "w") as f:
+                json.dump(dict(cfg, execution="pool"), f)
+        cls.d = Daemon(cls.repo, args=cls.ARGS)
         cls.key = "/mg-it-%d" % os.getpid()
         cls.fd = os.open("/dev/shm" + cls.key, os.O_CREAT | os.O_RDWR, 0o600)
         os.ftruncate(cls.fd, 4096)
@@ -574,6 +582,13 @@ class SharedMemoryTest(unittest.TestCase):
             self.assertLess(rss1 - rss0, 4 << 10)
 
 
+class SharedMemoryPoolTest(SharedMemoryTest):
+    """The same, with digits on the execution pool: the regions travel with the call."""
+    CYCLES = 50
+    ARGS = ["--exec-threads", "1"]
+    POOL = True
+
+
 class CompressionBombTest(unittest.TestCase):
     """A 10 MB gzip body inflating to 10 GB: 413 at once, nothing kept."""
     LIMIT = 16 << 20
@@ -624,6 +639,49 @@ class CompressionBombTest(unittest.TestCase):
             conn.close()
         s, b = self.d.json("POST", "/v2/models/digits/infer", SAMPLE)
         self.assertEqual(s, 200, b)
+
+
+class ProtectedAdminTest(unittest.TestCase):
+    """Behind --admin-token-file: registering shared memory and uploading through a load need
+    the token; without it nothing is mapped or written."""
+    TOKEN = "t0k3n-for-the-triton-tests-0123456789"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root, cls.repo = mgtest.make_repo(with_test_models=False)
+        path = os.path.join(cls.root, "admin-token")
+        with open(path, "w") as f:
+            f.write(cls.TOKEN + "\n")
+        os.chmod(path, 0o600)
+        cls.d = Daemon(cls.repo, args=["--admin-token-file", path])
+        cls.key = "/mg-it-admin-%d" % os.getpid()
+        with open("/dev/shm" + cls.key, "wb") as f:
+            f.write(b"\0" * 4096)
+
+    @classmethod
+    def tearDownClass(cls):
+        os.unlink("/dev/shm" + cls.key)
+        mgtest.stop_and_clean(cls.d, cls.root)
+
+    def call(self, path, body, token=None):
+        headers = {"Authorization": "Bearer " + token} if token else {}
+        return self.d.json("POST", path, body, headers)
+
+    def test_upload_and_registration_need_the_token(self):
+        with open(os.path.join(self.repo, "digits", "1", "model.onnx"), "rb") as f:
+            upload = {"parameters": {"config": "{}", "file:1/model.onnx": base64.b64encode(f.read()).decode()}}
+        register = {"key": self.key, "byte_size": 4096}
+        for token, status in [(None, 401), ("wrong", 403)]:
+            self.assertEqual(self.call("/v2/repository/models/up/load", upload, token)[0], status)
+            self.assertEqual(self.call("/v2/systemsharedmemory/region/r/register", register, token)[0], status)
+            self.assertEqual(self.call("/v2/systemsharedmemory/unregister", None, token)[0], status)
+        self.assertFalse(os.path.exists(os.path.join(self.repo, "up")))
+        self.assertEqual(self.d.json("GET", "/v2/systemsharedmemory/status"), (200, []))
+        self.assertEqual(self.call("/v2/repository/models/up/load", upload, self.TOKEN), (200, {}))
+        self.assertEqual(self.d.json("GET", "/v2/models/up/ready")[0], 200)
+        self.assertEqual(self.call("/v2/systemsharedmemory/region/r/register", register, self.TOKEN), (200, {}))
+        self.assertEqual(len(self.d.json("GET", "/v2/systemsharedmemory/status")[1]), 1)
+        self.assertEqual(self.call("/v2/systemsharedmemory/unregister", None, self.TOKEN), (200, {}))
 
 
 # The extensions GET /v2 lists, and a call each answers with 200 (see the test above).

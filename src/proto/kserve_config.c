@@ -145,6 +145,20 @@ int mg_kserve_config_parameters(const mg_model_config_t *cfg,
         if (rc == 0)
             rc = fn(ctx, "execution", &j);
     }
+    if (rc == 0 && (cfg->batching != MG_BATCHING_AUTO || cfg->batch_max > 0)) {
+        mg_buf_reset(&j);
+        rc = mg_buf_puts(&j, "{");
+        if (rc == 0 && cfg->batching != MG_BATCHING_AUTO)
+            rc = mg_buf_printf(&j, "\"opportunistic\":%s",
+                               cfg->batching == MG_BATCHING_ON ? "true" : "false");
+        if (rc == 0 && cfg->batch_max > 0)
+            rc = mg_buf_printf(&j, "%s\"max_batch\":%" PRId64,
+                               cfg->batching != MG_BATCHING_AUTO ? "," : "", cfg->batch_max);
+        if (rc == 0)
+            rc = mg_buf_puts(&j, "}");
+        if (rc == 0)
+            rc = fn(ctx, "batching", &j);
+    }
     if (rc == 0 && cfg->has_traffic) {
         mg_buf_reset(&j);
         rc = mg_policy_to_json(&cfg->traffic, &j);
@@ -192,6 +206,17 @@ int mg_kserve_config(mg_buf_t *out, const char *name, const mg_model_config_t *c
         rc = put_tensors(out, "input", tensors->inputs, tensors->ninputs, cfg, false);
     if (rc == 0)
         rc = put_tensors(out, "output", tensors->outputs, tensors->noutputs, cfg, true);
+    for (int i = -1; rc == 0 && cfg->dynamic_batching && i < cfg->npreferred; i++) {
+        if (i < 0)
+            rc = mg_buf_printf(out,
+                               ",\"dynamic_batching\":{\"max_queue_delay_microseconds\":%" PRId64
+                               ",\"preferred_batch_size\":[",
+                               cfg->queue_delay_us);
+        else
+            rc = mg_buf_printf(out, "%s%" PRId64, i ? "," : "", cfg->preferred[i]);
+    }
+    if (rc == 0 && cfg->dynamic_batching)
+        rc = mg_buf_puts(out, "]}");
     if (rc == 0)
         rc = mg_buf_puts(out, ",\"instance_group\":[{\"name\":");
     if (rc == 0)

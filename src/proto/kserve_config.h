@@ -4,7 +4,8 @@
  * "platform": "onnxruntime_onnx", "backend": "onnxruntime", "version_policy", "max_batch_size",
  * "input" / "output" [{"name", "data_type": "TYPE_FP32", "dims" (without the batch dim when
  * max_batch_size > 0), "label_filename" (outputs)}], "instance_group" [{"name", "kind":
- * "KIND_CPU", "count"}], "default_model_filename", and modelgate's own config.json fields
+ * "KIND_CPU", "count"}], "dynamic_batching" (when on), "default_model_filename", and
+ * modelgate's own config.json fields
  * under "parameters" ({"key": {"string_value": "<JSON>"}}). Only fields repo/config.h parses
  * are written, so the answer is a config.json that loads back to the same configuration.
  */

@@ -205,7 +205,9 @@ class TritonTest(unittest.TestCase):
             cfg = dict(self.DIGITS_CONFIG, name="twin")
             cfg["instance_group"] = [{"name": "twin", "kind": "KIND_CPU", "count": 2}]
             cfg["parameters"] = dict(cfg["parameters"], max_inflight={"string_value": "8"},
-                                     execution={"string_value": '"pool"'})
+                                     execution={"string_value": '"pool"'},
+                                     batching={"string_value": '{"opportunistic":false,"max_batch":4}'})
+            cfg["dynamic_batching"] = {"max_queue_delay_microseconds": 100, "preferred_batch_size": [2, 4]}
             with open(path, "w") as f:
                 json.dump(cfg, f)
             self.assertEqual(self.d.json("POST", "/v2/repository/models/twin/load"), (200, {}))

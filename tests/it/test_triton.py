@@ -168,9 +168,9 @@ class TritonTest(unittest.TestCase):
             self.assertEqual(a["inference_stats"]["success"]["count"] - b["inference_stats"]["success"]["count"],
                              2 * n, v)
             self.assertEqual(a["inference_count"] - b["inference_count"], 2 * n, v)
-            self.assertEqual(a["execution_count"] - b["execution_count"], 2 * n, v)
-            self.assertEqual(a["inference_stats"]["compute_infer"]["count"]
-                             - b["inference_stats"]["compute_infer"]["count"], 2 * n, v)
+            # Runs: requests of one loop's wake may share a Run (opportunistic batching).
+            runs = a["execution_count"] - b["execution_count"]
+            self.assertTrue(1 <= runs <= 2 * n, (v, runs))
 
     # ---- model configuration ------------------------------------------------------------------
 

@@ -58,8 +58,9 @@
 # driver output and every server log is kept in bench/out/ (git-ignored).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,prev,one,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet,overload]
+#   BENCH_PARTS          parts to run, comma-separated [nginx,digits,prev,one,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,shm,drain,fleet,overload]
 #   BENCH_PREV_COMMIT    the build the prev part compares against [HEAD~1]
+#   BENCH_SHM_CYCLES     register / infer / unregister cycles of the shm soak [10000]
 #   BENCH_FLEET_CHANGES  weight changes the fleet part times [20]
 #   BENCH_SWAPS          versions swapped in by the swap part [20]
 #   BENCH_DURATION       seconds per measured run [10]
@@ -86,8 +87,9 @@ BUILD=$(cd "$1" && pwd) || { echo "bench: no build directory $1" >&2; exit 2; }
 cd "$ROOT"
 
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-numpy live there
-PARTS=${BENCH_PARTS:-nginx,digits,prev,one,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,drain,fleet,overload}
+PARTS=${BENCH_PARTS:-nginx,digits,prev,one,grpc,routed,micro,obs,swap,ort,cnn,cnn_grpc,shm,drain,fleet,overload}
 PREV_COMMIT=${BENCH_PREV_COMMIT:-HEAD~1}
+SHM_CYCLES=${BENCH_SHM_CYCLES:-10000}
 FLEET_CHANGES=${BENCH_FLEET_CHANGES:-20}
 SWAPS=${BENCH_SWAPS:-20}
 DURATION=${BENCH_DURATION:-10}
@@ -125,6 +127,7 @@ R_HEALTH_P99="" R_HEALTH_CNN="" BATCH_HIST=""
 R_DRAIN=""
 R_FLEET=""
 R_SWAP="" # bench/swap.py's JSON line
+R_SHM=""  # bench/shm.py's JSON line
 MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
 MACHINE+=" $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r)"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -432,6 +435,18 @@ print("swaps        : %d/%d versions live (go-live %.2f-%.2f s), %d failed of %d
       "during swaps vs %.2f ms steady, ratio %.2f (target 0 failed of >= 50000, ratio <= 2) %s" %
       (r["swaps_live"], r["swaps"], r["go_live_secs"]["min"], r["go_live_secs"]["max"], d["failed"],
        d["requests"], d["p99_ms"], s.get("p99_ms") or 0, r.get("p99_ratio", 0), "met" if ok else "MISS"))
+EOF
+    fi
+    if [ -n "$R_SHM" ]; then
+        "$PY" - "$R_SHM" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+b, s0, s1 = r["bars"], r["soak"][0], r["soak"][-1]
+print("shm cnn      : shared memory %.1f items/s | binary %.1f items/s | ratio %.2f (target >= 1) %s" %
+      (r["shm_items_s"], r["binary_items_s"], r["ratio"], "met" if b["shm_not_slower"] else "MISS"))
+print("shm soak     : %d cycles in %.1f s: RSS %d -> %d kB, fds %d -> %d, mappings %d -> %d (target flat) %s" %
+      (r["cycles"], r["soak_secs"], s0["rss_kb"], s1["rss_kb"], s0["fds"], s1["fds"], s0["mappings"],
+       s1["mappings"], "met" if b["rss_flat"] and b["fds_flat"] and b["mappings_flat"] else "MISS"))
 EOF
     fi
     o="raw ORT $(med %.0f "$R_ORT" "not run") items/s ($(med %.3f "$R_ORT_MS" '?') ms per Run, $THREADS callers)"
@@ -769,7 +784,7 @@ if want swap; then
 fi
 
 # 3. CNN pair: raw ONNX Runtime and modelgate/cnn -------------------------------------------------
-if want ort || want cnn || want cnn_grpc; then
+if want ort || want cnn || want cnn_grpc || want shm; then
     rm -f "$OUT"/ort_raw*.txt "$OUT"/cnn.*wrk.txt "$OUT"/cnn_grpc.*
     gen=$("$PY" scripts/gen_cnn.py "$CNN_REPO" --width "$CNN_WIDTH") || die "scripts/gen_cnn.py failed"
     echo "bench: $gen"
@@ -866,6 +881,15 @@ EOF
         done
     fi
     stop_servers
+fi
+
+# 3b. System shared memory against the binary extension on the CNN, and the region soak ---------
+if want shm; then
+    echo "bench: shm: the CNN, $CNN_CONNS clients, binary vs shared memory alternated $REPEAT times; $SHM_CYCLES register/infer/unregister cycles"
+    R_SHM=$("$PY" bench/shm.py --modelgate "$MODELGATE" --repo "$CNN_REPO" --secs "$DURATION" \
+        --clients "$CNN_CONNS" --rounds "$REPEAT" --cycles "$SHM_CYCLES" --daemon-threads "$THREADS" | tail -n 1) ||
+        die "shm: failed: $R_SHM"
+    echo "bench: shm: $R_SHM"
 fi
 
 # 4. Drain: SIGTERM while wrk drives 64 connections of a slow model ------------------------------

@@ -34,6 +34,8 @@ DEB_PACKAGES=(
     protobuf-c-compiler
     # the sandboxed validation child's seccomp-bpf filter (src/sandbox)
     libseccomp-dev
+    # Content-Encoding gzip/deflate of request and response bodies (src/net/encoding.c)
+    zlib1g-dev
     # tests, sanitizers, fuzzing, format check
     libcmocka-dev
     clang

@@ -593,6 +593,7 @@ int mg_cli_serve(int argc, char **argv)
     mg_control_t *control = NULL;
     mg_watch_t *watch = NULL;
     mg_http_server_t *http = NULL;
+    mg_shm_t *shm = NULL; /* Triton's system shared-memory regions (serve/shm.h) */
     mg_grpc_server_t *grpc = NULL;
     mg_cluster_t *cluster = NULL;
     mg_pool_t *pool = NULL;
@@ -642,6 +643,10 @@ int mg_cli_serve(int argc, char **argv)
                           .default_model = o.default_model[0] ? o.default_model : NULL,
                           .max_inflight = (int)o.max_inflight,
                           .deadline = {o.max_request_timeout_ms, o.default_request_timeout_ms}};
+    if (mg_shm_new(&shm) != 0) {
+        mg_log(MG_LOG_ERROR, "main", "out of memory");
+        goto out;
+    }
     if (mg_serve_new(&core, &so, &err) != 0 || mg_control_start(&control, reg, router, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;
@@ -664,7 +669,8 @@ int mg_cli_serve(int argc, char **argv)
                     .pool = pool,
                     .admin_auth = admin_auth,
                     .ratelimit = ratelimit,
-                    .ratelimit_header = o.rate_limit_header[0] ? o.rate_limit_header : NULL};
+                    .ratelimit_header = o.rate_limit_header[0] ? o.rate_limit_header : NULL,
+                    .shm = shm};
     /* The main listener, then /metrics and the admin surface on listeners of their own. */
     mg_http_listen_t listen[3] = {
         {o.listen.host, o.listen.port,
@@ -767,6 +773,7 @@ out:
     mg_http_stop(http);
     mg_pool_free(pool);
     mg_ratelimit_free(ratelimit);
+    mg_shm_free(shm);
     mg_serve_free(core);
     mg_router_free(router);
     mg_registry_free(reg);

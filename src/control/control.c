@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/rcu.h"
 #include "obs/metrics.h"
+#include "repo/upload.h"
 #include "route/policy.h"
 #include "route/table.h"
 
@@ -28,6 +29,36 @@ struct mg_control {
 
 /* ---- operations (control thread) ---------------------------------------------------------- */
 
+typedef struct load_ctx {
+    mg_control_t *c;
+    const char *model;
+} load_ctx_t;
+
+static int load_model(void *ctx, mg_err_t *err)
+{
+    load_ctx_t *x = ctx;
+    return mg_registry_load(x->c->registry, x->model, err);
+}
+
+/* LOAD: a plain load, or with the body's config and files put in place first (repo/upload.h). */
+static int op_load(mg_control_t *c, mg_control_op_t *op)
+{
+    load_ctx_t x = {c, op->model};
+    if (op->body_len == 0)
+        return load_model(&x, &op->err);
+    mg_upload_t *u = malloc(sizeof(*u));
+    if (u == NULL)
+        return mg_err_set(&op->err, MG_ENOMEM, "out of memory");
+    int rc = mg_upload_parse(op->body, op->body_len, u, &op->err);
+    if (rc == 0)
+        rc = mg_upload_any(u) ? mg_upload_apply(mg_registry_repo_dir(c->registry), op->model, u,
+                                                load_model, &x, &op->err)
+                              : load_model(&x, &op->err);
+    mg_upload_deinit(u);
+    free(u);
+    return rc;
+}
+
 /* Parses `model`'s policy and checks its versions against the registry, as the admin API does. */
 static int check_policy(mg_control_t *c, const char *model, const char *json, size_t len,
                         mg_policy_t *p, mg_err_t *err)
@@ -36,7 +67,8 @@ static int check_policy(mg_control_t *c, const char *model, const char *json, si
     int n = mg_registry_model_versions(c->registry, (mg_str_t){model, strlen(model)}, versions,
                                        MG_VERSIONS_MAX);
     if (n < 0)
-        return mg_err_set(err, MG_ENOMODEL, "unknown model '%s'", model);
+        return mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(strlen(model)),
+                          model);
     mg_err_t perr;
     if (mg_policy_parse(json ? json : "", len, p, &perr) != 0 ||
         mg_policy_check_versions(p, versions, n, &perr) != 0)
@@ -235,7 +267,7 @@ static void run_op(mg_control_t *c, mg_control_op_t *op)
             mg_obs_model_reload(op->model, op->rc == 0);
         break;
     case MG_CONTROL_LOAD:
-        op->rc = mg_registry_load(c->registry, op->model, &op->err);
+        op->rc = op_load(c, op);
         if (op->rc != MG_ENOMODEL)
             mg_obs_model_reload(op->model, op->rc == 0);
         if (op->rc == 0)

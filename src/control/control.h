@@ -74,7 +74,8 @@ struct mg_control_op {
     /* Set by the submitter. */
     mg_control_kind_t kind;
     char model[256];  /* LOAD, UNLOAD, SET_POLICY */
-    const char *body; /* SET_POLICY, SET_ROUTES, SET_KILL_SWITCH: JSON, need not end in NUL */
+    const char *body; /* SET_POLICY, SET_ROUTES, SET_KILL_SWITCH: JSON, need not end in NUL;
+                         LOAD: Triton's load request (repo/upload.h), or empty */
     size_t body_len;
     /* RESCAN of one model: the version folders settled on disk (the others keep what the
        registry has); NULL: all of them (repo/registry.h mg_registry_rescan). */

@@ -53,6 +53,7 @@ const char *mg_strerror(int code)
     case MG_ECLIENTSLOW: return "request not received in time";
     case MG_EUNAUTHORIZED: return "credentials required";
     case MG_EFORBIDDEN: return "credentials refused";
+    case MG_EENCODING: return "unsupported content encoding";
     default:
         if (code < 0 && code > -1000)
             return strerror(-code);

@@ -45,7 +45,16 @@ enum {
     MG_ECLIENTSLOW = -1104,   /* the client did not send its request in time */
     MG_EUNAUTHORIZED = -1105, /* no credentials for the admin surface */
     MG_EFORBIDDEN = -1106,    /* wrong credentials for the admin surface */
+
+    /* Triton protocol extensions: a block of their own, so other additions never clash. */
+    MG_EENCODING = -1200, /* a Content-Encoding the server does not decode */
 };
+
+/**
+ * Triton's wording for an unknown model, which its clients recognise ("Request for unknown
+ * model"): a printf format taking the name as `%.*s` (length, pointer).
+ */
+#define MG_UNKNOWN_MODEL_FMT "Request for unknown model: '%.*s' is not found"
 
 /** A failure with a message that says which field and why; `code` is an MG_E* value. */
 typedef struct mg_err {

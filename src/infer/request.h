@@ -13,11 +13,26 @@
 #include <stdint.h>
 #include <string.h>
 
-/** One requested output: its name and whether it comes back in the binary extension. */
+/**
+ * One requested output: its name, whether it comes back in the binary extension, and
+ * whether as its top classes (Triton's classification extension, serve/classify.h).
+ */
 typedef struct mg_output_spec {
     mg_str_t name;
-    bool binary; /* parameters.binary_data, or the request-level default */
+    bool binary;             /* parameters.binary_data, or the request-level default */
+    uint32_t classification; /* parameters.classification: the top K as BYTES; 0: as it is */
 } mg_output_spec_t;
+
+/**
+ * Where a tensor lies in a registered shared-memory region (serve/shm.h): the parameters
+ * shared_memory_region, shared_memory_offset (default 0) and shared_memory_byte_size.
+ * `region` empty: the tensor travels in the message.
+ */
+typedef struct mg_shm_ref {
+    mg_str_t region;
+    uint64_t offset;
+    uint64_t byte_size;
+} mg_shm_ref_t;
 
 /** The kind of a request-level parameter's value. */
 typedef enum {
@@ -55,8 +70,11 @@ typedef struct mg_infer_request {
     mg_arena_t *arena;  /* owns decoded memory; reset by the front end */
     mg_param_t *params; /* request-level parameters with scalar values, in request order */
     size_t nparams;
-    int64_t deadline_ns; /* CLOCK_MONOTONIC time by which the Run must end (it is stopped then,
+    int64_t deadline_ns;      /* CLOCK_MONOTONIC time by which the Run must end (it is stopped then,
                             infer/session.h); 0: none. Set by the request core. */
+    mg_shm_ref_t *shm_inputs; /* per input, its region (NULL: no input uses shared memory) */
+    mg_shm_ref_t *shm_outputs;    /* per requested output, likewise */
+    struct mg_shm_hold *shm_hold; /* the regions those hold until the answer is sent */
 } mg_infer_request_t;
 
 /** Empties `req` (no id, inputs, outputs or parameters; JSON outputs) but keeps its arena. */
@@ -90,6 +108,7 @@ typedef struct mg_infer_response {
     mg_tensor_t *outputs;
     bool *binary; /* per output: encode in the binary extension */
     size_t noutputs;
+    mg_shm_ref_t *shm; /* per output: written to this region, data left out (NULL: none) */
     void *owner;
 } mg_infer_response_t;
 

@@ -1110,7 +1110,9 @@ bool mg_session_batch_compatible(const mg_infer_request_t *a, const mg_infer_req
     }
     for (size_t j = 0; j < a->noutputs; j++) {
         mg_str_t x = a->outputs[j].name, y = b->outputs[j].name;
-        if (x.len != y.len || memcmp(x.ptr, y.ptr, x.len) != 0)
+        /* A classified output is rebuilt per request after its Run (serve/classify.h). */
+        if (x.len != y.len || memcmp(x.ptr, y.ptr, x.len) != 0 || a->outputs[j].classification ||
+            b->outputs[j].classification)
             return false;
     }
     return true;

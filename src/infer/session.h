@@ -168,7 +168,8 @@ bool mg_session_batchable(const mg_session_t *s);
 /**
  * True when requests `a` and `b` can share one Run: the same inputs in the same order with the
  * same datatypes and dims after the first, each request's inputs agreeing in their first dim
- * (at least 1), and the same requested outputs in the same order. Thread: any.
+ * (at least 1), and the same requested outputs in the same order, none of them classified.
+ * Thread: any.
  */
 bool mg_session_batch_compatible(const mg_infer_request_t *a, const mg_infer_request_t *b);
 

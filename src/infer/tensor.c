@@ -35,6 +35,44 @@ mg_dtype_t mg_dtype_parse(const char *s, size_t n)
     return MG_DT_INVALID;
 }
 
+/* Triton's model configuration names (model_config.proto's DataType): BYTES is TYPE_STRING. */
+static const char *const triton_names[MG_DT_COUNT_] = {
+    [MG_DT_INVALID] = "TYPE_INVALID", [MG_DT_BOOL] = "TYPE_BOOL",
+    [MG_DT_UINT8] = "TYPE_UINT8",     [MG_DT_UINT16] = "TYPE_UINT16",
+    [MG_DT_UINT32] = "TYPE_UINT32",   [MG_DT_UINT64] = "TYPE_UINT64",
+    [MG_DT_INT8] = "TYPE_INT8",       [MG_DT_INT16] = "TYPE_INT16",
+    [MG_DT_INT32] = "TYPE_INT32",     [MG_DT_INT64] = "TYPE_INT64",
+    [MG_DT_FP16] = "TYPE_FP16",       [MG_DT_FP32] = "TYPE_FP32",
+    [MG_DT_FP64] = "TYPE_FP64",       [MG_DT_BYTES] = "TYPE_STRING",
+};
+
+const char *mg_dtype_config_name(mg_dtype_t dt)
+{
+    return (unsigned)dt < MG_DT_COUNT_ ? triton_names[dt] : "TYPE_INVALID";
+}
+
+mg_dtype_t mg_dtype_parse_config(const char *s)
+{
+    for (int i = 1; i < MG_DT_COUNT_; i++) {
+        if (strcmp(triton_names[i], s) == 0)
+            return (mg_dtype_t)i;
+    }
+    return MG_DT_INVALID;
+}
+
+int mg_dtype_config_number(mg_dtype_t dt)
+{
+    /* model_config.proto's DataType numbers: BOOL 1, UINT8..UINT64 2-5, INT8..INT64 6-9,
+       FP16 10, FP32 11, FP64 12, STRING 13; INVALID 0. */
+    static const int numbers[MG_DT_COUNT_] = {
+        [MG_DT_BOOL] = 1,   [MG_DT_UINT8] = 2, [MG_DT_UINT16] = 3, [MG_DT_UINT32] = 4,
+        [MG_DT_UINT64] = 5, [MG_DT_INT8] = 6,  [MG_DT_INT16] = 7,  [MG_DT_INT32] = 8,
+        [MG_DT_INT64] = 9,  [MG_DT_FP16] = 10, [MG_DT_FP32] = 11,  [MG_DT_FP64] = 12,
+        [MG_DT_BYTES] = 13,
+    };
+    return (unsigned)dt < MG_DT_COUNT_ ? numbers[dt] : 0;
+}
+
 size_t mg_dtype_size(mg_dtype_t dt)
 {
     if ((unsigned)dt >= MG_DT_COUNT_)

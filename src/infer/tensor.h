@@ -35,6 +35,15 @@ const char *mg_dtype_name(mg_dtype_t dt);
 /** Parses a KServe datatype name of `n` bytes; returns MG_DT_INVALID when unknown. */
 mg_dtype_t mg_dtype_parse(const char *s, size_t n);
 
+/** Triton's model configuration name of `dt` ("TYPE_FP32"; BYTES is "TYPE_STRING"). Static. */
+const char *mg_dtype_config_name(mg_dtype_t dt);
+
+/** Parses a Triton model configuration type name; MG_DT_INVALID when unknown. */
+mg_dtype_t mg_dtype_parse_config(const char *s);
+
+/** The number of `dt` in Triton's model_config.proto DataType enum (0 for INVALID). */
+int mg_dtype_config_number(mg_dtype_t dt);
+
 /** Returns the element size in bytes; 0 for BYTES (variable length) and INVALID. */
 size_t mg_dtype_size(mg_dtype_t dt);
 

@@ -1,16 +1,21 @@
 #include "net/api.h"
 
 #include "core/log.h"
+#include "net/encoding.h"
 #include "obs/access.h"
 #include "obs/prom.h"
 #include "obs/ui.h"
 #include "proto/json.h"
 #include "proto/kserve.h"
+#include "proto/kserve_config.h"
 #include "proto/kserve_info.h"
+#include "proto/kserve_shm.h"
+#include "proto/kserve_stats.h"
 #include "proto/predict.h"
 #include "serve/batch.h"
 #include "serve/info.h"
 #include "serve/report.h"
+#include "serve/stats.h"
 #include "serve/status.h"
 
 #ifdef MG_FAULTS
@@ -189,10 +194,49 @@ static void add_header_copy(h2o_req_t *req, const char *name, const char *value,
     add_header(req, name, v.base, v.len);
 }
 
-/* Sends `body` (copied into the request pool) with `status` and `content_type`. */
+/* A request header's first value, by its lower-case name (h2o keeps names in lower case). */
+static int request_header(h2o_req_t *req, const char *lname, size_t len, mg_str_t *value)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, lname, len, -1);
+    if (i < 0)
+        return 0;
+    *value = (mg_str_t){req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+    return 1;
+}
+
+/*
+ * The answer in the coding Accept-Encoding asks for (gzip or deflate), in the request pool, when
+ * it is at least MG_ENCODING_MIN_BYTES and compressing makes it smaller; else `body` itself.
+ */
+static const char *encode_answer(h2o_req_t *req, const char *body, size_t *len)
+{
+    mg_str_t accept;
+    if (*len < MG_ENCODING_MIN_BYTES || !request_header(req, "accept-encoding", 15, &accept))
+        return body;
+    mg_encoding_t enc = mg_encoding_accept(accept.ptr, accept.len);
+    if (enc == MG_ENCODING_IDENTITY)
+        return body;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL,
+                   H2O_STRLIT("accept-encoding"));
+    size_t cap = mg_encoding_bound(*len), n;
+    char *z = h2o_mem_alloc_pool(&req->pool, cap);
+    if (mg_encoding_compress(enc, body, *len, z, cap, &n) != 0 || n >= *len)
+        return body;
+    const char *name = mg_encoding_name(enc);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, name,
+                   strlen(name));
+    *len = n;
+    return z;
+}
+
+/*
+ * Sends `body` (copied into the request pool) with `status` and `content_type`, compressed
+ * when the client accepts it (net/encoding.h).
+ */
 static int send_body(h2o_req_t *req, int status, const char *content_type, const char *body,
                      size_t len)
 {
+    body = encode_answer(req, body, &len);
     req->res.status = status;
     req->res.reason = mg_status_phrase(status);
     req->res.content_length = len;
@@ -492,6 +536,24 @@ static int handle_model_metadata(mg_api_loop_t *l, h2o_req_t *req, mg_str_t mode
     return send_json(req, 200, b);
 }
 
+/* GET /v2/models/{m}[/versions/{v}]/config */
+static int handle_model_config(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version)
+{
+    mg_buf_t *b = &l->out;
+    mg_err_t err;
+    mg_info_model_t m;
+    int rc = mg_info_model(l->api->serve, model, version, &m, &err);
+    if (rc != 0)
+        return send_error(req, b, rc, err.msg);
+    mg_kserve_info_tensors_t tensors = {m.inputs, m.ninputs, m.outputs, m.noutputs};
+    mg_buf_reset(b);
+    rc = mg_kserve_config(b, m.name, mg_model_version_config(m.version), &tensors);
+    mg_info_model_done(&m);
+    if (rc != 0)
+        return send_error(req, b, MG_ENOMEM, "out of memory");
+    return send_json(req, 200, b);
+}
+
 /* GET /v2/models/{m}[/versions/{v}]/ready */
 static int handle_model_ready(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version)
 {
@@ -516,6 +578,102 @@ static int handle_model_ready(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, 
     mg_buf_printf(b, ",\"version\":\"%s\",\"ready\":true}", mg_model_version_text(v));
     mg_model_version_unpin(v);
     return send_json(req, 200, b);
+}
+
+/* ---- the statistics extension ------------------------------------------------------------ */
+
+typedef struct stats_writer {
+    mg_buf_t *out;
+    int first;
+} stats_writer_t;
+
+static int write_stats_row(void *ctx, const mg_stats_row_t *row)
+{
+    stats_writer_t *w = ctx;
+    int rc = mg_kserve_stats_row(w->out, w->first, row->model, row->version, &row->figures,
+                                 row->batches, row->nbatches);
+    w->first = 0;
+    return rc;
+}
+
+/* GET /v2/models[/{m}[/versions/{v}]]/stats */
+static int handle_stats(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str_t version)
+{
+    mg_buf_t *b = &l->out;
+    mg_err_t err = {0};
+    stats_writer_t w = {b, 1};
+    mg_buf_reset(b);
+    int rc = mg_kserve_stats_begin(b);
+    if (rc == 0)
+        rc = mg_stats_collect(l->api->serve, model, version, write_stats_row, &w, &err);
+    if (rc == 0)
+        rc = mg_kserve_stats_end(b);
+    if (rc != 0)
+        return send_error(req, b, rc, rc == MG_ENOMEM ? "out of memory" : err.msg);
+    return send_json(req, 200, b);
+}
+
+/* ---- the system shared-memory extension --------------------------------------------------- */
+
+typedef struct shm_writer {
+    mg_buf_t *out;
+    int first;
+} shm_writer_t;
+
+static int write_shm_row(void *ctx, const mg_shm_status_t *st)
+{
+    shm_writer_t *w = ctx;
+    int rc =
+        mg_kserve_shm_status_row(w->out, w->first, st->name, st->key, st->offset, st->byte_size);
+    w->first = 0;
+    return rc;
+}
+
+/* GET /v2/systemsharedmemory[/region/{r}]/status */
+static int handle_shm_status(mg_api_loop_t *l, h2o_req_t *req, mg_str_t region)
+{
+    mg_buf_t *b = &l->out;
+    mg_err_t err = {0};
+    shm_writer_t w = {b, 1};
+    mg_buf_reset(b);
+    int rc = mg_buf_puts(b, "[");
+    if (rc == 0)
+        rc = mg_shm_status(l->api->shm, region, write_shm_row, &w, &err);
+    if (rc == 0)
+        rc = mg_buf_puts(b, "]");
+    if (rc != 0)
+        return send_error(req, b, rc == MG_ENOENT ? MG_EINVAL : rc,
+                          rc == MG_ENOMEM ? "out of memory" : err.msg);
+    return send_json(req, 200, b);
+}
+
+/* POST /v2/systemsharedmemory/region/{r}/register */
+static int handle_shm_register(mg_api_loop_t *l, h2o_req_t *req, mg_str_t region)
+{
+    mg_err_t err = {0};
+    char key[MG_KSERVE_SHM_KEY_MAX];
+    uint64_t offset, size;
+    mg_str_t body = body_of(req);
+    int rc = mg_kserve_shm_decode_register(body.ptr, body.len, key, &offset, &size, &err);
+    if (rc == 0)
+        rc = mg_shm_register(l->api->shm, region, key, offset, size, &err);
+    if (rc != 0) /* a missing object is the client's mistake: 400, as Triton answers */
+        return send_error(req, &l->out, rc == MG_ENOENT ? MG_EINVAL : rc, err.msg);
+    mg_buf_reset(&l->out);
+    mg_buf_puts(&l->out, "{}");
+    return send_json(req, 200, &l->out);
+}
+
+/* POST /v2/systemsharedmemory[/region/{r}]/unregister */
+static int handle_shm_unregister(mg_api_loop_t *l, h2o_req_t *req, mg_str_t region)
+{
+    mg_err_t err = {0};
+    int rc = mg_shm_unregister(l->api->shm, region, &err);
+    if (rc != 0)
+        return send_error(req, &l->out, MG_EINVAL, err.msg);
+    mg_buf_reset(&l->out);
+    mg_buf_puts(&l->out, "{}");
+    return send_json(req, 200, &l->out);
 }
 
 /* ---- inference ---------------------------------------------------------------------------- */
@@ -543,6 +701,14 @@ typedef enum { ENCODE_KSERVE, ENCODE_PREDICT } encoding_t;
 
 static void describe_call(const mg_api_loop_t *l, h2o_req_t *req, mg_serve_call_t *call);
 
+/* Ends a call: the core's part (mg_serve_done) and the shared-memory regions it held. */
+static void end_call(const mg_serve_call_t *call, mg_serve_result_t *res)
+{
+    mg_serve_done(res);
+    if (call->req->shm_hold != NULL)
+        mg_shm_release(call->req->shm_hold);
+}
+
 /*
  * Sends the answer of a finished call in `enc` (a failure with the core's headers for
  * failures: Retry-After) and ends the call (mg_serve_done). `res` stays in place until this
@@ -553,13 +719,16 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
 {
     mg_buf_t *b = &l->out;
     answering = res;
+    if (res->rc == 0 && call->req->shm_outputs != NULL)
+        res->rc = mg_shm_write_outputs(l->api->shm, call->req, &res->resp, call->req->shm_hold,
+                                       &res->err);
     if (res->rc != 0) {
         mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
         size_t n = mg_serve_error_headers(res, hdrs);
         for (size_t i = 0; i < n; i++)
             add_header(req, hdrs[i].name, hdrs[i].value.ptr, hdrs[i].value.len);
         send_error(req, b, res->rc, res->err.msg);
-        mg_serve_done(res);
+        end_call(call, res);
         answering = NULL;
         return 0;
     }
@@ -568,7 +737,7 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
     int rc = enc == ENCODE_KSERVE ? mg_kserve_encode_response(&res->resp, b, &header_len)
                                   : mg_predict_encode_response(&res->resp, b);
     if (rc != 0) {
-        mg_serve_done(res);
+        end_call(call, res);
         send_error(req, b, MG_ENOMEM, "out of memory encoding the response");
         answering = NULL;
         return 0;
@@ -578,7 +747,7 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
     size_t n = mg_serve_headers(call, res, hdrs, explain);
     for (size_t i = 0; i < n; i++)
         add_header(req, hdrs[i].name, hdrs[i].value.ptr, hdrs[i].value.len);
-    mg_serve_done(res);
+    end_call(call, res);
     if (header_len != MG_KSERVE_NO_BINARY) {
         char num[24];
         int k = snprintf(num, sizeof(num), "%zu", header_len);
@@ -728,7 +897,7 @@ static void on_ran(h2o_multithread_receiver_t *receiver, h2o_linklist_t *message
             pc->watch->req = NULL;
             respond(l, pc->req, &pc->call, &pc->res, pc->enc);
         } else {
-            mg_serve_done(&pc->res);
+            end_call(&pc->call, &pc->res);
         }
         pool_batch_unref(pc->batch);
         mg_arena_free(&pc->arena);
@@ -897,6 +1066,16 @@ static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
     ireq->arena = h != NULL ? &h->arena : &l->arena;
     mg_str_t body = body_of(req);
     int rc = mg_kserve_decode_request(body.ptr, body.len, header_len, ireq, &err);
+    if (rc == 0 && (ireq->shm_inputs != NULL || ireq->shm_outputs != NULL)) {
+        /* In the request's arena: it travels with the call, to the pool or a joined Run too. */
+        ireq->shm_hold = mg_arena_alloc(ireq->arena, sizeof(*ireq->shm_hold));
+        if (ireq->shm_hold == NULL)
+            return send_error(req, &l->out, MG_ENOMEM, "out of memory");
+        memset(ireq->shm_hold, 0, sizeof(*ireq->shm_hold));
+        rc = mg_shm_bind_inputs(l->api->shm, ireq, ireq->shm_hold, &err);
+        if (rc != 0)
+            mg_shm_release(ireq->shm_hold);
+    }
     if (rc != 0)
         return send_error(req, &l->out, rc, err.msg);
     mg_serve_call_t call = {
@@ -1260,6 +1439,59 @@ static int ep_model_version(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *ca
     return handle_model_metadata(l, req, cap[0], cap[1]);
 }
 
+static int ep_stats_all(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_stats(l, req, no_version, no_version);
+}
+
+static int ep_model_stats(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_stats(l, req, cap[0], no_version);
+}
+
+static int ep_model_version_stats(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_stats(l, req, cap[0], cap[1]);
+}
+
+static int ep_model_config(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_model_config(l, req, cap[0], no_version);
+}
+
+static int ep_model_version_config(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_model_config(l, req, cap[0], cap[1]);
+}
+
+static int ep_shm_status_all(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_shm_status(l, req, no_version);
+}
+
+static int ep_shm_status(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_shm_status(l, req, cap[0]);
+}
+
+static int ep_shm_register(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_shm_register(l, req, cap[0]);
+}
+
+static int ep_shm_unregister_all(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    (void)cap;
+    return handle_shm_unregister(l, req, no_version);
+}
+
+static int ep_shm_unregister(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
+{
+    return handle_shm_unregister(l, req, cap[0]);
+}
+
 static int ep_model_ready(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 {
     return handle_model_ready(l, req, cap[0], no_version);
@@ -1294,7 +1526,7 @@ static int ep_repo_index(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 
 static int ep_repo_load(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
 {
-    return submit_job(l, req, MG_CONTROL_LOAD, cap[0], 0, answer_empty);
+    return submit_job(l, req, MG_CONTROL_LOAD, cap[0], 1, answer_empty);
 }
 
 static int ep_repo_unload(mg_api_loop_t *l, h2o_req_t *req, const mg_str_t *cap)
@@ -1398,13 +1630,23 @@ static endpoint_t endpoints[] = {
     EP("/v2", "GET", INFERENCE, ep_server_metadata),
     EP("/v2/health/live", "GET", INFERENCE, ep_live),
     EP("/v2/health/ready", "GET", INFERENCE, ep_ready),
+    EP("/v2/models/stats", "GET", INFERENCE, ep_stats_all), /* before the model named so */
     EP("/v2/models/{}", "GET", INFERENCE, ep_model),
+    EP("/v2/models/{}/stats", "GET", INFERENCE, ep_model_stats),
+    EP("/v2/models/{}/config", "GET", INFERENCE, ep_model_config),
     EP("/v2/models/{}/ready", "GET", INFERENCE, ep_model_ready),
     EP("/v2/models/{}/infer", "POST", INFERENCE, ep_infer),
     EP("/v2/models/{}/versions/{}", "GET", INFERENCE, ep_model_version),
     EP("/v2/models/{}/versions/{}/ready", "GET", INFERENCE, ep_model_version_ready),
     EP("/v2/models/{}/versions/{}/infer", "POST", INFERENCE, ep_infer_version),
+    EP("/v2/models/{}/versions/{}/stats", "GET", INFERENCE, ep_model_version_stats),
+    EP("/v2/models/{}/versions/{}/config", "GET", INFERENCE, ep_model_version_config),
     EP("/v2/repository/index", "POST", INFERENCE, ep_repo_index),
+    EP("/v2/systemsharedmemory/status", "GET", INFERENCE, ep_shm_status_all),
+    EP("/v2/systemsharedmemory/region/{}/status", "GET", INFERENCE, ep_shm_status),
+    EP("/v2/systemsharedmemory/region/{}/register", "POST", ADMIN, ep_shm_register),
+    EP("/v2/systemsharedmemory/unregister", "POST", ADMIN, ep_shm_unregister_all),
+    EP("/v2/systemsharedmemory/region/{}/unregister", "POST", ADMIN, ep_shm_unregister),
     EP("/v2/repository/models/{}/load", "POST", ADMIN, ep_repo_load),
     EP("/v2/repository/models/{}/unload", "POST", ADMIN, ep_repo_unload),
     EP("/v2/admin/models/{}/traffic", "GET, PUT", ADMIN, ep_traffic),
@@ -1522,6 +1764,41 @@ static int admin_authorized(mg_api_loop_t *l, h2o_req_t *req)
     return 0;
 }
 
+static void free_inflated(void *p)
+{
+    free(*(char **)p);
+}
+
+/*
+ * A body sent with Content-Encoding gzip or deflate is inflated, bounded by the body limit,
+ * and handed to the endpoint in its place (the request pool frees it). Answers 413, 415 or 400
+ * and returns 0 when it cannot be.
+ */
+static int inflate_body(mg_api_loop_t *l, h2o_req_t *req)
+{
+    mg_str_t coding;
+    if (!request_header(req, "content-encoding", 16, &coding))
+        return 1;
+    mg_encoding_t enc;
+    mg_err_t err;
+    char *plain = NULL;
+    size_t n = 0;
+    mg_str_t body = body_of(req);
+    int rc = mg_encoding_parse(coding.ptr, coding.len, &enc, &err);
+    if (rc == 0 && enc == MG_ENCODING_IDENTITY)
+        return 1;
+    if (rc == 0)
+        rc = mg_encoding_inflate(enc, body.ptr, body.len, l->api->max_body_bytes, &plain, &n, &err);
+    if (rc != 0) {
+        send_error(req, &l->out, rc, err.msg);
+        return 0;
+    }
+    char **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), free_inflated);
+    *slot = plain;
+    req->entity = h2o_iovec_init(plain, n);
+    return 1;
+}
+
 int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
 {
     mg_str_t seg[SEGMENTS_MAX], cap[SEGMENTS_MAX];
@@ -1538,12 +1815,16 @@ int mg_api_handle(mg_api_loop_t *l, h2o_req_t *req, unsigned surfaces)
         l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;
         for (int m = 0; m < e->nmethods; m++) {
             if (h2o_memis(req->method.base, req->method.len, e->methods[m].ptr, e->methods[m].len))
-                return e->fn(l, req, cap);
+                return inflate_body(l, req) ? e->fn(l, req, cap) : 0;
         }
-        return method_ok(req, &l->out, e->allow) ? e->fn(l, req, cap) : 0;
+        if (!method_ok(req, &l->out, e->allow) || !inflate_body(l, req))
+            return 0;
+        return e->fn(l, req, cap);
     }
     l->endpoint = NULL;
     l->received_ns = mg_obs_enabled() || mg_trace_enabled() ? mg_obs_now_ns() : 0;
+    if ((surfaces & MG_SURFACE_INFERENCE) && !inflate_body(l, req))
+        return 0;
     if ((surfaces & MG_SURFACE_INFERENCE) && handle_table_route(l, req))
         return 0;
     return send_errorf(req, &l->out, MG_ENOENDPOINT, "no endpoint %.*s %.*s", (int)req->method.len,

@@ -19,6 +19,7 @@
 #include "serve/pool.h"
 #include "serve/ratelimit.h"
 #include "serve/serve.h"
+#include "serve/shm.h"
 
 #include <h2o.h>
 #include <stdatomic.h>
@@ -40,6 +41,7 @@ typedef struct mg_api {
     mg_serve_t *serve;     /* the request core */
     mg_control_t *control; /* where changes go */
     size_t max_body_bytes; /* for messages about the body limit */
+    mg_shm_t *shm;         /* registered system shared-memory regions */
     /* With --etcd: the fleet's status for readiness, set once it has started (the loops may
      * already run); else NULL. */
     _Atomic(mg_cluster_t *) cluster;

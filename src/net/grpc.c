@@ -10,8 +10,10 @@
 
 #include "core/cpu.h"
 #include "core/log.h"
+#include "proto/kserve_config.h"
 #include "proto/kserve_pb.h"
 #include "serve/info.h"
+#include "serve/stats.h"
 #include "serve/status.h"
 
 #include <arpa/inet.h>
@@ -462,6 +464,263 @@ static int m_model_metadata(cq_thread_t *t, call_ctx_t *c)
     return 0;
 }
 
+/*
+ * Room for one more pointer in the arena array `rows` of `n` (capacity *cap): the same array,
+ * or a doubled copy. NULL when out of memory.
+ */
+static void *grow_rows(cq_thread_t *t, void *rows, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return rows;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = mg_arena_alloc(&t->arena, ncap * sizeof(void *));
+    if (p == NULL)
+        return NULL;
+    if (n)
+        memcpy(p, rows, n * sizeof(void *));
+    *cap = ncap;
+    return p;
+}
+
+/* ---- the model configuration extension ---------------------------------------------------- */
+
+static void *arena_zalloc(cq_thread_t *t, size_t n)
+{
+    void *p = mg_arena_alloc(&t->arena, n);
+    if (p != NULL)
+        memset(p, 0, n);
+    return p;
+}
+
+/* A tensor's dims as Triton's config gives them: without the batch dim when batching. */
+static int64_t *config_dims(cq_thread_t *t, const mg_tensor_info_t *info, bool batching, size_t *n)
+{
+    int skip = batching && info->ndim > 0 ? 1 : 0;
+    *n = (size_t)(info->ndim - skip);
+    int64_t *d = arena_zalloc(t, (*n + 1) * sizeof(*d));
+    for (size_t i = 0; d != NULL && i < *n; i++)
+        d[i] = info->shape[i + skip] < 0 ? -1 : info->shape[i + skip];
+    return d;
+}
+
+static int add_parameter(void *ctx, const char *key, const mg_buf_t *json)
+{
+    Inference__ModelConfig *mc = ((void **)ctx)[0];
+    cq_thread_t *t = ((void **)ctx)[1];
+    Inference__ModelConfig__ParametersEntry *e = arena_zalloc(t, sizeof(*e));
+    Inference__ModelParameter *p = arena_zalloc(t, sizeof(*p));
+    if (e == NULL || p == NULL)
+        return MG_ENOMEM;
+    inference__model_config__parameters_entry__init(e);
+    inference__model_parameter__init(p);
+    e->key = arena_dup(t, key, strlen(key));
+    p->string_value = arena_dup(t, json->data, json->len);
+    e->value = p;
+    if (e->key == NULL || p->string_value == NULL)
+        return MG_ENOMEM;
+    mc->parameters[mc->n_parameters++] = e;
+    return 0;
+}
+
+/* Fills `mc` (Triton's ModelConfig) as GET .../config answers it (proto/kserve_config.h). */
+static int fill_config(cq_thread_t *t, const mg_info_model_t *m, const mg_model_config_t *cfg,
+                       Inference__ModelConfig *mc)
+{
+    static char platform[] = "onnxruntime_onnx", backend[] = "onnxruntime",
+                filename[] = "model.onnx";
+    inference__model_config__init(mc);
+    mc->name = (char *)(uintptr_t)m->name;
+    mc->platform = platform;
+    mc->backend = backend;
+    mc->default_model_filename = filename;
+    mc->max_batch_size = (int32_t)cfg->max_batch_size;
+    Inference__ModelVersionPolicy *vp = arena_zalloc(t, sizeof(*vp));
+    if (vp == NULL)
+        return MG_ENOMEM;
+    inference__model_version_policy__init(vp);
+    if (cfg->policy == MG_VERSION_POLICY_ALL) {
+        vp->policy_choice_case = INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_ALL;
+        vp->all = arena_zalloc(t, sizeof(*vp->all));
+        if (vp->all == NULL)
+            return MG_ENOMEM;
+        inference__model_version_policy__all__init(vp->all);
+    } else if (cfg->policy == MG_VERSION_POLICY_SPECIFIC) {
+        vp->policy_choice_case = INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_SPECIFIC;
+        vp->specific = arena_zalloc(t, sizeof(*vp->specific));
+        if (vp->specific == NULL)
+            return MG_ENOMEM;
+        inference__model_version_policy__specific__init(vp->specific);
+        vp->specific->n_versions = (size_t)cfg->nspecific;
+        vp->specific->versions = (int64_t *)(uintptr_t)cfg->specific;
+    } else {
+        vp->policy_choice_case = INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_LATEST;
+        vp->latest = arena_zalloc(t, sizeof(*vp->latest));
+        if (vp->latest == NULL)
+            return MG_ENOMEM;
+        inference__model_version_policy__latest__init(vp->latest);
+        vp->latest->num_versions = (uint32_t)cfg->latest_n;
+    }
+    mc->version_policy = vp;
+    bool batching = cfg->max_batch_size > 0;
+    mc->input = arena_zalloc(t, (m->ninputs + 1) * sizeof(*mc->input));
+    mc->output = arena_zalloc(t, (m->noutputs + 1) * sizeof(*mc->output));
+    if (mc->input == NULL || mc->output == NULL)
+        return MG_ENOMEM;
+    for (size_t i = 0; i < m->ninputs; i++) {
+        Inference__ModelInput *in = arena_zalloc(t, sizeof(*in));
+        if (in == NULL)
+            return MG_ENOMEM;
+        inference__model_input__init(in);
+        in->name = m->inputs[i].name;
+        in->data_type = (Inference__DataType)mg_dtype_config_number(m->inputs[i].dtype);
+        if ((in->dims = config_dims(t, &m->inputs[i], batching, &in->n_dims)) == NULL)
+            return MG_ENOMEM;
+        mc->input[mc->n_input++] = in;
+    }
+    for (size_t i = 0; i < m->noutputs; i++) {
+        Inference__ModelOutput *out = arena_zalloc(t, sizeof(*out));
+        if (out == NULL)
+            return MG_ENOMEM;
+        inference__model_output__init(out);
+        out->name = m->outputs[i].name;
+        out->data_type = (Inference__DataType)mg_dtype_config_number(m->outputs[i].dtype);
+        if ((out->dims = config_dims(t, &m->outputs[i], batching, &out->n_dims)) == NULL)
+            return MG_ENOMEM;
+        for (int k = 0; k < cfg->noutputs; k++) {
+            if (strcmp(cfg->outputs[k].name, out->name) == 0 && cfg->outputs[k].label_filename[0])
+                out->label_filename = (char *)(uintptr_t)cfg->outputs[k].label_filename;
+        }
+        mc->output[mc->n_output++] = out;
+    }
+    Inference__ModelInstanceGroup *g = arena_zalloc(t, sizeof(*g));
+    mc->instance_group = arena_zalloc(t, sizeof(*mc->instance_group));
+    mc->parameters = arena_zalloc(t, 8 * sizeof(*mc->parameters));
+    if (g == NULL || mc->instance_group == NULL || mc->parameters == NULL)
+        return MG_ENOMEM;
+    inference__model_instance_group__init(g);
+    g->name = mc->name;
+    g->count = cfg->instance_count;
+    g->kind = INFERENCE__MODEL_INSTANCE_GROUP__KIND__KIND_CPU;
+    mc->instance_group[mc->n_instance_group++] = g;
+    void *ctx[2] = {mc, t};
+    return mg_kserve_config_parameters(cfg, add_parameter, ctx);
+}
+
+static int m_model_config(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__ModelConfigRequest *q = unpack(t, c, &inference__model_config_request__descriptor);
+    if (q == NULL)
+        return 0;
+    mg_err_t err;
+    mg_info_model_t m;
+    int rc = mg_info_model(t->server->serve, (mg_str_t){q->name, strlen(q->name)},
+                           (mg_str_t){q->version, strlen(q->version)}, &m, &err);
+    if (rc != 0)
+        return finish_error(c, rc, err.msg);
+    Inference__ModelConfig mc;
+    Inference__ModelConfigResponse r = INFERENCE__MODEL_CONFIG_RESPONSE__INIT;
+    r.config = &mc;
+    if (fill_config(t, &m, mg_model_version_config(m.version), &mc) != 0) {
+        mg_info_model_done(&m);
+        return finish_error(c, MG_ENOMEM, "out of memory");
+    }
+    finish_ok(c, &r.base); /* packed before the version (which owns the names) is unpinned */
+    mg_info_model_done(&m);
+    return 0;
+}
+
+/* ---- the statistics extension ------------------------------------------------------------ */
+
+/* The ModelStatistics rows gathered so far, in the thread's arena. */
+typedef struct stats_rows {
+    cq_thread_t *t;
+    Inference__ModelStatistics **rows;
+    size_t n, cap;
+} stats_rows_t;
+
+static Inference__StatisticDuration *duration(cq_thread_t *t, mg_obs_duration_t d)
+{
+    Inference__StatisticDuration *p = mg_arena_alloc(&t->arena, sizeof(*p));
+    if (p != NULL) {
+        inference__statistic_duration__init(p);
+        p->count = d.count;
+        p->ns = d.ns;
+    }
+    return p;
+}
+
+static int add_stats_row(void *ctx, const mg_stats_row_t *row)
+{
+    stats_rows_t *a = ctx;
+    cq_thread_t *t = a->t;
+    void *rows = grow_rows(t, a->rows, a->n, &a->cap);
+    if (rows == NULL)
+        return MG_ENOMEM;
+    a->rows = rows;
+    const mg_obs_series_stats_t *f = &row->figures;
+    Inference__ModelStatistics *m = mg_arena_alloc(&t->arena, sizeof(*m));
+    Inference__InferStatistics *is = mg_arena_alloc(&t->arena, sizeof(*is));
+    Inference__InferBatchStatistics **bs =
+        mg_arena_alloc(&t->arena, (size_t)(row->nbatches + 1) * sizeof(*bs));
+    if (m == NULL || is == NULL || bs == NULL)
+        return MG_ENOMEM;
+    inference__model_statistics__init(m);
+    inference__infer_statistics__init(is);
+    static const mg_obs_duration_t none = {0, 0};
+    is->success = duration(t, f->success);
+    is->fail = duration(t, f->fail);
+    is->queue = duration(t, f->queue);
+    is->compute_input = duration(t, f->compute_input);
+    is->compute_infer = duration(t, f->compute_infer);
+    is->compute_output = duration(t, f->compute_output);
+    is->cache_hit = duration(t, none);
+    is->cache_miss = duration(t, none);
+    m->name = arena_dup(t, row->model, strlen(row->model));
+    m->version = arena_dup(t, row->version, strlen(row->version));
+    m->last_inference = f->last_inference_ms;
+    m->inference_count = f->inference_count;
+    m->execution_count = f->execution_count;
+    m->inference_stats = is;
+    m->batch_stats = bs;
+    for (int i = 0; i < row->nbatches; i++) {
+        const mg_obs_batch_stats_t *b = &row->batches[i];
+        if (b->batch_size == 0) /* the overflow entry has no size to name (as over HTTP) */
+            continue;
+        Inference__InferBatchStatistics *p = mg_arena_alloc(&t->arena, sizeof(*p));
+        if (p == NULL)
+            return MG_ENOMEM;
+        inference__infer_batch_statistics__init(p);
+        p->batch_size = b->batch_size;
+        p->compute_input = duration(t, b->compute_input);
+        p->compute_infer = duration(t, b->compute_infer);
+        p->compute_output = duration(t, b->compute_output);
+        bs[m->n_batch_stats++] = p;
+    }
+    if (m->name == NULL || m->version == NULL || is->cache_miss == NULL)
+        return MG_ENOMEM;
+    a->rows[a->n++] = m;
+    return 0;
+}
+
+static int m_model_statistics(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__ModelStatisticsRequest *q =
+        unpack(t, c, &inference__model_statistics_request__descriptor);
+    if (q == NULL)
+        return 0;
+    mg_err_t err = {0};
+    stats_rows_t rows = {t, NULL, 0, 0};
+    int rc =
+        mg_stats_collect(t->server->serve, (mg_str_t){q->name, strlen(q->name)},
+                         (mg_str_t){q->version, strlen(q->version)}, add_stats_row, &rows, &err);
+    if (rc != 0)
+        return finish_error(c, rc, rc == MG_ENOMEM ? "out of memory" : err.msg);
+    Inference__ModelStatisticsResponse r = INFERENCE__MODEL_STATISTICS_RESPONSE__INIT;
+    r.n_model_stats = rows.n;
+    r.model_stats = rows.rows;
+    return finish_ok(c, &r.base);
+}
+
 /* ---- inference ---------------------------------------------------------------------------- */
 
 static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
@@ -532,16 +791,10 @@ static char *dup_or_empty(cq_thread_t *t, const char *s)
 static int add_index_row(void *ctx, const mg_info_index_row_t *row)
 {
     index_rows_t *x = ctx;
-    if (x->n == x->cap) {
-        size_t ncap = x->cap ? x->cap * 2 : 16;
-        void *n = mg_arena_alloc(&x->t->arena, ncap * sizeof(*x->rows));
-        if (n == NULL)
-            return MG_ENOMEM;
-        if (x->n)
-            memcpy(n, x->rows, x->n * sizeof(*x->rows));
-        x->rows = n;
-        x->cap = ncap;
-    }
+    void *rows = grow_rows(x->t, x->rows, x->n, &x->cap);
+    if (rows == NULL)
+        return MG_ENOMEM;
+    x->rows = rows;
     Inference__RepositoryIndexResponse__ModelIndex *m = mg_arena_alloc(&x->t->arena, sizeof(*m));
     if (m == NULL)
         return MG_ENOMEM;
@@ -643,9 +896,8 @@ static const method_t methods[] = {
     {"RepositoryIndex", m_repository_index, NULL},
     {"RepositoryModelLoad", m_repository_load, NULL},
     {"RepositoryModelUnload", m_repository_unload, NULL},
-    {"ModelConfig", NULL, "ModelConfig is not implemented yet: model configuration is not served"},
-    {"ModelStatistics", NULL,
-     "ModelStatistics is not implemented yet: model statistics are not served"},
+    {"ModelConfig", m_model_config, NULL},
+    {"ModelStatistics", m_model_statistics, NULL},
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))

@@ -56,6 +56,8 @@ static int lfail(mg_err_t *err, int code, const label_t *l, const char *fmt, ...
 typedef struct input_extra {
     bool binary;
     uint64_t binary_size;
+    mg_shm_ref_t shm;  /* shared_memory_* parameters */
+    unsigned shm_seen; /* SHM_REGION | SHM_SIZE | SHM_OFFSET */
 } input_extra_t;
 
 /* Doubles an arena array of `*cap` items of `size` bytes when `n` reached it. */
@@ -145,9 +147,62 @@ static int parse_shape(mg_json_t *j, mg_tensor_t *t, const label_t *l, mg_err_t 
     return 0;
 }
 
-/* The input's "parameters" object: binary_data_size is the one we use. */
+enum { SHM_REGION = 1, SHM_SIZE = 2, SHM_OFFSET = 4 };
+
+/*
+ * One shared_memory_* parameter at the cursor (key `key`) into `ref`: returns 1 when `key` is
+ * one, 0 when not, or a negative code.
+ */
+static int parse_shm_param(mg_json_t *j, mg_str_t key, mg_shm_ref_t *ref, unsigned *seen,
+                           mg_arena_t *arena, const label_t *l, mg_err_t *err)
+{
+    uint64_t *num = NULL;
+    const char *what = NULL;
+    unsigned bit = 0;
+    if (mg_json_str_eq(key, "shared_memory_region")) {
+        if (mg_json_peek(j) != MG_JSON_STRING)
+            return lfail(err, MG_EPARSE, l, "'shared_memory_region' must be a string");
+        int rc = read_str(j, arena, &ref->region, err);
+        if (rc == 0 && ref->region.len == 0)
+            return lfail(err, MG_EPARSE, l, "'shared_memory_region' must not be empty");
+        *seen |= SHM_REGION;
+        return rc == 0 ? 1 : rc;
+    }
+    if (mg_json_str_eq(key, "shared_memory_byte_size")) {
+        num = &ref->byte_size;
+        what = "shared_memory_byte_size";
+        bit = SHM_SIZE;
+    } else if (mg_json_str_eq(key, "shared_memory_offset")) {
+        num = &ref->offset;
+        what = "shared_memory_offset";
+        bit = SHM_OFFSET;
+    } else {
+        return 0;
+    }
+    mg_numfmt_decimal_t d;
+    if (mg_json_peek(j) != MG_JSON_NUMBER)
+        return lfail(err, MG_EPARSE, l, "'%s' must be a non-negative integer", what);
+    if (mg_json_read_number(j, &d) != 0)
+        return mg_json_error(j, err);
+    if (mg_numfmt_to_uint(&d, 64, num) != 0)
+        return lfail(err, MG_EPARSE, l, "'%s' must be a non-negative integer", what);
+    *seen |= bit;
+    return 1;
+}
+
+/* Both region and byte size, or neither (then no offset either). */
+static int check_shm(unsigned seen, const label_t *l, mg_err_t *err)
+{
+    if (seen == 0 || (seen & (SHM_REGION | SHM_SIZE)) == (SHM_REGION | SHM_SIZE))
+        return 0;
+    return lfail(err, MG_EPARSE, l,
+                 "shared memory needs both 'shared_memory_region' and "
+                 "'shared_memory_byte_size'");
+}
+
+/* The input's "parameters" object: binary_data_size and shared_memory_* are the ones used. */
 static int parse_input_params(mg_json_t *j, input_extra_t *x, bool *seen_size, const label_t *l,
-                              mg_err_t *err)
+                              mg_arena_t *arena, mg_err_t *err)
 {
     int rc;
     mg_str_t key;
@@ -167,6 +222,9 @@ static int parse_input_params(mg_json_t *j, input_extra_t *x, bool *seen_size, c
                 return lfail(err, MG_EPARSE, l,
                              "'binary_data_size' must be a non-negative integer");
             *seen_size = true;
+        } else if ((rc = parse_shm_param(j, key, &x->shm, &x->shm_seen, arena, l, err)) != 0) {
+            if (rc < 0)
+                return rc;
         } else if (mg_json_skip(j, NULL) != 0) {
             return mg_json_error(j, err);
         }
@@ -259,7 +317,7 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
         } else if (mg_json_str_eq(key, "parameters")) {
             if (seen & SEEN_PARAMS)
                 return dup_member(&l, "parameters", err);
-            if ((rc = parse_input_params(j, x, &seen_size, &l, err)) != 0)
+            if ((rc = parse_input_params(j, x, &seen_size, &l, arena, err)) != 0)
                 return rc;
             seen |= SEEN_PARAMS;
         } else if (mg_json_str_eq(key, "data")) {
@@ -294,6 +352,18 @@ static int parse_input(mg_json_t *j, mg_tensor_t *t, input_extra_t *x, size_t in
         return lfail(err, MG_EPARSE, &l, "missing 'shape'");
     if ((seen & SEEN_DATA) && seen_size)
         return lfail(err, MG_EPARSE, &l, "has both 'data' and 'binary_data_size'");
+    if ((rc = check_shm(x->shm_seen, &l, err)) != 0)
+        return rc;
+    if (x->shm_seen != 0 && ((seen & SEEN_DATA) || seen_size))
+        return lfail(err, MG_EPARSE, &l, "has both shared memory and %s: give one",
+                     seen_size ? "'binary_data_size'" : "'data'");
+    if (x->shm_seen != 0) {
+        size_t bytes;
+        if ((rc = tensor_bytes(t, want, &bytes, &l, err)) != 0)
+            return rc;
+        t->count = want; /* the bytes are bound from the region (serve/shm.h) */
+        return 0;
+    }
     if (!(seen & SEEN_DATA) && !seen_size)
         return lfail(err, MG_EPARSE, &l, "needs 'data' or parameters.binary_data_size");
     size_t bytes;
@@ -341,14 +411,17 @@ static int parse_inputs(mg_json_t *j, mg_infer_request_t *req, input_extra_t **e
 
 /* One element of "outputs"; *explicit_binary is -1 when parameters.binary_data is absent. */
 static int parse_output(mg_json_t *j, mg_output_spec_t *o, signed char *explicit_binary,
-                        size_t index, mg_arena_t *arena, mg_err_t *err)
+                        mg_shm_ref_t *shm, size_t index, mg_arena_t *arena, mg_err_t *err)
 {
+    unsigned shm_seen = 0;
+    memset(shm, 0, sizeof(*shm));
     label_t l = {.kind = "output", .index = index};
     bool named = false;
     mg_str_t key;
     int rc;
     o->name = (mg_str_t){"", 0};
     o->binary = false;
+    o->classification = 0;
     *explicit_binary = -1;
     if (mg_json_peek(j) != MG_JSON_OBJECT)
         return lfail(err, MG_EPARSE, &l, "must be an object");
@@ -379,6 +452,21 @@ static int parse_output(mg_json_t *j, mg_output_spec_t *o, signed char *explicit
                     if (mg_json_read_bool(j, &b) != 0)
                         return mg_json_error(j, err);
                     *explicit_binary = b ? 1 : 0;
+                } else if (mg_json_str_eq(pk, "classification")) {
+                    static const char bad[] = "'classification' must be a positive integer "
+                                              "(the number of classes to return)";
+                    mg_numfmt_decimal_t num;
+                    uint64_t k = 0;
+                    if (mg_json_peek(j) != MG_JSON_NUMBER)
+                        return lfail(err, MG_EPARSE, &l, "%s", bad);
+                    if (mg_json_read_number(j, &num) != 0)
+                        return mg_json_error(j, err);
+                    if (mg_numfmt_to_uint(&num, 32, &k) != 0 || k == 0)
+                        return lfail(err, MG_EPARSE, &l, "%s", bad);
+                    o->classification = (uint32_t)k;
+                } else if ((rc = parse_shm_param(j, pk, shm, &shm_seen, arena, &l, err)) != 0) {
+                    if (rc < 0)
+                        return rc;
                 } else if (mg_json_skip(j, NULL) != 0) {
                     return mg_json_error(j, err);
                 }
@@ -393,14 +481,14 @@ static int parse_output(mg_json_t *j, mg_output_spec_t *o, signed char *explicit
         return mg_json_error(j, err);
     if (!named)
         return lfail(err, MG_EPARSE, &l, "missing 'name'");
-    return 0;
+    return check_shm(shm_seen, &l, err);
 }
 
 static int parse_outputs(mg_json_t *j, mg_infer_request_t *req, signed char **explicit_binary,
-                         mg_err_t *err)
+                         mg_shm_ref_t **shm, mg_err_t *err)
 {
     int rc;
-    size_t cap = 0, xcap = 0;
+    size_t cap = 0, xcap = 0, scap = 0;
     if (mg_json_peek(j) != MG_JSON_ARRAY)
         return mg_err_set(err, MG_EPARSE, "'outputs' must be an array");
     if (mg_json_array_begin(j) != 0)
@@ -408,9 +496,11 @@ static int parse_outputs(mg_json_t *j, mg_infer_request_t *req, signed char **ex
     while ((rc = mg_json_array_next(j)) > 0) {
         size_t n = req->noutputs;
         if (grow(req->arena, (void **)&req->outputs, &cap, n, sizeof(mg_output_spec_t)) != 0 ||
-            grow(req->arena, (void **)explicit_binary, &xcap, n, 1) != 0)
+            grow(req->arena, (void **)explicit_binary, &xcap, n, 1) != 0 ||
+            grow(req->arena, (void **)shm, &scap, n, sizeof(mg_shm_ref_t)) != 0)
             return oom(err);
-        rc = parse_output(j, &req->outputs[n], &(*explicit_binary)[n], n, req->arena, err);
+        rc = parse_output(j, &req->outputs[n], &(*explicit_binary)[n], &(*shm)[n], n, req->arena,
+                          err);
         if (rc != 0)
             return rc;
         req->noutputs = n + 1;
@@ -528,6 +618,7 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
     mg_str_t key;
     input_extra_t *extra = NULL;
     signed char *explicit_binary = NULL;
+    mg_shm_ref_t *shm_outputs = NULL;
     bool has_binary = header_len != MG_KSERVE_NO_BINARY;
     bool seen_inputs = false, seen_outputs = false, seen_id = false, seen_params = false;
     int rc;
@@ -552,7 +643,7 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
             if (seen_outputs)
                 return mg_err_set(err, MG_EPARSE, "duplicate 'outputs'");
             seen_outputs = true;
-            if ((rc = parse_outputs(&j, req, &explicit_binary, err)) != 0)
+            if ((rc = parse_outputs(&j, req, &explicit_binary, &shm_outputs, err)) != 0)
                 return rc;
         } else if (mg_json_str_eq(key, "id")) {
             if (seen_id)
@@ -578,8 +669,21 @@ int mg_kserve_decode_request(const char *body, size_t len, size_t header_len,
         return mg_err_set(err, MG_EPARSE, "missing 'inputs' array");
 
     /* outputs without their own binary_data follow the request-wide default */
-    for (size_t i = 0; i < req->noutputs; i++)
+    for (size_t i = 0; i < req->noutputs; i++) {
         req->outputs[i].binary = explicit_binary[i] < 0 ? req->binary_output : explicit_binary[i];
+        if (shm_outputs[i].region.len > 0)
+            req->shm_outputs = shm_outputs;
+    }
+    /* inputs in shared memory: their regions, bound by serve/shm.h */
+    for (size_t i = 0; i < req->ninputs && req->shm_inputs == NULL; i++) {
+        if (extra[i].shm_seen == 0)
+            continue;
+        req->shm_inputs = mg_arena_alloc(req->arena, req->ninputs * sizeof(mg_shm_ref_t));
+        if (req->shm_inputs == NULL)
+            return oom(err);
+        for (size_t k = 0; k < req->ninputs; k++)
+            req->shm_inputs[k] = extra[k].shm_seen ? extra[k].shm : (mg_shm_ref_t){{"", 0}, 0, 0};
+    }
 
     if (has_binary)
         return bind_binary(body, len, header_len, req, extra, err);
@@ -635,6 +739,8 @@ int mg_kserve_encode_response(const mg_infer_response_t *resp, mg_buf_t *out, si
     for (size_t i = 0; i < resp->noutputs; i++) {
         const mg_tensor_t *t = &resp->outputs[i];
         bool binary = resp->binary != NULL && resp->binary[i];
+        const mg_shm_ref_t *shm =
+            resp->shm != NULL && resp->shm[i].region.len > 0 ? &resp->shm[i] : NULL;
         if (i)
             MG_JSON_PUTS(out, ",");
         MG_JSON_PUTS(out, "{\"name\":");
@@ -643,7 +749,19 @@ int mg_kserve_encode_response(const mg_infer_response_t *resp, mg_buf_t *out, si
         MG_JSON_PUT(mg_json_put_str(out, mg_dtype_name(t->dtype)));
         MG_JSON_PUTS(out, ",\"shape\":");
         MG_JSON_PUT(put_shape(out, t));
-        if (binary) {
+        if (shm != NULL) {
+            uint64_t size;
+            MG_JSON_PUT(mg_tensor_raw_size(t, &size));
+            MG_JSON_PUTS(out, ",\"parameters\":{\"shared_memory_region\":");
+            MG_JSON_PUT(mg_buf_json_string(out, shm->region.ptr, shm->region.len));
+            MG_JSON_PUTS(out, ",\"shared_memory_byte_size\":");
+            MG_JSON_PUT(mg_json_put_u64(out, size));
+            if (shm->offset != 0) {
+                MG_JSON_PUTS(out, ",\"shared_memory_offset\":");
+                MG_JSON_PUT(mg_json_put_u64(out, shm->offset));
+            }
+            MG_JSON_PUTS(out, "}}");
+        } else if (binary) {
             uint64_t size;
             MG_JSON_PUT(mg_tensor_raw_size(t, &size));
             MG_JSON_PUTS(out, ",\"parameters\":{\"binary_data_size\":");
@@ -660,7 +778,7 @@ int mg_kserve_encode_response(const mg_infer_response_t *resp, mg_buf_t *out, si
     size_t json_len = out->len - start;
     if (any_binary) {
         for (size_t i = 0; i < resp->noutputs; i++) {
-            if (resp->binary[i])
+            if (resp->binary[i] && (resp->shm == NULL || resp->shm[i].region.len == 0))
                 MG_JSON_PUT(put_binary(out, &resp->outputs[i]));
         }
     }

@@ -539,7 +539,28 @@ int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_reque
             const char *name = m->outputs[i]->name;
             if (name[0] == '\0')
                 return mg_err_set(err, MG_EPARSE, "output #%zu: missing 'name'", i);
-            req->outputs[i] = (mg_output_spec_t){{name, strlen(name)}, req->binary_output};
+            req->outputs[i] = (mg_output_spec_t){{name, strlen(name)}, req->binary_output, 0};
+            for (size_t k = 0; k < m->outputs[i]->n_parameters; k++) {
+                const Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry *e =
+                    m->outputs[i]->parameters[k];
+                if (strcmp(e->key, "classification") != 0)
+                    continue;
+                const Inference__InferParameter *p = e->value;
+                int64_t n = p == NULL ? 0
+                            : p->parameter_choice_case ==
+                                    INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+                                ? p->int64_param
+                            : p->parameter_choice_case ==
+                                    INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM
+                                ? (p->uint64_param > INT64_MAX ? 0 : (int64_t)p->uint64_param)
+                                : 0;
+                if (n <= 0 || n > UINT32_MAX)
+                    return mg_err_set(err, MG_EPARSE,
+                                      "output '%s': 'classification' must be a positive int64 "
+                                      "(the number of classes to return)",
+                                      name);
+                req->outputs[i].classification = (uint32_t)n;
+            }
         }
         req->noutputs = m->n_outputs;
     }

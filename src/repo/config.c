@@ -209,6 +209,230 @@ static int parse_batching(json_t *v, mg_model_config_t *c, mg_err_t *err)
     return 0;
 }
 
+/* Triton's model configuration fields that config.json takes as they are. */
+static const char *const triton_fields[] = {
+    "name",   "platform",       "backend",    "max_batch_size",         "version_policy",  "input",
+    "output", "instance_group", "parameters", "default_model_filename", "dynamic_batching"};
+#define NTRITON (sizeof(triton_fields) / sizeof(triton_fields[0]))
+
+static bool is_triton_field(const char *key)
+{
+    for (size_t i = 0; i < NTRITON; i++) {
+        if (strcmp(triton_fields[i], key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Triton's "parameters" ({"key": {"string_value": "<JSON>"}}): each becomes the config.json
+ * field `key` with that JSON value, so the field's own parsing and checks apply. Keys that are
+ * Triton fields, or that the file also has at the top level, are refused.
+ */
+static int merge_parameters(json_t *root, mg_err_t *err)
+{
+    json_t *params = json_object_get(root, "parameters");
+    if (params == NULL)
+        return 0;
+    if (!json_is_object(params))
+        return mg_err_set(err, MG_ECONFIG,
+                          "config.json: 'parameters' must be an object of "
+                          "{\"string_value\": \"...\"}");
+    json_incref(params);
+    json_object_del(root, "parameters");
+    int rc = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(params, key, v)
+    {
+        json_t *text = json_is_object(v) ? json_object_get(v, "string_value") : NULL;
+        if (text == NULL || !json_is_string(text) || json_object_size(v) != 1) {
+            rc =
+                mg_err_set(err, MG_ECONFIG,
+                           "config.json: 'parameters.%s' must be {\"string_value\": \"...\"}", key);
+            break;
+        }
+        if (is_triton_field(key) || json_object_get(root, key) != NULL) {
+            rc = mg_err_set(err, MG_ECONFIG, "config.json: 'parameters.%s' %s", key,
+                            is_triton_field(key) ? "is not a parameter (a field of its own)"
+                                                 : "is given twice (also at the top level)");
+            break;
+        }
+        json_error_t jerr;
+        json_t *value = json_loads(json_string_value(text), JSON_DECODE_ANY, &jerr);
+        if (value == NULL) {
+            rc = mg_err_set(err, MG_ECONFIG,
+                            "config.json: 'parameters.%s.string_value' is not JSON: %s", key,
+                            jerr.text);
+            break;
+        }
+        json_object_set_new(root, key, value);
+    }
+    json_decref(params);
+    return rc;
+}
+
+/* "instance_group": [{"count": N, "kind": "KIND_CPU" | "KIND_AUTO", "name": ...}, ...]. */
+static int parse_instance_group(json_t *groups, int64_t *count, mg_err_t *err)
+{
+    static const char bad[] = "config.json: 'instance_group' must be a list of {\"count\": N, "
+                              "\"kind\": \"KIND_CPU\"}";
+    if (!json_is_array(groups) || json_array_size(groups) == 0)
+        return mg_err_set(err, MG_ECONFIG, "%s", bad);
+    static const char *const known[] = {"name", "kind", "count"};
+    int64_t total = 0;
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g)
+    {
+        const char *unknown = mg_jsonx_unknown_field(g, known, 3);
+        if (!json_is_object(g) || unknown != NULL)
+            return mg_err_set(err, MG_ECONFIG, "config.json: 'instance_group[%zu]': %s%s%s", i,
+                              unknown ? "unknown field '" : "must be an object",
+                              unknown ? unknown : "", unknown ? "'" : "");
+        json_t *kind = json_object_get(g, "kind");
+        if (kind != NULL &&
+            (!json_is_string(kind) || (strcmp(json_string_value(kind), "KIND_CPU") != 0 &&
+                                       strcmp(json_string_value(kind), "KIND_AUTO") != 0)))
+            return mg_err_set(err, MG_ECONFIG,
+                              "config.json: 'instance_group[%zu].kind' must be \"KIND_CPU\" or "
+                              "\"KIND_AUTO\" (modelgate runs on the CPU)",
+                              i);
+        int64_t n = 1;
+        if (get_uint(g, "count", 64, &n, err) != 0 || n < 1)
+            return mg_err_set(err, MG_ECONFIG,
+                              "config.json: 'instance_group[%zu].count' must be an integer from 1 "
+                              "to 64",
+                              i);
+        total += n;
+    }
+    if (total > 64)
+        return mg_err_set(err, MG_ECONFIG,
+                          "config.json: 'instance_group' adds up to %lld instances, more than 64",
+                          (long long)total);
+    *count = total;
+    return 0;
+}
+
+/* True when `s` can name a file of the model folder: no '/', not hidden, not empty. */
+static bool plain_file_name(const char *s)
+{
+    return s[0] != '\0' && s[0] != '.' && strchr(s, '/') == NULL && strlen(s) < MG_CONFIG_IO_NAME;
+}
+
+/* "input" or "output": [{"name", "data_type", "dims", "label_filename" (outputs)}, ...]. */
+static int parse_io(json_t *list, const char *what, mg_config_io_t *out, int *n, mg_err_t *err)
+{
+    if (!json_is_array(list) || json_array_size(list) > MG_CONFIG_IO_MAX)
+        return mg_err_set(err, MG_ECONFIG, "config.json: '%s' must be a list of at most %d entries",
+                          what, MG_CONFIG_IO_MAX);
+    static const char *const known[] = {"name", "data_type", "dims", "label_filename"};
+    bool is_output = strcmp(what, "output") == 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        mg_config_io_t *io = &out[i];
+        io->ndims = -1;
+        const char *unknown = mg_jsonx_unknown_field(e, known, is_output ? 4 : 3);
+        if (!json_is_object(e) || unknown != NULL)
+            return mg_err_set(err, MG_ECONFIG, "config.json: '%s[%zu]': %s%s%s", what, i,
+                              unknown ? "unknown field '" : "must be an object",
+                              unknown ? unknown : "", unknown ? "'" : "");
+        json_t *v = json_object_get(e, "name");
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) >= MG_CONFIG_IO_NAME)
+            return mg_err_set(err, MG_ECONFIG,
+                              "config.json: '%s[%zu].name' must be a tensor name of 1 to %d bytes",
+                              what, i, MG_CONFIG_IO_NAME - 1);
+        snprintf(io->name, sizeof(io->name), "%s", json_string_value(v));
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(out[k].name, io->name) == 0)
+                return mg_err_set(err, MG_ECONFIG, "config.json: '%s' names '%s' twice", what,
+                                  io->name);
+        }
+        if ((v = json_object_get(e, "data_type")) != NULL &&
+            (!json_is_string(v) ||
+             (io->dtype = mg_dtype_parse_config(json_string_value(v))) == MG_DT_INVALID))
+            return mg_err_set(err, MG_ECONFIG,
+                              "config.json: '%s[%zu].data_type' must be a Triton type such as "
+                              "\"TYPE_FP32\"",
+                              what, i);
+        if ((v = json_object_get(e, "dims")) != NULL) {
+            if (!json_is_array(v) || json_array_size(v) > MG_TENSOR_MAX_DIMS)
+                return mg_err_set(err, MG_ECONFIG,
+                                  "config.json: '%s[%zu].dims' must be a list of at most %d dims",
+                                  what, i, MG_TENSOR_MAX_DIMS);
+            size_t d;
+            json_t *dim;
+            io->ndims = 0;
+            json_array_foreach(v, d, dim)
+            {
+                if (!json_is_integer(dim) || json_integer_value(dim) < -1)
+                    return mg_err_set(err, MG_ECONFIG,
+                                      "config.json: '%s[%zu].dims[%zu]' must be an integer, -1 "
+                                      "for a dynamic dim",
+                                      what, i, d);
+                io->dims[io->ndims++] = json_integer_value(dim);
+            }
+        }
+        if ((v = json_object_get(e, "label_filename")) != NULL &&
+            (!json_is_string(v) ||
+             (json_string_length(v) > 0 && !plain_file_name(json_string_value(v)))))
+            return mg_err_set(err, MG_ECONFIG,
+                              "config.json: '%s[%zu].label_filename' must name a file of the "
+                              "model folder (no '/', not hidden, under %d bytes)",
+                              what, i, MG_CONFIG_IO_NAME);
+        if (v != NULL)
+            snprintf(io->label_filename, sizeof(io->label_filename), "%s", json_string_value(v));
+    }
+    *n = (int)json_array_size(list);
+    return 0;
+}
+
+/* One entry of "input" / "output" against the model's tensors of that kind. */
+static int check_entry(const mg_config_io_t *io, const char *what, int64_t max_batch,
+                       const mg_tensor_info_t *t, size_t n, mg_err_t *err)
+{
+    const mg_tensor_info_t *m = NULL;
+    for (size_t i = 0; i < n && m == NULL; i++)
+        m = strcmp(t[i].name, io->name) == 0 ? &t[i] : NULL;
+    if (m == NULL)
+        return mg_err_set(err, MG_ECONFIG, "config.json: %s '%s' is not one of the model's %ss",
+                          what, io->name, what);
+    if (io->dtype != MG_DT_INVALID && io->dtype != m->dtype)
+        return mg_err_set(
+            err, MG_ECONFIG, "config.json: %s '%s' has data_type %s, the model's is %s", what,
+            io->name, mg_dtype_config_name(io->dtype), mg_dtype_config_name(m->dtype));
+    if (io->ndims < 0)
+        return 0;
+    int skip = max_batch > 0 ? 1 : 0; /* Triton's dims leave the batch dim out */
+    bool same = m->ndim - skip == io->ndims;
+    for (int d = 0; same && d < io->ndims; d++)
+        same = io->dims[d] == m->shape[d + skip] || (io->dims[d] == -1 && m->shape[d + skip] < 0);
+    if (!same)
+        return mg_err_set(err, MG_ECONFIG,
+                          "config.json: %s '%s': dims do not match the model's shape%s", what,
+                          io->name, skip ? " without its batch dim (max_batch_size > 0)" : "");
+    return 0;
+}
+
+int mg_model_config_check_io(const mg_model_config_t *cfg, const mg_tensor_info_t *inputs,
+                             size_t ninputs, const mg_tensor_info_t *outputs, size_t noutputs,
+                             mg_err_t *err)
+{
+    for (int i = 0; i < cfg->ninputs; i++) {
+        if (check_entry(&cfg->inputs[i], "input", cfg->max_batch_size, inputs, ninputs, err) != 0)
+            return MG_ECONFIG;
+    }
+    for (int i = 0; i < cfg->noutputs; i++) {
+        if (check_entry(&cfg->outputs[i], "output", cfg->max_batch_size, outputs, noutputs, err) !=
+            0)
+            return MG_ECONFIG;
+    }
+    return 0;
+}
+
 int mg_model_config_parse(const char *text, size_t len, const char *model, mg_model_config_t *cfg,
                           mg_err_t *err)
 {
@@ -216,7 +440,8 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         "name",           "max_batch_size",   "version_policy", "default_version",
         "instance_count", "intra_op_threads", "warmup",         "platform",
         "backend",        "traffic",          "breaker",        "sha256",
-        "max_inflight",   "execution",        "batching",       "dynamic_batching"};
+        "max_inflight",   "execution",        "batching",       "dynamic_batching",
+        "input",          "output",           "instance_group", "default_model_filename"};
     mg_model_config_default(cfg);
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -232,6 +457,8 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         goto out;
     }
     json_t *v;
+    if (merge_parameters(root, err) != 0)
+        goto out;
     const char *unknown = mg_jsonx_unknown_field(root, known, sizeof(known) / sizeof(known[0]));
     if (unknown != NULL) {
         mg_err_set(err, MG_ECONFIG, "config.json: unknown field '%s'", unknown);
@@ -264,6 +491,29 @@ int mg_model_config_parse(const char *text, size_t len, const char *model, mg_mo
         goto out;
     }
     c.instance_count = (int)n;
+    if ((v = json_object_get(root, "instance_group")) != NULL) {
+        if (json_object_get(root, "instance_count") != NULL) {
+            mg_err_set(err, MG_ECONFIG,
+                       "config.json: give 'instance_count' or 'instance_group', not both");
+            goto out;
+        }
+        if (parse_instance_group(v, &n, err) != 0)
+            goto out;
+        c.instance_count = (int)n;
+    }
+    if ((v = json_object_get(root, "default_model_filename")) != NULL &&
+        (!json_is_string(v) || strcmp(json_string_value(v), "model.onnx") != 0)) {
+        mg_err_set(err, MG_ECONFIG,
+                   "config.json: 'default_model_filename' must be \"model.onnx\" (the file "
+                   "each version folder holds)");
+        goto out;
+    }
+    if ((v = json_object_get(root, "input")) != NULL &&
+        parse_io(v, "input", c.inputs, &c.ninputs, err) != 0)
+        goto out;
+    if ((v = json_object_get(root, "output")) != NULL &&
+        parse_io(v, "output", c.outputs, &c.noutputs, err) != 0)
+        goto out;
     n = 0;
     if (get_uint(root, "intra_op_threads", 256, &n, err) != 0)
         goto out;

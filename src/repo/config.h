@@ -32,11 +32,21 @@
  *                                      seen to answer exactly as single ones at load
  *
  * Every field is optional; unknown fields are an error, so a typo never passes silently.
+ *
+ * Triton's JSON model configuration is accepted too, so what GET .../config answers (serve/
+ * proto/kserve_config.h) loads back unchanged: "platform", "backend", "default_model_filename"
+ * ("model.onnx"), "instance_group" ([{"count": N, "kind": "KIND_CPU"|"KIND_AUTO"}]: the sum is
+ * the instance count), "input" and "output" ([{"name", "data_type": "TYPE_FP32", "dims": [..],
+ * "label_filename"}]: checked against the model when a version loads; label_filename, outputs
+ * only, names a file of the model folder with one class label per line, for classification),
+ * and "parameters" ({"key": {"string_value": "<JSON text>"}}: each key one of the fields above,
+ * its value that field's JSON, e.g. {"warmup": {"string_value": "{\"runs\":2}"}}).
  */
 #ifndef MG_REPO_CONFIG_H
 #define MG_REPO_CONFIG_H
 
 #include "core/err.h"
+#include "infer/tensor.h"
 #include "route/breaker.h"
 #include "route/policy.h"
 
@@ -63,6 +73,18 @@ typedef struct mg_pin {
     char file[MG_PIN_NAME_MAX];
     unsigned char sha256[32];
 } mg_pin_t;
+/** The most "input" or "output" entries a config.json may have, and their name lengths. */
+#define MG_CONFIG_IO_MAX  16
+#define MG_CONFIG_IO_NAME 64
+
+/** One "input" or "output" entry of config.json (Triton's ModelInput / ModelOutput). */
+typedef struct mg_config_io {
+    char name[MG_CONFIG_IO_NAME];
+    mg_dtype_t dtype; /* MG_DT_INVALID: not given */
+    int ndims;        /* -1: not given */
+    int64_t dims[MG_TENSOR_MAX_DIMS];
+    char label_filename[MG_CONFIG_IO_NAME]; /* outputs; "" when none */
+} mg_config_io_t;
 
 typedef enum {
     MG_VERSION_POLICY_LATEST = 0, /* the `num_versions` highest versions (default: 1) */
@@ -103,6 +125,9 @@ typedef struct mg_model_config {
     int64_t batch_max;           /* "batching.max_batch": rows per joined Run; 0: max_batch_size */
     int npins;                   /* "sha256" */
     mg_pin_t pins[MG_PINS_MAX];
+    int ninputs, noutputs; /* Triton's "input" / "output" entries */
+    mg_config_io_t inputs[MG_CONFIG_IO_MAX];
+    mg_config_io_t outputs[MG_CONFIG_IO_MAX];
 } mg_model_config_t;
 
 /**
@@ -118,6 +143,17 @@ void mg_model_config_default(mg_model_config_t *cfg);
  */
 int mg_model_config_parse(const char *json, size_t len, const char *model, mg_model_config_t *cfg,
                           mg_err_t *err);
+
+/**
+ * Checks config.json's "input" / "output" entries against the model's tensors (as its session
+ * describes them, dynamic dims -1): each entry must name one of them, with the same data_type
+ * when given, and its dims, when given, must equal the model's without the batch dim when
+ * max_batch_size > 0 (-1 matches a dynamic dim). Returns 0 or MG_ECONFIG with `err` naming the
+ * entry and what differs. Thread: any.
+ */
+int mg_model_config_check_io(const mg_model_config_t *cfg, const mg_tensor_info_t *inputs,
+                             size_t ninputs, const mg_tensor_info_t *outputs, size_t noutputs,
+                             mg_err_t *err);
 
 /**
  * Applies the version policy to the `n` versions found on disk (any order): writes the

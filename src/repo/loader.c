@@ -157,7 +157,10 @@ static bool same_session_config(const mg_model_config_t *a, const mg_model_confi
            a->max_inflight == b->max_inflight && a->execution == b->execution &&
            a->dynamic_batching == b->dynamic_batching && a->queue_delay_us == b->queue_delay_us &&
            a->npreferred == b->npreferred &&
-           memcmp(a->preferred, b->preferred, sizeof(a->preferred)) == 0;
+           memcmp(a->preferred, b->preferred, sizeof(a->preferred)) == 0 &&
+           a->ninputs == b->ninputs && a->noutputs == b->noutputs &&
+           memcmp(a->inputs, b->inputs, (size_t)a->ninputs * sizeof(a->inputs[0])) == 0 &&
+           memcmp(a->outputs, b->outputs, (size_t)a->noutputs * sizeof(a->outputs[0])) == 0;
 }
 
 /*
@@ -447,6 +450,13 @@ static void build_sessions(const mg_loader_t *l, mg_model_version_t *v, const lo
             return;
         }
         v->nsessions++;
+        const mg_session_t *s = v->sessions[0];
+        if (i == 0 &&
+            mg_model_config_check_io(cfg, mg_session_inputs(s), mg_session_ninputs(s),
+                                     mg_session_outputs(s), mg_session_noutputs(s), &err) != 0) {
+            mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
+            return;
+        }
         if (cfg->warmup_runs > 0 &&
             mg_session_warmup(v->sessions[i], cfg->warmup_runs, &err) != 0) {
             mg_str_format(v->reason, sizeof(v->reason), "warm-up failed: %s", err.msg);
@@ -476,6 +486,26 @@ static void build_sessions(const mg_loader_t *l, mg_model_version_t *v, const lo
                "config.json \"execution\": \"inline\" keeps it on the loops)",
                v->model_name, v->text, (long long)run_us, MG_LOADER_POOL_RUN_MIN_US);
     v->state = MG_MODEL_READY;
+}
+
+/* The labels files config.json names for outputs (in the model folder); fills v->reason. */
+static int read_labels(const mg_loader_t *l, mg_model_version_t *v)
+{
+    for (int i = 0; i < v->config.noutputs; i++) {
+        const char *file = v->config.outputs[i].label_filename;
+        if (file[0] == '\0')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s/%s", l->repo_dir, v->model_name, file);
+        mg_err_t err;
+        if (mg_labels_read(path, &v->labels[i], &err) != 0) {
+            strip_repo_dir(l, err.msg); /* messages name files in the repository, not where it is */
+            mg_str_format(v->reason, sizeof(v->reason), "output '%s': label_filename: %s",
+                          v->config.outputs[i].name, err.msg);
+            return MG_ECONFIG;
+        }
+    }
+    return 0;
 }
 
 /* Sandboxed validation of the loaded bytes; fills v->reason on failure. */
@@ -612,7 +642,7 @@ mg_model_version_t *mg_loader_load_version(const mg_loader_t *l, const char *mod
     if (rc != 0) {
         strip_repo_dir(l, err.msg);
         mg_str_format(v->reason, sizeof(v->reason), "%s", err.msg);
-    } else if (l->sandbox == NULL || validate(l, v, &ld) == 0) {
+    } else if (read_labels(l, v) == 0 && (l->sandbox == NULL || validate(l, v, &ld) == 0)) {
         build_sessions(l, v, &ld);
     }
     load_free(&ld);

@@ -760,7 +760,8 @@ int mg_registry_unload(mg_registry_t *r, const char *name, mg_err_t *err)
     const mg_model_entry_t *cur =
         mg_registry_snapshot_find(writer_live(r), (mg_str_t){name, strlen(name)});
     if (cur == NULL)
-        return mg_err_set(err, MG_ENOMODEL, "unknown model '%s'", name);
+        return mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(strlen(name)),
+                          name);
     mg_model_entry_t e;
     memset(&e, 0, sizeof(e));
     e.config = cur->config;
@@ -867,6 +868,11 @@ int mg_registry_index(mg_registry_t *r, bool ready_only, mg_registry_row_fn fn, 
     return rc;
 }
 
+const char *mg_registry_repo_dir(const mg_registry_t *r)
+{
+    return r->repo_dir;
+}
+
 const mg_registry_snapshot_t *mg_registry_snapshot(mg_registry_t *r)
 {
     return mg_snapshot_read(&r->live);
@@ -909,7 +915,8 @@ int mg_registry_acquire(mg_registry_t *r, mg_str_t model, int64_t version, mg_mo
     const mg_model_entry_t *e = mg_registry_snapshot_find(mg_snapshot_read(&r->live), model);
     mg_model_version_t *v = NULL;
     if (e == NULL) {
-        rc = mg_err_set(err, MG_ENOMODEL, "unknown model '%.*s'", (int)model.len, model.ptr);
+        rc = mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(model.len),
+                        model.ptr);
     } else if (version <= 0) {
         v = e->default_version;
         if (v == NULL)

@@ -162,6 +162,9 @@ int mg_registry_index(mg_registry_t *r, bool ready_only, mg_registry_row_fn fn, 
  */
 const mg_registry_snapshot_t *mg_registry_snapshot(mg_registry_t *r);
 
+/** The repository folder the registry loads from. Owned by the registry. Thread: any. */
+const char *mg_registry_repo_dir(const mg_registry_t *r);
+
 /*
  * Reading a snapshot: everything below returns memory the snapshot owns, valid only inside
  * the read section in which mg_registry_snapshot() was called. Thread: that reader.

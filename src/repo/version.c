@@ -41,6 +41,8 @@ void mg_model_version_free(mg_model_version_t *v)
     free(v->model_name);
     free(v->live);
     mg_breaker_free(v->breaker);
+    for (int i = 0; i < MG_CONFIG_IO_MAX; i++)
+        mg_labels_deinit(&v->labels[i]);
     free(v);
 }
 
@@ -94,6 +96,17 @@ const char *mg_model_version_reason(const mg_model_version_t *v)
 const mg_model_config_t *mg_model_version_config(const mg_model_version_t *v)
 {
     return &v->config;
+}
+
+const mg_labels_t *mg_model_version_labels(const mg_model_version_t *v, mg_str_t output)
+{
+    for (int i = 0; i < v->config.noutputs; i++) {
+        const char *name = v->config.outputs[i].name;
+        if (v->labels[i].text != NULL && strlen(name) == output.len &&
+            memcmp(name, output.ptr, output.len) == 0)
+            return &v->labels[i];
+    }
+    return NULL;
 }
 
 const unsigned char *mg_model_version_sha256(const mg_model_version_t *v)

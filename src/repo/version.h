@@ -12,6 +12,7 @@
 
 #include "infer/session.h"
 #include "repo/config.h"
+#include "repo/labels.h"
 #include "route/breaker.h"
 
 #include <stdatomic.h>
@@ -61,6 +62,12 @@ const char *mg_model_version_reason(const mg_model_version_t *v);
 
 /** The model config the version was built with. Owned by the version. */
 const mg_model_config_t *mg_model_version_config(const mg_model_version_t *v);
+
+/**
+ * The classification labels of output `output` (read with the version from the file its
+ * config.json "label_filename" names), or NULL when it has none. Owned by the version.
+ */
+const mg_labels_t *mg_model_version_labels(const mg_model_version_t *v, mg_str_t output);
 
 /** SHA-256 of the model file the sessions were built from (32 bytes). */
 const unsigned char *mg_model_version_sha256(const mg_model_version_t *v);

@@ -38,6 +38,7 @@ struct mg_model_version {
     mg_session_t **sessions; /* config.instance_count sessions when READY */
     int64_t batch_rows;      /* rows an opportunistically joined Run may hold; 0: off */
     bool on_pool;            /* its Runs go to the execution pool (repo/loader.h) */
+    mg_labels_t labels[MG_CONFIG_IO_MAX]; /* per config.outputs entry with a label_filename */
     int nsessions;
     /* What it was built from, for reloads that skip unchanged files (control thread only). */
     struct version_file *files; /* files[0] is model.onnx, then the external data */

@@ -1,5 +1,7 @@
 #include "serve/execute.h"
 
+#include "serve/classify.h"
+
 #ifdef MG_FAULTS
 #include "serve/fault.h"
 #endif
@@ -66,8 +68,12 @@ int mg_execute(mg_model_version_t *v, const mg_infer_request_t *req, mg_infer_re
         return frc;
 #endif
     rc = mg_session_run_timed(mg_model_version_session(v), req, resp, timing, err);
-    if (rc != 0)
+    if (rc == 0)
+        rc = mg_classify_apply(v, req, resp, err);
+    if (rc != 0) {
+        mg_session_response_release(resp);
         return rc;
+    }
     resp->model_name = mg_model_version_model(v);
     resp->model_version = mg_model_version_text(v);
     resp->id = req->id;

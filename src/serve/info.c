@@ -7,8 +7,11 @@
 
 void mg_info_server(mg_info_server_t *out)
 {
-    static const char *const extensions[] = {"binary_tensor_data", "model_repository"};
-    *out = (mg_info_server_t){"modelgate", MG_VERSION, extensions, 2};
+    static const char *const extensions[] = {"binary_tensor_data", "model_repository",
+                                             "statistics",         "model_configuration",
+                                             "classification",     "system_shared_memory"};
+    *out = (mg_info_server_t){"modelgate", MG_VERSION, extensions,
+                              sizeof(extensions) / sizeof(extensions[0])};
 }
 
 bool mg_info_ready(mg_serve_t *s, mg_buf_t *why)
@@ -102,7 +105,8 @@ int mg_info_traffic(mg_serve_t *s, mg_str_t model, mg_policy_t *out, mg_pick_sou
     int rc = 0;
     rcu_read_lock();
     if (mg_registry_snapshot_find(mg_registry_snapshot(reg), model) == NULL) {
-        rc = mg_err_set(err, MG_ENOMODEL, "unknown model '%.*s'", (int)model.len, model.ptr);
+        rc = mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(model.len),
+                        model.ptr);
     } else {
         const mg_policy_t *p = mg_pick_policy(reg, mg_serve_router(s), model, NULL, source);
         if (p != NULL)
@@ -112,9 +116,39 @@ int mg_info_traffic(mg_serve_t *s, mg_str_t model, mg_policy_t *out, mg_pick_sou
     return rc;
 }
 
-/* The rows of one model's versions. */
-static int breaker_rows(const mg_model_entry_t *e, int64_t now, mg_info_breaker_fn fn, void *ctx)
+int mg_info_each_entry(mg_serve_t *s, mg_str_t model, mg_info_entry_fn fn, void *ctx, mg_err_t *err)
 {
+    int rc = 0;
+    rcu_read_lock();
+    const mg_registry_snapshot_t *snap = mg_registry_snapshot(mg_serve_registry(s));
+    if (model.len > 0) {
+        const mg_model_entry_t *e = mg_registry_snapshot_find(snap, model);
+        if (e == NULL)
+            rc = mg_err_set(err, MG_ENOMODEL, MG_UNKNOWN_MODEL_FMT, mg_err_quote_len(model.len),
+                            model.ptr);
+        else
+            rc = fn(ctx, e);
+    } else {
+        for (size_t i = 0; rc == 0 && i < mg_registry_snapshot_count(snap); i++)
+            rc = fn(ctx, mg_registry_snapshot_model(snap, i));
+    }
+    mg_rcu_read_unlock();
+    return rc;
+}
+
+typedef struct breaker_walk {
+    int64_t now;
+    mg_info_breaker_fn fn;
+    void *ctx;
+} breaker_walk_t;
+
+/* The rows of one model's versions. */
+static int breaker_rows(void *arg, const mg_model_entry_t *e)
+{
+    const breaker_walk_t *w = arg;
+    int64_t now = w->now;
+    mg_info_breaker_fn fn = w->fn;
+    void *ctx = w->ctx;
     int rc = 0;
     for (int k = 0; rc == 0 && k < mg_model_entry_nversions(e); k++) {
         const mg_model_version_t *v = mg_model_entry_version(e, k);
@@ -134,23 +168,8 @@ static int breaker_rows(const mg_model_entry_t *e, int64_t now, mg_info_breaker_
 
 int mg_info_breakers(mg_serve_t *s, mg_str_t model, mg_info_breaker_fn fn, void *ctx, mg_err_t *err)
 {
-    int64_t now = mg_breaker_now();
-    int rc = 0;
-    rcu_read_lock();
-    const mg_registry_snapshot_t *snap = mg_registry_snapshot(mg_serve_registry(s));
-    if (model.len > 0) {
-        const mg_model_entry_t *e = mg_registry_snapshot_find(snap, model);
-        if (e == NULL)
-            rc = mg_err_set(err, MG_ENOMODEL, "unknown model '%.*s'", mg_err_quote_len(model.len),
-                            model.ptr);
-        else
-            rc = breaker_rows(e, now, fn, ctx);
-    } else {
-        for (size_t i = 0; rc == 0 && i < mg_registry_snapshot_count(snap); i++)
-            rc = breaker_rows(mg_registry_snapshot_model(snap, i), now, fn, ctx);
-    }
-    mg_rcu_read_unlock();
-    return rc;
+    breaker_walk_t w = {mg_breaker_now(), fn, ctx};
+    return mg_info_each_entry(s, model, breaker_rows, &w, err);
 }
 
 int mg_info_model(mg_serve_t *s, mg_str_t model, mg_str_t version, mg_info_model_t *out,

@@ -34,6 +34,18 @@ bool mg_info_ready(mg_serve_t *s, mg_buf_t *why);
 int mg_info_acquire(mg_serve_t *s, mg_str_t model, mg_str_t version, mg_model_version_t **out,
                     mg_err_t *err);
 
+/** Called per model entry by mg_info_each_entry; a non-zero return stops the walk. */
+typedef int (*mg_info_entry_fn)(void *ctx, const mg_model_entry_t *e);
+
+/**
+ * Calls `fn` for the registry entry of `model`, or of every model (by name) when `model` is
+ * empty, inside one RCU read section (entries and their versions are valid during the call).
+ * Returns 0, MG_ENOMODEL (Triton's wording, with `err`) or the callback's value.
+ * Thread: any RCU-registered thread, outside a read section.
+ */
+int mg_info_each_entry(mg_serve_t *s, mg_str_t model, mg_info_entry_fn fn, void *ctx,
+                       mg_err_t *err);
+
 /** The server's name, version and protocol extensions, as server metadata reports them. */
 typedef struct mg_info_server {
     const char *name;    /* "modelgate" */

@@ -24,6 +24,7 @@ int mg_status_http(int code)
     case MG_ECLIENTSLOW: return 408;
     case MG_ETOOBIG: return 413;
     case MG_EURITOOLONG: return 414;
+    case MG_EENCODING: return 415;
     case MG_ERATELIMIT: return 429;
     case MG_EHEADERS: return 431;
     case MG_EUNAVAIL:
@@ -47,6 +48,7 @@ const char *mg_status_phrase(int http_status)
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";

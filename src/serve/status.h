@@ -10,7 +10,8 @@
  * 401/403 missing or wrong admin credentials, 404 unknown model or version, 405 wrong method,
  * 408 a client too slow to send its request, 504 a deadline passed, 413/414/431 a body,
  * request line or header section over its limit, 429 a client over its rate or connection
- * count, 503 not ready, overloaded (MG_EOVERLOAD: send Retry-After) or shutting down,
+ * count, 415 a request body in a content coding the server does not decode, 503 not ready,
+ * overloaded (MG_EOVERLOAD: send Retry-After) or shutting down,
  * 500 anything the server did wrong. 0 gives 200.
  * Thread: any.
  */

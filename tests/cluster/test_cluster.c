@@ -175,7 +175,8 @@ static void test_instance_follows_etcd(void **state)
      * once the model is loaded (retried while the watch is quiet). */
     int64_t late = put("/c/config/traffic/late", "{\"weights\":{\"2\":1}}");
     WAIT_FOR(status_of(c).last_rejected_revision == (uint64_t)late);
-    assert_non_null(strstr(status_of(c).last_rejection, "unknown model 'late'"));
+    assert_non_null(
+        strstr(status_of(c).last_rejection, "Request for unknown model: 'late' is not found"));
     mg_test_sh("cp -r %s/digits %s/late && rm %s/late/config.json", repo, repo, repo);
     mg_control_op_t load = {.kind = MG_CONTROL_LOAD};
     snprintf(load.model, sizeof(load.model), "late");

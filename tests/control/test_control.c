@@ -82,7 +82,7 @@ static void test_policies_are_validated_and_published(void **state)
     uint64_t before = mg_router_revision(router);
     assert_int_equal(run(MG_CONTROL_SET_POLICY, "nosuch", "{\"weights\":{\"1\":1}}", &op),
                      MG_ENOMODEL);
-    assert_string_equal(op.err.msg, "unknown model 'nosuch'");
+    assert_string_equal(op.err.msg, "Request for unknown model: 'nosuch' is not found");
     assert_int_equal(run(MG_CONTROL_SET_POLICY, "digits", "{\"weights\":{\"7\":1}}", &op),
                      MG_EINVAL);
     assert_non_null(strstr(op.err.msg, "traffic policy of 'digits' rejected: "));
@@ -185,7 +185,7 @@ static void test_fleet_configuration_is_one_publication(void **state)
     mg_control_fleet_t bad = {.source = "etcd", .revision = 42, .policies = two, .npolicies = 2};
     assert_int_equal(apply_fleet(&bad, &op), MG_ENOMODEL);
     assert_int_equal(bad.rejected, 1);
-    assert_string_equal(op.err.msg, "unknown model 'ghost'");
+    assert_string_equal(op.err.msg, "Request for unknown model: 'ghost' is not found");
     two[0] = (mg_control_policy_text_t){"digits", P_BAD_VERSION, strlen(P_BAD_VERSION)};
     bad.npolicies = 1;
     assert_int_equal(apply_fleet(&bad, &op), MG_EINVAL);

@@ -530,7 +530,7 @@ static void test_output_selection(void **state)
     mg_session_response_release(&resp);
 
     /* One requested. */
-    mg_output_spec_t one[1] = {{MG_STR_LIT("diff"), false}};
+    mg_output_spec_t one[1] = {{MG_STR_LIT("diff"), false, 0}};
     req.outputs = one;
     req.noutputs = 1;
     assert_int_equal(mg_session_run(s, &req, &resp, &err), 0);
@@ -540,7 +540,7 @@ static void test_output_selection(void **state)
     mg_session_response_release(&resp);
 
     /* Both, in request order, each with its own flag. */
-    mg_output_spec_t two[2] = {{MG_STR_LIT("diff"), true}, {MG_STR_LIT("sum"), false}};
+    mg_output_spec_t two[2] = {{MG_STR_LIT("diff"), true, 0}, {MG_STR_LIT("sum"), false, 0}};
     req.outputs = two;
     req.noutputs = 2;
     req.binary_output = false;
@@ -638,14 +638,14 @@ static void test_validation_errors(void **state)
         {.what = "unknown output",
          .in = {a, b},
          .nin = 2,
-         .out = {{MG_STR_LIT("sum"), false}, {MG_STR_LIT("foo"), false}},
+         .out = {{MG_STR_LIT("sum"), false, 0}, {MG_STR_LIT("foo"), false, 0}},
          .nout = 2,
          .code = MG_ENOENT,
          .msg = "unknown output 'foo'"},
         {.what = "output twice",
          .in = {a, b},
          .nin = 2,
-         .out = {{MG_STR_LIT("sum"), false}, {MG_STR_LIT("sum"), true}},
+         .out = {{MG_STR_LIT("sum"), false, 0}, {MG_STR_LIT("sum"), true, 0}},
          .nout = 2,
          .code = MG_EINVAL,
          .msg = "output 'sum' requested twice"},
@@ -803,7 +803,7 @@ static void *run_worker(void *arg)
         }
         mg_tensor_t in[2] = {mk("a", MG_DT_FP32, a, 2, (int64_t[]){2, 2}),
                              mk("b", MG_DT_FP32, b, 2, (int64_t[]){2, 2})};
-        mg_output_spec_t outs[2] = {{MG_STR_LIT("diff"), true}, {MG_STR_LIT("sum"), false}};
+        mg_output_spec_t outs[2] = {{MG_STR_LIT("diff"), true, 0}, {MG_STR_LIT("sum"), false, 0}};
         mg_infer_request_t req = {.inputs = in,
                                   .ninputs = 2,
                                   .outputs = outs,

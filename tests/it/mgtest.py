@@ -146,6 +146,13 @@ class Daemon:
         return self.proc.returncode
 
 
+def stop_and_clean(d, root):
+    """Stops daemon `d`, removes the test's temporary `root`, and fails unless `d` exited 0."""
+    code = d.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    assert code == 0, "modelgate exited with %s:\n%s" % (code, "".join(d.log))
+
+
 def binary_request(inputs, outputs=None, binary_output=None, request_id=None):
     """Encodes a KServe v2 binary-extension request. inputs: [(name, datatype, shape, raw bytes)]."""
     header = {"inputs": []}

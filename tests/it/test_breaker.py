@@ -272,7 +272,7 @@ class BreakerTest(unittest.TestCase):
         self.assertIn("config.json: 'breaker': unknown field 'threshold'", rows["typobreaker"]["reason"])
         s, b = self.d.json("GET", "/v2/admin/models/nosuch/breakers")
         self.assertEqual(s, 404)
-        self.assertIn("unknown model 'nosuch'", b["error"])
+        self.assertIn("Request for unknown model: 'nosuch' is not found", b["error"])
 
     def test_fault_endpoint_checks_its_body(self):
         s, b = self.d.json("PUT", "/v2/admin/models/canary/versions/2/fault", {"fail_evry": 1})

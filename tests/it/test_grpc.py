@@ -345,12 +345,55 @@ class GrpcTest(unittest.TestCase):
             self.assertEqual(self.stub.ModelInfer(self.digits_request(), timeout=timeout).model_name, "digits")
 
     def test_unimplemented(self):
-        self.assert_status(self.stub.ModelStatistics, pb.ModelStatisticsRequest(name="digits"),
-                           grpc.StatusCode.UNIMPLEMENTED, "ModelStatistics")
-        self.assert_status(self.stub.ModelConfig, pb.ModelConfigRequest(name="digits"),
-                           grpc.StatusCode.UNIMPLEMENTED, "ModelConfig")
         other = self.channel.unary_unary("/inference.GRPCInferenceService/CudaSharedMemoryStatus")
         self.assert_status(other, b"", grpc.StatusCode.UNIMPLEMENTED, "CudaSharedMemoryStatus")
+
+    def test_classification_as_http(self):
+        req = self.digits_request(version="2")
+        o = req.outputs.add(name="probabilities")
+        o.parameters["classification"].int64_param = 2
+        r = self.stub.ModelInfer(req)
+        self.assertEqual((r.outputs[0].datatype, list(r.outputs[0].shape)), ("BYTES", [1, 2]))
+        raw = r.raw_output_contents[0]
+        got = []
+        while raw:
+            n = struct.unpack("<I", raw[:4])[0]
+            got.append(raw[4:4 + n].decode())
+            raw = raw[4 + n:]
+        _, http = self.d.json("POST", "/v2/models/digits/versions/2/infer", {
+            "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": SAMPLE_PIXELS}],
+            "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}]})
+        self.assertEqual(got, http["outputs"][0]["data"])
+        o.parameters["classification"].int64_param = 0
+        self.assert_status(self.stub.ModelInfer, req, grpc.StatusCode.INVALID_ARGUMENT, "'classification'")
+
+    def test_model_config_as_http(self):
+        from google.protobuf import json_format
+        r = self.stub.ModelConfig(pb.ModelConfigRequest(name="digits", version="1"))
+        got = json_format.MessageToDict(r.config, preserving_proto_field_name=True)
+        _, http = self.d.json("GET", "/v2/models/digits/versions/1/config")
+        # Triton's JSON is the protobuf's JSON form (64-bit integers as strings there).
+        for io in got["input"] + got["output"]:
+            io["dims"] = [int(x) for x in io["dims"]]
+        self.assertEqual(got, http)
+        self.assert_status(self.stub.ModelConfig, pb.ModelConfigRequest(name="nosuch"),
+                           grpc.StatusCode.NOT_FOUND, "Request for unknown model: 'nosuch' is not found")
+
+    def test_model_statistics_as_http(self):
+        self.stub.ModelInfer(self.digits_request(version="1"))
+        r = self.stub.ModelStatistics(pb.ModelStatisticsRequest(name="digits", version="1"))
+        _, http = self.d.json("GET", "/v2/models/digits/versions/1/stats")
+        self.assertEqual(len(r.model_stats), 1)
+        m, h = r.model_stats[0], http["model_stats"][0]
+        self.assertEqual((m.name, m.version), ("digits", "1"))
+        self.assertEqual(m.inference_stats.success.count, h["inference_stats"]["success"]["count"])
+        self.assertGreaterEqual(m.inference_stats.success.count, 1)
+        self.assertEqual(m.execution_count, h["execution_count"])
+        self.assertEqual([b.batch_size for b in m.batch_stats], [b["batch_size"] for b in h["batch_stats"]])
+        every = self.stub.ModelStatistics(pb.ModelStatisticsRequest())
+        self.assertEqual(len(every.model_stats), len(self.d.json("GET", "/v2/models/stats")[1]["model_stats"]))
+        self.assert_status(self.stub.ModelStatistics, pb.ModelStatisticsRequest(name="nosuch"),
+                           grpc.StatusCode.NOT_FOUND, "Request for unknown model: 'nosuch' is not found")
 
     # ---- the repository extension ----------------------------------------------------------
 

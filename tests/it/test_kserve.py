@@ -104,7 +104,7 @@ class KServeTest(unittest.TestCase):
         self.assertIn("not ready", b["error"])
         s, b = self.d.json("GET", "/v2/models/nosuch/ready")
         self.assertEqual(s, 404)
-        self.assertIn("unknown model 'nosuch'", b["error"])
+        self.assertIn("Request for unknown model: 'nosuch' is not found", b["error"])
 
     # ---- inference, JSON -------------------------------------------------------------------
 

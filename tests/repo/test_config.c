@@ -136,6 +136,73 @@ static void test_select(void **state)
     assert_int_equal(mg_model_config_select(&c, found, 0, out), 0);
 }
 
+/* Triton's model configuration loads: its fields, and modelgate's under "parameters". */
+static void test_triton_config(void **state)
+{
+    (void)state;
+    mg_model_config_t c;
+    mg_err_t err;
+    const char *json =
+        "{\"name\":\"digits\",\"platform\":\"onnxruntime_onnx\",\"backend\":\"onnxruntime\","
+        "\"version_policy\":{\"all\":{}},\"max_batch_size\":8,"
+        "\"input\":[{\"name\":\"input\",\"data_type\":\"TYPE_FP32\",\"dims\":[64]}],"
+        "\"output\":[{\"name\":\"probabilities\",\"data_type\":\"TYPE_FP32\",\"dims\":[-1],"
+        "\"label_filename\":\"labels.txt\"}],"
+        "\"instance_group\":[{\"name\":\"digits\",\"kind\":\"KIND_CPU\",\"count\":2},{\"count\":1}]"
+        ","
+        "\"default_model_filename\":\"model.onnx\","
+        "\"parameters\":{\"warmup\":{\"string_value\":\"{\\\"runs\\\":3}\"},"
+        "\"default_version\":{\"string_value\":\"\\\"2\\\"\"}}}";
+    assert_int_equal(parse(json, &c, &err), 0);
+    assert_int_equal(c.instance_count, 3);
+    assert_int_equal(c.warmup_runs, 3);
+    assert_int_equal(c.default_version, 2);
+    assert_int_equal(c.ninputs, 1);
+    assert_int_equal(c.inputs[0].dtype, MG_DT_FP32);
+    assert_int_equal(c.outputs[0].ndims, 1);
+    assert_string_equal(c.outputs[0].label_filename, "labels.txt");
+
+    /* Checked against the model's tensors, without the batch dim. */
+    mg_tensor_info_t in = {.name = "input", .dtype = MG_DT_FP32, .ndim = 2, .shape = {-1, 64}};
+    mg_tensor_info_t out = {
+        .name = "probabilities", .dtype = MG_DT_FP32, .ndim = 2, .shape = {-1, -1}};
+    assert_int_equal(mg_model_config_check_io(&c, &in, 1, &out, 1, &err), 0);
+    in.dtype = MG_DT_INT32;
+    assert_int_equal(mg_model_config_check_io(&c, &in, 1, &out, 1, &err), MG_ECONFIG);
+    assert_string_equal(err.msg,
+                        "config.json: input 'input' has data_type TYPE_FP32, the model's is "
+                        "TYPE_INT32");
+    in.dtype = MG_DT_FP32;
+    in.shape[1] = 63;
+    assert_int_equal(mg_model_config_check_io(&c, &in, 1, &out, 1, &err), MG_ECONFIG);
+    assert_non_null(strstr(err.msg, "dims do not match"));
+    in.name = "other";
+    assert_int_equal(mg_model_config_check_io(&c, &in, 1, &out, 1, &err), MG_ECONFIG);
+    assert_non_null(strstr(err.msg, "is not one of the model's inputs"));
+
+    static const struct {
+        const char *json;
+        const char *fragment;
+    } bad[] = {
+        {"{\"input\":[{\"name\":\"x\",\"data_type\":\"FP32\"}]}", "data_type"},
+        {"{\"input\":[{\"name\":\"x\",\"format\":\"FORMAT_NCHW\"}]}", "unknown field 'format'"},
+        {"{\"instance_group\":[{\"kind\":\"KIND_GPU\"}]}", "KIND_CPU"},
+        {"{\"instance_group\":[{\"count\":1}],\"instance_count\":1}", "not both"},
+        {"{\"output\":[{\"name\":\"y\",\"label_filename\":\"../x\"}]}", "label_filename"},
+        {"{\"default_model_filename\":\"m.onnx\"}", "default_model_filename"},
+        {"{\"parameters\":{\"warmup\":{\"string_value\":\"{\"}}}", "is not JSON"},
+        {"{\"parameters\":{\"input\":{\"string_value\":\"[]\"}}}", "not a parameter"},
+        {"{\"warmup\":{},\"parameters\":{\"warmup\":{\"string_value\":\"{}\"}}}", "twice"},
+        {"{\"parameters\":{\"colour\":{\"string_value\":\"1\"}}}", "unknown field 'colour'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(parse(bad[i].json, &c, &err), MG_ECONFIG);
+        if (strstr(err.msg, bad[i].fragment) == NULL)
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err.msg, bad[i].fragment);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_breaker),
         cmocka_unit_test(test_select),
+        cmocka_unit_test(test_triton_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,7 +114,7 @@ static void test_load_all_and_acquire(void **state)
 
     assert_int_equal(mg_registry_acquire(r, mg_test_str("nope"), 0, &v, &err), MG_ENOMODEL);
     assert_null(v);
-    assert_string_equal(err.msg, "unknown model 'nope'");
+    assert_string_equal(err.msg, "Request for unknown model: 'nope' is not found");
     assert_int_equal(mg_registry_acquire(r, mg_test_str("m"), 9, &v, &err), MG_ENOVERSION);
     assert_string_equal(err.msg, "unknown version '9' of model 'm'");
 

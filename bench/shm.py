@@ -160,6 +160,10 @@ def main():
                 marks.append(proc_figures(d.proc.pid, soak_key))
         soak_secs = time.monotonic() - t0
         conn.close()
+    except BaseException:
+        sys.stderr.write("shm: the daemon (exit status %s) log ends:\n%s"
+                         % (d.proc.poll(), "".join(list(d.log)[-20:])))
+        raise
     finally:
         for m in mems:
             m.close()

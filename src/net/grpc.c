@@ -91,7 +91,7 @@ struct cq_thread {
     mg_buf_t scratch;     /* per call: the message being decoded */
     slot_t *slots;        /* one per method, then the unknown-method one */
     slot_t *drain;        /* DRAIN_SLOTS per method, requested by mg_grpc_drain */
-    atomic_llong busy_ns; /* CLOCK_MONOTONIC when it left its queue for an event; 0: polling */
+    atomic_llong wait_ns; /* CLOCK_MONOTONIC when it began waiting in its queue; 0: busy */
 };
 
 /* Extra requests per thread and method made when stopping, so that calls gRPC has received but
@@ -102,9 +102,9 @@ struct cq_thread {
  * call before a drain shuts the server down. */
 #define QUIET_MS 50
 
-/* At most this long after every thread has polled again, a drain shuts the server down even
- * while new calls keep arriving (clients that go on sending after the signal). */
-#define DRAIN_ARRIVALS_MS 1000
+/* At most this long after it began, a drain shuts the server down even while threads stay
+ * busy (clients that go on sending after the signal). */
+#define DRAIN_ARRIVALS_MS 5000
 
 struct mg_grpc_server {
     grpc_server *server;
@@ -120,8 +120,6 @@ struct mg_grpc_server {
     bool shut;                  /* grpc_server_shutdown_and_notify was called (main thread) */
     bool drained;               /* the shutdown completed (main thread only) */
     int64_t drain_ns;           /* when mg_grpc_drain was called (main thread) */
-    int64_t polled_ns;          /* when every thread was seen polling after it (main thread) */
-    atomic_llong last_call_ns;  /* CLOCK_MONOTONIC of the last call taken */
     atomic_int active;          /* calls taken and not yet freed */
     atomic_llong last_event_ns; /* CLOCK_MONOTONIC of the last completion-queue event */
     cq_thread_t *threads;
@@ -955,7 +953,6 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
         return;
     }
     atomic_fetch_add_explicit(&t->server->active, 1, memory_order_relaxed);
-    atomic_store_explicit(&t->server->last_call_ns, mono_ns(), memory_order_relaxed);
     c->t = t;
     c->call = s->call;
     c->md = s->md; /* moved: the slot gets a fresh array */
@@ -1008,11 +1005,11 @@ static void *cq_main(void *arg)
     for (size_t i = 0; i <= NMETHODS; i++)
         request_slot(&t->slots[i], false);
     for (;;) {
-        /* While this thread waits in its queue, gRPC reads the sockets on it. */
-        atomic_store_explicit(&t->busy_ns, 0, memory_order_release);
+        /* While this thread waits in an empty queue, gRPC reads the sockets on it. */
+        atomic_store_explicit(&t->wait_ns, mono_ns(), memory_order_release);
         grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         int64_t now = mono_ns();
-        atomic_store_explicit(&t->busy_ns, now, memory_order_release);
+        atomic_store_explicit(&t->wait_ns, 0, memory_order_release);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -1120,7 +1117,6 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     atomic_init(&s->stopping, false);
     atomic_init(&s->active, 0);
     atomic_init(&s->last_event_ns, 0);
-    atomic_init(&s->last_call_ns, 0);
 
     gpr_set_log_function(grpc_log_sink);
     gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
@@ -1249,30 +1245,25 @@ void mg_grpc_drain(mg_grpc_server_t *s)
 }
 
 /*
- * gRPC reads the sockets only on threads waiting in their queues: a call a client sent before
- * the signal may still sit unread behind a thread busy in a Run, and the shutdown would cancel
- * it. So the shutdown waits until every thread has been back in its queue since the drain began
- * and no new call has come for QUIET_MS (at most DRAIN_ARRIVALS_MS more while calls keep
- * coming); then no new call is accepted (clients get GOAWAY) and the ones taken are answered.
+ * gRPC reads the sockets only on threads waiting in an empty queue: a call a client sent before
+ * the signal may still sit unread while every thread is busy with Runs and the calls already
+ * queued, and the shutdown would cancel it. So the shutdown waits until every thread has been
+ * waiting in its queue for QUIET_MS (nothing more has arrived), or DRAIN_ARRIVALS_MS after the
+ * drain began; then no new call is accepted (clients get GOAWAY) and the ones taken are
+ * answered.
  */
 static void shut_when_read(mg_grpc_server_t *s, bool now)
 {
     if (s->shut)
         return;
     int64_t t = mono_ns();
-    if (!now && s->polled_ns == 0) {
+    if (!now && t - s->drain_ns < (int64_t)DRAIN_ARRIVALS_MS * 1000000) {
         for (int k = 0; k < s->nthreads; k++) {
-            int64_t busy = atomic_load_explicit(&s->threads[k].busy_ns, memory_order_acquire);
-            if (s->threads[k].started && busy != 0 && busy <= s->drain_ns)
-                return; /* still in an event it took before the drain */
+            int64_t since = atomic_load_explicit(&s->threads[k].wait_ns, memory_order_acquire);
+            if (s->threads[k].started && (since == 0 || t - since < (int64_t)QUIET_MS * 1000000))
+                return; /* busy, or only just back in its queue */
         }
-        s->polled_ns = t;
     }
-    if (!now &&
-        t - atomic_load_explicit(&s->last_call_ns, memory_order_relaxed) <
-            (int64_t)QUIET_MS * 1000000 &&
-        t - s->polled_ns < (int64_t)DRAIN_ARRIVALS_MS * 1000000)
-        return;
     s->shut = true;
     grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, s);
 }

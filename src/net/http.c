@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,8 @@ typedef struct loop_thread {
     loop_listener_t listeners[MG_HTTP_LISTENERS_MAX];
     pthread_t tid;
     int started;
+    sem_t ready; /* posted by the thread once `init_rc` is set */
+    int init_rc; /* 0, or why the loop could not be made (MG_ENOMEM) */
     mg_api_loop_t *api;
     mg_http1_loop_t *http1; /* the loop's connections (net/http1.h) */
     struct mg_http_server *server;
@@ -346,9 +349,44 @@ static void release_loop(loop_thread_t *t)
     drain_socket_buffers();
 }
 
+/*
+ * Makes the loop's h2o state on its own thread: the event loop, the context, the message
+ * queue and the listening sockets. h2o's socket buffers come from a thread-local allocator of
+ * the thread that made the socket, and are handed back to it when freed; a socket made on
+ * another thread (the queue's pipe, read at every message) would have the loops share that
+ * thread's allocator without a lock. Returns 0 or MG_ENOMEM; on failure, frees what it made.
+ */
+static int loop_init(loop_thread_t *t)
+{
+    mg_http_server_t *s = t->server;
+    h2o_context_init(&t->ctx, h2o_evloop_create(), &s->config);
+    if (mg_api_loop_new(&t->api, s->api, t->ctx.loop) != 0 ||
+        mg_http1_loop_new(&t->http1, s->http1, &t->ctx) != 0) {
+        mg_api_loop_free(t->api);
+        t->api = NULL;
+        h2o_context_dispose(&t->ctx);
+        return MG_ENOMEM;
+    }
+    for (int i = 0; i < s->nlisten; i++) {
+        loop_listener_t *l = &t->listeners[i];
+        l->accept_ctx.ctx = &t->ctx;
+        l->accept_ctx.hosts = s->hosts[i];
+        l->index = i;
+        l->loop = t;
+        l->sock = h2o_evloop_socket_create(t->ctx.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
+        l->sock->data = l;
+        h2o_socket_read_start(l->sock, on_accept);
+    }
+    return 0;
+}
+
 static void *loop_main(void *arg)
 {
     loop_thread_t *t = arg;
+    t->init_rc = loop_init(t);
+    sem_post(&t->ready);
+    if (t->init_rc != 0)
+        return NULL;
     rcu_register_thread();
     /* Loop k runs small models on their k-th session (one per loop: see repo/loader.h). */
     mg_model_version_bind_thread((int)(t - t->server->threads));
@@ -399,9 +437,10 @@ static void register_listener(mg_http_server_t *s, int i, unsigned surfaces, siz
     s->hosts[i][1] = NULL;
 }
 
-static void close_fds(mg_http_server_t *s, int nthreads)
+/* Closes the listening fds of loops `from`.. that never made sockets of them. */
+static void close_fds(mg_http_server_t *s, int from, int nthreads)
 {
-    for (int k = 0; k < nthreads; k++) {
+    for (int k = from; k < nthreads; k++) {
         for (int i = 0; i < s->nlisten; i++) {
             if (s->threads[k].listeners[i].fd >= 0)
                 close(s->threads[k].listeners[i].fd);
@@ -473,7 +512,7 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
     }
     for (int i = 0; i < s->nlisten; i++) {
         if (open_listener_fds(s, i, &opts->listen[i], err) != 0) {
-            close_fds(s, nthreads);
+            close_fds(s, 0, nthreads);
             h2o_config_dispose(&s->config);
             mg_http1_shared_free(s->http1);
             free(s->threads);
@@ -485,33 +524,27 @@ int mg_http_start(mg_http_server_t **out, const mg_http_opts_t *opts, mg_err_t *
     for (int k = 0; k < nthreads; k++) {
         loop_thread_t *t = &s->threads[k];
         t->server = s;
-        h2o_context_init(&t->ctx, h2o_evloop_create(), &s->config);
         h2o_linklist_init_anchor(&t->conns);
         atomic_init(&t->nconns, 0);
         atomic_init(&t->listeners_closed, 0);
-        if (mg_api_loop_new(&t->api, s->api, t->ctx.loop) != 0 ||
-            mg_http1_loop_new(&t->http1, s->http1, &t->ctx) != 0) {
-            s->nthreads = k;
-            close_fds(s, nthreads);
-            mg_http_stop(s);
-            return mg_err_set(err, MG_ENOMEM, "out of memory");
-        }
-        for (int i = 0; i < s->nlisten; i++) {
-            loop_listener_t *l = &t->listeners[i];
-            l->accept_ctx.ctx = &t->ctx;
-            l->accept_ctx.hosts = s->hosts[i];
-            l->index = i;
-            l->loop = t;
-            l->sock = h2o_evloop_socket_create(t->ctx.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
-            l->sock->data = l;
-            h2o_socket_read_start(l->sock, on_accept);
-        }
+        sem_init(&t->ready, 0, 0);
         if (pthread_create(&t->tid, NULL, loop_main, t) != 0) {
-            s->nthreads = k + 1;
+            sem_destroy(&t->ready);
+            s->nthreads = k;
+            close_fds(s, k, nthreads);
             mg_http_stop(s);
             return mg_err_set(err, MG_EIO, "cannot start event loop thread: %s", strerror(errno));
         }
         t->started = 1;
+        while (sem_wait(&t->ready) != 0)
+            ; /* EINTR */
+        sem_destroy(&t->ready);
+        if (t->init_rc != 0) {
+            s->nthreads = k + 1;
+            close_fds(s, k, nthreads);
+            mg_http_stop(s);
+            return mg_err_set(err, MG_ENOMEM, "out of memory");
+        }
     }
     for (int i = 0; i < s->nlisten; i++) {
         char names[64];
@@ -560,8 +593,7 @@ void mg_http_stop(mg_http_server_t *s)
     for (int i = 0; i < s->nthreads; i++) {
         if (s->threads[i].started)
             pthread_join(s->threads[i].tid, NULL);
-        mg_api_loop_free(s->threads[i].api);
-        mg_http1_loop_free(s->threads[i].http1);
+        /* Each loop freed its state on its thread (release_loop, loop_init). */
     }
     mg_http1_shared_free(s->http1);
     h2o_config_dispose(&s->config);

@@ -1,0 +1,160 @@
+"""The execution pool from the client's side (--threads 2 --exec-threads 2): both event loops
+hand Runs to the pool and take the answers back through their message queues, many at once.
+Every answer must equal the answer of the same request run inline, clients that close their
+connection while their Run is on the pool must leave nothing behind, and health requests keep
+being answered while every pool thread is busy. Under the sanitizer builds of `make test`
+this is also the check that a loop's h2o state (sockets, queues, their buffers) is used only
+on that loop's thread."""
+import http.client
+import json
+import os
+import random
+import shutil
+import socket
+import threading
+import time
+import unittest
+
+import mgtest
+from mgtest import Daemon
+
+SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+PIXELS = SAMPLE["inputs"][0]["data"]
+FAULTS = os.environ.get("MG_FAULTS", "1") not in ("0", "OFF", "")
+CLIENTS = 8
+PER_CLIENT = 400
+
+
+def body(k):
+    """A distinct, valid digits request per k."""
+    data = [float((p + k) % 17) for p in PIXELS[k % 64:] + PIXELS[:k % 64]]
+    return json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                                   "data": data}]}).encode()
+
+
+def raw_request(path, data):
+    return (("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             "Content-Length: %d\r\n\r\n") % (path, len(data))).encode() + data
+
+
+def pooled_models(repo):
+    # digits twice more, on the pool: "pooled" as it is, "slow" with the fault hook's delay.
+    for name in ("pooled", "slow"):
+        d = os.path.join(repo, name, "1")
+        os.makedirs(d)
+        shutil.copy(os.path.join(repo, "digits", "1", "model.onnx"), d)
+        with open(os.path.join(repo, name, "config.json"), "w") as f:
+            json.dump({"max_batch_size": 64, "execution": "pool"}, f)
+
+
+class PoolTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root, cls.repo = mgtest.make_repo(with_test_models=False, extra=pooled_models)
+        cls.d = Daemon(cls.repo, args=["--threads", "2", "--exec-threads", "2"])
+        # What each distinct request answers inline (digits runs on the loops).
+        cls.want = {}
+        for k in range(32):
+            s, _, data = cls.d.request("POST", "/v2/models/digits/versions/1/infer", body(k))
+            assert s == 200, data
+            cls.want[k] = json.loads(data)["outputs"]
+
+    @classmethod
+    def tearDownClass(cls):
+        mgtest.stop_and_clean(cls.d, cls.root)
+
+    def test_concurrent_answers_equal_inline(self):
+        """Eight keep-alive clients over both loops, every answer checked."""
+        errors = []
+
+        def client(c):
+            conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=60)
+            try:
+                for i in range(PER_CLIENT):
+                    k = (c * 7 + i) % 32
+                    conn.request("POST", "/v2/models/pooled/infer", body=body(k),
+                                 headers={"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    data = r.read()
+                    if r.status != 200 or json.loads(data)["outputs"] != self.want[k]:
+                        errors.append((c, i, r.status, data[:200]))
+                        return
+            except Exception as e:  # a reset or a crash: reported below with the log
+                errors.append((c, repr(e)))
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [], "".join(self.d.log[-20:]))
+        self.assertIsNone(self.d.proc.poll(), "the daemon exited")
+
+    @unittest.skipUnless(FAULTS, "this build has no fault-injection hook (cmake -DMG_FAULTS=ON)")
+    def test_clients_leaving_while_their_run_is_on_the_pool(self):
+        """Clients close after sending, some while their (slowed) Run is on the pool: those
+        answers are dropped, the others' are right, and the server serves on."""
+        s, b = self.d.json("PUT", "/v2/admin/models/slow/versions/1/fault", {"delay_ms": 15})
+        self.assertEqual(s, 200, b)
+        rng = random.Random(7)
+        stop = threading.Event()
+        errors = []
+
+        def leaver():
+            while not stop.is_set():
+                try:
+                    sock = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
+                    sock.sendall(raw_request("/v2/models/slow/infer", body(rng.randrange(32))))
+                    time.sleep(rng.uniform(0, 0.03))
+                    sock.close()
+                except OSError as e:
+                    errors.append(repr(e))
+                    return
+
+        def health():
+            # One connection, answers expected throughout while both pool threads are busy.
+            conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=30)
+            try:
+                while not stop.is_set():
+                    conn.request("GET", "/v2/health/ready")
+                    r = conn.getresponse()
+                    r.read()
+                    if r.status != 200:
+                        errors.append("health %d" % r.status)
+                        return
+            except Exception as e:
+                errors.append("health " + repr(e))
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=leaver) for _ in range(4)]
+        threads.append(threading.Thread(target=health))
+        for t in threads:
+            t.start()
+        time.sleep(4)
+        stop.set()
+        for t in threads:
+            t.join()
+        self.d.json("PUT", "/v2/admin/models/slow/versions/1/fault", {})
+        self.assertEqual(errors, [], "".join(self.d.log[-20:]))
+        self.assertIsNone(self.d.proc.poll(), "the daemon exited:\n" + "".join(self.d.log[-40:]))
+        # The server serves on, and what the leavers' Runs held is released: the version's
+        # in-flight count (modelgate_requests_in_flight) comes back to 0.
+        for k in (0, 5, 31):
+            s, _, data = self.d.request("POST", "/v2/models/slow/infer", body(k))
+            self.assertEqual(s, 200, data)
+            self.assertEqual(json.loads(data)["outputs"], self.want[k])
+        deadline = time.monotonic() + 10
+        while True:
+            samples = mgtest.parse_prom(self.d.request("GET", "/metrics")[2].decode())
+            left = mgtest.prom_value(samples, "modelgate_requests_in_flight", model="slow", version="1")
+            if left == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(left, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -216,8 +216,8 @@ static const mg_opt_t serve_options[] = {
     /* Overload and deadlines. */
     {"exec-threads", "exec_threads", MG_OPT_INT, F(exec_threads), 0, 0, 1024, NULL, "N", "0..1024",
      "threads of the execution pool, for models with \"execution\": \"pool\" and models "
-     "without \"execution\" whose Run took over 0.5 ms at load (default 0: no pool, every Run "
-     "on the loops)"},
+     "without \"execution\" whose Run took over 0.5 ms at load (default: one per core; 0: no pool, "
+     "every Run on the loops)"},
     {"max-inflight", "max_inflight", MG_OPT_INT, F(max_inflight), 0, 0, 1000000, NULL, "N",
      "0..1000000",
      "requests in flight per model version when its config.json sets none (default 256; 0: no "
@@ -274,6 +274,8 @@ static int read_options(int argc, char **argv, serve_opts_t *o)
     o->body_timeout_ms = lim.body_timeout_ms;
     o->idle_timeout_ms = lim.idle_timeout_ms;
     o->max_inflight = 256;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    o->exec_threads = cores > 0 ? cores : 1;
     o->max_request_timeout_ms = 60000;
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 &&

@@ -482,9 +482,8 @@ static void build_sessions(const mg_loader_t *l, mg_model_version_t *v, const lo
                  (cfg->execution == MG_EXECUTION_AUTO && run_us > MG_LOADER_POOL_RUN_MIN_US);
     if (cfg->execution == MG_EXECUTION_AUTO && v->on_pool)
         mg_log(MG_LOG_INFO, "repo",
-               "execution on the pool when there is one (--exec-threads) model=%s version=%s (a "
-               "Run took %lld us at load, over %d; config.json \"execution\": \"inline\" keeps "
-               "it on the loops)",
+               "execution on the pool model=%s version=%s (a Run took %lld us at load, over %d; "
+               "config.json \"execution\": \"inline\" keeps it on the loops)",
                v->model_name, v->text, (long long)run_us, MG_LOADER_POOL_RUN_MIN_US);
     v->state = MG_MODEL_READY;
 }

@@ -240,18 +240,18 @@ class RateLimitTest(unittest.TestCase):
 
 class DefaultExecutionTest(unittest.TestCase):
     """No "execution" in config.json: a model whose Run takes tens of ms at load goes to the pool
-    (--exec-threads), digits stays on the loops, and the one loop keeps
+    (one thread per core by default), digits stays on the loops, and the one loop keeps
     answering health and digits while the slow model's Runs go on."""
 
     def test_a_slow_model_runs_on_the_pool_by_default(self):
         from test_shutdown import SLOW_BODY, add_slow as add_gen_slow
         root, repo = mgtest.make_repo(with_test_models=False, extra=add_gen_slow)
-        d = Daemon(repo, args=["--threads", "1", "--exec-threads", "2"])
+        d = Daemon(repo, args=["--threads", "1"])
         try:
-            self.assertTrue(d.wait_log("execution on the pool when there is one (--exec-threads) model=slow"), "".join(d.log))
-            line = [l for l in d.log if "(--exec-threads) model=slow" in l][0]
+            self.assertTrue(d.wait_log("execution on the pool model=slow"), "".join(d.log))
+            line = [l for l in d.log if "execution on the pool model=slow" in l][0]
             self.assertIn("over 500", line)
-            self.assertNotIn("(--exec-threads) model=digits", "".join(d.log))
+            self.assertNotIn("execution on the pool model=digits", "".join(d.log))
             t = time.monotonic()
             st, _, data = d.request("POST", "/v2/models/slow/infer", SLOW_BODY, timeout=60)
             one = time.monotonic() - t

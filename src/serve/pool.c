@@ -1,5 +1,7 @@
 #include "serve/pool.h"
 
+#include "core/cpu.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -31,6 +33,8 @@ static void *worker(void *arg)
     /* Linux applies a nice value per thread (the tid); raising it needs no privilege. */
     int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
     setpriority(PRIO_PROCESS, (id_t)gettid(), cur + POOL_NICE);
+    /* Long slices: a loop or client thread waking up on this core preempts the Run at once. */
+    mg_cpu_set_slice(MG_CPU_SLICE_BATCH_NS);
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->head == NULL && !p->stopping)

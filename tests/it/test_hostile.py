@@ -20,46 +20,7 @@ RSS_SLACK_KIB = 32 * 1024
 TIMEOUT_MS = 2000  # --header-timeout-ms and --body-timeout-ms of the daemon under test
 
 
-class Conn:
-    """A raw client connection that reads responses one at a time, pipelined ones included."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self, timeout):
-        self.sock.settimeout(timeout)
-        try:
-            chunk = self.sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
-            chunk = b""
-        self.buf += chunk
-        return bool(chunk)
-
-    def response(self, timeout=20):
-        """(status, {lower-case header: value}, body), or (None, {}, b"") when the connection
-        ends without one."""
-        while b"\r\n\r\n" not in self.buf:
-            if not self._fill(timeout):
-                return None, {}, self.buf
-        head, rest = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        hdrs = {}
-        for line in lines[1:]:
-            k, v = line.split(":", 1)
-            hdrs[k.strip().lower()] = v.strip()
-        n = int(hdrs.get("content-length", "0"))
-        self.buf = rest
-        while len(self.buf) < n and self._fill(timeout):
-            pass
-        body, self.buf = self.buf[:n], self.buf[n:]
-        return int(lines[0].split(" ")[1]), hdrs, body
-
-    def close(self):
-        self.sock.close()
+Conn = mgtest.RawConn
 
 
 class HostileTest(unittest.TestCase):

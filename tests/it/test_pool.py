@@ -92,6 +92,29 @@ class PoolTest(unittest.TestCase):
         self.assertEqual(errors, [], "".join(self.d.log[-20:]))
         self.assertIsNone(self.d.proc.poll(), "the daemon exited")
 
+    def test_pipelined_mix_is_answered_in_order(self):
+        """Pipelined requests on one connection, pooled and inline, valid and not, get their
+        answers in the order sent, each equal to the same request's answer alone."""
+        bad = b'{"inputs": [{"name": "input", "shape": [1, 63], "datatype": "FP32", "data": [1]}]}'
+        reqs = [("/v2/models/pooled/infer", body(1)), ("/v2/models/digits/versions/1/infer", body(2)),
+                ("/v2/models/pooled/infer", bad), ("/v2/models/pooled/infer", body(3)),
+                ("/v2/models/nosuch/infer", body(4)), ("/v2/models/digits/versions/1/infer", body(5)),
+                ("/v2/models/pooled/infer", body(6))]
+        alone = [self.d.request("POST", p, b) for p, b in reqs]
+        conn = mgtest.RawConn(self.d.port)
+        try:
+            conn.send(b"".join(raw_request(p, b) for p, b in reqs))
+            for (want_status, _, want_body), (path, _) in zip(alone, reqs):
+                status, _, data = conn.response()
+                self.assertEqual(status, want_status, (path, data))
+                if want_status == 200:
+                    self.assertEqual(json.loads(data)["outputs"], json.loads(want_body)["outputs"], path)
+                else:
+                    self.assertEqual(json.loads(data)["error"], json.loads(want_body)["error"])
+        finally:
+            conn.close()
+        self.assertEqual([a[0] for a in alone], [200, 200, 400, 200, 404, 200, 200])
+
     @unittest.skipUnless(FAULTS, "this build has no fault-injection hook (cmake -DMG_FAULTS=ON)")
     def test_clients_leaving_while_their_run_is_on_the_pool(self):
         """Clients close after sending, some while their (slowed) Run is on the pool: those

@@ -8,6 +8,9 @@ can serve. Prints, in one run:
                  accepted (200) p50/p99 and their ratio to the unloaded p99 (target <= 2x),
                  refused (503 with Retry-After) p50/p99/max (target p99 <= 1 ms), other statuses
   memory         the daemon's RSS before and after the overload phase (target: flat, < 16 MiB)
+  server side    the 503s' latency as the daemon's access log records it (from the first byte
+                 of the request read by its loop to the answer handed to the socket): the
+                 server's own share of a refusal, without the client's and the kernel's
   floor          GET /v2/health/live probes sent during the overload phase: what any answer
                  costs on this machine at that moment (the client's and the kernel's share of
                  the 503s' latency; on a loaded machine their tails are scheduling, not shedding)
@@ -152,8 +155,10 @@ def main():
         with open(os.path.join(root, "repo", "slow", "config.json"), "w") as f:
             json.dump({"execution": "pool", "max_inflight": args.exec_threads}, f)
         mgtest.MG_BIN = args.bin
+        access = os.path.join(root, "access.log")
         d = mgtest.Daemon(os.path.join(root, "repo"), args=["--threads", "1", "--ort-threads", "1",
-                                                            "--exec-threads", str(args.exec_threads)])
+                                                            "--exec-threads", str(args.exec_threads),
+                                                            "--access-log", access])
         proc, port = d.proc, d.port
 
         async def run():
@@ -202,6 +207,16 @@ def main():
         v3 = grown < 16 * 1024
         print("  memory      : RSS %d KiB before, %d KiB after (%+d KiB; target < 16 MiB) %s"
               % (rss0, rss1, grown, "PASS" if v3 else "MISS"))
+        d.stop()  # flushes the access log
+        served = []
+        with open(access) as f:
+            for line in f:
+                e = json.loads(line)
+                if e.get("status") == 503 and e.get("path") == "/v2/models/slow/infer":
+                    served.append(e["latency_ms"] / 1000.0)
+        print("  server side : the 503s in the access log: p50 %s  p99 %s  max %s (%d)"
+              % (ms(pct(served, 50)), ms(pct(served, 99)), ms(max(served) if served else float("nan")),
+                 len(served)))
         print("  floor       : health probes during the overload: p50 %s  p99 %s (%d probes)"
               % (ms(pct(floor, 50)), ms(pct(floor, 99)), len(floor)))
         if other:

@@ -515,7 +515,7 @@ static void serve_signals(const sigset_t *sigs, int argc, char **argv, serve_opt
             deadline = monotonic_ms() + o->drain_timeout * 1000;
             mg_serve_drain(core);
             mg_http_drain(http);
-            mg_grpc_drain(grpc);
+            mg_grpc_drain(grpc, (int)o->drain_timeout * 1000);
             mg_log(MG_LOG_INFO, "main",
                    "draining (signal %d): not ready, listeners closing, connections open=%zu "
                    "drain_timeout=%llds",

@@ -102,10 +102,6 @@ struct cq_thread {
  * call before a drain shuts the server down. */
 #define QUIET_MS 50
 
-/* At most this long after it began, a drain shuts the server down even while threads stay
- * busy (clients that go on sending after the signal). */
-#define DRAIN_ARRIVALS_MS 5000
-
 struct mg_grpc_server {
     grpc_server *server;
     grpc_completion_queue *shutdown_cq;
@@ -120,6 +116,7 @@ struct mg_grpc_server {
     bool shut;                  /* grpc_server_shutdown_and_notify was called (main thread) */
     bool drained;               /* the shutdown completed (main thread only) */
     int64_t drain_ns;           /* when mg_grpc_drain was called (main thread) */
+    int64_t arrivals_ns;        /* how long after it new calls are still taken (main thread) */
     atomic_int active;          /* calls taken and not yet freed */
     atomic_llong last_event_ns; /* CLOCK_MONOTONIC of the last completion-queue event */
     cq_thread_t *threads;
@@ -1217,10 +1214,11 @@ static void quiesce(mg_grpc_server_t *s, int64_t ms)
     }
 }
 
-void mg_grpc_drain(mg_grpc_server_t *s)
+void mg_grpc_drain(mg_grpc_server_t *s, int drain_ms)
 {
     if (s == NULL || atomic_exchange(&s->stopping, true))
         return;
+    s->arrivals_ns = (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000 / 2;
     /*
      * gRPC's shutdown cancels every call it has received but not yet matched to a request (a
      * thread keeps one per method outstanding). Ask for many more first, so every call
@@ -1248,16 +1246,17 @@ void mg_grpc_drain(mg_grpc_server_t *s)
  * gRPC reads the sockets only on threads waiting in an empty queue: a call a client sent before
  * the signal may still sit unread while every thread is busy with Runs and the calls already
  * queued, and the shutdown would cancel it. So the shutdown waits until every thread has been
- * waiting in its queue for QUIET_MS (nothing more has arrived), or DRAIN_ARRIVALS_MS after the
- * drain began; then no new call is accepted (clients get GOAWAY) and the ones taken are
- * answered.
+ * waiting in its queue for QUIET_MS (nothing more has arrived), or half the drain's budget after
+ * it began (clients that go on sending after the signal; the calls queued behind a long Run on
+ * one thread can take seconds); then no new call is accepted (clients get GOAWAY) and the ones
+ * taken are answered.
  */
 static void shut_when_read(mg_grpc_server_t *s, bool now)
 {
     if (s->shut)
         return;
     int64_t t = mono_ns();
-    if (!now && t - s->drain_ns < (int64_t)DRAIN_ARRIVALS_MS * 1000000) {
+    if (!now && t - s->drain_ns < s->arrivals_ns) {
         for (int k = 0; k < s->nthreads; k++) {
             int64_t since = atomic_load_explicit(&s->threads[k].wait_ns, memory_order_acquire);
             if (s->threads[k].started && (since == 0 || t - since < (int64_t)QUIET_MS * 1000000))
@@ -1290,7 +1289,7 @@ void mg_grpc_stop(mg_grpc_server_t *s, int drain_ms)
         /* Not drained yet: first let the calls whose metadata still waits in the sockets
          * arrive (gRPC's shutdown would cancel them), for at most half the time. */
         quiesce(s, budget_ms / 2);
-        mg_grpc_drain(s);
+        mg_grpc_drain(s, (int)budget_ms);
     }
     shut_when_read(s, true);
     if (!s->drained) {

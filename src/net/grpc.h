@@ -49,10 +49,11 @@ int mg_grpc_port(const mg_grpc_server_t *s);
 
 /**
  * Starts draining: the calls already received are taken and answered, new calls are refused
- * (clients get GOAWAY and go elsewhere). Returns at once; mg_grpc_drained says when it is done.
- * Idempotent; accepts NULL. Thread: main.
+ * (clients get GOAWAY and go elsewhere) once the server has read every call sent before the
+ * signal, or at the latest half of `drain_ms` from now. Returns at once; mg_grpc_drained says
+ * when it is done. Idempotent; accepts NULL. Thread: main.
  */
-void mg_grpc_drain(mg_grpc_server_t *s);
+void mg_grpc_drain(mg_grpc_server_t *s, int drain_ms);
 
 /** True once a drain has finished every call (NULL: true). Never blocks. Thread: main. */
 bool mg_grpc_drained(mg_grpc_server_t *s);

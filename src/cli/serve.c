@@ -629,7 +629,8 @@ int mg_cli_serve(int argc, char **argv)
                              .require_checksums = o.require_checksums != 0,
                              .sandbox = o.sandbox_off ? NULL : &sandbox,
                              .explicit_mode = o.control_mode == CONTROL_EXPLICIT,
-                             .loop_threads = mg_cpu_threads((int)o.threads)};
+                             .loop_threads = mg_cpu_threads((int)o.threads),
+                             .pool = o.exec_threads > 0};
     if (mg_registry_new(&reg, &ro, &err) != 0) {
         mg_log(MG_LOG_ERROR, "main", "%s", err.msg);
         goto out;

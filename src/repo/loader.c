@@ -480,7 +480,7 @@ static void build_sessions(const mg_loader_t *l, mg_model_version_t *v, const lo
     v->batch_rows = batch_rows(v, run_us, &run_err);
     v->on_pool = cfg->execution == MG_EXECUTION_POOL ||
                  (cfg->execution == MG_EXECUTION_AUTO && run_us > MG_LOADER_POOL_RUN_MIN_US);
-    if (cfg->execution == MG_EXECUTION_AUTO && v->on_pool)
+    if (cfg->execution == MG_EXECUTION_AUTO && v->on_pool && l->pool)
         mg_log(MG_LOG_INFO, "repo",
                "execution on the pool model=%s version=%s (a Run took %lld us at load, over %d; "
                "config.json \"execution\": \"inline\" keeps it on the loops)",

@@ -43,6 +43,7 @@ typedef struct mg_loader {
     void *loading_ctx;
     int loop_threads; /* request threads: a model file up to MG_LOADER_SMALL_MODEL_BYTES gets at
                          least this many sessions, one per thread (repo/version.h) */
+    bool pool;        /* an execution pool runs slow models: the measured default applies */
 } mg_loader_t;
 
 /**

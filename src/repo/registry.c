@@ -556,6 +556,7 @@ int mg_registry_new(mg_registry_t **out, const mg_registry_opts_t *opts, mg_err_
     r->loader.repo_dir = r->repo_dir;
     r->loader.require_checksums = opts->require_checksums;
     r->loader.loop_threads = opts->loop_threads;
+    r->loader.pool = opts->pool;
     if (opts->sandbox != NULL && mg_sandbox_new(&r->sandbox, opts->sandbox, err) != 0) {
         free(r->repo_dir);
         free(r);

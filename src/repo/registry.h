@@ -38,6 +38,7 @@ typedef struct mg_registry_opts {
                            the models loaded, never loads new folders */
     int loop_threads;   /* request threads that run models inline: small models get a session
                            each (repo/loader.h); 0: instance_count sessions only */
+    bool pool;          /* an execution pool runs slow models (--exec-threads > 0) */
 } mg_registry_opts_t;
 
 /**

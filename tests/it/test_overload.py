@@ -252,30 +252,42 @@ class DefaultExecutionTest(unittest.TestCase):
             line = [l for l in d.log if "execution on the pool model=slow" in l][0]
             self.assertIn("over 500", line)
             self.assertNotIn("execution on the pool model=digits", "".join(d.log))
+            # Without a pool nothing claims one.
+            nopool = Daemon(repo, args=["--threads", "1", "--exec-threads", "0"])
+            code = nopool.stop()
+            self.assertEqual(code, 0)
+            self.assertNotIn("execution on the pool", "".join(nopool.log))
             t = time.monotonic()
             st, _, data = d.request("POST", "/v2/models/slow/infer", SLOW_BODY, timeout=60)
             one = time.monotonic() - t
             self.assertEqual(st, 200, data)
-            results = []
+            results, stop = [], threading.Event()
 
-            def slow():
-                results.append(d.request("POST", "/v2/models/slow/infer", SLOW_BODY, timeout=120)[0])
+            def slow():  # the slow model kept busy from four clients while health is probed
+                while not stop.is_set():
+                    results.append(d.request("POST", "/v2/models/slow/infer", SLOW_BODY, timeout=120)[0])
             threads = [threading.Thread(target=slow) for _ in range(4)]
             for th in threads:
                 th.start()
             time.sleep(min(one / 2, 0.2))
-            worst = 0.0
-            for _ in range(10):
+            took = []
+            for _ in range(15):
                 t = time.monotonic()
                 self.assertEqual(d.request("GET", "/v2/health/live")[0], 200)
-                worst = max(worst, time.monotonic() - t)
+                took.append(time.monotonic() - t)
+                time.sleep(0.02)
+            stop.set()
             for th in threads:
                 th.join(120)
-            self.assertEqual(results, [200] * 4)
-            print("\n  default execution: slow Run %.1f ms, health worst %.1f ms while 4 ran"
-                  % (one * 1000, worst * 1000))
-            # Inline, each health request would wait for the Runs ahead of it on the loop.
-            self.assertLess(worst, max(one, 0.05))
+            self.assertTrue(results and all(st == 200 for st in results), results)
+            took.sort()
+            median = took[len(took) // 2]
+            print("\n  default execution: slow Run %.1f ms, health median %.1f ms, worst %.1f ms "
+                  "while 4 clients kept it busy" % (one * 1000, median * 1000, took[-1] * 1000))
+            # Inline, a health request waits for the Run in progress and those queued ahead of it
+            # on the one loop: about one Run or more. On the pool it waits for none (the median
+            # leaves out the scheduling spikes of a loaded machine).
+            self.assertLess(median, one / 2)
         finally:
             code = d.stop()
             shutil.rmtree(root, ignore_errors=True)

@@ -17,9 +17,6 @@ static inline int mg_cpu_threads(int requested)
     return n > 0 ? (int)n : 1;
 }
 
-/** The slice a thread that answers requests asks for: short, so its wake-ups come first. */
-#define MG_CPU_SLICE_REQUEST_NS 100000ull
-
 /**
  * The slice an execution-pool thread asks for: longer than the kernel's default (0.75 ms times
  * 1 + log2 of the cores, at most 3 ms), so any thread with the default or a shorter slice that

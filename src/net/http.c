@@ -387,10 +387,6 @@ static void *loop_main(void *arg)
     sem_post(&t->ready);
     if (t->init_rc != 0)
         return NULL;
-    /* A request's wake-up preempts a Run of the pool on this core at once. */
-    int rc = mg_cpu_set_slice(MG_CPU_SLICE_REQUEST_NS);
-    if (rc != 0)
-        mg_log(MG_LOG_DEBUG, "http", "short scheduler slices not set: %s", strerror(-rc));
     rcu_register_thread();
     /* Loop k runs small models on their k-th session (one per loop: see repo/loader.h). */
     mg_model_version_bind_thread((int)(t - t->server->threads));

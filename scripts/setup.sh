@@ -54,6 +54,8 @@ DEB_PACKAGES=(
     # benchmark baseline and load generator
     nginx-light
     wrk
+    # the gRPC load generator (bench/grpc_load.c): HTTP/2 framing and HPACK
+    libnghttp2-dev
     # fleet tests and benchmark: a real etcd (v3 API, JSON gateway) and its etcdctl
     etcd-server
     etcd-client

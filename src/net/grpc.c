@@ -1,10 +1,14 @@
 /*
- * The gRPC front end (net/grpc.h). One table of methods; per completion-queue thread one
- * outstanding request per method, asked again as soon as it delivered a call. A call is taken
+ * The gRPC front end (net/grpc.h). One table of methods; per completion-queue thread
+ * CALL_SLOTS outstanding requests per method, each asked again as soon as it delivered a call
+ * (gRPC gives each accepted connection one of the queues in turn and hands its calls to that
+ * queue while it has a request, so the calls of one connection stay on one thread). A call is taken
  * when its metadata arrives, then its message is read (so a call taken before a shutdown is
  * answered even when its message is still arriving), then it is handled; it ends with one
  * batch (initial metadata, the message, the status, the close), whose completion frees the
- * call's state on the call's thread.
+ * call's state on the call's thread. ModelInfer calls routed to a batching version are held
+ * while the thread's queue has events ready, and run as joined Runs (serve/batch.h) once it
+ * has none, as an HTTP loop does at the end of a wake.
  */
 #include "net/grpc.h"
 
@@ -12,6 +16,8 @@
 #include "core/log.h"
 #include "proto/kserve_config.h"
 #include "proto/kserve_pb.h"
+#include "repo/version.h"
+#include "serve/batch.h"
 #include "serve/info.h"
 #include "serve/stats.h"
 #include "serve/status.h"
@@ -38,6 +44,7 @@
 
 typedef struct cq_thread cq_thread_t;
 typedef struct call_ctx call_ctx_t;
+typedef struct infer_state infer_state_t;
 
 /* What a completion-queue tag points at: its first member says which. */
 typedef enum { TAG_NEW_CALL = 1, TAG_MESSAGE, TAG_CALL_DONE } tag_kind_t;
@@ -79,7 +86,8 @@ struct call_ctx {
     grpc_slice details;
     int has_details;
     int cancelled;
-    mg_control_op_t op; /* repository load and unload */
+    mg_control_op_t op;   /* repository load and unload */
+    infer_state_t *infer; /* ModelInfer's */
 };
 
 struct cq_thread {
@@ -87,12 +95,20 @@ struct cq_thread {
     grpc_completion_queue *cq;
     pthread_t tid;
     int started;
-    mg_arena_t arena;     /* per call: decoded requests, response messages */
-    mg_buf_t scratch;     /* per call: the message being decoded */
-    slot_t *slots;        /* one per method, then the unknown-method one */
-    slot_t *drain;        /* DRAIN_SLOTS per method, requested by mg_grpc_drain */
-    atomic_llong wait_ns; /* CLOCK_MONOTONIC when it began waiting in its queue; 0: busy */
+    mg_arena_t arena;           /* per call: decoded requests, response messages */
+    mg_buf_t scratch;           /* per call: the message being decoded */
+    infer_state_t *free_states; /* ModelInfer states for reuse */
+    mg_batch_t *batch;          /* the ModelInfer calls held for a joined Run */
+    slot_t *slots;              /* one per method, then the unknown-method one */
+    slot_t *drain;              /* DRAIN_SLOTS per method, requested by mg_grpc_drain */
+    atomic_llong wait_ns;       /* CLOCK_MONOTONIC when it began waiting in its queue; 0: busy */
 };
+
+/* Requests for new calls each thread keeps outstanding per method. */
+#define CALL_SLOTS 32
+
+/* ModelInfer calls one thread holds for a joined Run at most; more run alone. */
+#define HELD_MAX 64
 
 /* Extra requests per thread and method made when stopping, so that calls gRPC has received but
  * not handed out yet are served rather than dropped by its shutdown. */
@@ -147,9 +163,13 @@ static grpc_status_code grpc_status_of(int http_status)
 /* ---- answering ---------------------------------------------------------------------------- */
 
 /* Releases everything a call holds. Thread: the call's (its batch completed there), or any. */
+static void infer_state_put(cq_thread_t *t, infer_state_t *st);
+
 static void call_free(call_ctx_t *c)
 {
     atomic_fetch_sub_explicit(&c->t->server->active, 1, memory_order_relaxed);
+    if (c->infer != NULL)
+        infer_state_put(c->t, c->infer);
     for (size_t i = 0; i < c->ninitial; i++)
         grpc_slice_unref(c->initial[i].value);
     if (c->has_details)
@@ -211,13 +231,19 @@ static int finish(call_ctx_t *c, grpc_status_code status, const char *msg,
 }
 
 /* Answers a failure with the status and message serve/status.h gives `code`. */
-static int finish_error(call_ctx_t *c, int code, const char *msg)
+/* Logs a failure about to be answered (server errors always, the client's at debug level). */
+static void log_failure(const call_ctx_t *c, int http, const char *msg)
 {
-    int http = mg_status_http(code);
     if (http >= 500 || mg_log_enabled(MG_LOG_DEBUG))
         mg_log(http >= 500 ? MG_LOG_WARN : MG_LOG_DEBUG, "grpc",
                "call failed method=%s status=%d (%s)", c->method ? c->method->name : "?", http,
                msg);
+}
+
+static int finish_error(call_ctx_t *c, int code, const char *msg)
+{
+    int http = mg_status_http(code);
+    log_failure(c, http, msg);
     return finish(c, grpc_status_of(http), msg, NULL);
 }
 
@@ -252,7 +278,7 @@ static int finish_ok(call_ctx_t *c, const ProtobufCMessage *m)
 /* ---- reading the request ------------------------------------------------------------------ */
 
 /* The request message as byte ranges (the byte buffer's slices), in the thread's arena. */
-static int payload_segments(cq_thread_t *t, call_ctx_t *c, mg_str_t **seg, size_t *nseg)
+static int payload_segments(mg_arena_t *arena, call_ctx_t *c, mg_str_t **seg, size_t *nseg)
 {
     *seg = NULL;
     *nseg = 0;
@@ -266,7 +292,7 @@ static int payload_segments(cq_thread_t *t, call_ctx_t *c, mg_str_t **seg, size_
     while (grpc_byte_buffer_reader_peek(&c->reader, &s)) {
         if (*nseg == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            mg_str_t *n = mg_arena_alloc(&t->arena, ncap * sizeof(*n));
+            mg_str_t *n = mg_arena_alloc(arena, ncap * sizeof(*n));
             if (n == NULL)
                 return MG_ENOMEM;
             if (*nseg)
@@ -285,7 +311,7 @@ static int payload_flat(cq_thread_t *t, call_ctx_t *c, const uint8_t **data, siz
 {
     mg_str_t *seg;
     size_t nseg;
-    int rc = payload_segments(t, c, &seg, &nseg);
+    int rc = payload_segments(&t->arena, c, &seg, &nseg);
     if (rc != 0)
         return rc;
     if (nseg == 1) {
@@ -718,56 +744,136 @@ static int m_model_statistics(cq_thread_t *t, call_ctx_t *c)
 
 /* ---- inference ---------------------------------------------------------------------------- */
 
-static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
-{
-    mg_err_t err;
-    mg_str_t *seg;
-    size_t nseg;
-    int rc = payload_segments(t, c, &seg, &nseg);
-    if (rc != 0)
-        return finish_error(
-            c, rc, rc == MG_ENOMEM ? "out of memory" : "ModelInfer: the call carried no request");
+/*
+ * A ModelInfer call from its decoding to its answer: the decoded request (in `arena`, raw
+ * contents copied into `scratch` when they span slices), the core's call and result. Each
+ * thread keeps the states of its finished calls for reuse, so a warm thread allocates nothing
+ * per call here. A call held for a joined Run keeps its state until its answer is started.
+ */
+/* The completion-queue thread running here; NULL on other threads. */
+static _Thread_local cq_thread_t *current;
+
+typedef struct infer_state {
+    struct infer_state *next; /* the thread's free list */
+    call_ctx_t *c;
+    mg_arena_t arena;
+    mg_buf_t scratch;
     mg_infer_request_t req;
-    memset(&req, 0, sizeof(req));
-    req.arena = &t->arena;
-    mg_kserve_pb_target_t target;
-    rc = mg_kserve_pb_decode_request(seg, nseg, &req, &target, &t->scratch, &err);
-    if (rc != 0)
-        return finish_error(c, rc, err.msg);
-    if (target.model.len == 0)
-        return finish_error(c, MG_EINVAL, "model_name is required");
-    mg_serve_call_t call = {
-        .model = target.model,
-        .url_version = target.version,
-        .meta = {find_metadata, c},
-        .req = &req,
-        .deadline_ns = c->deadline_ns,
-        .operation = MG_STR_LIT("/inference.GRPCInferenceService/ModelInfer"),
-    };
+    mg_serve_call_t call;
     mg_serve_result_t res;
-    if (mg_serve_infer(t->server->serve, &call, &res) != 0) {
-        /* The error is logged with the call's context; mg_serve_done then clears it. */
-        rc = finish_error(c, res.rc, res.err.msg);
-        mg_serve_done(&res);
-        return rc;
+} infer_state_t;
+
+static infer_state_t *infer_state_get(cq_thread_t *t, call_ctx_t *c)
+{
+    infer_state_t *st = t->free_states;
+    if (st != NULL) {
+        t->free_states = st->next;
+        mg_arena_reset(&st->arena);
+    } else if ((st = calloc(1, sizeof(*st))) != NULL) {
+        mg_arena_init(&st->arena, 0);
+    } else {
+        return NULL;
     }
+    st->c = c;
+    c->infer = st;
+    return st;
+}
+
+/* Keeps the state for the thread's next call (its owner's thread), or frees it (any other). */
+static void infer_state_put(cq_thread_t *t, infer_state_t *st)
+{
+    if (current == t) {
+        st->next = t->free_states;
+        t->free_states = st;
+        return;
+    }
+    mg_arena_free(&st->arena);
+    mg_buf_free(&st->scratch);
+    free(st);
+}
+
+/*
+ * Encodes and sends the answer of a call the core has run (or failed), then ends the call in
+ * the core. Thread: the call's.
+ */
+static void answer_infer(infer_state_t *st)
+{
+    call_ctx_t *c = st->c;
+    mg_serve_result_t *res = &st->res;
+    /* The call is done with in the core before its answer is started: once started, its
+     * completion may free the state on the call's thread. */
+    if (res->rc != 0) {
+        int http = mg_status_http(res->rc);
+        log_failure(c, http, res->err.msg); /* with the call's log context */
+        mg_serve_done(res);
+        finish(c, grpc_status_of(http), res->err.msg, NULL); /* copies the message */
+        return;
+    }
+    mg_err_t err;
     Inference__ModelInferResponse *m;
-    rc = mg_kserve_pb_encode_response(&res.resp, !req.binary_output, &t->arena, &m, &err);
+    int rc = mg_kserve_pb_encode_response(&res->resp, !st->req.binary_output, &st->arena, &m, &err);
     if (rc != 0) {
-        mg_serve_done(&res);
-        return finish_error(c, rc, err.msg);
+        mg_serve_done(res);
+        finish_error(c, rc, err.msg);
+        return;
     }
     mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
     char explain[MG_SERVE_EXPLAIN_MAX];
-    size_t n = mg_serve_headers(&call, &res, hdrs, explain);
+    size_t n = mg_serve_headers(&st->call, res, hdrs, explain);
     for (size_t i = 0; i < n; i++) {
         c->initial[i].key = grpc_slice_from_static_string(hdrs[i].name);
         c->initial[i].value = grpc_slice_from_copied_buffer(hdrs[i].value.ptr, hdrs[i].value.len);
     }
     c->ninitial = n;
     grpc_byte_buffer *bb = pack(&m->base); /* the outputs are referenced until packed */
-    mg_serve_done(&res);
-    return finish(c, GRPC_STATUS_OK, NULL, bb);
+    mg_serve_done(res);
+    finish(c, GRPC_STATUS_OK, NULL, bb);
+}
+
+/* Answers a call held for a joined Run once the batch ran (mg_batch_answer_fn). */
+static void answer_held(void *ctx, mg_serve_result_t *res)
+{
+    (void)res;
+    answer_infer(ctx);
+}
+
+static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
+{
+    infer_state_t *st = infer_state_get(t, c);
+    if (st == NULL)
+        return finish_error(c, MG_ENOMEM, "out of memory");
+    mg_err_t err;
+    mg_str_t *seg;
+    size_t nseg;
+    int rc = payload_segments(&st->arena, c, &seg, &nseg);
+    if (rc != 0)
+        return finish_error(
+            c, rc, rc == MG_ENOMEM ? "out of memory" : "ModelInfer: the call carried no request");
+    memset(&st->req, 0, sizeof(st->req));
+    st->req.arena = &st->arena;
+    mg_kserve_pb_target_t target;
+    rc = mg_kserve_pb_decode_request(seg, nseg, &st->req, &target, &st->scratch, &err);
+    if (rc != 0)
+        return finish_error(c, rc, err.msg);
+    if (target.model.len == 0)
+        return finish_error(c, MG_EINVAL, "model_name is required");
+    st->call = (mg_serve_call_t){
+        .model = target.model,
+        .url_version = target.version,
+        .meta = {find_metadata, c},
+        .req = &st->req,
+        .deadline_ns = c->deadline_ns,
+        .operation = MG_STR_LIT("/inference.GRPCInferenceService/ModelInfer"),
+    };
+    mg_serve_t *s = t->server->serve;
+    mg_serve_result_t *res = &st->res;
+    if (mg_serve_begin(s, &st->call, res) == 0) {
+        if (mg_serve_batchable(&st->call, res) && mg_batch_add(t->batch, &st->call, res, st))
+            return 0; /* runs with the other calls this thread has ready (cq_main) */
+        mg_serve_run(s, &st->call, res);
+    }
+    answer_infer(st);
+    return 0;
 }
 
 /* ---- the repository extension ------------------------------------------------------------- */
@@ -896,6 +1002,9 @@ static const method_t methods[] = {
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+/* Outstanding requests per thread and method, then the unknown-method one: enough that the
+ * calls a connection's read delivers at once all find a request on that connection's queue. */
+#define NSLOTS (NMETHODS * CALL_SLOTS + 1)
 _Static_assert(NMETHODS <= sizeof(((mg_grpc_server_t *)0)->handles) / sizeof(void *),
                "room for every method's handle");
 
@@ -999,14 +1108,27 @@ static void *cq_main(void *arg)
 {
     cq_thread_t *t = arg;
     rcu_register_thread();
-    for (size_t i = 0; i <= NMETHODS; i++)
+    /* Thread k runs small models on their k-th session, as loop k does (repo/loader.h). */
+    mg_model_version_bind_thread((int)(t - t->server->threads));
+    current = t;
+    for (size_t i = 0; i < NSLOTS; i++)
         request_slot(&t->slots[i], false);
     for (;;) {
-        /* While this thread waits in an empty queue, gRPC reads the sockets on it. */
-        atomic_store_explicit(&t->wait_ns, mono_ns(), memory_order_release);
-        grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        /*
+         * While calls are held for a joined Run, only what is ready already is taken (gRPC
+         * reads the sockets once more); when nothing is, the held calls run and are answered.
+         * Otherwise the thread waits in its queue, and gRPC reads the sockets on it.
+         */
+        bool holding = mg_batch_count(t->batch) > 0;
+        if (!holding)
+            atomic_store_explicit(&t->wait_ns, mono_ns(), memory_order_release);
+        grpc_event ev = grpc_completion_queue_next(
+            t->cq, holding ? gpr_time_0(GPR_CLOCK_MONOTONIC) : gpr_inf_future(GPR_CLOCK_REALTIME),
+            NULL);
         int64_t now = mono_ns();
         atomic_store_explicit(&t->wait_ns, 0, memory_order_release);
+        if (ev.type == GRPC_QUEUE_TIMEOUT || ev.type == GRPC_QUEUE_SHUTDOWN)
+            mg_batch_flush(t->batch, t->server->serve, answer_held);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -1040,7 +1162,7 @@ static void free_threads(mg_grpc_server_t *s)
 {
     for (int k = 0; k < s->nthreads; k++) {
         cq_thread_t *t = &s->threads[k];
-        for (size_t i = 0; t->slots != NULL && i <= NMETHODS; i++) {
+        for (size_t i = 0; t->slots != NULL && i < NSLOTS; i++) {
             grpc_metadata_array_destroy(&t->slots[i].md);
             grpc_call_details_destroy(&t->slots[i].details);
         }
@@ -1050,6 +1172,14 @@ static void free_threads(mg_grpc_server_t *s)
         free(t->drain);
         mg_arena_free(&t->arena);
         mg_buf_free(&t->scratch);
+        mg_batch_free(t->batch);
+        while (t->free_states != NULL) {
+            infer_state_t *st = t->free_states;
+            t->free_states = st->next;
+            mg_arena_free(&st->arena);
+            mg_buf_free(&st->scratch);
+            free(st);
+        }
     }
     free(s->threads);
 }
@@ -1150,16 +1280,16 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
         t->cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->server, t->cq, NULL);
         mg_arena_init(&t->arena, 0);
-        t->slots = calloc(NMETHODS + 1, sizeof(*t->slots));
-        if (t->slots == NULL) {
+        t->slots = calloc(NSLOTS, sizeof(*t->slots));
+        if (t->slots == NULL || mg_batch_new(&t->batch, HELD_MAX) != 0) {
             mg_err_set(err, MG_ENOMEM, "out of memory");
             goto fail;
         }
-        for (size_t i = 0; i <= NMETHODS; i++) {
+        for (size_t i = 0; i < NSLOTS; i++) {
             slot_t *sl = &t->slots[i];
             sl->kind = TAG_NEW_CALL;
             sl->t = t;
-            sl->method = i < NMETHODS ? (int)i : -1;
+            sl->method = i < NSLOTS - 1 ? (int)(i / CALL_SLOTS) : -1;
             grpc_metadata_array_init(&sl->md);
             grpc_call_details_init(&sl->details);
         }

@@ -712,6 +712,7 @@ int mg_cli_serve(int argc, char **argv)
                              .max_message_bytes = (size_t)(max > INT32_MAX ? INT32_MAX : max),
                              .serve = core,
                              .control = control,
+                             .pool = pool,
                              .admin_auth = admin_auth,
                              .admin_elsewhere = o.admin_listen.set};
         if (mg_grpc_start(&grpc, &go, &err) != 0) {

@@ -19,6 +19,7 @@
 #include "repo/version.h"
 #include "serve/batch.h"
 #include "serve/info.h"
+#include "serve/pool.h"
 #include "serve/stats.h"
 #include "serve/status.h"
 
@@ -124,6 +125,7 @@ struct mg_grpc_server {
     void *handles[16]; /* registered methods, in table order */
     mg_serve_t *serve;
     mg_control_t *control;
+    mg_pool_t *pool;
     mg_auth_t admin_auth;
     bool admin_elsewhere;
     int port;
@@ -748,7 +750,8 @@ static int m_model_statistics(cq_thread_t *t, call_ctx_t *c)
  * A ModelInfer call from its decoding to its answer: the decoded request (in `arena`, raw
  * contents copied into `scratch` when they span slices), the core's call and result. Each
  * thread keeps the states of its finished calls for reuse, so a warm thread allocates nothing
- * per call here. A call held for a joined Run keeps its state until its answer is started.
+ * per call here. A call held for a joined Run or handed to the execution pool keeps its state
+ * until its answer is started.
  */
 /* The completion-queue thread running here; NULL on other threads. */
 static _Thread_local cq_thread_t *current;
@@ -761,6 +764,7 @@ typedef struct infer_state {
     mg_infer_request_t req;
     mg_serve_call_t call;
     mg_serve_result_t res;
+    mg_pool_job_t job; /* on the execution pool */
 } infer_state_t;
 
 static infer_state_t *infer_state_get(cq_thread_t *t, call_ctx_t *c)
@@ -794,7 +798,8 @@ static void infer_state_put(cq_thread_t *t, infer_state_t *st)
 
 /*
  * Encodes and sends the answer of a call the core has run (or failed), then ends the call in
- * the core. Thread: the call's.
+ * the core. Thread: the call's, or the pool thread that ran it (gRPC's batch API may be used
+ * from any thread while no other batch of the call is being started: this is its last).
  */
 static void answer_infer(infer_state_t *st)
 {
@@ -828,6 +833,14 @@ static void answer_infer(infer_state_t *st)
     grpc_byte_buffer *bb = pack(&m->base); /* the outputs are referenced until packed */
     mg_serve_done(res);
     finish(c, GRPC_STATUS_OK, NULL, bb);
+}
+
+/* Pool thread: the Run of a call on the execution pool; the answer is sent from here. */
+static void run_pooled(mg_pool_job_t *job)
+{
+    infer_state_t *st = (infer_state_t *)((char *)job - offsetof(infer_state_t, job));
+    mg_serve_run(st->c->t->server->serve, &st->call, &st->res);
+    answer_infer(st);
 }
 
 /* Answers a call held for a joined Run once the batch ran (mg_batch_answer_fn). */
@@ -868,9 +881,19 @@ static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
     mg_serve_t *s = t->server->serve;
     mg_serve_result_t *res = &st->res;
     if (mg_serve_begin(s, &st->call, res) == 0) {
-        if (mg_serve_batchable(&st->call, res) && mg_batch_add(t->batch, &st->call, res, st))
+        /* A slow model runs on the pool, so this thread keeps answering its other calls. */
+        if (t->server->pool != NULL && mg_serve_on_pool(res)) {
+            mg_log_context_set(NULL); /* the call goes on on the pool */
+            st->job.run = run_pooled;
+            if (mg_pool_submit(t->server->pool, &st->job) == 0)
+                return 0;
+            mg_serve_run(s, &st->call, res); /* the pool stops: the server is shutting down */
+        } else if (mg_serve_batchable(&st->call, res) &&
+                   mg_batch_add(t->batch, &st->call, res, st)) {
             return 0; /* runs with the other calls this thread has ready (cq_main) */
-        mg_serve_run(s, &st->call, res);
+        } else {
+            mg_serve_run(s, &st->call, res);
+        }
     }
     answer_infer(st);
     return 0;
@@ -1238,6 +1261,7 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     }
     s->serve = opts->serve;
     s->control = opts->control;
+    s->pool = opts->pool;
     s->admin_auth = opts->admin_auth;
     s->admin_elsewhere = opts->admin_elsewhere;
     s->nthreads = nthreads;

@@ -8,7 +8,10 @@
  *
  * Threads: `threads` completion-queue threads, each polling its own queue and running the
  * calls it receives to the end, model Run included, as an HTTP event loop does; gRPC spreads
- * new calls over the threads. Repository load and unload are control operations: the thread
+ * new calls over the threads. ModelInfer for a version on the execution pool (serve/serve.h
+ * mg_serve_on_pool) runs on `pool`: a pool thread runs it and starts the answer itself (gRPC's
+ * batch API may be called from any thread, one batch of a call at a time), and the completion
+ * frees the call on its thread. Repository load and unload are control operations: the thread
  * submits and moves on; the answer is started when the operation completes and finishes on
  * the call's thread.
  */
@@ -18,6 +21,7 @@
 #include "control/control.h"
 #include "core/err.h"
 #include "net/auth.h"
+#include "serve/pool.h"
 #include "serve/serve.h"
 
 #include <stdbool.h>
@@ -30,6 +34,8 @@ typedef struct mg_grpc_opts {
     size_t max_message_bytes; /* larger request messages get RESOURCE_EXHAUSTED */
     mg_serve_t *serve;        /* the request core; must outlive the server */
     mg_control_t *control;    /* where repository changes go; must outlive the server */
+    mg_pool_t *pool;          /* runs ModelInfer for models on the execution pool; NULL: none.
+                                 Stop it before mg_grpc_stop (its jobs answer calls). */
     /* Repository load and unload belong to the admin surface (net/api.h): */
     mg_auth_t admin_auth; /* set: they need "authorization: Bearer <token>" metadata */
     bool admin_elsewhere; /* --admin-listen: they are refused here (PERMISSION_DENIED) */

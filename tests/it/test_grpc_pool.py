@@ -100,9 +100,9 @@ class GrpcPoolTest(unittest.TestCase):
         # The slow calls took their time on the two pool threads...
         self.assertGreaterEqual(elapsed, (SLOW_CALLS / 2) * DELAY_MS / 1000 * 0.9)
         # ...while the other calls went on: a Run on a completion-queue thread would have held
-        # up the calls behind it for a whole delay at least.
+        # up the calls behind it for a whole delay at least (a generous bound: loaded machines).
         self.assertGreater(answered, 5)
-        self.assertLess(worst, DELAY_MS / 1000 / 2,
+        self.assertLess(worst, DELAY_MS / 1000 * 0.75,
                         "a ServerLive + digits pair took %.3f s while slow Runs were in flight" % worst)
         self.assertIsNone(self.d.proc.poll(), "the daemon exited")
 

@@ -17,24 +17,11 @@ import unittest
 
 import mgtest
 from mgtest import Daemon
+from test_batching import digits, raw_request
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
-PIXELS = SAMPLE["inputs"][0]["data"]
 FAULTS = os.environ.get("MG_FAULTS", "1") not in ("0", "OFF", "")
 CLIENTS = 8
 PER_CLIENT = 400
-
-
-def body(k):
-    """A distinct, valid digits request per k."""
-    data = [float((p + k) % 17) for p in PIXELS[k % 64:] + PIXELS[:k % 64]]
-    return json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
-                                   "data": data}]}).encode()
-
-
-def raw_request(path, data):
-    return (("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-             "Content-Length: %d\r\n\r\n") % (path, len(data))).encode() + data
 
 
 def pooled_models(repo):
@@ -55,7 +42,7 @@ class PoolTest(unittest.TestCase):
         # What each distinct request answers inline (digits runs on the loops).
         cls.want = {}
         for k in range(32):
-            s, _, data = cls.d.request("POST", "/v2/models/digits/versions/1/infer", body(k))
+            s, _, data = cls.d.request("POST", "/v2/models/digits/versions/1/infer", digits(1, k))
             assert s == 200, data
             cls.want[k] = json.loads(data)["outputs"]
 
@@ -72,7 +59,7 @@ class PoolTest(unittest.TestCase):
             try:
                 for i in range(PER_CLIENT):
                     k = (c * 7 + i) % 32
-                    conn.request("POST", "/v2/models/pooled/infer", body=body(k),
+                    conn.request("POST", "/v2/models/pooled/infer", body=digits(1, k),
                                  headers={"Content-Type": "application/json"})
                     r = conn.getresponse()
                     data = r.read()
@@ -96,10 +83,10 @@ class PoolTest(unittest.TestCase):
         """Pipelined requests on one connection, pooled and inline, valid and not, get their
         answers in the order sent, each equal to the same request's answer alone."""
         bad = b'{"inputs": [{"name": "input", "shape": [1, 63], "datatype": "FP32", "data": [1]}]}'
-        reqs = [("/v2/models/pooled/infer", body(1)), ("/v2/models/digits/versions/1/infer", body(2)),
-                ("/v2/models/pooled/infer", bad), ("/v2/models/pooled/infer", body(3)),
-                ("/v2/models/nosuch/infer", body(4)), ("/v2/models/digits/versions/1/infer", body(5)),
-                ("/v2/models/pooled/infer", body(6))]
+        reqs = [("/v2/models/pooled/infer", digits(1, 1)), ("/v2/models/digits/versions/1/infer", digits(1, 2)),
+                ("/v2/models/pooled/infer", bad), ("/v2/models/pooled/infer", digits(1, 3)),
+                ("/v2/models/nosuch/infer", digits(1, 4)), ("/v2/models/digits/versions/1/infer", digits(1, 5)),
+                ("/v2/models/pooled/infer", digits(1, 6))]
         alone = [self.d.request("POST", p, b) for p, b in reqs]
         conn = mgtest.RawConn(self.d.port)
         try:
@@ -129,7 +116,7 @@ class PoolTest(unittest.TestCase):
             while not stop.is_set():
                 try:
                     sock = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
-                    sock.sendall(raw_request("/v2/models/slow/infer", body(rng.randrange(32))))
+                    sock.sendall(raw_request("/v2/models/slow/infer", digits(1, rng.randrange(32))))
                     time.sleep(rng.uniform(0, 0.03))
                     sock.close()
                 except OSError as e:
@@ -166,7 +153,7 @@ class PoolTest(unittest.TestCase):
         # The server serves on, and what the leavers' Runs held is released: the version's
         # in-flight count (modelgate_requests_in_flight) comes back to 0.
         for k in (0, 5, 31):
-            s, _, data = self.d.request("POST", "/v2/models/slow/infer", body(k))
+            s, _, data = self.d.request("POST", "/v2/models/slow/infer", digits(1, k))
             self.assertEqual(s, 200, data)
             self.assertEqual(json.loads(data)["outputs"], self.want[k])
         deadline = time.monotonic() + 10

@@ -82,6 +82,16 @@ def add_dyn_fp32():
     return model(helper.make_graph(nodes, "add_dyn_fp32", [a, b], [s]))
 
 
+def positive_fp32():
+    """y = the elements of x above 0: its length depends on the data, not on x's shape."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M"])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["keep"]),
+             helper.make_node("Compress", ["x", "keep"], ["y"], axis=0)]
+    return model(helper.make_graph(nodes, "positive_fp32", [x], [y], initializer=[zero]))
+
+
 def seq():
     s = helper.make_value_info(
         "s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, None)))
@@ -117,6 +127,7 @@ def main():
     models["add_fp32.onnx"] = add_fp32()
     models["add_dyn_fp32.onnx"] = add_dyn_fp32()
     models["bf16.onnx"] = identity("bf16", TensorProto.BFLOAT16, ["N", 3])
+    models["positive_fp32.onnx"] = positive_fp32()
     models["seq.onnx"] = seq()
     models["rank9.onnx"] = identity("rank9", TensorProto.FLOAT, [1] * 9)
     models["slow_fp32.onnx"] = slow_fp32()

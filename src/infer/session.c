@@ -1,6 +1,7 @@
 #include "infer/session.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,11 +85,23 @@ struct mg_session {
     const char **input_names; /* views of inputs[i].name, the array Run takes */
     const char **output_names;
     bool no_cpu_arena; /* built without ONNX Runtime's CPU arena: no allocator statistics */
+    /* Reused Run values (see "reused Run values" below). */
+    uint64_t id;            /* unique in the process: keys each thread's reused values */
+    bool *reuse_in;         /* per input: a fixed row size, copied into a reused value */
+    size_t reuse_row_bytes; /* bytes per row of the reused inputs and outputs */
+    _Atomic bool reuse_out; /* outputs written into the previous Run's: cleared at a misfit */
 };
 
-/* What mg_session_run leaves in resp->owner: the output values holding tensor memory. */
+typedef struct run_entry run_entry_t;
+
+/*
+ * What mg_session_run leaves in resp->owner: the output values holding tensor memory, and
+ * the thread's reused values the Run used (the values are then that entry's, not the owner's).
+ */
 typedef struct run_owner {
     size_t n;
+    run_entry_t *entry; /* held until the answer is released, or NULL */
+    bool entry_values;  /* values[] belong to `entry` */
     OrtValue *values[];
 } run_owner_t;
 
@@ -193,6 +206,260 @@ static const char *onnx_type_name(enum ONNXType t)
     case ONNX_TYPE_OPTIONAL: return "optional";
     default: return "value of unknown type";
     }
+}
+
+/* ---- reused Run values ---- */
+
+/*
+ * A Run that makes its input values and lets ONNX Runtime allocate its outputs pays several
+ * mallocs and the CPU arena's lock for them; handing Run the values of an earlier Run instead
+ * costs a digits Run at batch 1 about a fifth less (bench_ort_raw --prealloc). Each thread
+ * keeps up to 32 entries (as many as the row counts joined Runs commonly have), each for one
+ * session and one row count:
+ *   - input values over buffers of the entry's own, the request's rows copied in (inputs of a
+ *     fixed row size, BYTES excepted);
+ *   - the output values ONNX Runtime allocated at the entry's first Run, which later Runs are
+ *     given to write into (outputs of a fixed row size).
+ * An answer views an entry's outputs (and, where a model passes an input through, its
+ * inputs) until mg_session_response_release, which may run on another thread after this one
+ * has started other Runs. So an entry is held from its Run to that release, and a held entry
+ * is never used: such a Run makes its own values, as without entries. No answer's memory is
+ * written while an answer views it.
+ * An entry is counted once by its thread's table and once while held; the last to let go
+ * frees it, so a thread may exit, or replace an entry, while an answer still holds it.
+ */
+enum {
+    REUSE_ENTRIES = 32,         /* per thread: the least recently used one is replaced */
+    REUSE_MAX_BYTES = 64 << 10, /* per entry: larger Runs make their own values */
+};
+
+struct run_entry {
+    _Atomic int refs;
+    uint64_t session_id;
+    int64_t rows;
+    uint64_t used; /* its table's clock at its last Run */
+    size_t nin, nout;
+    void **in_buf; /* nin: the reused inputs' buffers, or NULL */
+    size_t *in_bytes;
+    OrtValue **in;  /* nin: values over in_buf */
+    OrtValue **out; /* nout: model order; NULL until a Run asks for that output */
+};
+
+typedef struct run_table {
+    run_entry_t *e[REUSE_ENTRIES];
+    uint64_t clock;
+    uint64_t freed; /* sessions_freed when this table last looked */
+} run_table_t;
+
+static _Atomic uint64_t session_ids;    /* the last id given */
+static _Atomic uint64_t sessions_freed; /* bumped by mg_session_free: entries may be stale */
+static pthread_key_t table_key;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+static bool table_key_ok;
+
+static void entry_free(run_entry_t *e)
+{
+    for (size_t k = 0; k < e->nin; k++) {
+        if (e->in[k] != NULL)
+            ort->ReleaseValue(e->in[k]);
+        free(e->in_buf[k]);
+    }
+    for (size_t k = 0; k < e->nout; k++) {
+        if (e->out[k] != NULL)
+            ort->ReleaseValue(e->out[k]);
+    }
+    free(e);
+}
+
+static void entry_unref(run_entry_t *e)
+{
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        entry_free(e);
+}
+
+/* Lets go of every entry of `t` (those still held are freed by their answers). */
+static void table_clear(run_table_t *t)
+{
+    for (int i = 0; i < REUSE_ENTRIES; i++) {
+        if (t->e[i] != NULL)
+            entry_unref(t->e[i]);
+        t->e[i] = NULL;
+    }
+}
+
+static void table_release(void *t)
+{
+    table_clear(t);
+    free(t);
+}
+
+static void table_key_create(void)
+{
+    table_key_ok = pthread_key_create(&table_key, table_release) == 0;
+}
+
+/* This thread's table, made on first use; NULL when none can be. */
+static run_table_t *thread_table(void)
+{
+    pthread_once(&table_once, table_key_create);
+    if (!table_key_ok)
+        return NULL;
+    run_table_t *t = pthread_getspecific(table_key);
+    if (t == NULL && (t = calloc(1, sizeof(*t))) != NULL &&
+        pthread_setspecific(table_key, t) != 0) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+/* Frees the calling thread's entries (thread exit does it for the others). */
+static void thread_table_drop(void)
+{
+    if (!table_key_ok)
+        return;
+    run_table_t *t = pthread_getspecific(table_key);
+    if (t != NULL)
+        table_clear(t);
+}
+
+/* Decides at load which inputs and outputs of `s` reused values can hold. */
+static int plan_reuse(mg_session_t *s)
+{
+    s->id = atomic_fetch_add_explicit(&session_ids, 1, memory_order_relaxed) + 1;
+    if ((s->reuse_in = calloc(s->ninputs ? s->ninputs : 1, sizeof(*s->reuse_in))) == NULL)
+        return MG_ENOMEM;
+    size_t row_bytes = 0;
+    bool any = false, out = s->noutputs > 0;
+    for (size_t k = 0; k < s->ninputs + s->noutputs; k++) {
+        const mg_tensor_info_t *info = k < s->ninputs ? &s->inputs[k] : &s->outputs[k - s->ninputs];
+        size_t row = mg_dtype_size(info->dtype);
+        bool fixed = info->dtype != MG_DT_BYTES && info->ndim >= 1;
+        for (int d = 1; fixed && d < info->ndim; d++)
+            fixed = info->shape[d] > 0 && mg_mul_size(row, (size_t)info->shape[d], &row) == 0;
+        fixed = fixed && row <= REUSE_MAX_BYTES;
+        if (k < s->ninputs) {
+            s->reuse_in[k] = fixed;
+            any |= fixed;
+        } else {
+            out &= fixed;
+        }
+        if (fixed && (k < s->ninputs || out))
+            row_bytes += row;
+    }
+    atomic_store_explicit(&s->reuse_out, out, memory_order_relaxed);
+    s->reuse_row_bytes = any || out ? row_bytes : 0;
+    return 0;
+}
+
+/* The rows of `req`: the first dim its inputs share, or 0 when they do not (or have none). */
+static int64_t request_rows(const mg_infer_request_t *req)
+{
+    if (req->ninputs == 0 || req->inputs[0].ndim < 1)
+        return 0;
+    int64_t rows = req->inputs[0].shape[0];
+    for (size_t j = 1; j < req->ninputs; j++) {
+        if (req->inputs[j].ndim < 1 || req->inputs[j].shape[0] != rows)
+            return 0;
+    }
+    return rows > 0 ? rows : 0;
+}
+
+static run_entry_t *entry_new(const mg_session_t *s, int64_t rows)
+{
+    size_t nin = s->ninputs, nout = s->noutputs;
+    size_t pointers = (2 * nin + nout) * sizeof(void *);
+    run_entry_t *e = calloc(1, sizeof(*e) + pointers + nin * sizeof(size_t));
+    if (e == NULL)
+        return NULL;
+    void **p = (void **)(e + 1);
+    e->in_buf = p;
+    e->in = (OrtValue **)(p + nin);
+    e->out = (OrtValue **)(p + 2 * nin);
+    e->in_bytes = (size_t *)(p + 2 * nin + nout);
+    e->nin = nin;
+    e->nout = nout;
+    e->session_id = s->id;
+    e->rows = rows;
+    atomic_init(&e->refs, 1);
+    return e;
+}
+
+/*
+ * The calling thread's entry for `s` at `rows`, held for this Run and its answer; NULL when
+ * the session reuses nothing, the Run is too large or the entry is still held.
+ */
+static run_entry_t *entry_take(const mg_session_t *s, int64_t rows)
+{
+    if (s->reuse_row_bytes == 0 || rows <= 0 ||
+        (uint64_t)rows > REUSE_MAX_BYTES / s->reuse_row_bytes)
+        return NULL;
+    run_table_t *t = thread_table();
+    if (t == NULL)
+        return NULL;
+    uint64_t freed = atomic_load_explicit(&sessions_freed, memory_order_relaxed);
+    if (freed != t->freed) { /* a session went: its entries would only hold memory */
+        table_clear(t);
+        t->freed = freed;
+    }
+    int slot = 0;
+    for (int i = 0; i < REUSE_ENTRIES; i++) {
+        run_entry_t *e = t->e[i];
+        if (e != NULL && e->session_id == s->id && e->rows == rows) {
+            /* Acquire: the answer that held it last has read all it will read. */
+            if (atomic_load_explicit(&e->refs, memory_order_acquire) != 1)
+                return NULL;
+            atomic_store_explicit(&e->refs, 2, memory_order_relaxed);
+            e->used = ++t->clock;
+            return e;
+        }
+        if (e == NULL || (t->e[slot] != NULL && e->used < t->e[slot]->used))
+            slot = i;
+    }
+    run_entry_t *e = entry_new(s, rows);
+    if (e == NULL)
+        return NULL;
+    if (t->e[slot] != NULL)
+        entry_unref(t->e[slot]);
+    t->e[slot] = e;
+    atomic_store_explicit(&e->refs, 2, memory_order_relaxed);
+    e->used = ++t->clock;
+    return e;
+}
+
+/*
+ * Input `k` of a Run that holds `e`: request tensor `t` copied into the entry's value, made
+ * on first use. Returns 0 and the value in `*out` (NULL: make one as without entries), or an
+ * error.
+ */
+static int entry_input(run_entry_t *e, size_t k, const mg_tensor_t *t, OrtValue **out,
+                       mg_err_t *err)
+{
+    *out = NULL;
+    if (e->in[k] != NULL && e->in_bytes[k] != t->nbytes)
+        return 0; /* not the shape the entry was made for (validation keeps this from happening) */
+    if (e->in[k] == NULL) {
+        /* A fixed row size and the entry's rows: every later request here has this shape. */
+        size_t size = (t->nbytes + 63) & ~(size_t)63;
+        if ((e->in_buf[k] = aligned_alloc(64, size ? size : 64)) == NULL)
+            return mg_err_set(err, MG_ENOMEM, "input '%.*s': out of memory",
+                              (int)(t->name.len < 128 ? t->name.len : 128), t->name.ptr);
+        int rc = status_to_err(
+            ort->CreateTensorWithDataAsOrtValue(cpu_mem, e->in_buf[k], t->nbytes, t->shape,
+                                                (size_t)t->ndim, dtype_to_ort[t->dtype], &e->in[k]),
+            MG_ERUNTIME, err, "input");
+        if (rc != 0) {
+            free(e->in_buf[k]);
+            e->in_buf[k] = NULL;
+            e->in[k] = NULL;
+            return rc;
+        }
+        e->in_bytes[k] = t->nbytes;
+    }
+    if (t->nbytes != 0)
+        memcpy(e->in_buf[k], t->data, t->nbytes);
+    *out = e->in[k];
+    return 0;
 }
 
 /* ---- environment ---- */
@@ -427,6 +694,7 @@ void mg_infer_env_deinit(void)
     if (ort_env == NULL)
         return;
     watchdog_stop();
+    thread_table_drop();
     ort->ReleaseRunOptions(run_opts);
     ort->ReleaseMemoryInfo(cpu_mem);
     ort->ReleaseEnv(ort_env);
@@ -638,6 +906,10 @@ int mg_session_new(mg_session_t **out, const void *bytes, size_t len, const mg_s
     ort->ReleaseSessionOptions(so);
     if (rc || (rc = read_metadata(s, 0, err)) || (rc = read_metadata(s, 1, err)))
         goto fail;
+    if (plan_reuse(s) != 0) {
+        rc = mg_err_set(err, MG_ENOMEM, "session: out of memory");
+        goto fail;
+    }
     *out = s;
     return 0;
 
@@ -660,8 +932,10 @@ void mg_session_free(mg_session_t *s)
     free(s->output_name_len);
     free(s->input_names);
     free(s->output_names);
+    free(s->reuse_in);
     if (s->ort != NULL)
         ort->ReleaseSession(s->ort);
+    atomic_fetch_add_explicit(&sessions_freed, 1, memory_order_relaxed);
     free(s);
 }
 
@@ -1003,11 +1277,27 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
     }
 
     /* Inputs in model order, so the session's cached name array is the one Run takes. */
+    bool *reused = arena_array(a, nin ? nin : 1, sizeof(*reused));
+    if (reused == NULL)
+        return mg_err_set(err, MG_ENOMEM, "request: out of memory");
+    run_entry_t *e = entry_take(s, request_rows(req));
     memset(in, 0, nin * sizeof(*in));
-    for (size_t k = 0; k < nin && rc == 0; k++)
-        rc = make_input(&req->inputs[slot[k]], a, &in[k], err);
+    for (size_t k = 0; k < nin && rc == 0; k++) {
+        const mg_tensor_t *t = &req->inputs[slot[k]];
+        if (e != NULL && s->reuse_in[k])
+            rc = entry_input(e, k, t, &in[k], err);
+        reused[k] = in[k] != NULL;
+        if (rc == 0 && in[k] == NULL)
+            rc = make_input(t, a, &in[k], err);
+    }
     own->n = nout;
-    memset(own->values, 0, nout * sizeof(own->values[0]));
+    own->entry = e;
+    own->entry_values = e != NULL && atomic_load_explicit(&s->reuse_out, memory_order_relaxed);
+    bool given = false; /* a Run told to write into the entry's outputs */
+    for (size_t j = 0; j < nout; j++) {
+        own->values[j] = own->entry_values ? e->out[idx[j]] : NULL;
+        given |= own->values[j] != NULL;
+    }
     deadline_run_t dl = {.ro = run_opts, .deadline_ns = req->deadline_ns};
     if (rc == 0 && dl.deadline_ns != 0) {
         if ((dl.ro = thread_run_options()) == NULL)
@@ -1025,6 +1315,21 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
         rc = status_to_err(ort->Run(s->ort, dl.ro, (const char *const *)s->input_names,
                                     (const OrtValue *const *)in, nin, out_names, nout, own->values),
                            MG_ERUNTIME, err, "onnxruntime");
+        if (rc != 0 && given) {
+            /*
+             * An output may not have had the shape of the entry's (rows that depend on the
+             * data): once more with outputs of ONNX Runtime's, and the session stops giving
+             * Runs outputs to write into.
+             */
+            memset(own->values, 0, nout * sizeof(own->values[0]));
+            own->entry_values = false;
+            rc = status_to_err(ort->Run(s->ort, dl.ro, (const char *const *)s->input_names,
+                                        (const OrtValue *const *)in, nin, out_names, nout,
+                                        own->values),
+                               MG_ERUNTIME, err, "onnxruntime");
+            if (rc == 0)
+                atomic_store_explicit(&s->reuse_out, false, memory_order_relaxed);
+        }
         if (timing != NULL)
             timing->output_ns = now_ns();
         if (dl.deadline_ns != 0 && deadline_leave(&dl) && rc != 0)
@@ -1033,9 +1338,16 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
                             "stopped after %lld ms",
                             (long long)((now_ns() - started) / 1000000));
     }
-    release_values(in, nin);
+    for (size_t k = 0; k < nin; k++) {
+        if (!reused[k])
+            ort->ReleaseValue(in[k]);
+    }
     if (rc)
         goto fail;
+    if (own->entry_values) {
+        for (size_t j = 0; j < nout; j++)
+            e->out[idx[j]] = own->values[j]; /* the ones ONNX Runtime made join the entry */
+    }
 
     for (size_t j = 0; j < nout; j++) {
         size_t k = idx[j];
@@ -1051,7 +1363,10 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
     return 0;
 
 fail:
-    release_values(own->values, nout);
+    if (!own->entry_values)
+        release_values(own->values, nout);
+    if (e != NULL)
+        entry_unref(e);
     return rc;
 }
 
@@ -1060,7 +1375,12 @@ void mg_session_response_release(mg_infer_response_t *resp)
     if (resp == NULL || resp->owner == NULL)
         return;
     run_owner_t *own = resp->owner;
-    release_values(own->values, own->n);
+    if (!own->entry_values)
+        release_values(own->values, own->n);
+    if (own->entry != NULL)
+        entry_unref(own->entry);
+    own->entry = NULL;
+    own->entry_values = false;
     own->n = 0;
     resp->owner = NULL;
     resp->outputs = NULL;
@@ -1081,19 +1401,6 @@ bool mg_session_batchable(const mg_session_t *s)
             return false;
     }
     return s->ninputs > 0 && s->noutputs > 0;
-}
-
-/* The rows of `req`: the first dim its inputs share, or 0 when they do not (or have none). */
-static int64_t request_rows(const mg_infer_request_t *req)
-{
-    if (req->ninputs == 0 || req->inputs[0].ndim < 1)
-        return 0;
-    int64_t rows = req->inputs[0].shape[0];
-    for (size_t j = 1; j < req->ninputs; j++) {
-        if (req->inputs[j].ndim < 1 || req->inputs[j].shape[0] != rows)
-            return 0;
-    }
-    return rows > 0 ? rows : 0;
 }
 
 bool mg_session_batch_compatible(const mg_infer_request_t *a, const mg_infer_request_t *b)

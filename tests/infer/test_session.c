@@ -980,6 +980,119 @@ static void test_release(void **state)
     mg_session_free(s);
 }
 
+/*
+ * Reused Run values: a thread's next Run with the same rows writes into the values of its
+ * previous one, but never into those of an answer still held; an answer may outlive the
+ * thread that ran it.
+ */
+static void run_fp32(mg_session_t *s, float *x, int64_t rows, mg_arena_t *a,
+                     mg_infer_response_t *resp)
+{
+    mg_tensor_t in = mk("x", MG_DT_FP32, x, 2, (int64_t[]){rows, 3});
+    mg_tensor_t *t = mg_arena_alloc(a, sizeof(*t));
+    assert_non_null(t);
+    *t = in;
+    mg_infer_request_t req = {.inputs = t, .ninputs = 1, .arena = a};
+    mg_err_t err = {0};
+    if (mg_session_run(s, &req, resp, &err) != 0)
+        fail_msg("%s", err.msg);
+}
+
+static void expect_fp32(const mg_infer_response_t *resp, const float *want, size_t n)
+{
+    assert_int_equal(resp->noutputs, 1);
+    assert_int_equal(resp->outputs[0].count, n);
+    const float *got = resp->outputs[0].data;
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
+            fail_msg("output element %zu is %g, not %g", i, got[i], want[i]);
+    }
+}
+
+typedef struct {
+    mg_session_t *s;
+    mg_infer_response_t resp;
+    mg_arena_t arena;
+    float x[3];
+} reuse_thread_t;
+
+static void *reuse_thread(void *arg)
+{
+    reuse_thread_t *t = arg;
+    run_fp32(t->s, t->x, 1, &t->arena, &t->resp);
+    return NULL; /* exits holding nothing but the answer it hands back */
+}
+
+static void test_reuse_held(void **state)
+{
+    (void)state;
+    mg_session_t *s = load("identity_FP32.onnx", NULL);
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    float a[3] = {1, 2, 3}, b[3] = {4, 5, 6}, c[3] = {7, 8, 9}, d[6] = {1, 1, 2, 2, 3, 3};
+    mg_infer_response_t ra = {0}, rb = {0}, rc = {0}, rd = {0};
+
+    run_fp32(s, a, 1, &arena, &ra);
+    const void *first = ra.outputs[0].data;
+    run_fp32(s, b, 1, &arena, &rb); /* ra is held: rb has values of its own */
+    assert_ptr_not_equal(rb.outputs[0].data, first);
+    expect_fp32(&ra, a, 3);
+    expect_fp32(&rb, b, 3);
+    run_fp32(s, d, 2, &arena, &rd); /* other rows: another entry */
+    expect_fp32(&rd, d, 6);
+    expect_fp32(&ra, a, 3);
+
+    mg_session_response_release(&ra);
+    run_fp32(s, c, 1, &arena, &rc); /* ra's values again, rb's untouched */
+    assert_ptr_equal(rc.outputs[0].data, first);
+    expect_fp32(&rc, c, 3);
+    expect_fp32(&rb, b, 3);
+    expect_fp32(&rd, d, 6);
+    mg_session_response_release(&rb);
+    mg_session_response_release(&rc);
+    mg_session_response_release(&rd);
+
+    /* An answer released after the thread that ran it has exited (LSan checks the entry). */
+    reuse_thread_t t = {.s = s, .x = {3, 2, 1}};
+    mg_arena_init(&t.arena, 0);
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, reuse_thread, &t), 0);
+    assert_int_equal(pthread_join(tid, NULL), 0);
+    expect_fp32(&t.resp, t.x, 3);
+    mg_session_response_release(&t.resp);
+    mg_arena_free(&t.arena);
+
+    mg_arena_free(&arena);
+    mg_session_free(s);
+}
+
+/* Outputs whose length depends on the data: a Run the entry's outputs do not fit still answers. */
+static void test_reuse_misfit(void **state)
+{
+    (void)state;
+    mg_session_t *s = load("positive_fp32.onnx", NULL);
+    mg_arena_t arena;
+    mg_arena_init(&arena, 0);
+    float xs[3][3] = {{1, 2, 3}, {1, -2, 3}, {-1, 5, 6}};
+    float want[3][3] = {{1, 2, 3}, {1, 3}, {5, 6}};
+    size_t n[3] = {3, 2, 2};
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3; i++) {
+            mg_tensor_t in = mk("x", MG_DT_FP32, xs[i], 1, (int64_t[]){3});
+            mg_infer_request_t req = {.inputs = &in, .ninputs = 1, .arena = &arena};
+            mg_infer_response_t resp = {0};
+            mg_err_t err = {0};
+            if (mg_session_run(s, &req, &resp, &err) != 0)
+                fail_msg("round %d, run %d: %s", round, i, err.msg);
+            expect_fp32(&resp, want[i], n[i]);
+            mg_session_response_release(&resp);
+            mg_arena_reset(&arena);
+        }
+    }
+    mg_arena_free(&arena);
+    mg_session_free(s);
+}
+
 /* Resident set size of this process, from /proc/self/status. */
 static long rss_kib(void)
 {
@@ -1056,6 +1169,8 @@ int main(void)
         cmocka_unit_test(test_threads_own_pool),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_release),
+        cmocka_unit_test(test_reuse_held),
+        cmocka_unit_test(test_reuse_misfit),
         cmocka_unit_test(test_create_release_cycles),
         cmocka_unit_test(test_env_reinit),
     };

@@ -32,7 +32,10 @@
 #               serving the benchmark CNN (KServe v2 binary extension), wrk -t2 -c4.
 #               Target: modelgate >= 0.90 x raw ONNX Runtime items/s. Then health requests
 #               (wrk -t1 -c1 /v2/health/live) on the same server while the CNN runs at
-#               BENCH_CNN_CONNS connections. Target: health p99 <= 5 ms.
+#               BENCH_CNN_CONNS connections. Target: health p99 <= 5 ms. With nginx in the
+#               parts, the same bodies are also sent to nginx (which reads and drops them) and
+#               the machine's CPU per request is measured: the share of the machine the bodies
+#               alone take at raw ORT's rate bounds the ratio from above (cnn wire).
 #   drain       SIGTERM while wrk -t2 -c64 drives a slow model (scripts/gen_slow_model.py,
 #               tens of ms per Run): every request sent on an accepted connection is answered
 #               (wrk: no read error, timeout or non-2xx; wrk reports its reconnects refused
@@ -325,6 +328,7 @@ wrk_part() {
     health) cmd=(wrk -t1 -c1 -d"${secs}s" --latency "$CNN_URL/v2/health/live") ;;
     routed) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$ROUTED_URL" -- "$SAMPLE" "$ROUTED_PATH" "$ROUTED_HOST") ;;
     cnn) cmd+=(-c"$CNN_CONNS" -s "$ROOT/bench/cnn_binary.lua" "$CNN_URL") ;;
+    cnn-wire) cmd+=(-c"$CNN_CONNS" -s "$ROOT/bench/cnn_binary.lua" "$NGINX_URL/v2/models/cnn/infer") ;;
     obs-on) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$OBS_ON_URL" -- "$SAMPLE") ;;
     obs-off) cmd+=(-c"$CONNS" -s "$ROOT/bench/digits.lua" "$OBS_OFF_URL" -- "$SAMPLE") ;;
     esac
@@ -338,6 +342,50 @@ wrk_part() {
         die "$part: non-2xx responses or socket errors (see above; kept in $out)"
     fi
 }
+
+# start_nginx: nginx `return 200` (worker_processes $THREADS) on a free port: NGINX_URL.
+start_nginx() {
+    local port
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    [ -x "$NGINX" ] || die "nginx not found (run: make setup)"
+    port=$(free_port)
+    rm -rf "$TMP/nginx"
+    mkdir -p "$TMP/nginx"
+    # keepalive_requests: nginx (>= 1.19.10) closes a connection after 1000 requests by
+    # default; h2o keeps it open, so the baseline does too and wrk never reconnects.
+    cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes $THREADS;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $OUT/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 75s;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / { return 200 "ok"; }
+    }
+}
+EOF
+    cp "$TMP/nginx/nginx.conf" "$OUT/nginx.conf"
+    : >"$OUT/nginx-error.log"
+    echo "bench: nginx: worker_processes $THREADS on 127.0.0.1:$port"
+    "$NGINX" -e "$OUT/nginx-error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
+        >"$OUT/nginx-stderr.log" 2>&1 &
+    SERVER_PIDS+=("$!")
+    NGINX_URL=http://127.0.0.1:$port
+    wait_ready "$NGINX_URL/" "$!" "$OUT/nginx-error.log" nginx
+}
+
+# machine_busy: the jiffies all CPUs have spent busy (user, nice, system, irq, softirq).
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
 # ort_run OUT: one bench_ort_raw run on the CNN into OUT.
 ort_run() {
@@ -458,6 +506,13 @@ EOF
     else
         echo "cnn binary   : $c | $o | ratio n/a"
     fi
+    if [ -n "$R_WIRE_US" ] && [ -n "$R_ORT" ]; then
+        # At raw ORT's rate the bodies alone take this share of the machine; a server that
+        # added nothing else could reach 1 / (1 + share) of raw ORT here.
+        share=$(awk -v us="$(median $R_WIRE_US)" -v r="$(median $R_ORT)" -v n="$(nproc)" -v b="$CNN_BATCH" \
+            'BEGIN { printf "%.3f", r / b * us / 1e6 / n }')
+        echo "cnn wire     : nginx taking the same bodies: $(med %.0f "$R_WIRE_US" '?') us of machine CPU per request (wrk, kernel, nginx); at raw ORT's rate $(awk -v s="$share" 'BEGIN { printf "%.1f", s * 100 }') % of the $(nproc) cores, so the ratio can reach $(awk -v s="$share" 'BEGIN { printf "%.2f", 1 / (1 + s) }') at most on this machine (client and server share it)"
+    fi
     if [ -n "$R_HEALTH_P99" ]; then
         v=$(verdict "$(median $R_HEALTH_P99) <= 5")
         echo "health+cnn   : /v2/health/live p99 $(med %.2f "$R_HEALTH_P99" '?') ms at one connection while the CNN runs at $CNN_CONNS connections ($(med %.0f "$R_HEALTH_CNN" '?') items/s meanwhile) (target <= 5 ms) $v"
@@ -508,41 +563,7 @@ fi
 if want nginx || want digits || want routed; then
     rm -f "$OUT"/nginx.*wrk.txt "$OUT"/digits.*wrk.txt "$OUT"/routed.*wrk.txt "$OUT"/updates.*
     if want nginx; then
-        NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-        [ -x "$NGINX" ] || die "nginx not found (run: make setup)"
-        port=$(free_port)
-        mkdir -p "$TMP/nginx"
-        # keepalive_requests: nginx (>= 1.19.10) closes a connection after 1000 requests by
-        # default; h2o keeps it open, so the baseline does too and wrk never reconnects.
-        cat >"$TMP/nginx/nginx.conf" <<EOF
-worker_processes $THREADS;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $OUT/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 75s;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        location / { return 200 "ok"; }
-    }
-}
-EOF
-        cp "$TMP/nginx/nginx.conf" "$OUT/nginx.conf"
-        : >"$OUT/nginx-error.log"
-        echo "bench: nginx: worker_processes $THREADS on 127.0.0.1:$port"
-        "$NGINX" -e "$OUT/nginx-error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
-            >"$OUT/nginx-stderr.log" 2>&1 &
-        SERVER_PIDS+=("$!")
-        NGINX_URL=http://127.0.0.1:$port
-        wait_ready "$NGINX_URL/" "$!" "$OUT/nginx-error.log" nginx
+        start_nginx
     fi
     if want digits; then
         [ -f "$SAMPLE" ] || die "no $SAMPLE (run: make models)"
@@ -832,6 +853,7 @@ probs = struct.unpack("<1000f", body[hlen:])
 print(f"bench: cnn: smoke ok: 1000 probabilities summing to {sum(probs):.4f}")
 EOF
         want cnn && wrk_part cnn "$OUT/cnn.warmup.wrk.txt" "$WARMUP" 1
+        want cnn && want nginx && start_nginx
     fi
     if want cnn_grpc; then
         "$PY" -c 'import struct, sys; open(sys.argv[1], "wb").write(struct.pack("<f", 0.5) * (3 * 224 * 224))' "$TMP/cnn.raw"
@@ -855,6 +877,17 @@ EOF
         fi
         if want ort && want cnn; then
             R_CNN_RATIO="${R_CNN_RATIO:+$R_CNN_RATIO }$(div "${R_CNN##* }" "${R_ORT##* }")"
+        fi
+        if want nginx && want cnn; then
+            # The same bodies to nginx, which reads and drops them: the machine's CPU per
+            # request for sending and receiving them alone (wrk, the kernel, nginx).
+            f=$OUT/cnn-wire.run$i.wrk.txt
+            b0=$(machine_busy)
+            wrk_part cnn-wire "$f" "$DURATION" 0
+            b1=$(machine_busy)
+            R_WIRE_US="${R_WIRE_US:+$R_WIRE_US }$(awk -v a="$b0" -v b="$b1" -v r="$(wrk_field "$f" rps)" \
+                -v t="$DURATION" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / (r * t) }')"
+            echo "bench: cnn-wire: run $i/$REPEAT: $(wrk_field "$f" rps) req/s into nginx, ${R_WIRE_US##* } us of machine CPU each"
         fi
         if want cnn_grpc; then
             f=$OUT/cnn_grpc.run$i.txt

@@ -960,7 +960,7 @@ static int serve_and_respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_ca
 {
     mg_serve_result_t res;
     if (mg_serve_begin(l->api->serve, call, &res) == 0) {
-        if (l->api->pool != NULL && mg_serve_on_pool(&res))
+        if (mg_batch_place(NULL, l->api->pool != NULL, call, &res, NULL) == MG_PLACE_POOL)
             return run_on_pool(l, req, call, &res, enc, call->req->arena);
         mg_serve_run(l->api->serve, call, &res);
     }
@@ -1027,12 +1027,13 @@ static int serve_or_hold(mg_api_loop_t *l, held_call_t *h)
     mg_serve_t *s = l->api->serve;
     if (mg_serve_begin(s, &h->call, &h->res) != 0)
         return respond(l, h->req, &h->call, &h->res, ENCODE_KSERVE);
-    if (l->api->pool != NULL && mg_serve_on_pool(&h->res))
-        return run_on_pool(l, h->req, &h->call, &h->res, ENCODE_KSERVE, &h->arena);
-    if (mg_serve_batchable(&h->call, &h->res) && mg_batch_add(l->batch, &h->call, &h->res, h)) {
+    switch (mg_batch_place(l->batch, l->api->pool != NULL, &h->call, &h->res, h)) {
+    case MG_PLACE_POOL: return run_on_pool(l, h->req, &h->call, &h->res, ENCODE_KSERVE, &h->arena);
+    case MG_PLACE_HELD:
         if (!h2o_timeout_is_linked(&l->wake_end_entry))
             h2o_timeout_link(l->loop, &l->wake_end, &l->wake_end_entry);
         return 0;
+    case MG_PLACE_NOW: break;
     }
     mg_serve_run(s, &h->call, &h->res);
     return respond(l, h->req, &h->call, &h->res, ENCODE_KSERVE);

@@ -881,18 +881,18 @@ static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
     mg_serve_t *s = t->server->serve;
     mg_serve_result_t *res = &st->res;
     if (mg_serve_begin(s, &st->call, res) == 0) {
-        /* A slow model runs on the pool, so this thread keeps answering its other calls. */
-        if (t->server->pool != NULL && mg_serve_on_pool(res)) {
+        switch (mg_batch_place(t->batch, t->server->pool != NULL, &st->call, res, st)) {
+        case MG_PLACE_POOL:
+            /* A slow model runs on the pool, so this thread keeps answering its other calls. */
             mg_log_context_set(NULL); /* the call goes on on the pool */
             st->job.run = run_pooled;
             if (mg_pool_submit(t->server->pool, &st->job) == 0)
                 return 0;
             mg_serve_run(s, &st->call, res); /* the pool stops: the server is shutting down */
-        } else if (mg_serve_batchable(&st->call, res) &&
-                   mg_batch_add(t->batch, &st->call, res, st)) {
+            break;
+        case MG_PLACE_HELD:
             return 0; /* runs with the other calls this thread has ready (cq_main) */
-        } else {
-            mg_serve_run(s, &st->call, res);
+        case MG_PLACE_NOW: mg_serve_run(s, &st->call, res); break;
         }
     }
     answer_infer(st);

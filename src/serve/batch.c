@@ -70,6 +70,16 @@ bool mg_batch_add(mg_batch_t *b, const mg_serve_call_t *call, mg_serve_result_t 
     return true;
 }
 
+mg_place_t mg_batch_place(mg_batch_t *b, bool pooled, const mg_serve_call_t *call,
+                          mg_serve_result_t *res, void *ctx)
+{
+    if (pooled && mg_serve_on_pool(res))
+        return MG_PLACE_POOL;
+    if (b != NULL && mg_serve_batchable(call, res) && mg_batch_add(b, call, res, ctx))
+        return MG_PLACE_HELD;
+    return MG_PLACE_NOW;
+}
+
 size_t mg_batch_count(const mg_batch_t *b)
 {
     return b->n;

@@ -38,6 +38,22 @@ void mg_batch_free(mg_batch_t *b);
  */
 bool mg_batch_add(mg_batch_t *b, const mg_serve_call_t *call, mg_serve_result_t *res, void *ctx);
 
+/** Where a call mg_serve_begin routed goes next (mg_batch_place). */
+typedef enum {
+    MG_PLACE_NOW,  /**< run it here (mg_serve_run), then answer it */
+    MG_PLACE_POOL, /**< hand it to the execution pool, which runs and answers it */
+    MG_PLACE_HELD, /**< held by the batcher: mg_batch_flush runs and answers it */
+} mg_place_t;
+
+/**
+ * The one placement every front end applies after a successful mg_serve_begin: the
+ * execution pool when the call's version runs there (mg_serve_on_pool) and `pooled` (the
+ * server has a pool); else held in `b` with `ctx` when mg_serve_batchable and `b` has room
+ * (a NULL `b` holds nothing); else now. Thread: the batcher's.
+ */
+mg_place_t mg_batch_place(mg_batch_t *b, bool pooled, const mg_serve_call_t *call,
+                          mg_serve_result_t *res, void *ctx);
+
 /** The calls held. Thread: the batcher's. */
 size_t mg_batch_count(const mg_batch_t *b);
 

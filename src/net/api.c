@@ -13,6 +13,7 @@
 #include "proto/kserve_stats.h"
 #include "proto/predict.h"
 #include "serve/batch.h"
+#include "serve/dynamic.h"
 #include "serve/info.h"
 #include "serve/report.h"
 #include "serve/stats.h"
@@ -769,7 +770,7 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
  */
 typedef struct pool_call {
     h2o_multithread_message_t msg; /* first: the receiver hands back this pointer */
-    mg_pool_job_t job;
+    mg_pooled_t pooled;
     mg_api_loop_t *loop;
     h2o_req_t *req;
     req_watch_t *watch;
@@ -781,105 +782,12 @@ typedef struct pool_call {
     mg_route_rule_t rule;  /* the call's route rule, when it has one (strings in `arena`) */
     mg_serve_call_t call;
     mg_serve_result_t res;
-    int64_t queued_ns;        /* when it was handed to the pool: dynamic batching's delay */
-    struct pool_batch *batch; /* the joined Run it shared, or NULL */
 } pool_call_t;
 
-/* The most calls one dynamic batch joins. */
-#define DYNAMIC_BATCH_MAX 64
-
-/*
- * A joined Run of a dynamic batch: its joined inputs and shared outputs, released when the
- * last member's answer is encoded (members are answered on their own loops).
- */
-typedef struct pool_batch {
-    atomic_int refs;
-    mg_arena_t arena;
-    void *owner;
-} pool_batch_t;
-
-static void pool_batch_unref(pool_batch_t *b)
+/* Pool thread: the call ran (alone, or in a dynamic batch); hand it back to its loop. */
+static void pool_call_ran(mg_pooled_t *p)
 {
-    if (b == NULL || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    mg_session_owner_release(b->owner);
-    mg_arena_free(&b->arena);
-    free(b);
-}
-
-static void pool_call_run(mg_pool_job_t *job);
-
-/*
- * Whether queued `job` may join the dynamic batch `ctx` leads (mg_pool_accept_fn): a call of
- * the same version, decoded already, with requests that can share a Run. Reads only.
- */
-static int64_t dynamic_accept(void *ctx, const mg_pool_job_t *job, int64_t rows)
-{
-    (void)rows;
-    const pool_call_t *lead = ctx;
-    if (job->run != pool_call_run)
-        return 0;
-    const pool_call_t *c = (const pool_call_t *)((const char *)job - offsetof(pool_call_t, job));
-    if (c->res.pick.version != lead->res.pick.version || c->call.bind != NULL ||
-        !mg_session_batch_compatible(&lead->ireq, &c->ireq))
-        return 0;
-    return c->ireq.inputs[0].shape[0];
-}
-
-/*
- * Triton's dynamic batcher on a pool thread: joins the queued calls of `pc`'s version until the
- * largest preferred batch size (or max_batch_size) is held or the queue delay since `pc` was
- * queued has passed, and runs them as one. Returns false when nothing joined (run it alone).
- */
-static bool run_dynamic_batch(pool_call_t *pc)
-{
-    const mg_model_config_t *cfg = mg_model_version_config(pc->res.pick.version);
-    if (!cfg->dynamic_batching || pc->call.bind != NULL || pc->ireq.ninputs == 0 ||
-        pc->ireq.inputs[0].ndim < 1 || pc->ireq.inputs[0].shape[0] < 1)
-        return false;
-    int64_t rows = pc->ireq.inputs[0].shape[0];
-    int64_t want = cfg->npreferred > 0 ? cfg->preferred[cfg->npreferred - 1] : cfg->max_batch_size;
-    mg_pool_job_t *more[DYNAMIC_BATCH_MAX - 1];
-    size_t n =
-        mg_pool_gather(pc->loop->api->pool, dynamic_accept, pc, rows, want, cfg->max_batch_size,
-                       pc->queued_ns + cfg->queue_delay_us * 1000, more, DYNAMIC_BATCH_MAX - 1);
-    if (n == 0)
-        return false;
-    pool_batch_t *b = calloc(1, sizeof(*b));
-    pool_call_t *members[DYNAMIC_BATCH_MAX];
-    const mg_serve_call_t *calls[DYNAMIC_BATCH_MAX];
-    mg_serve_result_t *res[DYNAMIC_BATCH_MAX];
-    members[0] = pc;
-    for (size_t i = 0; i < n; i++)
-        members[i + 1] = (pool_call_t *)((char *)more[i] - offsetof(pool_call_t, job));
-    for (size_t i = 0; i <= n; i++) {
-        calls[i] = &members[i]->call;
-        res[i] = &members[i]->res;
-    }
-    mg_serve_t *s = pc->loop->api->serve;
-    if (b == NULL) { /* no memory for the joined Run: each alone */
-        for (size_t i = 0; i <= n; i++)
-            mg_serve_run(s, calls[i], res[i]);
-    } else {
-        atomic_init(&b->refs, (int)n + 1);
-        mg_arena_init(&b->arena, 0);
-        mg_serve_run_batch(s, calls, res, n + 1, &b->arena, &b->owner);
-    }
-    mg_log_context_set(NULL);
-    for (size_t i = 0; i <= n; i++) {
-        members[i]->batch = b;
-        h2o_multithread_send_message(&members[i]->loop->ran, &members[i]->msg);
-    }
-    return true;
-}
-
-/* Pool thread: run (alone, or as a dynamic batch), then hand the result back to the loop. */
-static void pool_call_run(mg_pool_job_t *job)
-{
-    pool_call_t *pc = (pool_call_t *)((char *)job - offsetof(pool_call_t, job));
-    if (run_dynamic_batch(pc))
-        return;
-    mg_serve_run(pc->loop->api->serve, &pc->call, &pc->res);
+    pool_call_t *pc = (pool_call_t *)((char *)p - offsetof(pool_call_t, pooled));
     mg_log_context_set(NULL);
     h2o_multithread_send_message(&pc->loop->ran, &pc->msg);
 }
@@ -899,7 +807,7 @@ static void on_ran(h2o_multithread_receiver_t *receiver, h2o_linklist_t *message
         } else {
             end_call(&pc->call, &pc->res);
         }
-        pool_batch_unref(pc->batch);
+        mg_pooled_release(&pc->pooled);
         mg_arena_free(&pc->arena);
         free(pc);
         l->pending--;
@@ -939,9 +847,11 @@ static int run_on_pool(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *
         pc->call.bind_ctx = &pc->predict;
     }
     mg_serve_move(&pc->res, res, &pc->call);
-    pc->job.run = pool_call_run;
-    pc->queued_ns = mg_obs_now_ns();
-    if (mg_pool_submit(l->api->pool, &pc->job) != 0) {
+    pc->pooled.serve = l->api->serve;
+    pc->pooled.call = &pc->call;
+    pc->pooled.res = &pc->res;
+    pc->pooled.ran = pool_call_ran;
+    if (mg_pooled_submit(l->api->pool, &pc->pooled) != 0) {
         pc->watch->req = NULL;
         pc->res.rc = MG_ECANCELED;
         mg_err_set(&pc->res.err, MG_ECANCELED, "the server is shutting down");

@@ -19,6 +19,7 @@
 #include "repo/version.h"
 #include "serve/batch.h"
 #include "serve/info.h"
+#include "serve/dynamic.h"
 #include "serve/pool.h"
 #include "serve/stats.h"
 #include "serve/status.h"
@@ -764,7 +765,7 @@ typedef struct infer_state {
     mg_infer_request_t req;
     mg_serve_call_t call;
     mg_serve_result_t res;
-    mg_pool_job_t job; /* on the execution pool */
+    mg_pooled_t pooled; /* on the execution pool */
 } infer_state_t;
 
 static infer_state_t *infer_state_get(cq_thread_t *t, call_ctx_t *c)
@@ -811,6 +812,7 @@ static void answer_infer(infer_state_t *st)
         int http = mg_status_http(res->rc);
         log_failure(c, http, res->err.msg); /* with the call's log context */
         mg_serve_done(res);
+        mg_pooled_release(&st->pooled);
         finish(c, grpc_status_of(http), res->err.msg, NULL); /* copies the message */
         return;
     }
@@ -819,6 +821,7 @@ static void answer_infer(infer_state_t *st)
     int rc = mg_kserve_pb_encode_response(&res->resp, !st->req.binary_output, &st->arena, &m, &err);
     if (rc != 0) {
         mg_serve_done(res);
+        mg_pooled_release(&st->pooled);
         finish_error(c, rc, err.msg);
         return;
     }
@@ -832,15 +835,14 @@ static void answer_infer(infer_state_t *st)
     c->ninitial = n;
     grpc_byte_buffer *bb = pack(&m->base); /* the outputs are referenced until packed */
     mg_serve_done(res);
+    mg_pooled_release(&st->pooled); /* a dynamic batch's shared outputs, once packed */
     finish(c, GRPC_STATUS_OK, NULL, bb);
 }
 
-/* Pool thread: the Run of a call on the execution pool; the answer is sent from here. */
-static void run_pooled(mg_pool_job_t *job)
+/* Pool thread: a call on the execution pool ran (alone, or in a dynamic batch); answer it. */
+static void pooled_ran(mg_pooled_t *p)
 {
-    infer_state_t *st = (infer_state_t *)((char *)job - offsetof(infer_state_t, job));
-    mg_serve_run(st->c->t->server->serve, &st->call, &st->res);
-    answer_infer(st);
+    answer_infer((infer_state_t *)((char *)p - offsetof(infer_state_t, pooled)));
 }
 
 /* Answers a call held for a joined Run once the batch ran (mg_batch_answer_fn). */
@@ -885,8 +887,11 @@ static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
         case MG_PLACE_POOL:
             /* A slow model runs on the pool, so this thread keeps answering its other calls. */
             mg_log_context_set(NULL); /* the call goes on on the pool */
-            st->job.run = run_pooled;
-            if (mg_pool_submit(t->server->pool, &st->job) == 0)
+            st->pooled.serve = s;
+            st->pooled.call = &st->call;
+            st->pooled.res = res;
+            st->pooled.ran = pooled_ran;
+            if (mg_pooled_submit(t->server->pool, &st->pooled) == 0)
                 return 0;
             mg_serve_run(s, &st->call, res); /* the pool stops: the server is shutting down */
             break;

@@ -133,5 +133,72 @@ class GrpcPoolTest(unittest.TestCase):
         self.assertIsNone(self.d.proc.poll(), "the daemon exited:\n" + "".join(self.d.log[-40:]))
 
 
+def dyn_model(repo):
+    # digits once more, on the pool with Triton's dynamic batcher: a call waits up to 300 ms
+    # for the largest preferred batch size.
+    d = os.path.join(repo, "dyn", "1")
+    os.makedirs(d)
+    shutil.copy(os.path.join(repo, "digits", "1", "model.onnx"), d)
+    with open(os.path.join(repo, "dyn", "config.json"), "w") as f:
+        json.dump({"max_batch_size": 64, "execution": "pool",
+                   "dynamic_batching": {"max_queue_delay_microseconds": 300000,
+                                        "preferred_batch_size": [4, 8]}}, f)
+
+
+class GrpcDynamicBatchingTest(unittest.TestCase):
+    """The dynamic batcher sits under both front ends: ModelInfer calls queued on the pool join
+    one Run, with HTTP requests queued beside them, and each gets the answer it gets alone."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root, cls.repo = mgtest.make_repo(with_test_models=False, extra=dyn_model)
+        cls.d = Daemon(cls.repo, args=["--threads", "2", "--exec-threads", "1",
+                                       "--grpc-listen", "127.0.0.1:0"])
+        assert cls.d.grpc_port, "no grpc_addr in the ready line:\n" + "".join(cls.d.log)
+        cls.channel = mggrpc.channel(cls.d.grpc_port)
+        cls.stub = pbg.GRPCInferenceServiceStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        mgtest.stop_and_clean(cls.d, cls.root)
+
+    def runs(self):
+        samples = mgtest.parse_prom(self.d.request("GET", "/metrics")[2].decode())
+        get = lambda n: mgtest.prom_value(samples, n, model="dyn", version="1")
+        return get("modelgate_batch_requests_count"), get("modelgate_batch_requests_sum")
+
+    def test_queued_grpc_and_http_calls_join_and_answer_as_alone(self):
+        want = {k: self.stub.ModelInfer(request("digits", k), timeout=30).raw_output_contents
+                for k in range(6)}
+        bodies = [json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                                          "data": [float((p + k) % 17) for p in SAMPLE_PIXELS]}]})
+                  for k in (6, 7)]
+        want_http = [json.loads(self.d.request("POST", "/v2/models/digits/versions/1/infer", b)[2])["outputs"]
+                     for b in bodies]
+        before = self.runs()
+        calls = [self.stub.ModelInfer.future(request("dyn", k), timeout=30) for k in range(6)]
+        got_http = [None, None]
+
+        def post(i):
+            got_http[i] = self.d.request("POST", "/v2/models/dyn/infer", bodies[i])
+
+        posts = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+        for t in posts:
+            t.start()
+        answers = [f.result() for f in calls]
+        for t in posts:
+            t.join()
+        for k, r in enumerate(answers):
+            self.assertEqual(r.model_name, "dyn")
+            self.assertEqual(r.raw_output_contents, want[k], "gRPC call %d" % k)
+        for i, (status, _, data) in enumerate(got_http):
+            self.assertEqual(status, 200, data)
+            self.assertEqual(json.loads(data)["outputs"][0]["data"], want_http[i][0]["data"])
+        runs, served = (a - b for a, b in zip(self.runs(), before))
+        self.assertEqual(served, 8)
+        self.assertLess(runs, 6, "the queued calls did not share Runs")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -718,6 +718,7 @@ int mg_cli_serve(int argc, char **argv)
                              .serve = core,
                              .control = control,
                              .pool = pool,
+                             .shm = shm,
                              .admin_auth = admin_auth,
                              .admin_elsewhere = o.admin_listen.set};
         if (mg_grpc_start(&grpc, &go, &err) != 0) {

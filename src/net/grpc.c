@@ -21,6 +21,7 @@
 #include "serve/info.h"
 #include "serve/dynamic.h"
 #include "serve/pool.h"
+#include "serve/shm.h"
 #include "serve/stats.h"
 #include "serve/status.h"
 
@@ -127,6 +128,7 @@ struct mg_grpc_server {
     mg_serve_t *serve;
     mg_control_t *control;
     mg_pool_t *pool;
+    mg_shm_t *shm;
     mg_auth_t admin_auth;
     bool admin_elsewhere;
     int port;
@@ -806,6 +808,9 @@ static void answer_infer(infer_state_t *st)
 {
     call_ctx_t *c = st->c;
     mg_serve_result_t *res = &st->res;
+    mg_shm_hold_t *hold = st->req.shm_hold;
+    if (res->rc == 0 && st->req.shm_outputs != NULL)
+        res->rc = mg_shm_write_outputs(c->t->server->shm, &st->req, &res->resp, hold, &res->err);
     /* The call is done with in the core before its answer is started: once started, its
      * completion may free the state on the call's thread. */
     if (res->rc != 0) {
@@ -813,6 +818,8 @@ static void answer_infer(infer_state_t *st)
         log_failure(c, http, res->err.msg); /* with the call's log context */
         mg_serve_done(res);
         mg_pooled_release(&st->pooled);
+        if (hold != NULL)
+            mg_shm_release(hold);
         finish(c, grpc_status_of(http), res->err.msg, NULL); /* copies the message */
         return;
     }
@@ -822,6 +829,8 @@ static void answer_infer(infer_state_t *st)
     if (rc != 0) {
         mg_serve_done(res);
         mg_pooled_release(&st->pooled);
+        if (hold != NULL)
+            mg_shm_release(hold);
         finish_error(c, rc, err.msg);
         return;
     }
@@ -836,6 +845,8 @@ static void answer_infer(infer_state_t *st)
     grpc_byte_buffer *bb = pack(&m->base); /* the outputs are referenced until packed */
     mg_serve_done(res);
     mg_pooled_release(&st->pooled); /* a dynamic batch's shared outputs, once packed */
+    if (hold != NULL)
+        mg_shm_release(hold); /* the regions, once written and packed */
     finish(c, GRPC_STATUS_OK, NULL, bb);
 }
 
@@ -872,6 +883,18 @@ static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
         return finish_error(c, rc, err.msg);
     if (target.model.len == 0)
         return finish_error(c, MG_EINVAL, "model_name is required");
+    if (st->req.shm_inputs != NULL || st->req.shm_outputs != NULL) {
+        /* In the request's arena: it travels with the call, to the pool or a joined Run too. */
+        mg_shm_hold_t *hold = mg_arena_alloc(&st->arena, sizeof(*hold));
+        if (hold == NULL)
+            return finish_error(c, MG_ENOMEM, "out of memory");
+        memset(hold, 0, sizeof(*hold));
+        st->req.shm_hold = hold;
+        if ((rc = mg_shm_bind_inputs(t->server->shm, &st->req, hold, &err)) != 0) {
+            mg_shm_release(hold);
+            return finish_error(c, rc, err.msg);
+        }
+    }
     st->call = (mg_serve_call_t){
         .model = target.model,
         .url_version = target.version,
@@ -968,21 +991,35 @@ static void control_done(mg_control_op_t *op)
         finish_ok(c, &r.base);
 }
 
-static int submit(cq_thread_t *t, call_ctx_t *c, mg_control_kind_t kind, const char *model)
+/*
+ * Repository changes and shared-memory registrations are the admin surface's: its listener,
+ * or its token. Returns true, or false with the call answered (`what` names the calls).
+ */
+static bool admin_ok(cq_thread_t *t, call_ctx_t *c, const char *what)
 {
-    /* Repository changes are the admin surface's: its listener, or its token. */
-    if (t->server->admin_elsewhere)
-        return finish_error(c, MG_EFORBIDDEN,
-                            "repository changes are served on the admin listener (--admin-listen)");
+    char msg[160];
+    if (t->server->admin_elsewhere) {
+        snprintf(msg, sizeof(msg), "%s are served on the admin listener (--admin-listen)", what);
+        finish_error(c, MG_EFORBIDDEN, msg);
+        return false;
+    }
     mg_str_t cred = {"", 0};
     find_metadata(c, "authorization", 13, &cred);
     int arc = mg_auth_check(&t->server->admin_auth, cred);
-    if (arc != 0)
-        return finish_error(
-            c, arc,
-            arc == MG_EUNAUTHORIZED
-                ? "repository changes need \"authorization: Bearer <token>\" metadata"
-                : "the admin token is not valid");
+    if (arc == 0)
+        return true;
+    if (arc == MG_EUNAUTHORIZED)
+        snprintf(msg, sizeof(msg), "%s need \"authorization: Bearer <token>\" metadata", what);
+    else
+        snprintf(msg, sizeof(msg), "the admin token is not valid");
+    finish_error(c, arc, msg);
+    return false;
+}
+
+static int submit(cq_thread_t *t, call_ctx_t *c, mg_control_kind_t kind, const char *model)
+{
+    if (!admin_ok(t, c, "repository changes"))
+        return 0;
     size_t n = strlen(model);
     if (n == 0)
         return finish_error(c, MG_EINVAL, "model_name is required");
@@ -1011,9 +1048,94 @@ static int m_repository_unload(cq_thread_t *t, call_ctx_t *c)
     return q != NULL ? submit(t, c, MG_CONTROL_UNLOAD, q->model_name) : 0;
 }
 
+/* ---- the system shared-memory extension --------------------------------------------------- */
+
+/* The SystemSharedMemoryStatus regions gathered so far, in the thread's arena. */
+typedef struct shm_rows {
+    cq_thread_t *t;
+    Inference__SystemSharedMemoryStatusResponse__RegionsEntry **rows;
+    size_t n, cap;
+} shm_rows_t;
+
+static int add_shm_row(void *ctx, const mg_shm_status_t *st)
+{
+    shm_rows_t *a = ctx;
+    cq_thread_t *t = a->t;
+    void *rows = grow_rows(t, a->rows, a->n, &a->cap);
+    Inference__SystemSharedMemoryStatusResponse__RegionsEntry *e = arena_zalloc(t, sizeof(*e));
+    Inference__SystemSharedMemoryStatusResponse__RegionStatus *r = arena_zalloc(t, sizeof(*r));
+    if (rows == NULL || e == NULL || r == NULL)
+        return MG_ENOMEM;
+    a->rows = rows;
+    inference__system_shared_memory_status_response__regions_entry__init(e);
+    inference__system_shared_memory_status_response__region_status__init(r);
+    r->name = arena_dup(t, st->name, strlen(st->name));
+    r->key = arena_dup(t, st->key, strlen(st->key));
+    r->offset = st->offset;
+    r->byte_size = st->byte_size;
+    e->key = r->name;
+    e->value = r;
+    if (r->name == NULL || r->key == NULL)
+        return MG_ENOMEM;
+    a->rows[a->n++] = e;
+    return 0;
+}
+
+static int m_shm_status(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__SystemSharedMemoryStatusRequest *q =
+        unpack(t, c, &inference__system_shared_memory_status_request__descriptor);
+    if (q == NULL)
+        return 0;
+    mg_err_t err = {0};
+    shm_rows_t rows = {t, NULL, 0, 0};
+    int rc = mg_shm_status(t->server->shm, (mg_str_t){q->name, strlen(q->name)}, add_shm_row, &rows,
+                           &err);
+    if (rc != 0)
+        return finish_error(c, rc, rc == MG_ENOMEM ? "out of memory" : err.msg);
+    Inference__SystemSharedMemoryStatusResponse r =
+        INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_RESPONSE__INIT;
+    r.n_regions = rows.n;
+    r.regions = rows.rows;
+    return finish_ok(c, &r.base);
+}
+
+static int m_shm_register(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__SystemSharedMemoryRegisterRequest *q =
+        unpack(t, c, &inference__system_shared_memory_register_request__descriptor);
+    if (q == NULL || !admin_ok(t, c, "shared-memory registrations"))
+        return 0;
+    mg_err_t err = {0};
+    if (q->name[0] == '\0')
+        return finish_error(c, MG_EINVAL, "name is required");
+    int rc = mg_shm_register(t->server->shm, (mg_str_t){q->name, strlen(q->name)}, q->key,
+                             q->offset, q->byte_size, &err);
+    if (rc != 0)
+        return finish_error(c, rc, err.msg);
+    Inference__SystemSharedMemoryRegisterResponse r =
+        INFERENCE__SYSTEM_SHARED_MEMORY_REGISTER_RESPONSE__INIT;
+    return finish_ok(c, &r.base);
+}
+
+static int m_shm_unregister(cq_thread_t *t, call_ctx_t *c)
+{
+    Inference__SystemSharedMemoryUnregisterRequest *q =
+        unpack(t, c, &inference__system_shared_memory_unregister_request__descriptor);
+    if (q == NULL || !admin_ok(t, c, "shared-memory registrations"))
+        return 0;
+    mg_err_t err = {0};
+    int rc = mg_shm_unregister(t->server->shm, (mg_str_t){q->name, strlen(q->name)}, &err);
+    if (rc != 0)
+        return finish_error(c, rc, err.msg);
+    Inference__SystemSharedMemoryUnregisterResponse r =
+        INFERENCE__SYSTEM_SHARED_MEMORY_UNREGISTER_RESPONSE__INIT;
+    return finish_ok(c, &r.base);
+}
+
 /* ---- the method table --------------------------------------------------------------------- */
 
-/* Every method the server registers. Others (ModelStreamInfer, shared memory, trace) are
+/* Every method the server registers. Others (ModelStreamInfer, CUDA shared memory, trace) are
  * answered UNIMPLEMENTED through the unknown-method request. */
 static const method_t methods[] = {
     {"ServerLive", m_server_live, NULL},
@@ -1027,6 +1149,9 @@ static const method_t methods[] = {
     {"RepositoryModelUnload", m_repository_unload, NULL},
     {"ModelConfig", m_model_config, NULL},
     {"ModelStatistics", m_model_statistics, NULL},
+    {"SystemSharedMemoryStatus", m_shm_status, NULL},
+    {"SystemSharedMemoryRegister", m_shm_register, NULL},
+    {"SystemSharedMemoryUnregister", m_shm_unregister, NULL},
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
@@ -1267,6 +1392,7 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     s->serve = opts->serve;
     s->control = opts->control;
     s->pool = opts->pool;
+    s->shm = opts->shm;
     s->admin_auth = opts->admin_auth;
     s->admin_elsewhere = opts->admin_elsewhere;
     s->nthreads = nthreads;

@@ -23,6 +23,7 @@
 #include "net/auth.h"
 #include "serve/pool.h"
 #include "serve/serve.h"
+#include "serve/shm.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,7 +37,9 @@ typedef struct mg_grpc_opts {
     mg_control_t *control;    /* where repository changes go; must outlive the server */
     mg_pool_t *pool;          /* runs ModelInfer for models on the execution pool; NULL: none.
                                  Stop it before mg_grpc_stop (its jobs answer calls). */
-    /* Repository load and unload belong to the admin surface (net/api.h): */
+    mg_shm_t *shm;            /* the system shared-memory regions, shared with HTTP */
+    /* Repository load and unload and shared-memory (un)registration belong to the admin
+       surface (net/api.h): */
     mg_auth_t admin_auth; /* set: they need "authorization: Bearer <token>" metadata */
     bool admin_elsewhere; /* --admin-listen: they are refused here (PERMISSION_DENIED) */
 } mg_grpc_opts_t;

@@ -409,6 +409,69 @@ static int decode_input_head(const Inference__ModelInferRequest__InferInputTenso
 
 /* ---- parameters --------------------------------------------------------------------------- */
 
+enum { SHM_REGION = 1, SHM_SIZE = 2 };
+
+/*
+ * One parameter of a tensor, `key` = `v`, into `ref` when it is one of Triton's
+ * shared_memory_region (a string), shared_memory_byte_size and shared_memory_offset
+ * (non-negative integers). Returns 0 or MG_EPARSE with "<what>: ..." in `err`.
+ */
+static int shm_param(const char *key, const Inference__InferParameter *v, mg_shm_ref_t *ref,
+                     unsigned *seen, const char *what, mg_err_t *err)
+{
+    int choice = v != NULL ? (int)v->parameter_choice_case : 0;
+    if (strcmp(key, "shared_memory_region") == 0) {
+        if (choice != INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM ||
+            v->string_param[0] == '\0')
+            return mg_err_set(err, MG_EPARSE,
+                              "%s: 'shared_memory_region' must be a non-empty string", what);
+        ref->region = (mg_str_t){v->string_param, strlen(v->string_param)};
+        *seen |= SHM_REGION;
+        return 0;
+    }
+    uint64_t *num = strcmp(key, "shared_memory_byte_size") == 0 ? &ref->byte_size
+                    : strcmp(key, "shared_memory_offset") == 0  ? &ref->offset
+                                                                : NULL;
+    if (num == NULL)
+        return 0;
+    if (choice == INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM && v->int64_param >= 0)
+        *num = (uint64_t)v->int64_param;
+    else if (choice == INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM)
+        *num = v->uint64_param;
+    else
+        return mg_err_set(err, MG_EPARSE, "%s: '%s' must be a non-negative integer", what, key);
+    if (num == &ref->byte_size)
+        *seen |= SHM_SIZE;
+    return 0;
+}
+
+/* Both region and byte size, or neither (then no offset either). */
+static int shm_check(unsigned seen, const mg_shm_ref_t *ref, const char *what, mg_err_t *err)
+{
+    if (seen == (SHM_REGION | SHM_SIZE) || (seen == 0 && ref->offset == 0))
+        return 0;
+    return mg_err_set(err, MG_EPARSE,
+                      "%s: shared memory needs both 'shared_memory_region' and "
+                      "'shared_memory_byte_size'",
+                      what);
+}
+
+/* The shared-memory reference of input `i` of `m` (region empty: none). */
+static int input_shm(const Inference__ModelInferRequest__InferInputTensor *in, const mg_tensor_t *t,
+                     mg_shm_ref_t *ref, mg_err_t *err)
+{
+    char what[160];
+    snprintf(what, sizeof(what), "input '%.*s'", mg_err_quote_len(t->name.len), t->name.ptr);
+    unsigned seen = 0;
+    *ref = (mg_shm_ref_t){{"", 0}, 0, 0};
+    for (size_t k = 0; k < in->n_parameters; k++) {
+        int rc = shm_param(in->parameters[k]->key, in->parameters[k]->value, ref, &seen, what, err);
+        if (rc != 0)
+            return rc;
+    }
+    return shm_check(seen, ref, what, err);
+}
+
 static int decode_params(const Inference__ModelInferRequest *m, mg_infer_request_t *req,
                          mg_err_t *err)
 {
@@ -502,26 +565,41 @@ int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_reque
 
     if (m->n_inputs == 0)
         return mg_err_set(err, MG_EPARSE, "the request has no inputs");
-    if (nraw > 0 && nraw != m->n_inputs)
-        return mg_err_set(err, MG_EPARSE,
-                          "raw_input_contents has %zu entries for %zu inputs; give one per input, "
-                          "in input order",
-                          nraw, m->n_inputs);
     req->inputs = mg_arena_alloc(req->arena, m->n_inputs * sizeof(mg_tensor_t));
-    if (req->inputs == NULL)
+    mg_shm_ref_t *shm = mg_arena_alloc(req->arena, m->n_inputs * sizeof(mg_shm_ref_t));
+    if (req->inputs == NULL || shm == NULL)
         return mg_err_set(err, MG_ENOMEM, "out of memory");
+    /* Inputs in shared memory have no raw_input_contents entry: the others have one each. */
+    size_t nshm = 0;
     for (size_t i = 0; i < m->n_inputs; i++) {
+        if ((rc = decode_input_head(m->inputs[i], i, &req->inputs[i], err)) != 0 ||
+            (rc = input_shm(m->inputs[i], &req->inputs[i], &shm[i], err)) != 0)
+            return rc;
+        nshm += shm[i].region.len > 0;
+    }
+    if (nraw > 0 && nraw != m->n_inputs - nshm)
+        return mg_err_set(err, MG_EPARSE,
+                          "raw_input_contents has %zu entries for %zu inputs%s; give one per "
+                          "input, in input order",
+                          nraw, m->n_inputs - nshm, nshm > 0 ? " not in shared memory" : "");
+    if (nshm > 0)
+        req->shm_inputs = shm;
+    for (size_t i = 0, r = 0; i < m->n_inputs; i++) {
         const Inference__ModelInferRequest__InferInputTensor *in = m->inputs[i];
         mg_tensor_t *t = &req->inputs[i];
-        if ((rc = decode_input_head(in, i, t, err)) != 0)
-            return rc;
         req->ninputs = i + 1;
+        if (shm[i].region.len > 0) {
+            if (in->contents != NULL)
+                return ifail(err, MG_EPARSE, t, i, "has both shared memory and contents: give one");
+            continue; /* its bytes are bound from the region (serve/shm.h) */
+        }
         if (nraw > 0) {
             if (in->contents != NULL)
                 return ifail(err, MG_EPARSE, t, i,
                              "has both contents and raw_input_contents; use one of them");
-            rc = mg_tensor_raw_bind(t, raw[i].ptr, raw[i].len, req->arena, "raw_input_contents",
+            rc = mg_tensor_raw_bind(t, raw[r].ptr, raw[r].len, req->arena, "raw_input_contents",
                                     err);
+            r++;
         } else {
             static const Inference__InferTensorContents empty =
                 INFERENCE__INFER_TENSOR_CONTENTS__INIT;
@@ -533,16 +611,23 @@ int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_reque
 
     if (m->n_outputs > 0) {
         req->outputs = mg_arena_alloc(req->arena, m->n_outputs * sizeof(mg_output_spec_t));
-        if (req->outputs == NULL)
+        mg_shm_ref_t *oshm = mg_arena_alloc(req->arena, m->n_outputs * sizeof(mg_shm_ref_t));
+        if (req->outputs == NULL || oshm == NULL)
             return mg_err_set(err, MG_ENOMEM, "out of memory");
         for (size_t i = 0; i < m->n_outputs; i++) {
             const char *name = m->outputs[i]->name;
             if (name[0] == '\0')
                 return mg_err_set(err, MG_EPARSE, "output #%zu: missing 'name'", i);
             req->outputs[i] = (mg_output_spec_t){{name, strlen(name)}, req->binary_output, 0};
+            char what[160];
+            snprintf(what, sizeof(what), "output '%.*s'", mg_err_quote_len(strlen(name)), name);
+            unsigned seen = 0;
+            oshm[i] = (mg_shm_ref_t){{"", 0}, 0, 0};
             for (size_t k = 0; k < m->outputs[i]->n_parameters; k++) {
                 const Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry *e =
                     m->outputs[i]->parameters[k];
+                if ((rc = shm_param(e->key, e->value, &oshm[i], &seen, what, err)) != 0)
+                    return rc;
                 if (strcmp(e->key, "classification") != 0)
                     continue;
                 const Inference__InferParameter *p = e->value;
@@ -561,6 +646,10 @@ int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_reque
                                       name);
                 req->outputs[i].classification = (uint32_t)n;
             }
+            if ((rc = shm_check(seen, &oshm[i], what, err)) != 0)
+                return rc;
+            if (oshm[i].region.len > 0)
+                req->shm_outputs = oshm;
         }
         req->noutputs = m->n_outputs;
     }
@@ -651,6 +740,42 @@ static int encode_raw(const mg_tensor_t *t, ProtobufCBinaryData *out, mg_arena_t
     return 0;
 }
 
+/*
+ * Output `o` written to shared memory at `ref`: no contents (an empty raw_output_contents
+ * entry keeps the others' places) and the region in its parameters, as the request named it.
+ */
+static int encode_shm(Inference__ModelInferResponse__InferOutputTensor *o, const mg_shm_ref_t *ref,
+                      mg_arena_t *arena, mg_err_t *err)
+{
+    enum { N = 3 };
+    Inference__ModelInferResponse__InferOutputTensor__ParametersEntry **pe =
+        mg_arena_alloc(arena, N * sizeof(*pe));
+    Inference__ModelInferResponse__InferOutputTensor__ParametersEntry *e =
+        mg_arena_alloc(arena, N * sizeof(*e));
+    Inference__InferParameter *v = mg_arena_alloc(arena, N * sizeof(*v));
+    char *region = dup_str(arena, ref->region);
+    if (pe == NULL || e == NULL || v == NULL || region == NULL)
+        return mg_err_set(err, MG_ENOMEM, "out of memory");
+    static const char *const keys[N] = {"shared_memory_region", "shared_memory_byte_size",
+                                        "shared_memory_offset"};
+    for (int k = 0; k < N; k++) {
+        inference__model_infer_response__infer_output_tensor__parameters_entry__init(&e[k]);
+        inference__infer_parameter__init(&v[k]);
+        e[k].key = (char *)(uintptr_t)keys[k];
+        e[k].value = &v[k];
+        pe[k] = &e[k];
+    }
+    v[0].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM;
+    v[0].string_param = region;
+    v[1].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM;
+    v[1].int64_param = (int64_t)ref->byte_size;
+    v[2].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM;
+    v[2].int64_param = (int64_t)ref->offset;
+    o->n_parameters = ref->offset != 0 ? N : N - 1;
+    o->parameters = pe;
+    return 0;
+}
+
 int mg_kserve_pb_encode_response(const mg_infer_response_t *resp, bool typed, mg_arena_t *arena,
                                  Inference__ModelInferResponse **out, mg_err_t *err)
 {
@@ -685,7 +810,11 @@ int mg_kserve_pb_encode_response(const mg_infer_response_t *resp, bool typed, mg
         if (o->name == NULL)
             return mg_err_set(err, MG_ENOMEM, "out of memory");
         int rc;
-        if (typed) {
+        if (resp->shm != NULL && resp->shm[i].region.len > 0) {
+            rc = encode_shm(o, &resp->shm[i], arena, err);
+            if (!typed)
+                raw[i] = (ProtobufCBinaryData){0, NULL};
+        } else if (typed) {
             inference__infer_tensor_contents__init(&contents[i]);
             rc = encode_typed(t, &contents[i], arena, err);
             o->contents = &contents[i];

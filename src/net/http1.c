@@ -1,6 +1,7 @@
 #include "net/http1.h"
 
 #include "net/http1_parse.h"
+#include "proto/numfmt.h"
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -334,42 +335,57 @@ static void on_written(h2o_socket_t *sock, const char *err)
         finish_request(c);
 }
 
+static char *put(char *dst, const char *src, size_t n)
+{
+    memcpy(dst, src, n);
+    return dst + n;
+}
+
+#define PUT_LIT(dst, lit) put((dst), (lit), sizeof(lit) - 1)
+
 /* Writes the status line and headers into the request pool. */
 static h2o_iovec_t flatten_head(conn_t *c, h2o_req_t *req)
 {
     h2o_timestamp_t ts;
     h2o_get_timestamp(c->super.ctx, &req->pool, &ts);
     const char *reason = req->res.reason != NULL ? req->res.reason : "OK";
-    size_t cap =
-        160 + strlen(reason) + sizeof(ts.str->rfc1123) + c->super.ctx->globalconf->server_name.len;
+    size_t reason_len = strlen(reason);
+    h2o_iovec_t server = c->super.ctx->globalconf->server_name;
+    size_t cap = 160 + reason_len + H2O_TIMESTR_RFC1123_LEN + server.len;
     for (size_t i = 0; i < req->res.headers.size; i++)
         cap += req->res.headers.entries[i].name->len + req->res.headers.entries[i].value.len + 4;
-    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap), *o = buf;
     int known = req->res.content_length != SIZE_MAX;
     if (!known)
         req->http1_is_persistent = 0;
-    int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\nConnection: %s\r\n",
-                     req->res.status, reason, ts.str->rfc1123,
-                     c->super.ctx->globalconf->server_name.base,
-                     req->http1_is_persistent ? "keep-alive" : "close");
-    size_t len = n > 0 ? (size_t)n : 0;
-    if (known)
-        len += (size_t)snprintf(buf + len, cap - len, "Content-Length: %zu\r\n",
-                                req->res.content_length);
+    /* Put by hand rather than printf'd: this runs once per answer. */
+    int status = req->res.status >= 100 && req->res.status <= 999 ? req->res.status : 500;
+    o = PUT_LIT(o, "HTTP/1.1 ");
+    *o++ = (char)('0' + status / 100);
+    *o++ = (char)('0' + status / 10 % 10);
+    *o++ = (char)('0' + status % 10);
+    *o++ = ' ';
+    o = put(o, reason, reason_len);
+    o = PUT_LIT(o, "\r\nDate: ");
+    o = put(o, ts.str->rfc1123, H2O_TIMESTR_RFC1123_LEN);
+    o = PUT_LIT(o, "\r\nServer: ");
+    o = put(o, server.base, server.len);
+    o = req->http1_is_persistent ? PUT_LIT(o, "\r\nConnection: keep-alive\r\n")
+                                 : PUT_LIT(o, "\r\nConnection: close\r\n");
+    if (known) {
+        o = PUT_LIT(o, "Content-Length: ");
+        o += mg_numfmt_write_u64(o, req->res.content_length);
+        o = PUT_LIT(o, "\r\n");
+    }
     for (size_t i = 0; i < req->res.headers.size; i++) {
         const h2o_header_t *h = &req->res.headers.entries[i];
-        memcpy(buf + len, h->name->base, h->name->len);
-        len += h->name->len;
-        buf[len++] = ':';
-        buf[len++] = ' ';
-        memcpy(buf + len, h->value.base, h->value.len);
-        len += h->value.len;
-        buf[len++] = '\r';
-        buf[len++] = '\n';
+        o = put(o, h->name->base, h->name->len);
+        o = PUT_LIT(o, ": ");
+        o = put(o, h->value.base, h->value.len);
+        o = PUT_LIT(o, "\r\n");
     }
-    buf[len++] = '\r';
-    buf[len++] = '\n';
-    return h2o_iovec_init(buf, len);
+    o = PUT_LIT(o, "\r\n");
+    return h2o_iovec_init(buf, (size_t)(o - buf));
 }
 
 /* The final ostream: h2o's filters end here, and the bytes go to the socket. */

@@ -39,6 +39,51 @@ typedef struct mg_numfmt_decimal {
 size_t mg_numfmt_scan(const char *s, size_t n, mg_numfmt_decimal_t *out);
 
 /**
+ * The commonest FP32 element of a JSON tensor in one pass: [-]int[.frac] (RFC 8259, no
+ * exponent) whose digits, read as one integer, stay at or below 2^24, with at most 10
+ * fraction digits. Both that integer and the power of ten are then exact floats, so one
+ * float division gives the correctly rounded value (Clinger's fast path; x86-64 and other
+ * targets without excess precision round a float division once, to float). Returns the
+ * token length with `*out` set, or 0 for anything else (the caller then goes through
+ * mg_numfmt_scan, which also reports what is wrong). Never reads at or past s[n].
+ */
+static inline size_t mg_numfmt_f32_plain(const char *s, size_t n, float *out)
+{
+    static const float pow10[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f,
+                                    1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
+    enum { MANT_MAX = 1 << 24 };
+    size_t i = 0;
+    bool neg = i < n && s[i] == '-';
+    i += neg;
+    if (i >= n || (unsigned char)(s[i] - '0') > 9)
+        return 0;
+    uint32_t m = 0;
+    if (s[i] == '0') {
+        i++; /* no leading zeros: "0" is followed by '.' or the end of the number */
+    } else {
+        for (; i < n && (unsigned char)(s[i] - '0') <= 9; i++) {
+            if ((m = m * 10 + (uint32_t)(s[i] - '0')) > MANT_MAX)
+                return 0;
+        }
+    }
+    unsigned frac = 0;
+    if (i < n && s[i] == '.') {
+        size_t start = ++i;
+        for (; i < n && (unsigned char)(s[i] - '0') <= 9; i++) {
+            if ((m = m * 10 + (uint32_t)(s[i] - '0')) > MANT_MAX || ++frac > 10)
+                return 0;
+        }
+        if (i == start)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E' || (unsigned char)(s[i] - '0') <= 9))
+        return 0;
+    float f = (float)m / pow10[frac];
+    *out = neg ? -f : f;
+    return i;
+}
+
+/**
  * Converts to a signed integer of `bits` (8, 16, 32 or 64) bits.
  * Returns 0, MG_EDTYPE when the token has a fraction or exponent ("1.0", "1e3"), or
  * MG_ERANGE when the value does not fit. Thread: any.

@@ -246,13 +246,19 @@ static bool decode_flat(decoder_t *d)
         i++;
     } else {
         for (;;) {
-            mg_numfmt_decimal_t num;
-            size_t k = mg_numfmt_scan(s + i, len - i, &num);
-            if (k == 0)
-                return false;
+            void *slot = count < d->cap ? d->dst + count * d->esz : NULL;
+            float f;
+            size_t k = d->dtype == MG_DT_FP32 ? mg_numfmt_f32_plain(s + i, len - i, &f) : 0;
+            if (k != 0) {
+                if (slot != NULL)
+                    memcpy(slot, &f, sizeof(f));
+            } else {
+                mg_numfmt_decimal_t num;
+                if ((k = mg_numfmt_scan(s + i, len - i, &num)) == 0 ||
+                    store_number(d->dtype, &num, slot))
+                    return false;
+            }
             i += k;
-            if (store_number(d->dtype, &num, count < d->cap ? d->dst + count * d->esz : NULL))
-                return false;
             count++;
             while (i < len && is_ws(s[i]))
                 i++;

@@ -1154,6 +1154,87 @@ static void test_put_helpers(void **state)
     mg_buf_free(&out);
 }
 
+/*
+ * mg_numfmt_f32_plain, the FP32 fast path of the tensor decoder: wherever it takes a token,
+ * its float has the same bits as mg_numfmt_scan + mg_numfmt_to_f32 (correct rounding); it
+ * leaves everything else to them, and never reads past the end it is given.
+ */
+static void test_f32_plain(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t taken; /* 0: left to the general scanner */
+    } cases[] = {
+        {"0", 1},
+        {"-0", 2},
+        {"0.0", 3},
+        {"-0.0", 4},
+        {"16.0", 4},
+        {"7", 1},
+        {"0.1", 3},
+        {"3.14159", 7},
+        {"16777216", 8},
+        {"1677721.6", 9},
+        {"0.0000000001", 12},
+        {"-123.456", 8},
+        {"16777217", 0},
+        {"1677721.7", 0},
+        {"0.00000000001", 0},
+        {"1e5", 0},
+        {"1.5E3", 0},
+        {"01", 0},
+        {"-", 0},
+        {"1.", 0},
+        {".5", 0},
+        {"+1", 0},
+        {"", 0},
+        {"-a", 0},
+        {"12,", 2},
+        {"0.5]", 3},
+        {"4 ", 1},
+        {"99999999", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *t = cases[i].text;
+        size_t n = strlen(t);
+        char *p = exact(t, n);
+        float got = 0;
+        size_t k = mg_numfmt_f32_plain(p, n, &got);
+        free(p);
+        if (k != cases[i].taken)
+            fail_msg("'%s': took %zu bytes, want %zu", t, k, cases[i].taken);
+        if (k == 0)
+            continue;
+        char tok[32];
+        snprintf(tok, sizeof(tok), "%.*s", (int)k, t);
+        float want;
+        assert_int_equal(to_f32(tok, &want), 0);
+        if (memcmp(&got, &want, sizeof(got)) != 0)
+            fail_msg("'%s': %a, the general path gives %a", tok, (double)got, (double)want);
+    }
+    /* Random tokens of every shape the fast path takes: the same bits as the general path. */
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t m = (uint32_t)(x % (1u << 24 | 1u));
+        int frac = (int)((x >> 32) % 11), neg = (int)((x >> 40) & 1);
+        char tok[40], digits[16];
+        int nd = snprintf(digits, sizeof(digits), "%0*u", frac + 1, m);
+        if (frac == 0)
+            snprintf(tok, sizeof(tok), "%s%s", neg ? "-" : "", digits);
+        else
+            snprintf(tok, sizeof(tok), "%s%.*s.%s", neg ? "-" : "", nd - frac, digits,
+                     digits + nd - frac);
+        float got, want;
+        if (mg_numfmt_f32_plain(tok, strlen(tok), &got) != strlen(tok))
+            fail_msg("'%s' was not taken", tok);
+        assert_int_equal(to_f32(tok, &want), 0);
+        if (memcmp(&got, &want, sizeof(got)) != 0)
+            fail_msg("'%s': %a, the general path gives %a", tok, (double)got, (double)want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1167,7 +1248,7 @@ int main(void)
         cmocka_unit_test(test_f16_conversions),  cmocka_unit_test(test_write_ints),
         cmocka_unit_test(test_write_f32_known),  cmocka_unit_test(test_write_f32_roundtrip),
         cmocka_unit_test(test_write_f64),        cmocka_unit_test(test_formatted_is_json),
-        cmocka_unit_test(test_put_helpers),
+        cmocka_unit_test(test_put_helpers),      cmocka_unit_test(test_f32_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,7 +72,9 @@ static struct {
 
 #define NONE           SIZE_MAX /* "no index" in slot maps */
 #define NAME_MAX_SHOWN 128      /* cap for a client-supplied name in a message */
-#define SHAPE_TEXT     160      /* "[d0,...,d7]" with 8 full int64 dims */
+/* A client-supplied name for "%.*s", cut to a length a message can hold. */
+#define SHOWN(str) (int)((str).len < NAME_MAX_SHOWN ? (str).len : NAME_MAX_SHOWN), (str).ptr
+#define SHAPE_TEXT 160 /* "[d0,...,d7]" with 8 full int64 dims */
 
 struct mg_session {
     OrtSession *ort;
@@ -323,32 +325,37 @@ static void thread_table_drop(void)
         table_clear(t);
 }
 
+/*
+ * Whether every row of a tensor described by `info` has the same size, stored in *row: a
+ * fixed-size datatype, all dims after the first known, at most REUSE_MAX_BYTES.
+ */
+static bool fixed_row(const mg_tensor_info_t *info, size_t *row)
+{
+    *row = mg_dtype_size(info->dtype);
+    bool fixed = info->dtype != MG_DT_BYTES && info->ndim >= 1;
+    for (int d = 1; fixed && d < info->ndim; d++)
+        fixed = info->shape[d] > 0 && mg_mul_size(*row, (size_t)info->shape[d], row) == 0;
+    return fixed && *row <= REUSE_MAX_BYTES;
+}
+
 /* Decides at load which inputs and outputs of `s` reused values can hold. */
 static int plan_reuse(mg_session_t *s)
 {
     s->id = atomic_fetch_add_explicit(&session_ids, 1, memory_order_relaxed) + 1;
     if ((s->reuse_in = calloc(s->ninputs ? s->ninputs : 1, sizeof(*s->reuse_in))) == NULL)
         return MG_ENOMEM;
-    size_t row_bytes = 0;
-    bool any = false, out = s->noutputs > 0;
-    for (size_t k = 0; k < s->ninputs + s->noutputs; k++) {
-        const mg_tensor_info_t *info = k < s->ninputs ? &s->inputs[k] : &s->outputs[k - s->ninputs];
-        size_t row = mg_dtype_size(info->dtype);
-        bool fixed = info->dtype != MG_DT_BYTES && info->ndim >= 1;
-        for (int d = 1; fixed && d < info->ndim; d++)
-            fixed = info->shape[d] > 0 && mg_mul_size(row, (size_t)info->shape[d], &row) == 0;
-        fixed = fixed && row <= REUSE_MAX_BYTES;
-        if (k < s->ninputs) {
-            s->reuse_in[k] = fixed;
-            any |= fixed;
-        } else {
-            out &= fixed;
-        }
-        if (fixed && (k < s->ninputs || out))
-            row_bytes += row;
+    size_t row, in_bytes = 0, out_bytes = 0;
+    for (size_t k = 0; k < s->ninputs; k++) {
+        if ((s->reuse_in[k] = fixed_row(&s->inputs[k], &row)))
+            in_bytes += row;
+    }
+    bool out = s->noutputs > 0;
+    for (size_t k = 0; k < s->noutputs && out; k++) {
+        out = fixed_row(&s->outputs[k], &row);
+        out_bytes += row;
     }
     atomic_store_explicit(&s->reuse_out, out, memory_order_relaxed);
-    s->reuse_row_bytes = any || out ? row_bytes : 0;
+    s->reuse_row_bytes = in_bytes + (out ? out_bytes : 0);
     return 0;
 }
 
@@ -403,25 +410,23 @@ static run_entry_t *entry_take(const mg_session_t *s, int64_t rows)
         t->freed = freed;
     }
     int slot = 0;
-    for (int i = 0; i < REUSE_ENTRIES; i++) {
-        run_entry_t *e = t->e[i];
-        if (e != NULL && e->session_id == s->id && e->rows == rows) {
-            /* Acquire: the answer that held it last has read all it will read. */
-            if (atomic_load_explicit(&e->refs, memory_order_acquire) != 1)
-                return NULL;
-            atomic_store_explicit(&e->refs, 2, memory_order_relaxed);
-            e->used = ++t->clock;
-            return e;
-        }
-        if (e == NULL || (t->e[slot] != NULL && e->used < t->e[slot]->used))
+    run_entry_t *e = NULL;
+    for (int i = 0; i < REUSE_ENTRIES && e == NULL; i++) {
+        run_entry_t *x = t->e[i];
+        if (x != NULL && x->session_id == s->id && x->rows == rows)
+            e = x;
+        else if (x == NULL || (t->e[slot] != NULL && x->used < t->e[slot]->used))
             slot = i;
     }
-    run_entry_t *e = entry_new(s, rows);
-    if (e == NULL)
-        return NULL;
-    if (t->e[slot] != NULL)
-        entry_unref(t->e[slot]);
-    t->e[slot] = e;
+    if (e == NULL) {
+        if ((e = entry_new(s, rows)) == NULL)
+            return NULL;
+        if (t->e[slot] != NULL)
+            entry_unref(t->e[slot]);
+        t->e[slot] = e;
+    } else if (atomic_load_explicit(&e->refs, memory_order_acquire) != 1) {
+        return NULL; /* still held (acquire: once free, its last answer has read all it will) */
+    }
     atomic_store_explicit(&e->refs, 2, memory_order_relaxed);
     e->used = ++t->clock;
     return e;
@@ -442,8 +447,7 @@ static int entry_input(run_entry_t *e, size_t k, const mg_tensor_t *t, OrtValue 
         /* A fixed row size and the entry's rows: every later request here has this shape. */
         size_t size = (t->nbytes + 63) & ~(size_t)63;
         if ((e->in_buf[k] = aligned_alloc(64, size ? size : 64)) == NULL)
-            return mg_err_set(err, MG_ENOMEM, "input '%.*s': out of memory",
-                              (int)(t->name.len < 128 ? t->name.len : 128), t->name.ptr);
+            return mg_err_set(err, MG_ENOMEM, "input '%.*s': out of memory", SHOWN(t->name));
         int rc = status_to_err(
             ort->CreateTensorWithDataAsOrtValue(cpu_mem, e->in_buf[k], t->nbytes, t->shape,
                                                 (size_t)t->ndim, dtype_to_ort[t->dtype], &e->in[k]),
@@ -987,9 +991,6 @@ const mg_tensor_info_t *mg_session_find_input(const mg_session_t *s, mg_str_t na
 
 /* ---- validation ---- */
 
-/* A client-supplied name for "%.*s", cut to a length a message can hold. */
-#define SHOWN(str) (int)((str).len < NAME_MAX_SHOWN ? (str).len : NAME_MAX_SHOWN), (str).ptr
-
 /* Checks one request tensor against the model input `info` it is named after. */
 static int check_tensor(const mg_tensor_info_t *info, const mg_tensor_t *t, mg_err_t *err)
 {
@@ -1236,6 +1237,15 @@ int mg_session_run(mg_session_t *s, const mg_infer_request_t *req, mg_infer_resp
     return mg_session_run_timed(s, req, resp, NULL, err);
 }
 
+/* One ORT Run of `s` on inputs `in` (model order) into `out` (NULL slots: ORT allocates). */
+static int run_once(mg_session_t *s, const OrtRunOptions *ro, OrtValue **in,
+                    const char *const *out_names, size_t nout, OrtValue **out, mg_err_t *err)
+{
+    return status_to_err(ort->Run(s->ort, ro, (const char *const *)s->input_names,
+                                  (const OrtValue *const *)in, s->ninputs, out_names, nout, out),
+                         MG_ERUNTIME, err, "onnxruntime");
+}
+
 int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
                          mg_session_timing_t *timing, mg_err_t *err)
 {
@@ -1277,16 +1287,12 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
     }
 
     /* Inputs in model order, so the session's cached name array is the one Run takes. */
-    bool *reused = arena_array(a, nin ? nin : 1, sizeof(*reused));
-    if (reused == NULL)
-        return mg_err_set(err, MG_ENOMEM, "request: out of memory");
     run_entry_t *e = entry_take(s, request_rows(req));
     memset(in, 0, nin * sizeof(*in));
     for (size_t k = 0; k < nin && rc == 0; k++) {
         const mg_tensor_t *t = &req->inputs[slot[k]];
         if (e != NULL && s->reuse_in[k])
             rc = entry_input(e, k, t, &in[k], err);
-        reused[k] = in[k] != NULL;
         if (rc == 0 && in[k] == NULL)
             rc = make_input(t, a, &in[k], err);
     }
@@ -1312,9 +1318,7 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
         int64_t started = timing != NULL || dl.deadline_ns != 0 ? now_ns() : 0;
         if (timing != NULL)
             timing->infer_ns = started;
-        rc = status_to_err(ort->Run(s->ort, dl.ro, (const char *const *)s->input_names,
-                                    (const OrtValue *const *)in, nin, out_names, nout, own->values),
-                           MG_ERUNTIME, err, "onnxruntime");
+        rc = run_once(s, dl.ro, in, out_names, nout, own->values, err);
         if (rc != 0 && given) {
             /*
              * An output may not have had the shape of the entry's (rows that depend on the
@@ -1323,11 +1327,7 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
              */
             memset(own->values, 0, nout * sizeof(own->values[0]));
             own->entry_values = false;
-            rc = status_to_err(ort->Run(s->ort, dl.ro, (const char *const *)s->input_names,
-                                        (const OrtValue *const *)in, nin, out_names, nout,
-                                        own->values),
-                               MG_ERUNTIME, err, "onnxruntime");
-            if (rc == 0)
+            if ((rc = run_once(s, dl.ro, in, out_names, nout, own->values, err)) == 0)
                 atomic_store_explicit(&s->reuse_out, false, memory_order_relaxed);
         }
         if (timing != NULL)
@@ -1339,7 +1339,7 @@ int mg_session_run_timed(mg_session_t *s, const mg_infer_request_t *req, mg_infe
                             (long long)((now_ns() - started) / 1000000));
     }
     for (size_t k = 0; k < nin; k++) {
-        if (!reused[k])
+        if (e == NULL || in[k] != e->in[k]) /* the entry's own stay with it */
             ort->ReleaseValue(in[k]);
     }
     if (rc)

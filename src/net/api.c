@@ -706,8 +706,7 @@ static void describe_call(const mg_api_loop_t *l, h2o_req_t *req, mg_serve_call_
 static void end_call(const mg_serve_call_t *call, mg_serve_result_t *res)
 {
     mg_serve_done(res);
-    if (call->req->shm_hold != NULL)
-        mg_shm_release(call->req->shm_hold);
+    mg_shm_release(call->req->shm_hold);
 }
 
 /*
@@ -720,7 +719,7 @@ static int respond(mg_api_loop_t *l, h2o_req_t *req, const mg_serve_call_t *call
 {
     mg_buf_t *b = &l->out;
     answering = res;
-    if (res->rc == 0 && call->req->shm_outputs != NULL)
+    if (res->rc == 0)
         res->rc = mg_shm_write_outputs(l->api->shm, call->req, &res->resp, call->req->shm_hold,
                                        &res->err);
     if (res->rc != 0) {
@@ -977,16 +976,8 @@ static int handle_infer(mg_api_loop_t *l, h2o_req_t *req, mg_str_t model, mg_str
     ireq->arena = h != NULL ? &h->arena : &l->arena;
     mg_str_t body = body_of(req);
     int rc = mg_kserve_decode_request(body.ptr, body.len, header_len, ireq, &err);
-    if (rc == 0 && (ireq->shm_inputs != NULL || ireq->shm_outputs != NULL)) {
-        /* In the request's arena: it travels with the call, to the pool or a joined Run too. */
-        ireq->shm_hold = mg_arena_alloc(ireq->arena, sizeof(*ireq->shm_hold));
-        if (ireq->shm_hold == NULL)
-            return send_error(req, &l->out, MG_ENOMEM, "out of memory");
-        memset(ireq->shm_hold, 0, sizeof(*ireq->shm_hold));
-        rc = mg_shm_bind_inputs(l->api->shm, ireq, ireq->shm_hold, &err);
-        if (rc != 0)
-            mg_shm_release(ireq->shm_hold);
-    }
+    if (rc == 0)
+        rc = mg_shm_hold(l->api->shm, ireq, &err);
     if (rc != 0)
         return send_error(req, &l->out, rc, err.msg);
     mg_serve_call_t call = {

@@ -804,22 +804,30 @@ static void infer_state_put(cq_thread_t *t, infer_state_t *st)
  * the core. Thread: the call's, or the pool thread that ran it (gRPC's batch API may be used
  * from any thread while no other batch of the call is being started: this is its last).
  */
+/*
+ * Ends a call once its answer no longer views the outputs: the core's part (mg_serve_done),
+ * a dynamic batch's shared outputs and the shared-memory regions it held.
+ */
+static void end_infer(infer_state_t *st)
+{
+    mg_serve_done(&st->res);
+    mg_pooled_release(&st->pooled);
+    mg_shm_release(st->req.shm_hold);
+}
+
 static void answer_infer(infer_state_t *st)
 {
     call_ctx_t *c = st->c;
     mg_serve_result_t *res = &st->res;
-    mg_shm_hold_t *hold = st->req.shm_hold;
-    if (res->rc == 0 && st->req.shm_outputs != NULL)
-        res->rc = mg_shm_write_outputs(c->t->server->shm, &st->req, &res->resp, hold, &res->err);
+    if (res->rc == 0)
+        res->rc = mg_shm_write_outputs(c->t->server->shm, &st->req, &res->resp, st->req.shm_hold,
+                                       &res->err);
     /* The call is done with in the core before its answer is started: once started, its
      * completion may free the state on the call's thread. */
     if (res->rc != 0) {
         int http = mg_status_http(res->rc);
         log_failure(c, http, res->err.msg); /* with the call's log context */
-        mg_serve_done(res);
-        mg_pooled_release(&st->pooled);
-        if (hold != NULL)
-            mg_shm_release(hold);
+        end_infer(st);
         finish(c, grpc_status_of(http), res->err.msg, NULL); /* copies the message */
         return;
     }
@@ -827,10 +835,7 @@ static void answer_infer(infer_state_t *st)
     Inference__ModelInferResponse *m;
     int rc = mg_kserve_pb_encode_response(&res->resp, !st->req.binary_output, &st->arena, &m, &err);
     if (rc != 0) {
-        mg_serve_done(res);
-        mg_pooled_release(&st->pooled);
-        if (hold != NULL)
-            mg_shm_release(hold);
+        end_infer(st);
         finish_error(c, rc, err.msg);
         return;
     }
@@ -843,10 +848,7 @@ static void answer_infer(infer_state_t *st)
     }
     c->ninitial = n;
     grpc_byte_buffer *bb = pack(&m->base); /* the outputs are referenced until packed */
-    mg_serve_done(res);
-    mg_pooled_release(&st->pooled); /* a dynamic batch's shared outputs, once packed */
-    if (hold != NULL)
-        mg_shm_release(hold); /* the regions, once written and packed */
+    end_infer(st);
     finish(c, GRPC_STATUS_OK, NULL, bb);
 }
 
@@ -883,18 +885,8 @@ static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
         return finish_error(c, rc, err.msg);
     if (target.model.len == 0)
         return finish_error(c, MG_EINVAL, "model_name is required");
-    if (st->req.shm_inputs != NULL || st->req.shm_outputs != NULL) {
-        /* In the request's arena: it travels with the call, to the pool or a joined Run too. */
-        mg_shm_hold_t *hold = mg_arena_alloc(&st->arena, sizeof(*hold));
-        if (hold == NULL)
-            return finish_error(c, MG_ENOMEM, "out of memory");
-        memset(hold, 0, sizeof(*hold));
-        st->req.shm_hold = hold;
-        if ((rc = mg_shm_bind_inputs(t->server->shm, &st->req, hold, &err)) != 0) {
-            mg_shm_release(hold);
-            return finish_error(c, rc, err.msg);
-        }
-    }
+    if ((rc = mg_shm_hold(t->server->shm, &st->req, &err)) != 0)
+        return finish_error(c, rc, err.msg);
     st->call = (mg_serve_call_t){
         .model = target.model,
         .url_version = target.version,

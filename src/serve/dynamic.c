@@ -48,7 +48,7 @@ static int64_t dynamic_accept(void *ctx, const mg_pool_job_t *job, int64_t rows)
  * max_batch_size) is held or the queue delay since `p` was queued has passed, and runs them
  * as one, `ran` for each. Returns false when nothing joined (run it alone).
  */
-static bool run_dynamic_batch(mg_pool_t *pool, mg_pooled_t *p)
+static bool run_dynamic_batch(mg_pooled_t *p)
 {
     const mg_model_config_t *cfg = mg_model_version_config(p->res->pick.version);
     const mg_infer_request_t *req = p->call->req;
@@ -59,7 +59,7 @@ static bool run_dynamic_batch(mg_pool_t *pool, mg_pooled_t *p)
     int64_t want = cfg->npreferred > 0 ? cfg->preferred[cfg->npreferred - 1] : cfg->max_batch_size;
     mg_pool_job_t *more[DYNAMIC_BATCH_MAX - 1];
     size_t n =
-        mg_pool_gather(pool, dynamic_accept, p, rows, want, cfg->max_batch_size,
+        mg_pool_gather(p->pool, dynamic_accept, p, rows, want, cfg->max_batch_size,
                        p->queued_ns + cfg->queue_delay_us * 1000, more, DYNAMIC_BATCH_MAX - 1);
     if (n == 0)
         return false;
@@ -93,7 +93,7 @@ static bool run_dynamic_batch(mg_pool_t *pool, mg_pooled_t *p)
 static void pooled_run(mg_pool_job_t *job)
 {
     mg_pooled_t *p = of_job(job);
-    if (run_dynamic_batch(p->pool, p))
+    if (run_dynamic_batch(p))
         return;
     mg_serve_run(p->serve, p->call, p->res);
     p->ran(p);

@@ -312,8 +312,25 @@ int mg_shm_write_outputs(mg_shm_t *s, const mg_infer_request_t *req, mg_infer_re
     return 0;
 }
 
+int mg_shm_hold(mg_shm_t *s, mg_infer_request_t *req, mg_err_t *err)
+{
+    if (req->shm_inputs == NULL && req->shm_outputs == NULL)
+        return 0;
+    mg_shm_hold_t *hold = mg_arena_alloc(req->arena, sizeof(*hold));
+    if (hold == NULL)
+        return mg_err_set(err, MG_ENOMEM, "out of memory");
+    memset(hold, 0, sizeof(*hold));
+    req->shm_hold = hold;
+    int rc = mg_shm_bind_inputs(s, req, hold, err);
+    if (rc != 0)
+        mg_shm_release(hold);
+    return rc;
+}
+
 void mg_shm_release(mg_shm_hold_t *hold)
 {
+    if (hold == NULL)
+        return;
     for (int i = 0; i < hold->n; i++)
         region_unref(hold->held[i]);
     hold->n = 0;

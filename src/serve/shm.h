@@ -69,6 +69,14 @@ int mg_shm_status(mg_shm_t *s, mg_str_t name, int (*fn)(void *ctx, const mg_shm_
                   void *ctx, mg_err_t *err);
 
 /**
+ * What a front end does once it has decoded `req`: when the request names regions (inputs or
+ * outputs), makes its hold in the request's arena (req->shm_hold: it travels with the call, to
+ * the pool or a joined Run) and binds its inputs (mg_shm_bind_inputs); on failure nothing stays
+ * held. Returns 0, MG_ENOMEM or mg_shm_bind_inputs's code, with `err` filled. Thread: any.
+ */
+int mg_shm_hold(mg_shm_t *s, mg_infer_request_t *req, mg_err_t *err);
+
+/**
  * Points each input of `req` that names a region (req->shm_inputs) at its bytes there, held
  * in `hold`: the range must lie in the region and hold the input's shape and datatype.
  * Returns 0 or MG_EINVAL / MG_ENOENT / MG_ENOMEM with `err` naming the input. Thread: any.
@@ -84,7 +92,7 @@ int mg_shm_bind_inputs(mg_shm_t *s, mg_infer_request_t *req, mg_shm_hold_t *hold
 int mg_shm_write_outputs(mg_shm_t *s, const mg_infer_request_t *req, mg_infer_response_t *resp,
                          mg_shm_hold_t *hold, mg_err_t *err);
 
-/** Releases what `hold` holds (unmapping unregistered regions no one else holds). */
+/** Releases what `hold` holds (unmapping unregistered regions no one else holds). Accepts NULL. */
 void mg_shm_release(mg_shm_hold_t *hold);
 
 #endif

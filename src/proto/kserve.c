@@ -6,6 +6,7 @@
 #include "proto/kserve.h"
 
 #include "proto/json.h"
+#include "proto/kserve_shm.h"
 #include "proto/numfmt.h"
 #include "proto/tensor_json.h"
 #include "proto/tensor_raw.h"
@@ -57,7 +58,7 @@ typedef struct input_extra {
     bool binary;
     uint64_t binary_size;
     mg_shm_ref_t shm;  /* shared_memory_* parameters */
-    unsigned shm_seen; /* SHM_REGION | SHM_SIZE | SHM_OFFSET */
+    unsigned shm_seen; /* MG_KSERVE_SHM_* bits */
 } input_extra_t;
 
 /* Doubles an arena array of `*cap` items of `size` bytes when `n` reached it. */
@@ -147,8 +148,6 @@ static int parse_shape(mg_json_t *j, mg_tensor_t *t, const label_t *l, mg_err_t 
     return 0;
 }
 
-enum { SHM_REGION = 1, SHM_SIZE = 2, SHM_OFFSET = 4 };
-
 /*
  * One shared_memory_* parameter at the cursor (key `key`) into `ref`: returns 1 when `key` is
  * one, 0 when not, or a negative code.
@@ -165,17 +164,17 @@ static int parse_shm_param(mg_json_t *j, mg_str_t key, mg_shm_ref_t *ref, unsign
         int rc = read_str(j, arena, &ref->region, err);
         if (rc == 0 && ref->region.len == 0)
             return lfail(err, MG_EPARSE, l, "'shared_memory_region' must not be empty");
-        *seen |= SHM_REGION;
+        *seen |= MG_KSERVE_SHM_REGION;
         return rc == 0 ? 1 : rc;
     }
     if (mg_json_str_eq(key, "shared_memory_byte_size")) {
         num = &ref->byte_size;
         what = "shared_memory_byte_size";
-        bit = SHM_SIZE;
+        bit = MG_KSERVE_SHM_SIZE;
     } else if (mg_json_str_eq(key, "shared_memory_offset")) {
         num = &ref->offset;
         what = "shared_memory_offset";
-        bit = SHM_OFFSET;
+        bit = MG_KSERVE_SHM_OFFSET;
     } else {
         return 0;
     }
@@ -193,11 +192,7 @@ static int parse_shm_param(mg_json_t *j, mg_str_t key, mg_shm_ref_t *ref, unsign
 /* Both region and byte size, or neither (then no offset either). */
 static int check_shm(unsigned seen, const label_t *l, mg_err_t *err)
 {
-    if (seen == 0 || (seen & (SHM_REGION | SHM_SIZE)) == (SHM_REGION | SHM_SIZE))
-        return 0;
-    return lfail(err, MG_EPARSE, l,
-                 "shared memory needs both 'shared_memory_region' and "
-                 "'shared_memory_byte_size'");
+    return mg_kserve_shm_complete(seen) ? 0 : lfail(err, MG_EPARSE, l, MG_KSERVE_SHM_INCOMPLETE);
 }
 
 /* The input's "parameters" object: binary_data_size and shared_memory_* are the ones used. */

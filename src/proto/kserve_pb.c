@@ -7,6 +7,7 @@
  */
 #include "proto/kserve_pb.h"
 
+#include "proto/kserve_shm.h"
 #include "proto/numfmt.h"
 #include "proto/tensor_raw.h"
 
@@ -409,8 +410,6 @@ static int decode_input_head(const Inference__ModelInferRequest__InferInputTenso
 
 /* ---- parameters --------------------------------------------------------------------------- */
 
-enum { SHM_REGION = 1, SHM_SIZE = 2 };
-
 /*
  * One parameter of a tensor, `key` = `v`, into `ref` when it is one of Triton's
  * shared_memory_region (a string), shared_memory_byte_size and shared_memory_offset
@@ -426,7 +425,7 @@ static int shm_param(const char *key, const Inference__InferParameter *v, mg_shm
             return mg_err_set(err, MG_EPARSE,
                               "%s: 'shared_memory_region' must be a non-empty string", what);
         ref->region = (mg_str_t){v->string_param, strlen(v->string_param)};
-        *seen |= SHM_REGION;
+        *seen |= MG_KSERVE_SHM_REGION;
         return 0;
     }
     uint64_t *num = strcmp(key, "shared_memory_byte_size") == 0 ? &ref->byte_size
@@ -440,22 +439,17 @@ static int shm_param(const char *key, const Inference__InferParameter *v, mg_shm
         *num = v->uint64_param;
     else
         return mg_err_set(err, MG_EPARSE, "%s: '%s' must be a non-negative integer", what, key);
-    if (num == &ref->byte_size)
-        *seen |= SHM_SIZE;
+    *seen |= num == &ref->byte_size ? MG_KSERVE_SHM_SIZE : MG_KSERVE_SHM_OFFSET;
     return 0;
 }
 
-/* Both region and byte size, or neither (then no offset either). */
-static int shm_check(unsigned seen, const mg_shm_ref_t *ref, const char *what, mg_err_t *err)
+/* Both region and byte size, or none of the shared_memory_* parameters. */
+static int shm_check(unsigned seen, const char *what, mg_err_t *err)
 {
-    if (seen == (SHM_REGION | SHM_SIZE) || (seen == 0 && ref->offset == 0))
+    if (mg_kserve_shm_complete(seen))
         return 0;
-    return mg_err_set(err, MG_EPARSE,
-                      "%s: shared memory needs both 'shared_memory_region' and "
-                      "'shared_memory_byte_size'",
-                      what);
+    return mg_err_set(err, MG_EPARSE, "%s: " MG_KSERVE_SHM_INCOMPLETE, what);
 }
-
 /* The shared-memory reference of input `i` of `m` (region empty: none). */
 static int input_shm(const Inference__ModelInferRequest__InferInputTensor *in, const mg_tensor_t *t,
                      mg_shm_ref_t *ref, mg_err_t *err)
@@ -469,7 +463,7 @@ static int input_shm(const Inference__ModelInferRequest__InferInputTensor *in, c
         if (rc != 0)
             return rc;
     }
-    return shm_check(seen, ref, what, err);
+    return shm_check(seen, what, err);
 }
 
 static int decode_params(const Inference__ModelInferRequest *m, mg_infer_request_t *req,
@@ -646,7 +640,7 @@ int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_reque
                                       name);
                 req->outputs[i].classification = (uint32_t)n;
             }
-            if ((rc = shm_check(seen, &oshm[i], what, err)) != 0)
+            if ((rc = shm_check(seen, what, err)) != 0)
                 return rc;
             if (oshm[i].region.len > 0)
                 req->shm_outputs = oshm;

@@ -9,7 +9,25 @@
 #include "core/buf.h"
 #include "core/err.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+
+/** Triton's shared_memory_* parameters seen on one tensor (JSON or protobuf), as bits. */
+enum { MG_KSERVE_SHM_REGION = 1, MG_KSERVE_SHM_SIZE = 2, MG_KSERVE_SHM_OFFSET = 4 };
+
+/** What a tensor with incomplete shared_memory_* parameters is told, after its label. */
+#define MG_KSERVE_SHM_INCOMPLETE                                                                   \
+    "shared memory needs both 'shared_memory_region' and 'shared_memory_byte_size'"
+
+/**
+ * Whether the parameters `seen` put a tensor in shared memory completely (region and byte
+ * size, the offset optional) or leave it out of shared memory (none of them).
+ */
+static inline bool mg_kserve_shm_complete(unsigned seen)
+{
+    return seen == 0 || (seen & (MG_KSERVE_SHM_REGION | MG_KSERVE_SHM_SIZE)) ==
+                            (MG_KSERVE_SHM_REGION | MG_KSERVE_SHM_SIZE);
+}
 
 /** The longest key a register request may carry (a POSIX shm name). */
 #define MG_KSERVE_SHM_KEY_MAX 256

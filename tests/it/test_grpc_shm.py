@@ -133,6 +133,8 @@ class GrpcSharedMemoryTest(unittest.TestCase):
                           "no shared-memory region 'nosuch' is registered")
         self.expect_error(self.request({"shared_memory_region": "data"}), bad,
                           "needs both 'shared_memory_region' and 'shared_memory_byte_size'")
+        self.expect_error(self.request({"shared_memory_offset": 0}), bad,  # as over HTTP
+                          "needs both 'shared_memory_region' and 'shared_memory_byte_size'")
         self.expect_error(self.request(dict(inp, shared_memory_byte_size=-1)), bad,
                           "'shared_memory_byte_size' must be a non-negative integer")
         self.expect_error(self.request(dict(inp, shared_memory_region=7)), bad,

@@ -38,3 +38,33 @@ def channel(port, **options):
     opts = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
     opts += list(options.items())
     return grpc.insecure_channel("127.0.0.1:%d" % port, options=opts)
+
+
+class DaemonTestCase:
+    """Mix-in for a unittest.TestCase class with its own daemon serving gRPC: cls.root and
+    cls.repo (mgtest.make_repo with TEST_MODELS and EXTRA), cls.d (started with
+    daemon_args() and --grpc-listen on an ephemeral port), cls.channel and cls.stub; stopped
+    at the end, failing unless the daemon exited 0."""
+
+    TEST_MODELS = False
+    EXTRA = None  # a make_repo `extra`: staticmethod(fn(repo))
+    ARGS = []
+
+    @classmethod
+    def daemon_args(cls):
+        return list(cls.ARGS)
+
+    @classmethod
+    def setUpClass(cls):
+        from mgtest import Daemon
+
+        cls.root, cls.repo = mgtest.make_repo(with_test_models=cls.TEST_MODELS, extra=cls.EXTRA)
+        cls.d = Daemon(cls.repo, args=cls.daemon_args() + ["--grpc-listen", "127.0.0.1:0"])
+        assert cls.d.grpc_port, "no grpc_addr in the ready line:\n" + "".join(cls.d.log)
+        cls.channel = channel(cls.d.grpc_port)
+        cls.stub = stubs()[1].GRPCInferenceServiceStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        mgtest.stop_and_clean(cls.d, cls.root)

@@ -53,23 +53,9 @@ def typed_bytes(dt, out):
     return struct.pack("<%d%s" % (len(vals), STRUCT[dt]), *vals)
 
 
-class GrpcTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        def extra(repo):
-            test_routing.with_traffic(repo)
-        cls.root, cls.repo = mgtest.make_repo(with_test_models=True, extra=extra)
-        cls.d = Daemon(cls.repo, args=["--grpc-listen", "127.0.0.1:0"])
-        assert cls.d.grpc_port, "no grpc_addr in the ready line:\n" + "".join(cls.d.log)
-        cls.channel = mggrpc.channel(cls.d.grpc_port)
-        cls.stub = pbg.GRPCInferenceServiceStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        code = cls.d.stop()
-        shutil.rmtree(cls.root, ignore_errors=True)
-        assert code == 0, "modelgate exited with %s:\n%s" % (code, "".join(cls.d.log))
+class GrpcTest(mggrpc.DaemonTestCase, unittest.TestCase):
+    TEST_MODELS = True
+    EXTRA = staticmethod(test_routing.with_traffic)
 
     def setUp(self):
         self.assertEqual(self.d.json("PUT", "/v2/admin/models/digits/traffic", test_routing.POLICY)[0], 200)

@@ -16,7 +16,6 @@ import grpc
 
 import mggrpc
 import mgtest
-from mgtest import Daemon
 from test_kserve import SAMPLE_PIXELS
 
 pb, pbg = mggrpc.stubs()
@@ -44,23 +43,16 @@ def request(model, k=0):
 
 
 @unittest.skipUnless(FAULTS, "this build has no fault-injection hook (cmake -DMG_FAULTS=ON)")
-class GrpcPoolTest(unittest.TestCase):
+class GrpcPoolTest(mggrpc.DaemonTestCase, unittest.TestCase):
+    EXTRA = staticmethod(pooled_model)
+    ARGS = ["--threads", "2", "--exec-threads", "2"]
+
     @classmethod
     def setUpClass(cls):
-        cls.root, cls.repo = mgtest.make_repo(with_test_models=False, extra=pooled_model)
-        cls.d = Daemon(cls.repo, args=["--threads", "2", "--exec-threads", "2",
-                                       "--grpc-listen", "127.0.0.1:0"])
-        assert cls.d.grpc_port, "no grpc_addr in the ready line:\n" + "".join(cls.d.log)
-        cls.channel = mggrpc.channel(cls.d.grpc_port)
-        cls.stub = pbg.GRPCInferenceServiceStub(cls.channel)
+        super().setUpClass()
         # What each request answers alone, inline on digits (the same model file as "slow").
         cls.want = {k: cls.stub.ModelInfer(request("digits", k), timeout=30).raw_output_contents
                     for k in range(SLOW_CALLS + 1)}
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        mgtest.stop_and_clean(cls.d, cls.root)
 
     def set_delay(self, ms):
         s, b = self.d.json("PUT", "/v2/admin/models/slow/versions/1/fault",
@@ -145,23 +137,11 @@ def dyn_model(repo):
                                         "preferred_batch_size": [4, 8]}}, f)
 
 
-class GrpcDynamicBatchingTest(unittest.TestCase):
+class GrpcDynamicBatchingTest(mggrpc.DaemonTestCase, unittest.TestCase):
     """The dynamic batcher sits under both front ends: ModelInfer calls queued on the pool join
     one Run, with HTTP requests queued beside them, and each gets the answer it gets alone."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.root, cls.repo = mgtest.make_repo(with_test_models=False, extra=dyn_model)
-        cls.d = Daemon(cls.repo, args=["--threads", "2", "--exec-threads", "1",
-                                       "--grpc-listen", "127.0.0.1:0"])
-        assert cls.d.grpc_port, "no grpc_addr in the ready line:\n" + "".join(cls.d.log)
-        cls.channel = mggrpc.channel(cls.d.grpc_port)
-        cls.stub = pbg.GRPCInferenceServiceStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        mgtest.stop_and_clean(cls.d, cls.root)
+    EXTRA = staticmethod(dyn_model)
+    ARGS = ["--threads", "2", "--exec-threads", "1"]
 
     def runs(self):
         samples = mgtest.parse_prom(self.d.request("GET", "/metrics")[2].decode())

@@ -11,8 +11,6 @@ import unittest
 import grpc
 
 import mggrpc
-import mgtest
-from mgtest import Daemon
 from test_kserve import SAMPLE_PIXELS
 
 pb, pbg = mggrpc.stubs()
@@ -24,14 +22,10 @@ def param(v):
     return pb.InferParameter(int64_param=v)
 
 
-class GrpcSharedMemoryTest(unittest.TestCase):
+class GrpcSharedMemoryTest(mggrpc.DaemonTestCase, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.root, cls.repo = mgtest.make_repo(with_test_models=False)
-        cls.d = Daemon(cls.repo, args=["--grpc-listen", "127.0.0.1:0"])
-        assert cls.d.grpc_port, "no grpc_addr in the ready line:\n" + "".join(cls.d.log)
-        cls.channel = mggrpc.channel(cls.d.grpc_port)
-        cls.stub = pbg.GRPCInferenceServiceStub(cls.channel)
+        super().setUpClass()
         cls.key = "/mg-it-grpc-%d" % os.getpid()
         cls.fd = os.open("/dev/shm" + cls.key, os.O_CREAT | os.O_RDWR, 0o600)
         os.ftruncate(cls.fd, 4096)
@@ -39,11 +33,10 @@ class GrpcSharedMemoryTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.channel.close()
         cls.mem.close()
         os.close(cls.fd)
         os.unlink("/dev/shm" + cls.key)
-        mgtest.stop_and_clean(cls.d, cls.root)
+        super().tearDownClass()
 
     def tearDown(self):
         self.stub.SystemSharedMemoryUnregister(pb.SystemSharedMemoryUnregisterRequest(), timeout=30)
@@ -161,25 +154,17 @@ class GrpcSharedMemoryTest(unittest.TestCase):
         self.assertEqual(self.stub.ModelInfer(self.request(inp), timeout=30).raw_output_contents[0], want)
 
 
-class GrpcSharedMemoryAdminTest(unittest.TestCase):
+class GrpcSharedMemoryAdminTest(mggrpc.DaemonTestCase, unittest.TestCase):
     """Registrations are the admin surface's, as over HTTP: with --admin-token-file they need
     the token in "authorization" metadata; status stays open."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.root, cls.repo = mgtest.make_repo(with_test_models=False)
+    def daemon_args(cls):
         token = os.path.join(cls.root, "token")
         with open(token, "w") as f:
             f.write("s3cret-token-for-tests\n")
         os.chmod(token, 0o600)
-        cls.d = Daemon(cls.repo, args=["--grpc-listen", "127.0.0.1:0", "--admin-token-file", token])
-        cls.channel = mggrpc.channel(cls.d.grpc_port)
-        cls.stub = pbg.GRPCInferenceServiceStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        mgtest.stop_and_clean(cls.d, cls.root)
+        return ["--admin-token-file", token]
 
     def test_registration_needs_the_token(self):
         req = pb.SystemSharedMemoryRegisterRequest(name="x", key="/mg-it-none", byte_size=1)

@@ -410,20 +410,29 @@ static int decode_input_head(const Inference__ModelInferRequest__InferInputTenso
 
 /* ---- parameters --------------------------------------------------------------------------- */
 
+/* The tensor a parameter belongs to, named in messages only: "input 'x'", "output 'y'". */
+typedef struct tensor_label {
+    const char *kind;
+    mg_str_t name;
+} tensor_label_t;
+
+#define LABEL(l) (l)->kind, mg_err_quote_len((l)->name.len), (l)->name.ptr
+
 /*
  * One parameter of a tensor, `key` = `v`, into `ref` when it is one of Triton's
  * shared_memory_region (a string), shared_memory_byte_size and shared_memory_offset
- * (non-negative integers). Returns 0 or MG_EPARSE with "<what>: ..." in `err`.
+ * (non-negative integers). Returns 0 or MG_EPARSE with "<kind> '<name>': ..." in `err`.
  */
 static int shm_param(const char *key, const Inference__InferParameter *v, mg_shm_ref_t *ref,
-                     unsigned *seen, const char *what, mg_err_t *err)
+                     unsigned *seen, const tensor_label_t *l, mg_err_t *err)
 {
     int choice = v != NULL ? (int)v->parameter_choice_case : 0;
     if (strcmp(key, "shared_memory_region") == 0) {
         if (choice != INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM ||
             v->string_param[0] == '\0')
             return mg_err_set(err, MG_EPARSE,
-                              "%s: 'shared_memory_region' must be a non-empty string", what);
+                              "%s '%.*s': 'shared_memory_region' must be a non-empty string",
+                              LABEL(l));
         ref->region = (mg_str_t){v->string_param, strlen(v->string_param)};
         *seen |= MG_KSERVE_SHM_REGION;
         return 0;
@@ -438,32 +447,33 @@ static int shm_param(const char *key, const Inference__InferParameter *v, mg_shm
     else if (choice == INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM)
         *num = v->uint64_param;
     else
-        return mg_err_set(err, MG_EPARSE, "%s: '%s' must be a non-negative integer", what, key);
+        return mg_err_set(err, MG_EPARSE, "%s '%.*s': '%s' must be a non-negative integer",
+                          LABEL(l), key);
     *seen |= num == &ref->byte_size ? MG_KSERVE_SHM_SIZE : MG_KSERVE_SHM_OFFSET;
     return 0;
 }
 
 /* Both region and byte size, or none of the shared_memory_* parameters. */
-static int shm_check(unsigned seen, const char *what, mg_err_t *err)
+static int shm_check(unsigned seen, const tensor_label_t *l, mg_err_t *err)
 {
     if (mg_kserve_shm_complete(seen))
         return 0;
-    return mg_err_set(err, MG_EPARSE, "%s: " MG_KSERVE_SHM_INCOMPLETE, what);
+    return mg_err_set(err, MG_EPARSE, "%s '%.*s': " MG_KSERVE_SHM_INCOMPLETE, LABEL(l));
 }
-/* The shared-memory reference of input `i` of `m` (region empty: none). */
+
+/* The shared-memory reference of input `in`, decoded as `t` (region empty: none). */
 static int input_shm(const Inference__ModelInferRequest__InferInputTensor *in, const mg_tensor_t *t,
                      mg_shm_ref_t *ref, mg_err_t *err)
 {
-    char what[160];
-    snprintf(what, sizeof(what), "input '%.*s'", mg_err_quote_len(t->name.len), t->name.ptr);
+    const tensor_label_t l = {"input", t->name};
     unsigned seen = 0;
     *ref = (mg_shm_ref_t){{"", 0}, 0, 0};
     for (size_t k = 0; k < in->n_parameters; k++) {
-        int rc = shm_param(in->parameters[k]->key, in->parameters[k]->value, ref, &seen, what, err);
+        int rc = shm_param(in->parameters[k]->key, in->parameters[k]->value, ref, &seen, &l, err);
         if (rc != 0)
             return rc;
     }
-    return shm_check(seen, what, err);
+    return shm_check(seen, &l, err);
 }
 
 static int decode_params(const Inference__ModelInferRequest *m, mg_infer_request_t *req,
@@ -613,14 +623,13 @@ int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_reque
             if (name[0] == '\0')
                 return mg_err_set(err, MG_EPARSE, "output #%zu: missing 'name'", i);
             req->outputs[i] = (mg_output_spec_t){{name, strlen(name)}, req->binary_output, 0};
-            char what[160];
-            snprintf(what, sizeof(what), "output '%.*s'", mg_err_quote_len(strlen(name)), name);
+            const tensor_label_t l = {"output", req->outputs[i].name};
             unsigned seen = 0;
             oshm[i] = (mg_shm_ref_t){{"", 0}, 0, 0};
             for (size_t k = 0; k < m->outputs[i]->n_parameters; k++) {
                 const Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry *e =
                     m->outputs[i]->parameters[k];
-                if ((rc = shm_param(e->key, e->value, &oshm[i], &seen, what, err)) != 0)
+                if ((rc = shm_param(e->key, e->value, &oshm[i], &seen, &l, err)) != 0)
                     return rc;
                 if (strcmp(e->key, "classification") != 0)
                     continue;
@@ -640,7 +649,7 @@ int mg_kserve_pb_decode_request(const mg_str_t *seg, size_t nseg, mg_infer_reque
                                       name);
                 req->outputs[i].classification = (uint32_t)n;
             }
-            if ((rc = shm_check(seen, what, err)) != 0)
+            if ((rc = shm_check(seen, &l, err)) != 0)
                 return rc;
             if (oshm[i].region.len > 0)
                 req->shm_outputs = oshm;

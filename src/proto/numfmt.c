@@ -509,6 +509,201 @@ static bool f32_candidate(const f32_target_t *t, int e10, int n, uint64_t *m, in
     return ok;
 }
 
+/*
+ * x / 10^j for x < 2^30 and j <= 9 without a divide: m = ceil(2^s / 10^j) with
+ * s = 30 + ceil(log2(10^j)), exact over that range because m * 10^j - 2^s < 10^j <= 2^(s-30)
+ * (the round-up method of Granlund and Montgomery).
+ */
+static const struct {
+    uint32_t m;
+    uint8_t s;
+} div10k[10] = {
+    {0x40000000u, 30}, {0x66666667u, 34}, {0x51eb851fu, 37}, {0x4189374cu, 40}, {0x68db8badu, 44},
+    {0x53e2d624u, 47}, {0x431bde83u, 50}, {0x6b5fca6bu, 54}, {0x55e63b89u, 57}, {0x44b82fa1u, 60},
+};
+
+static inline uint32_t div_p10(uint32_t x, int j)
+{
+    return (uint32_t)(((uint64_t)x * div10k[j].m) >> div10k[j].s);
+}
+
+/* Writes exactly `count` digits of v (leading zeros included), the last one at end[-1]. */
+static inline void put_digits(char *end, uint32_t v, int count)
+{
+    for (; count >= 2; count -= 2) {
+        uint32_t r = v % 100;
+        v /= 100;
+        end -= 2;
+        memcpy(end, dig2 + 2 * r, 2);
+    }
+    if (count)
+        end[-1] = (char)('0' + v);
+}
+
+/*
+ * Lays out m * 10^q, m having nd digits and no trailing zero: fixed notation for
+ * 1e-4 <= value < 1e16 ("0.00125", "125.0", "1.25"), otherwise d.ddde[-]x ("1.25e-7").
+ */
+static size_t lay_out(char *o, uint32_t m, int nd, int q)
+{
+    char *start = o;
+    int lead = q + nd - 1; /* the power of ten of the first digit */
+    if (lead >= -4 && lead < 16) {
+        if (lead < 0) {
+            *o++ = '0';
+            *o++ = '.';
+            for (int i = 0; i < -lead - 1; i++)
+                *o++ = '0';
+            put_digits(o + nd, m, nd);
+            o += nd;
+        } else if (nd <= lead + 1) {
+            put_digits(o + nd, m, nd);
+            o += nd;
+            for (int i = nd; i <= lead; i++)
+                *o++ = '0';
+            *o++ = '.';
+            *o++ = '0';
+        } else {
+            int frac = nd - lead - 1;
+            uint32_t hi = div_p10(m, frac);
+            put_digits(o + lead + 1, hi, lead + 1);
+            o[lead + 1] = '.';
+            put_digits(o + nd + 1, m - hi * (uint32_t)p10u[frac], frac);
+            o += nd + 1;
+        }
+        return (size_t)(o - start);
+    }
+    if (nd > 1) {
+        uint32_t hi = div_p10(m, nd - 1);
+        o[0] = (char)('0' + hi);
+        o[1] = '.';
+        put_digits(o + nd + 1, m - hi * (uint32_t)p10u[nd - 1], nd - 1);
+        o += nd + 1;
+    } else {
+        *o++ = (char)('0' + m);
+    }
+    *o++ = 'e';
+    if (lead < 0) {
+        *o++ = '-';
+        lead = -lead;
+    }
+    if (lead >= 10) { /* |lead| <= 45 for a float */
+        memcpy(o, dig2 + 2 * lead, 2);
+        o += 2;
+    } else {
+        *o++ = (char)('0' + lead);
+    }
+    return (size_t)(o - start);
+}
+
+/*
+ * The shortest decimal that reads back as t->want, by trying candidates of 1..9 digits
+ * (f32_candidate): for the power-of-two floats and the subnormals, where the rounding
+ * interval is lopsided or coarse, and the near-ties the fast search leaves.
+ * *m * 10^*q, with *m < 10^9. Returns false only if no candidate read back (cannot happen:
+ * the nearest 9 digits always identify a float).
+ */
+static bool f32_shortest_general(float want, double a, uint32_t fbits, int e10, uint64_t *m, int *q)
+{
+    f32_target_t t = {.want = want, .a = a};
+    uint32_t below = fbits - 1, above = fbits + 1;
+    float fb, fa;
+    memcpy(&fb, &below, sizeof(fb));
+    memcpy(&fa, &above, sizeof(fa));
+    t.lo = (a + (double)fb) / 2;
+    /* above FLT_MAX the next "float" is infinity: the interval ends half an ulp up */
+    t.hi = above == 0x7f800000u ? a + (a - (double)fb) / 2 : (a + (double)fa) / 2;
+    /*
+     * Inside a binade the rounding interval is symmetric, so "n digits read back" is
+     * monotone in n: walk down from 8 while candidates read back; a value that still reads
+     * back with 5 is short ("0.5"), so walk up from 1 instead. At a power of two the
+     * interval is lopsided and monotonicity fails: walk up from 1 there.
+     */
+    uint64_t mm;
+    int qq, n = 0;
+    if ((fbits & 0x7fffff) != 0) {
+        for (int i = 8; i >= 5 && f32_candidate(&t, e10, i, &mm, &qq); i--) {
+            n = i;
+            *m = mm;
+            *q = qq;
+        }
+        if (n == 0 && f32_candidate(&t, e10, 9, m, q))
+            n = 9;
+    }
+    if (n == 0 || n == 5) {
+        for (int i = 1; i <= (n ? 4 : 9); i++) {
+            if (f32_candidate(&t, e10, i, &mm, &qq)) {
+                n = i;
+                *m = mm;
+                *q = qq;
+                break;
+            }
+        }
+    }
+    return n != 0;
+}
+
+/*
+ * The shortest decimal for a normal float that is not a power of two, whose rounding
+ * interval is therefore symmetric: a decimal reads back iff it lies within half an ulp of
+ * the float (the half-way points themselves decided exactly). a9 = a * 10^k in [1e8, 1e9)
+ * and half = half an ulp times 10^k: the nearest 9-digit decimal M is always inside
+ * (half >= 2.9), and the candidate with j fewer digits is the multiple of 10^j nearest a9.
+ * Fewer digits reading back implies more do (multiples of 10^(j+1) are multiples of 10^j),
+ * so j grows until a candidate falls outside. The double arithmetic errs by under 2^-22
+ * at this scale; a candidate within 2^-19 of the interval's edge is checked exactly, and
+ * a near-tie between two candidates returns false for the general search.
+ */
+static bool f32_shortest_symmetric(float want, double a9, double half, int k, uint32_t *m, int *nd,
+                                   int *q)
+{
+    const double eps = 0x1p-19;
+    uint32_t big = (uint32_t)round_even(a9); /* <= 10^9 */
+    double f = a9 - (double)big;             /* exact, in [-0.5, 0.5] */
+    uint32_t best = big;
+    int dropped = 0;
+    for (int j = 1; j <= 8; j++) {
+        uint32_t p = (uint32_t)p10u[j];
+        uint32_t below = div_p10(big, j) * p;
+        double x = (double)(big - below) + f; /* a9 - below */
+        double mid = 0.5 * (double)p;
+        if (fabs(x - mid) <= eps)
+            return false;
+        uint32_t cand = x < mid ? below : below + p;
+        double dist = x < mid ? fabs(x) : (double)p - x;
+        if (dist > half + eps)
+            break;
+        if (dist >= half - eps) {
+            f32_target_t t = {.want = want};
+            if (!f32_reads_back(&t, cand, -k))
+                break;
+        }
+        best = cand;
+        dropped = j;
+    }
+    /* best has 9 - dropped digits before its `dropped` zeros, or is 10^(9 - dropped) */
+    uint32_t mm = div_p10(best, dropped);
+    int n = 9 - dropped + (mm >= (uint32_t)p10u[9 - dropped]);
+    int qq = dropped - k;
+    while (mm % 10 == 0) {
+        mm /= 10;
+        n--;
+        qq++;
+    }
+    *m = mm;
+    *nd = n;
+    *q = qq;
+    return true;
+}
+
+static int digit_count(uint32_t m)
+{
+    int n = 1;
+    while (n < 10 && m >= p10u[n])
+        n++;
+    return n;
+}
+
 size_t mg_numfmt_write_f32(char *dst, float v)
 {
     if (!isfinite(v))
@@ -531,115 +726,55 @@ size_t mg_numfmt_write_f32(char *dst, float v)
     }
     uint32_t fbits;
     memcpy(&fbits, &want, sizeof(fbits));
-    f32_target_t t = {.want = want, .a = a};
-    {
-        uint32_t below = fbits - 1, above = fbits + 1;
-        float fb, fa;
-        memcpy(&fb, &below, sizeof(fb));
-        memcpy(&fa, &above, sizeof(fa));
-        t.lo = (a + (double)fb) / 2;
-        /* above FLT_MAX the next "float" is infinity: the interval ends half an ulp up */
-        t.hi = above == 0x7f800000u ? a + (a - (double)fb) / 2 : (a + (double)fa) / 2;
-    }
 
     /* floor(log10(a)) from the binary exponent, then corrected against the 9-digit scale */
     uint64_t b = dbits(a);
     int e2 = (int)((b >> 52) & 0x7ff) - 1023;
     int e10 = e2 >= 0 ? (e2 * 78913) >> 18 : -((-e2 * 78913 + (1 << 18) - 1) >> 18);
-    for (int step = 0; step < 2; step++) {
-        double s9 = a * p10[8 - e10 - P10_MIN];
-        if (s9 >= 1e9)
+    double a9 = 0;
+    for (int step = 0; step < 3; step++) {
+        a9 = a * p10[8 - e10 - P10_MIN];
+        if (a9 >= 1e9)
             e10++;
-        else if (s9 < 1e8)
+        else if (a9 < 1e8)
             e10--;
         else
             break;
     }
 
-    /*
-     * Find the fewest digits whose nearest decimal reads back. Inside a binade the rounding
-     * interval is symmetric, so "n digits read back" is monotone in n. Model outputs (random
-     * looking) need 6 to 9 digits, so walk down from 8 while candidates read back; a value
-     * that still reads back with 5 is short ("0.5"), so walk up from 1 instead. At a power
-     * of two the interval is lopsided and monotonicity fails: walk up from 1 there.
-     */
-    uint64_t m = 0, mm;
-    int q = 0, qq;
-    int n = 0;
-    if ((fbits & 0x7fffff) != 0) {
-        for (int i = 8; i >= 5 && f32_candidate(&t, e10, i, &mm, &qq); i--) {
-            n = i;
-            m = mm;
-            q = qq;
-        }
-        if (n == 0 && f32_candidate(&t, e10, 9, &m, &q))
-            n = 9;
+    uint32_t m;
+    int q, nd = 0;
+    uint32_t expf = fbits >> 23;
+    bool found = false;
+    if (expf != 0 && (fbits & 0x7fffff) != 0 && a9 >= 1e8 && a9 < 1e9) {
+        /* half an ulp, 2^(e2 - 24), scaled like a9 */
+        uint64_t hb = (uint64_t)(e2 - 24 + 1023) << 52;
+        double h;
+        memcpy(&h, &hb, sizeof(h));
+        found = f32_shortest_symmetric(want, a9, h * p10[8 - e10 - P10_MIN], 8 - e10, &m, &nd, &q);
     }
-    if (n == 0 || n == 5) {
-        for (int i = 1; i <= (n ? 4 : 9); i++) {
-            if (f32_candidate(&t, e10, i, &mm, &qq)) {
-                n = i;
-                m = mm;
-                q = qq;
-                break;
-            }
-        }
-    }
-    if (n == 0) {
-        /* Cannot happen (the nearest 9 digits always identify a float); stay correct anyway. */
-        char buf[32];
-        int len = snprintf(buf, sizeof(buf), "%.9g", a);
-        memcpy(o, buf, (size_t)len);
-        o += len;
-        if (memchr(buf, '.', (size_t)len) == NULL && memchr(buf, 'e', (size_t)len) == NULL) {
-            *o++ = '.';
-            *o++ = '0';
-        }
-        return (size_t)(o - dst);
-    }
-
-    /* Lay out the digits: fixed notation for 1e-4 <= a < 1e16, otherwise d.ddde[-]x. */
-    while (m % 10 == 0) {
-        m /= 10;
-        q++;
-    }
-    char digits[MG_NUMFMT_INT_MAX];
-    int nd = (int)mg_numfmt_write_u64(digits, m);
-    int lead = q + nd - 1;
-    if (lead >= -4 && lead < 16) {
-        if (lead >= 0) {
-            if (nd <= lead + 1) {
-                memcpy(o, digits, (size_t)nd);
-                o += nd;
-                for (int i = nd; i <= lead; i++)
-                    *o++ = '0';
+    if (!found) {
+        uint64_t m64 = 0;
+        if (!f32_shortest_general(want, a, fbits, e10, &m64, &q)) {
+            /* Cannot happen (see f32_shortest_general); stay correct anyway. */
+            char buf[32];
+            int len = snprintf(buf, sizeof(buf), "%.9g", a);
+            memcpy(o, buf, (size_t)len);
+            o += len;
+            if (memchr(buf, '.', (size_t)len) == NULL && memchr(buf, 'e', (size_t)len) == NULL) {
                 *o++ = '.';
                 *o++ = '0';
-            } else {
-                memcpy(o, digits, (size_t)lead + 1);
-                o += lead + 1;
-                *o++ = '.';
-                memcpy(o, digits + lead + 1, (size_t)(nd - lead - 1));
-                o += nd - lead - 1;
             }
-        } else {
-            *o++ = '0';
-            *o++ = '.';
-            for (int i = 0; i < -lead - 1; i++)
-                *o++ = '0';
-            memcpy(o, digits, (size_t)nd);
-            o += nd;
+            return (size_t)(o - dst);
         }
-    } else {
-        *o++ = digits[0];
-        if (nd > 1) {
-            *o++ = '.';
-            memcpy(o, digits + 1, (size_t)nd - 1);
-            o += nd - 1;
+        while (m64 % 10 == 0) {
+            m64 /= 10;
+            q++;
         }
-        *o++ = 'e';
-        o += mg_numfmt_write_i64(o, lead);
+        m = (uint32_t)m64;
+        nd = digit_count(m);
     }
+    o += lay_out(o, m, nd, q);
     return (size_t)(o - dst);
 }
 

@@ -45,41 +45,40 @@ size_t mg_numfmt_scan(const char *s, size_t n, mg_numfmt_decimal_t *out);
  * float division gives the correctly rounded value (Clinger's fast path; x86-64 and other
  * targets without excess precision round a float division once, to float). Returns the
  * token length with `*out` set, or 0 for anything else (the caller then goes through
- * mg_numfmt_scan, which also reports what is wrong). Never reads at or past s[n].
+ * mg_numfmt_scan, which also reports what is wrong). `s` must hold, at or after its first
+ * byte, one that is none of 0-9 . - e E (the tensor decoder has the array's ']'): the scan
+ * reads up to that byte and never past it, so it tests no length.
  */
-static inline size_t mg_numfmt_f32_plain(const char *s, size_t n, float *out)
+static inline size_t mg_numfmt_f32_plain(const char *s, float *out)
 {
     static const float pow10[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f,
                                     1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
     enum { MANT_MAX = 1 << 24 };
-    size_t i = 0;
-    bool neg = i < n && s[i] == '-';
-    i += neg;
-    if (i >= n || (unsigned char)(s[i] - '0') > 9)
+    size_t i = s[0] == '-';
+    if ((unsigned char)(s[i] - '0') > 9)
         return 0;
-    uint32_t m = 0;
+    uint64_t m = 0;
+    size_t start = i;
     if (s[i] == '0') {
         i++; /* no leading zeros: "0" is followed by '.' or the end of the number */
     } else {
-        for (; i < n && (unsigned char)(s[i] - '0') <= 9; i++) {
-            if ((m = m * 10 + (uint32_t)(s[i] - '0')) > MANT_MAX)
-                return 0;
-        }
+        for (; (unsigned char)(s[i] - '0') <= 9; i++)
+            m = m * 10 + (uint64_t)(s[i] - '0');
     }
-    unsigned frac = 0;
-    if (i < n && s[i] == '.') {
-        size_t start = ++i;
-        for (; i < n && (unsigned char)(s[i] - '0') <= 9; i++) {
-            if ((m = m * 10 + (uint32_t)(s[i] - '0')) > MANT_MAX || ++frac > 10)
-                return 0;
-        }
-        if (i == start)
+    size_t digits = i - start, frac = 0;
+    if (s[i] == '.') {
+        start = ++i;
+        for (; (unsigned char)(s[i] - '0') <= 9; i++)
+            m = m * 10 + (uint64_t)(s[i] - '0');
+        if ((frac = i - start) == 0)
             return 0;
     }
-    if (i < n && (s[i] == 'e' || s[i] == 'E' || (unsigned char)(s[i] - '0') <= 9))
+    /* checked once: up to 19 digits m cannot wrap; the general scanner takes the rest */
+    if (digits + frac > 19 || m > MANT_MAX || frac > 10 || s[i] == 'e' || s[i] == 'E' ||
+        (unsigned char)(s[i] - '0') <= 9)
         return 0;
     float f = (float)m / pow10[frac];
-    *out = neg ? -f : f;
+    *out = s[0] == '-' ? -f : f;
     return i;
 }
 

@@ -239,37 +239,49 @@ static bool decode_flat(decoder_t *d)
     size_t count = 0;
     if (i >= len || s[i] != '[' || j->depth >= MG_JSON_MAX_DEPTH)
         return false;
+    /*
+     * A flat array of numbers holds no ']' before its own: every scan below stops at that
+     * byte at the latest (it is no digit, sign, point, white space or comma), so none
+     * tests the length. Anything else found before it sends the array to the general walk.
+     */
+    const char *close = memchr(s + i, ']', len - i);
+    if (close == NULL)
+        return false;
+    size_t end = (size_t)(close - s);
     i++;
-    while (i < len && is_ws(s[i]))
+    while (is_ws(s[i]))
         i++;
-    if (i < len && s[i] == ']') {
+    if (s[i] == ']') {
         i++;
     } else {
         for (;;) {
             void *slot = count < d->cap ? d->dst + count * d->esz : NULL;
             float f;
-            size_t k = d->dtype == MG_DT_FP32 ? mg_numfmt_f32_plain(s + i, len - i, &f) : 0;
+            size_t k = d->dtype == MG_DT_FP32 ? mg_numfmt_f32_plain(s + i, &f) : 0;
             if (k != 0) {
                 if (slot != NULL)
                     memcpy(slot, &f, sizeof(f));
             } else {
                 mg_numfmt_decimal_t num;
-                if ((k = mg_numfmt_scan(s + i, len - i, &num)) == 0 ||
+                if ((k = mg_numfmt_scan(s + i, end - i, &num)) == 0 ||
                     store_number(d->dtype, &num, slot))
                     return false;
             }
             i += k;
             count++;
-            while (i < len && is_ws(s[i]))
+            if (s[i] == ',') { /* "1,2": the common case, one test */
                 i++;
-            if (i >= len)
-                return false;
-            char c = s[i++];
-            if (c == ']')
-                break;
-            if (c != ',')
-                return false;
-            while (i < len && is_ws(s[i]))
+            } else {
+                while (is_ws(s[i]))
+                    i++;
+                char c = s[i++];
+                if (c == ']')
+                    break;
+                if (c != ',')
+                    return false;
+            }
+            /* JSON's white space is all below '!': one test when there is none */
+            while ((unsigned char)s[i] <= ' ' && is_ws(s[i]))
                 i++;
         }
     }

@@ -91,6 +91,19 @@ static void test_heads(void **state)
     expect("GET / HTTP/1.1\r\nX : a\r\n\r\n", MG_EPARSE, "malformed header");
     expect("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", MG_EPARSE, "folding");
     expect("GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", MG_EPARSE, "control character");
+    /* values are tested eight bytes at a time: a control byte at every place of a long one */
+    for (size_t at = 0; at < 40; at++) {
+        char text[128], value[41];
+        memset(value, 'v', 40);
+        value[40] = '\0';
+        value[at] = at % 2 ? '\x7f' : '\x1b';
+        snprintf(text, sizeof(text), "GET / HTTP/1.1\r\nX-Long: %s\r\n\r\n", value);
+        expect(text, MG_EPARSE, "control character");
+        value[at] = '\t'; /* HTAB is allowed anywhere in a value, as is obs-text */
+        value[(at + 7) % 40] = '\xe9';
+        snprintf(text, sizeof(text), "GET / HTTP/1.1\r\nX-Long: a%s\r\n\r\n", value);
+        expect(text, 1, NULL);
+    }
 }
 
 static void test_limits(void **state)

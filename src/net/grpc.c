@@ -1411,7 +1411,12 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     for (size_t i = 0; i < NMETHODS; i++) {
         char path[128];
         snprintf(path, sizeof(path), SERVICE "%s", methods[i].name);
-        /* The message is read after the call is taken (see on_new_call). */
+        /*
+         * The message is read after the call is taken (see on_new_call). Reading it with the
+         * call (GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER) saves a completion a call, 8 %
+         * more digits calls/s here, but gRPC then hands over a call only once its message is
+         * in, and a drain's shutdown would cancel the calls whose messages are still arriving.
+         */
         s->handles[i] =
             grpc_server_register_method(s->server, path, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     }

@@ -1001,7 +1001,8 @@ fi
     if want overload && [ -f "$OUT/overload.txt" ]; then
         sed -n 's/^  \(accepted\|refused 503\|memory\|floor\) *: /overload \1: /p' "$OUT/overload.txt"
     fi
-    if [ -f "$OUT/route_bench.txt" ]; then
+    # only this run's: bench/out keeps the files of earlier runs
+    if want micro && [ -f "$OUT/route_bench.txt" ]; then
         grep -E '^ *(rules|1|1000|18000) +\|' "$OUT/route_bench.txt" | sed 's/^/route table  : /'
     fi
 } | tee "$OUT/summary.txt"

@@ -8,7 +8,8 @@
  * batch (initial metadata, the message, the status, the close), whose completion frees the
  * call's state on the call's thread. ModelInfer calls routed to a batching version are held
  * while the thread's queue has events ready, and run as joined Runs (serve/batch.h) once it
- * has none, as an HTTP loop does at the end of a wake.
+ * has none, as an HTTP loop does at the end of a wake. A ModelStreamInfer call serves its
+ * messages one at a time the same way, each answer sent in a batch of its own.
  */
 #include "net/grpc.h"
 
@@ -50,7 +51,7 @@ typedef struct call_ctx call_ctx_t;
 typedef struct infer_state infer_state_t;
 
 /* What a completion-queue tag points at: its first member says which. */
-typedef enum { TAG_NEW_CALL = 1, TAG_MESSAGE, TAG_CALL_DONE } tag_kind_t;
+typedef enum { TAG_NEW_CALL = 1, TAG_MESSAGE, TAG_STREAM_SENT, TAG_CALL_DONE } tag_kind_t;
 
 /* A method's handler: it answers the call (finish) at once or, for control operations, later. */
 typedef int (*method_fn)(cq_thread_t *t, call_ctx_t *c);
@@ -74,7 +75,9 @@ typedef struct slot {
 
 /* One call from its arrival to the completion of its answer. */
 struct call_ctx {
-    tag_kind_t kind; /* TAG_MESSAGE while its message arrives, then TAG_CALL_DONE; first */
+    /* first: TAG_MESSAGE while a message arrives, TAG_STREAM_SENT while a stream's answer is
+       sent, TAG_CALL_DONE once the call's last batch is started */
+    tag_kind_t kind;
     cq_thread_t *t;
     const method_t *method;
     grpc_call *call;
@@ -90,7 +93,12 @@ struct call_ctx {
     int has_details;
     int cancelled;
     mg_control_op_t op;   /* repository load and unload */
-    infer_state_t *infer; /* ModelInfer's */
+    infer_state_t *infer; /* ModelInfer's; a stream's request being answered */
+    int sent_initial;     /* a stream's initial metadata went with its first answer */
+    /* ModelStreamInfer: the server's open streams (under streams_mu), and whether this one
+       waits for its client's next message (a drain then ends it) */
+    call_ctx_t *stream_prev, *stream_next;
+    int stream_listed, stream_waiting;
 };
 
 struct cq_thread {
@@ -139,6 +147,8 @@ struct mg_grpc_server {
     int64_t drain_ns;           /* when mg_grpc_drain was called (main thread) */
     int64_t arrivals_ns;        /* how long after it new calls are still taken (main thread) */
     atomic_int active;          /* calls taken and not yet freed */
+    pthread_mutex_t streams_mu; /* guards the list of open ModelStreamInfer calls */
+    call_ctx_t *streams;
     atomic_llong last_event_ns; /* CLOCK_MONOTONIC of the last completion-queue event */
     cq_thread_t *threads;
 };
@@ -170,8 +180,11 @@ static grpc_status_code grpc_status_of(int http_status)
 /* Releases everything a call holds. Thread: the call's (its batch completed there), or any. */
 static void infer_state_put(cq_thread_t *t, infer_state_t *st);
 
+static void stream_unlink(call_ctx_t *c);
+
 static void call_free(call_ctx_t *c)
 {
+    stream_unlink(c);
     atomic_fetch_sub_explicit(&c->t->server->active, 1, memory_order_relaxed);
     if (c->infer != NULL)
         infer_state_put(c->t, c->infer);
@@ -203,10 +216,13 @@ static int finish(call_ctx_t *c, grpc_status_code status, const char *msg,
     size_t n = 0;
     memset(ops, 0, sizeof(ops));
     c->response = response;
-    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[n].data.send_initial_metadata.count = c->ninitial;
-    ops[n].data.send_initial_metadata.metadata = c->ninitial ? c->initial : NULL;
-    n++;
+    c->kind = TAG_CALL_DONE;
+    if (!c->sent_initial) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].data.send_initial_metadata.count = c->ninitial;
+        ops[n].data.send_initial_metadata.metadata = c->ninitial ? c->initial : NULL;
+        n++;
+    }
     if (response != NULL) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = response;
@@ -815,6 +831,91 @@ static void end_infer(infer_state_t *st)
     mg_shm_release(st->req.shm_hold);
 }
 
+static int m_model_stream_infer(cq_thread_t *t, call_ctx_t *c);
+
+static bool is_stream(const call_ctx_t *c)
+{
+    return c->method != NULL && c->method->fn == m_model_stream_infer;
+}
+
+/* The request's own messages are no longer viewed: a stream's next one may replace them. */
+static void drop_payload(call_ctx_t *c)
+{
+    if (c->reader_open)
+        grpc_byte_buffer_reader_destroy(&c->reader);
+    c->reader_open = 0;
+    if (c->payload != NULL)
+        grpc_byte_buffer_destroy(c->payload);
+    c->payload = NULL;
+}
+
+/*
+ * Sends one answer on a stream: the response `m`, or the request's failure `msg` in
+ * error_message (with the request's id and model when they were read, so a client can tell
+ * which request failed); the stream goes on once it is sent (stream_sent). Thread: the call's,
+ * or the pool thread that ran the request: the call has no other batch meanwhile.
+ */
+static int stream_answer(call_ctx_t *c, infer_state_t *st, bool ran, const char *msg,
+                         Inference__ModelInferResponse *m)
+{
+    Inference__ModelStreamInferResponse r = INFERENCE__MODEL_STREAM_INFER_RESPONSE__INIT;
+    Inference__ModelInferResponse e = INFERENCE__MODEL_INFER_RESPONSE__INIT;
+    char *id = NULL, *model = NULL;
+    if (m != NULL) {
+        r.infer_response = m;
+    } else {
+        r.error_message = (char *)msg;
+        if (st != NULL && (st->call.model.len > 0 || st->req.id.len > 0)) {
+            model = mg_arena_strndup(&st->arena, st->call.model.ptr, st->call.model.len);
+            id = mg_arena_strndup(&st->arena, st->req.id.ptr, st->req.id.len);
+            if (model != NULL && id != NULL) {
+                e.model_name = model;
+                e.id = id;
+                r.infer_response = &e;
+            }
+        }
+    }
+    grpc_byte_buffer *bb = pack(&r.base); /* the outputs are referenced until packed */
+    if (st != NULL) {
+        if (ran)
+            end_infer(st);
+        c->infer = NULL;
+        infer_state_put(c->t, st);
+    }
+    drop_payload(c);
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    if (!c->sent_initial) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->sent_initial = 1;
+    }
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = bb;
+    n++;
+    c->response = bb;
+    c->kind = TAG_STREAM_SENT;
+    grpc_call_error err = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    if (err != GRPC_CALL_OK) {
+        mg_log(MG_LOG_ERROR, "grpc", "cannot answer on a stream (grpc_call_error %d)", (int)err);
+        grpc_call_cancel(c->call, NULL);
+        call_free(c);
+    }
+    return 0;
+}
+
+/*
+ * Refuses an inference request before its Run: a unary call ends with the status and the
+ * message, a stream answers the request with the message and goes on.
+ */
+static int infer_refuse(call_ctx_t *c, infer_state_t *st, int code, const char *msg)
+{
+    if (!is_stream(c))
+        return finish_error(c, code, msg);
+    log_failure(c, mg_status_http(code), msg);
+    return stream_answer(c, st, false, msg, NULL);
+}
+
 static void answer_infer(infer_state_t *st)
 {
     call_ctx_t *c = st->c;
@@ -827,6 +928,10 @@ static void answer_infer(infer_state_t *st)
     if (res->rc != 0) {
         int http = mg_status_http(res->rc);
         log_failure(c, http, res->err.msg); /* with the call's log context */
+        if (is_stream(c)) {
+            stream_answer(c, st, true, res->err.msg, NULL);
+            return;
+        }
         end_infer(st);
         finish(c, grpc_status_of(http), res->err.msg, NULL); /* copies the message */
         return;
@@ -835,8 +940,19 @@ static void answer_infer(infer_state_t *st)
     Inference__ModelInferResponse *m;
     int rc = mg_kserve_pb_encode_response(&res->resp, !st->req.binary_output, &st->arena, &m, &err);
     if (rc != 0) {
+        if (is_stream(c)) {
+            log_failure(c, mg_status_http(rc), err.msg);
+            stream_answer(c, st, true, err.msg, NULL);
+            return;
+        }
         end_infer(st);
         finish_error(c, rc, err.msg);
+        return;
+    }
+    if (is_stream(c)) {
+        /* A stream's metadata is sent once, before its first answer: each answer's
+           model_version names the version that served it. */
+        stream_answer(c, st, true, NULL, m);
         return;
     }
     mg_serve_header_t hdrs[MG_SERVE_HEADERS_MAX];
@@ -865,35 +981,41 @@ static void answer_held(void *ctx, mg_serve_result_t *res)
     answer_infer(ctx);
 }
 
-static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
+/* Decodes the call's message (a unary call's, or a stream's latest) and serves it. */
+static int serve_infer(cq_thread_t *t, call_ctx_t *c)
 {
     infer_state_t *st = infer_state_get(t, c);
     if (st == NULL)
-        return finish_error(c, MG_ENOMEM, "out of memory");
+        return infer_refuse(c, NULL, MG_ENOMEM, "out of memory");
+    memset(&st->req, 0, sizeof(st->req));
+    memset(&st->call, 0, sizeof(st->call));
+    st->req.arena = &st->arena;
     mg_err_t err;
     mg_str_t *seg;
     size_t nseg;
     int rc = payload_segments(&st->arena, c, &seg, &nseg);
     if (rc != 0)
-        return finish_error(
-            c, rc, rc == MG_ENOMEM ? "out of memory" : "ModelInfer: the call carried no request");
-    memset(&st->req, 0, sizeof(st->req));
-    st->req.arena = &st->arena;
+        return infer_refuse(c, st, rc,
+                            rc == MG_ENOMEM ? "out of memory"
+                                            : "ModelInfer: the call carried no request");
     mg_kserve_pb_target_t target;
     rc = mg_kserve_pb_decode_request(seg, nseg, &st->req, &target, &st->scratch, &err);
+    /* the model and id the message names (once it parsed), for a stream's refusal */
+    st->call.model = target.model;
     if (rc != 0)
-        return finish_error(c, rc, err.msg);
+        return infer_refuse(c, st, rc, err.msg);
     if (target.model.len == 0)
-        return finish_error(c, MG_EINVAL, "model_name is required");
+        return infer_refuse(c, st, MG_EINVAL, "model_name is required");
     if ((rc = mg_shm_hold(t->server->shm, &st->req, &err)) != 0)
-        return finish_error(c, rc, err.msg);
+        return infer_refuse(c, st, rc, err.msg);
     st->call = (mg_serve_call_t){
         .model = target.model,
         .url_version = target.version,
         .meta = {find_metadata, c},
         .req = &st->req,
         .deadline_ns = c->deadline_ns,
-        .operation = MG_STR_LIT("/inference.GRPCInferenceService/ModelInfer"),
+        .operation = is_stream(c) ? MG_STR_LIT("/inference.GRPCInferenceService/ModelStreamInfer")
+                                  : MG_STR_LIT("/inference.GRPCInferenceService/ModelInfer"),
     };
     mg_serve_t *s = t->server->serve;
     mg_serve_result_t *res = &st->res;
@@ -917,6 +1039,101 @@ static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
     }
     answer_infer(st);
     return 0;
+}
+
+static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
+{
+    return serve_infer(t, c);
+}
+
+/* ---- ModelStreamInfer ---------------------------------------------------------------------- */
+
+/*
+ * A stream's requests are served one after another, each as a ModelInfer call would be (the
+ * stream's metadata routes every one), and answered in order: the next message is read once
+ * the answer to the last one is sent. A failed request is answered with its error_message and
+ * the stream goes on; the stream ends when the client closes its side, or, when the server
+ * drains, after the request in hand (a stream waiting for its next message is ended at once).
+ */
+static void stream_link(call_ctx_t *c)
+{
+    mg_grpc_server_t *s = c->t->server;
+    pthread_mutex_lock(&s->streams_mu);
+    c->stream_next = s->streams;
+    c->stream_prev = NULL;
+    if (s->streams != NULL)
+        s->streams->stream_prev = c;
+    s->streams = c;
+    c->stream_listed = 1;
+    c->stream_waiting = 1;
+    pthread_mutex_unlock(&s->streams_mu);
+}
+
+static void stream_unlink(call_ctx_t *c)
+{
+    if (!c->stream_listed)
+        return;
+    mg_grpc_server_t *s = c->t->server;
+    pthread_mutex_lock(&s->streams_mu);
+    if (c->stream_prev != NULL)
+        c->stream_prev->stream_next = c->stream_next;
+    else
+        s->streams = c->stream_next;
+    if (c->stream_next != NULL)
+        c->stream_next->stream_prev = c->stream_prev;
+    c->stream_listed = 0;
+    pthread_mutex_unlock(&s->streams_mu);
+}
+
+/* A message of the stream arrived, or its client closed its side (no message). */
+static int m_model_stream_infer(cq_thread_t *t, call_ctx_t *c)
+{
+    mg_grpc_server_t *s = t->server;
+    pthread_mutex_lock(&s->streams_mu);
+    c->stream_waiting = 0;
+    pthread_mutex_unlock(&s->streams_mu);
+    if (c->payload == NULL)
+        return finish(c, GRPC_STATUS_OK, NULL, NULL);
+    return serve_infer(t, c);
+}
+
+/* The stream's last answer was sent (or could not be): read its next message, or end it. */
+static void stream_sent(call_ctx_t *c, bool ok)
+{
+    grpc_byte_buffer_destroy(c->response);
+    c->response = NULL;
+    if (!ok) { /* the client is gone */
+        finish(c, GRPC_STATUS_CANCELLED, NULL, NULL);
+        return;
+    }
+    mg_grpc_server_t *s = c->t->server;
+    pthread_mutex_lock(&s->streams_mu);
+    bool stopping = atomic_load(&s->stopping);
+    c->stream_waiting = !stopping;
+    pthread_mutex_unlock(&s->streams_mu);
+    if (stopping) {
+        finish(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down", NULL);
+        return;
+    }
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->payload;
+    c->kind = TAG_MESSAGE;
+    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
+        finish_error(c, MG_EIO, "cannot read the stream's next request");
+}
+
+/* Draining: the streams waiting for their clients' next message end now (UNAVAILABLE). */
+static void end_waiting_streams(mg_grpc_server_t *s)
+{
+    pthread_mutex_lock(&s->streams_mu);
+    for (call_ctx_t *c = s->streams; c != NULL; c = c->stream_next) {
+        if (c->stream_waiting)
+            grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE,
+                                         "the server is shutting down", NULL);
+    }
+    pthread_mutex_unlock(&s->streams_mu);
 }
 
 /* ---- the repository extension ------------------------------------------------------------- */
@@ -1127,8 +1344,8 @@ static int m_shm_unregister(cq_thread_t *t, call_ctx_t *c)
 
 /* ---- the method table --------------------------------------------------------------------- */
 
-/* Every method the server registers. Others (ModelStreamInfer, CUDA shared memory, trace) are
- * answered UNIMPLEMENTED through the unknown-method request. */
+/* Every method the server registers. Others (CUDA shared memory, trace, logging) are answered
+ * UNIMPLEMENTED through the unknown-method request. */
 static const method_t methods[] = {
     {"ServerLive", m_server_live, NULL},
     {"ServerReady", m_server_ready, NULL},
@@ -1136,6 +1353,7 @@ static const method_t methods[] = {
     {"ServerMetadata", m_server_metadata, NULL},
     {"ModelMetadata", m_model_metadata, NULL},
     {"ModelInfer", m_model_infer, NULL},
+    {"ModelStreamInfer", m_model_stream_infer, NULL},
     {"RepositoryIndex", m_repository_index, NULL},
     {"RepositoryModelLoad", m_repository_load, NULL},
     {"RepositoryModelUnload", m_repository_unload, NULL},
@@ -1225,6 +1443,8 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
     }
     c->method = &methods[s->method];
     c->deadline_ns = deadline_of(s->deadline);
+    if (is_stream(c))
+        stream_link(c); /* waiting for its first message */
     /* Ask for the next call now: a call taken is the server's to answer, even at shutdown. */
     request_slot(s, false);
     grpc_op op;
@@ -1282,6 +1502,8 @@ static void *cq_main(void *arg)
         tag_kind_t kind = *(tag_kind_t *)ev.tag;
         if (kind == TAG_CALL_DONE)
             call_free(ev.tag);
+        else if (kind == TAG_STREAM_SENT)
+            stream_sent(ev.tag, ev.success);
         else if (kind == TAG_MESSAGE)
             on_message(t, ev.tag);
         else if (ev.success)
@@ -1357,6 +1579,7 @@ static void destroy(mg_grpc_server_t *s)
     grpc_completion_queue_shutdown(s->shutdown_cq);
     grpc_completion_queue_destroy(s->shutdown_cq);
     free_threads(s);
+    pthread_mutex_destroy(&s->streams_mu);
     free(s);
     grpc_shutdown();
 }
@@ -1376,8 +1599,10 @@ int mg_grpc_start(mg_grpc_server_t **out, const mg_grpc_opts_t *opts, mg_err_t *
     mg_grpc_server_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return mg_err_set(err, MG_ENOMEM, "out of memory");
+    pthread_mutex_init(&s->streams_mu, NULL);
     s->threads = calloc((size_t)nthreads, sizeof(*s->threads));
     if (s->threads == NULL) {
+        pthread_mutex_destroy(&s->streams_mu);
         free(s);
         return mg_err_set(err, MG_ENOMEM, "out of memory");
     }
@@ -1519,6 +1744,7 @@ void mg_grpc_drain(mg_grpc_server_t *s, int drain_ms)
             request_slot(sl, true);
         }
     }
+    end_waiting_streams(s);
     s->drain_ns = mono_ns();
     mg_log(MG_LOG_INFO, "grpc", "draining calls_in_flight=%d",
            atomic_load_explicit(&s->active, memory_order_relaxed));

@@ -1,6 +1,7 @@
 """The model lifecycle over real gRPC (Debian's python3-grpcio): versions renamed into a polled
 repository go live under a steady stream of ModelInfer calls with no failed call, and SIGTERM
-answers every call already in flight on a slow model before the process exits 0."""
+answers every call already in flight on a slow model, and one whose message is still arriving,
+before the process exits 0."""
 import os
 import shutil
 import signal
@@ -117,6 +118,34 @@ class ShutdownOverGrpcTest(unittest.TestCase):
         print("\n  SIGTERM with 16 gRPC calls in flight (one Run %.0f ms): %s, exit %s"
               % (one * 1000, {o: outcomes.count(o) for o in set(outcomes)}, code))
         self.assertEqual(outcomes.count("ok"), 16, "".join(d.log[-40:]))
+        self.assertEqual(code, 0, "".join(d.log[-20:]))
+
+    def test_sigterm_answers_a_call_whose_message_is_still_arriving(self):
+        # A 48 MiB message takes tens of ms to arrive: SIGTERM lands after its metadata and
+        # before its end, and the call is still answered (its id echoed whole).
+        root, repo = mgtest.make_repo(with_test_models=False)
+        d = Daemon(repo, args=["--grpc-listen", "127.0.0.1:0"])
+        big = pb.ModelInferRequest()
+        big.CopyFrom(DIGITS_REQUEST)
+        big.id = "x" * (48 << 20)
+        try:
+            with mggrpc.channel(d.grpc_port) as ch:
+                stub = pbg.GRPCInferenceServiceStub(ch)
+                stub.ModelInfer(DIGITS_REQUEST, timeout=30)  # connected
+                f = stub.ModelInfer.future(big, timeout=60)
+                time.sleep(0.005)
+                d.proc.send_signal(signal.SIGTERM)
+                try:
+                    outcome = "ok" if len(f.result().id) == len(big.id) else "bad id"
+                except grpc.RpcError as e:
+                    outcome = "%s: %s" % (e.code(), e.details())
+            code = d.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            d.stop()
+            shutil.rmtree(root, ignore_errors=True)
+        self.assertEqual(outcome, "ok", "".join(d.log[-20:]))
         self.assertEqual(code, 0, "".join(d.log[-20:]))
 
 

@@ -2,7 +2,8 @@
 .proto), as tritonclient.grpc's start_stream / async_stream_infer use it: every request of a
 stream is answered in order with what ModelInfer answers it, routed by the stream's metadata; a
 failed request is answered with its error_message (and its id) and the stream goes on; the
-stream ends when the client closes its side; SIGTERM ends an idle stream at once."""
+stream ends when the client closes its side, or RESOURCE_EXHAUSTED at a message over the limit;
+SIGTERM ends an idle stream at once."""
 import queue
 import shutil
 import signal
@@ -38,6 +39,7 @@ def shifted(k):
 
 class GrpcStreamTest(mggrpc.DaemonTestCase, unittest.TestCase):
     EXTRA = staticmethod(test_routing.with_traffic)
+    ARGS = ["--grpc-max-message-bytes", "65536"]
 
     def setUp(self):
         self.assertEqual(self.d.json("PUT", "/v2/admin/models/digits/traffic", test_routing.POLICY)[0], 200)
@@ -113,6 +115,26 @@ class GrpcStreamTest(mggrpc.DaemonTestCase, unittest.TestCase):
         self.assertNotEqual(got[0].error_message, "")
         self.assertEqual(got[1].error_message, "")
         self.assertEqual(got[1].infer_response.id, "after")
+
+    def test_oversized_message_ends_the_stream(self):
+        # gRPC refuses a message over --grpc-max-message-bytes for the whole call: the requests
+        # before it are answered, then the stream ends RESOURCE_EXHAUSTED; the server goes on.
+        big = digits(version="2", request_id="x" * 70000)
+        answered = queue.Queue()
+
+        def requests():
+            yield digits(version="2", request_id="ok")
+            answered.get(timeout=30)  # the big one only once the first is answered
+            yield big
+
+        seen = []
+        with self.assertRaises(grpc.RpcError) as cm:
+            for g in self.stub.ModelStreamInfer(requests(), timeout=60):
+                seen.append(g.infer_response.id)
+                answered.put(None)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, cm.exception.details())
+        self.assertEqual(seen, ["ok"])
+        self.assertEqual(self.stream([digits(version="2", request_id="after")])[0].infer_response.id, "after")
 
     def test_empty_stream_ends_ok(self):
         self.assertEqual(self.stream([]), [])

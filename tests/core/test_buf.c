@@ -41,6 +41,58 @@ static void test_buf_json_string_escapes(void **state)
     mg_buf_free(&b);
 }
 
+/* RFC 8259's escapes written out plainly, to hold mg_buf_json_string against. */
+static size_t escape_ref(const char *s, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            *o++ = '\\';
+            *o++ = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20) {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    return (size_t)(o - out);
+}
+
+static void test_buf_json_string_every_place(void **state)
+{
+    (void)state;
+    /* each byte that needs an escape, and UTF-8 and DEL that do not, at every place of strings
+       of 1 to 40 bytes, with a second one elsewhere */
+    static const unsigned char odd[] = {'"',  '\\', '\n', '\t', 0x01, 0x1f,
+                                        0x00, 0x7f, 0x80, 0xff, 0x20};
+    char in[41], want[300];
+    for (size_t n = 1; n <= 40; n++) {
+        for (size_t at = 0; at < n; at++) {
+            for (size_t k = 0; k < sizeof(odd); k++) {
+                memset(in, 'a' + (int)(n % 26), n);
+                in[at] = (char)odd[k];
+                in[(at * 7 + 3) % n] = (char)odd[(k + 1) % sizeof(odd)];
+                mg_buf_t b = {0};
+                assert_int_equal(mg_buf_json_string(&b, in, n), 0);
+                size_t wn = escape_ref(in, n, want);
+                assert_int_equal(b.len, wn);
+                assert_memory_equal(b.data, want, wn);
+                mg_buf_free(&b);
+            }
+        }
+    }
+}
+
 static void test_arena_alignment_reuse_and_big_blocks(void **state)
 {
     (void)state;
@@ -94,6 +146,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append_and_printf),
         cmocka_unit_test(test_buf_json_string_escapes),
+        cmocka_unit_test(test_buf_json_string_every_place),
         cmocka_unit_test(test_arena_alignment_reuse_and_big_blocks),
         cmocka_unit_test(test_mul_size_overflow),
         cmocka_unit_test(test_err),

@@ -426,6 +426,55 @@ static void test_strings(void **state)
     mg_arena_free(&arena);
 }
 
+/* A string's end, an escape, a control byte or a UTF-8 character at every place of it. */
+static void test_strings_every_place(void **state)
+{
+    (void)state;
+    char text[64];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t at = 0; at <= n; at++) {
+            for (int kind = 0; kind < 4; kind++) {
+                /* "aaa...": kind 0 ends the string at `at`, 1 puts \n there, 2 a control byte,
+                   3 a two-byte UTF-8 character (never special) */
+                text[0] = '"';
+                memset(text + 1, 'a', n);
+                size_t len = 1 + n, end = n;
+                if (at < n && kind == 1) {
+                    memmove(text + 2 + at, text + 1 + at, n - at);
+                    text[1 + at] = '\\';
+                    text[2 + at] = 'n';
+                    len++;
+                    end++;
+                } else if (at < n && kind == 2) {
+                    text[1 + at] = 0x1f;
+                } else if (at + 1 < n && kind == 3) {
+                    text[1 + at] = (char)0xc3; /* é */
+                    text[2 + at] = (char)0xa9;
+                } else if (at < n && kind == 0) {
+                    text[1 + at] = '"';
+                    end = at;
+                }
+                text[len++] = '"';
+                char *p = exact(text, len);
+                mg_json_t j;
+                mg_str_t raw;
+                mg_json_init(&j, p, len);
+                int rc = mg_json_read_string(&j, &raw);
+                if (kind == 2 && at < n) {
+                    assert_int_equal(rc, MG_EPARSE);
+                    assert_string_equal(j.err_what, "control character in string");
+                    assert_int_equal(j.err_pos, 1 + at);
+                } else {
+                    assert_int_equal(rc, 0);
+                    assert_int_equal(raw.len, end);
+                    assert_int_equal(j.pos, end + 2);
+                }
+                free(p);
+            }
+        }
+    }
+}
+
 static void test_str_eq(void **state)
 {
     (void)state;
@@ -1241,17 +1290,29 @@ static void test_f32_plain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_peek_kinds),       cmocka_unit_test(test_walk_object),
-        cmocka_unit_test(test_empty_and_nested), cmocka_unit_test(test_syntax_errors),
-        cmocka_unit_test(test_first_error_wins), cmocka_unit_test(test_depth_limit),
-        cmocka_unit_test(test_every_prefix),     cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_str_eq),           cmocka_unit_test(test_scan_grammar),
-        cmocka_unit_test(test_scan_decompose),   cmocka_unit_test(test_to_int),
-        cmocka_unit_test(test_to_f64),           cmocka_unit_test(test_to_f32),
-        cmocka_unit_test(test_f16_conversions),  cmocka_unit_test(test_write_ints),
-        cmocka_unit_test(test_write_f32_known),  cmocka_unit_test(test_write_f32_roundtrip),
-        cmocka_unit_test(test_write_f64),        cmocka_unit_test(test_formatted_is_json),
-        cmocka_unit_test(test_put_helpers),      cmocka_unit_test(test_f32_plain),
+        cmocka_unit_test(test_peek_kinds),
+        cmocka_unit_test(test_walk_object),
+        cmocka_unit_test(test_empty_and_nested),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_first_error_wins),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_every_prefix),
+        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_strings_every_place),
+        cmocka_unit_test(test_str_eq),
+        cmocka_unit_test(test_scan_grammar),
+        cmocka_unit_test(test_scan_decompose),
+        cmocka_unit_test(test_to_int),
+        cmocka_unit_test(test_to_f64),
+        cmocka_unit_test(test_to_f32),
+        cmocka_unit_test(test_f16_conversions),
+        cmocka_unit_test(test_write_ints),
+        cmocka_unit_test(test_write_f32_known),
+        cmocka_unit_test(test_write_f32_roundtrip),
+        cmocka_unit_test(test_write_f64),
+        cmocka_unit_test(test_formatted_is_json),
+        cmocka_unit_test(test_put_helpers),
+        cmocka_unit_test(test_f32_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -905,15 +905,19 @@ static int stream_answer(call_ctx_t *c, infer_state_t *st, bool ran, const char 
 }
 
 /*
- * Refuses an inference request before its Run: a unary call ends with the status and the
- * message, a stream answers the request with the message and goes on.
+ * Refuses an inference request: a unary call ends with the status and the message, a stream
+ * answers the request with the message and goes on. `ran`: the core began the request, so
+ * its end (end_infer) is owed before the answer starts.
  */
-static int infer_refuse(call_ctx_t *c, infer_state_t *st, int code, const char *msg)
+static int infer_refuse(call_ctx_t *c, infer_state_t *st, bool ran, int code, const char *msg)
 {
-    if (!is_stream(c))
-        return finish_error(c, code, msg);
-    log_failure(c, mg_status_http(code), msg);
-    return stream_answer(c, st, false, msg, NULL);
+    int http = mg_status_http(code);
+    log_failure(c, http, msg); /* with the call's log context */
+    if (is_stream(c))
+        return stream_answer(c, st, ran, msg, NULL);
+    if (ran)
+        end_infer(st);
+    return finish(c, grpc_status_of(http), msg, NULL); /* copies the message */
 }
 
 static void answer_infer(infer_state_t *st)
@@ -926,27 +930,14 @@ static void answer_infer(infer_state_t *st)
     /* The call is done with in the core before its answer is started: once started, its
      * completion may free the state on the call's thread. */
     if (res->rc != 0) {
-        int http = mg_status_http(res->rc);
-        log_failure(c, http, res->err.msg); /* with the call's log context */
-        if (is_stream(c)) {
-            stream_answer(c, st, true, res->err.msg, NULL);
-            return;
-        }
-        end_infer(st);
-        finish(c, grpc_status_of(http), res->err.msg, NULL); /* copies the message */
+        infer_refuse(c, st, true, res->rc, res->err.msg);
         return;
     }
     mg_err_t err;
     Inference__ModelInferResponse *m;
     int rc = mg_kserve_pb_encode_response(&res->resp, !st->req.binary_output, &st->arena, &m, &err);
     if (rc != 0) {
-        if (is_stream(c)) {
-            log_failure(c, mg_status_http(rc), err.msg);
-            stream_answer(c, st, true, err.msg, NULL);
-            return;
-        }
-        end_infer(st);
-        finish_error(c, rc, err.msg);
+        infer_refuse(c, st, true, rc, err.msg);
         return;
     }
     if (is_stream(c)) {
@@ -982,11 +973,11 @@ static void answer_held(void *ctx, mg_serve_result_t *res)
 }
 
 /* Decodes the call's message (a unary call's, or a stream's latest) and serves it. */
-static int serve_infer(cq_thread_t *t, call_ctx_t *c)
+static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
 {
     infer_state_t *st = infer_state_get(t, c);
     if (st == NULL)
-        return infer_refuse(c, NULL, MG_ENOMEM, "out of memory");
+        return infer_refuse(c, NULL, false, MG_ENOMEM, "out of memory");
     memset(&st->req, 0, sizeof(st->req));
     memset(&st->call, 0, sizeof(st->call));
     st->req.arena = &st->arena;
@@ -995,7 +986,7 @@ static int serve_infer(cq_thread_t *t, call_ctx_t *c)
     size_t nseg;
     int rc = payload_segments(&st->arena, c, &seg, &nseg);
     if (rc != 0)
-        return infer_refuse(c, st, rc,
+        return infer_refuse(c, st, false, rc,
                             rc == MG_ENOMEM ? "out of memory"
                                             : "ModelInfer: the call carried no request");
     mg_kserve_pb_target_t target;
@@ -1003,11 +994,11 @@ static int serve_infer(cq_thread_t *t, call_ctx_t *c)
     /* the model and id the message names (once it parsed), for a stream's refusal */
     st->call.model = target.model;
     if (rc != 0)
-        return infer_refuse(c, st, rc, err.msg);
+        return infer_refuse(c, st, false, rc, err.msg);
     if (target.model.len == 0)
-        return infer_refuse(c, st, MG_EINVAL, "model_name is required");
+        return infer_refuse(c, st, false, MG_EINVAL, "model_name is required");
     if ((rc = mg_shm_hold(t->server->shm, &st->req, &err)) != 0)
-        return infer_refuse(c, st, rc, err.msg);
+        return infer_refuse(c, st, false, rc, err.msg);
     st->call = (mg_serve_call_t){
         .model = target.model,
         .url_version = target.version,
@@ -1039,11 +1030,6 @@ static int serve_infer(cq_thread_t *t, call_ctx_t *c)
     }
     answer_infer(st);
     return 0;
-}
-
-static int m_model_infer(cq_thread_t *t, call_ctx_t *c)
-{
-    return serve_infer(t, c);
 }
 
 /* ---- ModelStreamInfer ---------------------------------------------------------------------- */
@@ -1094,7 +1080,7 @@ static int m_model_stream_infer(cq_thread_t *t, call_ctx_t *c)
     pthread_mutex_unlock(&s->streams_mu);
     if (c->payload == NULL)
         return finish(c, GRPC_STATUS_OK, NULL, NULL);
-    return serve_infer(t, c);
+    return m_model_infer(t, c);
 }
 
 /* The stream's last answer was sent (or could not be): read its next message, or end it. */
@@ -1428,7 +1414,6 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
     grpc_metadata_array_init(&s->md);
     s->call = NULL;
     if (s->method < 0) {
-        c->kind = TAG_CALL_DONE;
         c->deadline_ns = deadline_of(s->details.deadline);
         grpc_slice m = s->details.method;
         size_t len = GRPC_SLICE_LENGTH(m);
@@ -1452,16 +1437,13 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->payload;
     c->kind = TAG_MESSAGE;
-    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK) {
-        c->kind = TAG_CALL_DONE;
+    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
         finish_error(c, MG_EIO, "cannot read the request message");
-    }
 }
 
 /* The call's message arrived (or the call ended first: no message): answer it. */
 static void on_message(cq_thread_t *t, call_ctx_t *c)
 {
-    c->kind = TAG_CALL_DONE;
     mg_arena_reset(&t->arena);
     if (c->method->fn != NULL)
         c->method->fn(t, c);

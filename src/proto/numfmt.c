@@ -464,8 +464,8 @@ typedef struct f32_target {
     double hi; /* half-way to the float above */
 } f32_target_t;
 
-/* Whether mm * 10^qq reads back as t->want, decided exactly (double path or strtof). */
-static bool f32_reads_back(const f32_target_t *t, uint64_t mm, int qq)
+/* Whether mm * 10^qq reads back as `want`, decided exactly (double path or strtof). */
+static bool f32_reads_back(float want, uint64_t mm, int qq)
 {
     float back;
     if (!fast_f32(mm, qq, true, &back)) {
@@ -476,7 +476,7 @@ static bool f32_reads_back(const f32_target_t *t, uint64_t mm, int qq)
         buf[len] = '\0';
         back = strtof(buf, NULL);
     }
-    return back == t->want;
+    return back == want;
 }
 
 /*
@@ -499,7 +499,7 @@ static bool f32_candidate(const f32_target_t *t, int e10, int n, uint64_t *m, in
     bool outside = (fm - lo < -eps) | (hi - fm < -eps);
     bool ok = inside;
     if (!(inside | outside))
-        ok = f32_reads_back(t, mm, qq);
+        ok = f32_reads_back(t->want, mm, qq);
     if (mm >= p10u[n]) { /* rounded up to the next power of ten */
         mm /= 10;
         qq++;
@@ -673,11 +673,8 @@ static bool f32_shortest_symmetric(float want, double a9, double half, int k, ui
         double dist = x < mid ? fabs(x) : (double)p - x;
         if (dist > half + eps)
             break;
-        if (dist >= half - eps) {
-            f32_target_t t = {.want = want};
-            if (!f32_reads_back(&t, cand, -k))
-                break;
-        }
+        if (dist >= half - eps && !f32_reads_back(want, cand, -k))
+            break;
         best = cand;
         dropped = j;
     }

@@ -1,6 +1,7 @@
 """Helpers for integration tests: a real modelgate daemon on an ephemeral loopback port."""
 import http.client
 import json
+import mmap
 import os
 import re
 import shutil
@@ -187,6 +188,21 @@ class RawConn:
 
     def close(self):
         self.sock.close()
+
+
+def open_shm(tag, size=4096):
+    """A /dev/shm region of `size` bytes for the shared-memory tests: (key, fd, mmap of it);
+    close_shm ends it."""
+    key = "/mg-it-%s%d" % (tag, os.getpid())
+    fd = os.open("/dev/shm" + key, os.O_CREAT | os.O_RDWR, 0o600)
+    os.ftruncate(fd, size)
+    return key, fd, mmap.mmap(fd, size)
+
+
+def close_shm(key, fd, mem):
+    mem.close()
+    os.close(fd)
+    os.unlink("/dev/shm" + key)
 
 
 def stop_and_clean(d, root):

@@ -3,7 +3,6 @@ generated from the project's .proto): Triton's SystemSharedMemoryStatus / Regist
 Unregister calls, and ModelInfer with inputs read from and outputs written to a region of
 /dev/shm through the shared_memory_* parameters, as tritonclient.grpc sends them. The regions
 are the same ones HTTP serves; the answers equal the ones the message itself carries."""
-import mmap
 import os
 import struct
 import unittest
@@ -11,6 +10,7 @@ import unittest
 import grpc
 
 import mggrpc
+import mgtest
 from test_kserve import SAMPLE_PIXELS
 
 pb, pbg = mggrpc.stubs()
@@ -26,16 +26,11 @@ class GrpcSharedMemoryTest(mggrpc.DaemonTestCase, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.key = "/mg-it-grpc-%d" % os.getpid()
-        cls.fd = os.open("/dev/shm" + cls.key, os.O_CREAT | os.O_RDWR, 0o600)
-        os.ftruncate(cls.fd, 4096)
-        cls.mem = mmap.mmap(cls.fd, 4096)
+        cls.key, cls.fd, cls.mem = mgtest.open_shm("grpc-")
 
     @classmethod
     def tearDownClass(cls):
-        cls.mem.close()
-        os.close(cls.fd)
-        os.unlink("/dev/shm" + cls.key)
+        mgtest.close_shm(cls.key, cls.fd, cls.mem)
         super().tearDownClass()
 
     def tearDown(self):

@@ -6,7 +6,6 @@ import base64
 import gzip
 import http.client
 import json
-import mmap
 import os
 import re
 import shutil
@@ -448,16 +447,11 @@ class SharedMemoryTest(unittest.TestCase):
             with open(path, "w") as f:
                 json.dump(dict(cfg, execution="pool"), f)
         cls.d = Daemon(cls.repo, args=cls.ARGS)
-        cls.key = "/mg-it-%d" % os.getpid()
-        cls.fd = os.open("/dev/shm" + cls.key, os.O_CREAT | os.O_RDWR, 0o600)
-        os.ftruncate(cls.fd, 4096)
-        cls.mem = mmap.mmap(cls.fd, 4096)
+        cls.key, cls.fd, cls.mem = mgtest.open_shm("")
 
     @classmethod
     def tearDownClass(cls):
-        cls.mem.close()
-        os.close(cls.fd)
-        os.unlink("/dev/shm" + cls.key)
+        mgtest.close_shm(cls.key, cls.fd, cls.mem)
         mgtest.stop_and_clean(cls.d, cls.root)
 
     def tearDown(self):

@@ -2,6 +2,8 @@
 import atexit
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 
@@ -68,3 +70,25 @@ class DaemonTestCase:
     def tearDownClass(cls):
         cls.channel.close()
         mgtest.stop_and_clean(cls.d, cls.root)
+
+
+def under_sigterm(body, args=(), extra=None, wait_s=60):
+    """Runs body(stub, term) against a daemon of its own serving gRPC (mgtest.make_repo without
+    the test models, `extra` applied), term() sending it SIGTERM. Returns (what body returned,
+    the exit code or None when the daemon did not exit within wait_s, the daemon's log)."""
+    from mgtest import Daemon
+
+    root, repo = mgtest.make_repo(with_test_models=False, extra=extra)
+    d = Daemon(repo, args=["--grpc-listen", "127.0.0.1:0"] + list(args))
+    try:
+        with channel(d.grpc_port) as ch:
+            result = body(stubs()[1].GRPCInferenceServiceStub(ch),
+                          lambda: d.proc.send_signal(signal.SIGTERM))
+        try:
+            code = d.proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            code = None
+    finally:
+        d.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return result, code, d.log

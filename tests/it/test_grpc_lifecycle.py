@@ -4,9 +4,7 @@ answers every call already in flight on a slow model, and one whose message is s
 before the process exits 0."""
 import os
 import shutil
-import signal
 import struct
-import subprocess
 import threading
 import time
 import unittest
@@ -89,65 +87,51 @@ class SwapOverGrpcTest(unittest.TestCase):
 
 class ShutdownOverGrpcTest(unittest.TestCase):
     def test_sigterm_answers_calls_in_flight(self):
-        root, repo = mgtest.make_repo(with_test_models=False, extra=add_slow)
-        d = Daemon(repo, args=["--grpc-listen", "127.0.0.1:0", "--threads", "2"])
         slow = infer_request("slow", [("input", "FP32", [1, 16], struct.pack("<16f", *range(16)))])
-        try:
-            with mggrpc.channel(d.grpc_port) as ch:
-                stub = pbg.GRPCInferenceServiceStub(ch)
-                stub.ModelInfer(slow, timeout=60)  # connected, model warm
-                t0 = time.monotonic()
-                stub.ModelInfer(slow, timeout=60)
-                one = time.monotonic() - t0
-                # Enough calls in flight to take several Run times to answer after the signal.
-                futures = [stub.ModelInfer.future(slow, timeout=120) for _ in range(16)]
-                time.sleep(min(one, 0.5))
-                d.proc.send_signal(signal.SIGTERM)
-                outcomes = []
-                for f in futures:
-                    try:
-                        outcomes.append("ok" if len(f.result().raw_output_contents) == 1 else "bad")
-                    except grpc.RpcError as e:
-                        outcomes.append("%s: %s" % (e.code(), e.details()))
-            code = d.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            d.stop()
-            shutil.rmtree(root, ignore_errors=True)
+
+        def body(stub, term):
+            stub.ModelInfer(slow, timeout=60)  # connected, model warm
+            t0 = time.monotonic()
+            stub.ModelInfer(slow, timeout=60)
+            one = time.monotonic() - t0
+            # Enough calls in flight to take several Run times to answer after the signal.
+            futures = [stub.ModelInfer.future(slow, timeout=120) for _ in range(16)]
+            time.sleep(min(one, 0.5))
+            term()
+            outcomes = []
+            for f in futures:
+                try:
+                    outcomes.append("ok" if len(f.result().raw_output_contents) == 1 else "bad")
+                except grpc.RpcError as e:
+                    outcomes.append("%s: %s" % (e.code(), e.details()))
+            return one, outcomes
+
+        (one, outcomes), code, log = mggrpc.under_sigterm(body, ["--threads", "2"], extra=add_slow)
         print("\n  SIGTERM with 16 gRPC calls in flight (one Run %.0f ms): %s, exit %s"
               % (one * 1000, {o: outcomes.count(o) for o in set(outcomes)}, code))
-        self.assertEqual(outcomes.count("ok"), 16, "".join(d.log[-40:]))
-        self.assertEqual(code, 0, "".join(d.log[-20:]))
+        self.assertEqual(outcomes.count("ok"), 16, "".join(log[-40:]))
+        self.assertEqual(code, 0, "".join(log[-20:]))
 
     def test_sigterm_answers_a_call_whose_message_is_still_arriving(self):
         # A 48 MiB message takes tens of ms to arrive: SIGTERM lands after its metadata and
         # before its end, and the call is still answered (its id echoed whole).
-        root, repo = mgtest.make_repo(with_test_models=False)
-        d = Daemon(repo, args=["--grpc-listen", "127.0.0.1:0"])
         big = pb.ModelInferRequest()
         big.CopyFrom(DIGITS_REQUEST)
         big.id = "x" * (48 << 20)
-        try:
-            with mggrpc.channel(d.grpc_port) as ch:
-                stub = pbg.GRPCInferenceServiceStub(ch)
-                stub.ModelInfer(DIGITS_REQUEST, timeout=30)  # connected
-                f = stub.ModelInfer.future(big, timeout=60)
-                time.sleep(0.005)
-                d.proc.send_signal(signal.SIGTERM)
-                try:
-                    outcome = "ok" if len(f.result().id) == len(big.id) else "bad id"
-                except grpc.RpcError as e:
-                    outcome = "%s: %s" % (e.code(), e.details())
-            code = d.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            d.stop()
-            shutil.rmtree(root, ignore_errors=True)
-        self.assertEqual(outcome, "ok", "".join(d.log[-20:]))
-        self.assertEqual(code, 0, "".join(d.log[-20:]))
 
+        def body(stub, term):
+            stub.ModelInfer(DIGITS_REQUEST, timeout=30)  # connected
+            f = stub.ModelInfer.future(big, timeout=60)
+            time.sleep(0.005)
+            term()
+            try:
+                return "ok" if len(f.result().id) == len(big.id) else "bad id"
+            except grpc.RpcError as e:
+                return "%s: %s" % (e.code(), e.details())
+
+        outcome, code, log = mggrpc.under_sigterm(body)
+        self.assertEqual(outcome, "ok", "".join(log[-20:]))
+        self.assertEqual(code, 0, "".join(log[-20:]))
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,10 +5,7 @@ failed request is answered with its error_message (and its id) and the stream go
 stream ends when the client closes its side, or RESOURCE_EXHAUSTED at a message over the limit;
 SIGTERM ends an idle stream at once."""
 import queue
-import shutil
-import signal
 import struct
-import subprocess
 import threading
 import time
 import unittest
@@ -16,10 +13,8 @@ import unittest
 import grpc
 
 import mggrpc
-import mgtest
 import test_grpc_pool
 import test_routing
-from mgtest import Daemon
 from test_grpc import infer_request
 from test_kserve import SAMPLE_PIXELS
 
@@ -212,40 +207,34 @@ class GrpcStreamPoolTest(mggrpc.DaemonTestCase, unittest.TestCase):
 
 class GrpcStreamDrainTest(unittest.TestCase):
     def test_sigterm_ends_an_idle_stream(self):
-        root, repo = mgtest.make_repo(with_test_models=False)
-        d = Daemon(repo, args=["--grpc-listen", "127.0.0.1:0"])
         hold = threading.Event()
-        outcome = {}
 
         def requests():
             yield digits(request_id="first")
             hold.wait(60)  # the stream stays open, idle
 
-        try:
-            with mggrpc.channel(d.grpc_port) as ch:
-                it = pbg.GRPCInferenceServiceStub(ch).ModelStreamInfer(requests(), timeout=120)
+        def body(stub, term):
+            outcome = {}
+            try:
+                it = stub.ModelStreamInfer(requests(), timeout=120)
                 outcome["first"] = next(it).infer_response.id
                 t0 = time.monotonic()
-                d.proc.send_signal(signal.SIGTERM)
+                term()
                 try:
                     outcome["rest"] = [g.infer_response.id for g in it]
                 except grpc.RpcError as e:
                     outcome["end"] = (e.code(), e.details())
                 outcome["ended_s"] = time.monotonic() - t0
+            finally:
                 hold.set()
-            code = d.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            hold.set()
-            d.stop()
-            shutil.rmtree(root, ignore_errors=True)
+            return outcome
+
+        outcome, code, log = mggrpc.under_sigterm(body, wait_s=30)
         self.assertEqual(outcome.get("first"), "first")
         self.assertEqual(outcome.get("end"), (grpc.StatusCode.UNAVAILABLE, "the server is shutting down"),
                          outcome)
         self.assertLess(outcome["ended_s"], 5, outcome)
-        self.assertEqual(code, 0, "".join(d.log[-20:]))
-
+        self.assertEqual(code, 0, "".join(log[-20:]))
 
 if __name__ == "__main__":
     unittest.main()

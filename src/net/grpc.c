@@ -182,6 +182,17 @@ static void infer_state_put(cq_thread_t *t, infer_state_t *st);
 
 static void stream_unlink(call_ctx_t *c);
 
+/* The call's request message is no longer viewed: freed (a stream's next one may replace it). */
+static void drop_payload(call_ctx_t *c)
+{
+    if (c->reader_open)
+        grpc_byte_buffer_reader_destroy(&c->reader);
+    c->reader_open = 0;
+    if (c->payload != NULL)
+        grpc_byte_buffer_destroy(c->payload);
+    c->payload = NULL;
+}
+
 static void call_free(call_ctx_t *c)
 {
     stream_unlink(c);
@@ -194,10 +205,7 @@ static void call_free(call_ctx_t *c)
         grpc_slice_unref(c->details);
     if (c->response != NULL)
         grpc_byte_buffer_destroy(c->response);
-    if (c->reader_open)
-        grpc_byte_buffer_reader_destroy(&c->reader);
-    if (c->payload != NULL)
-        grpc_byte_buffer_destroy(c->payload);
+    drop_payload(c);
     grpc_metadata_array_destroy(&c->md);
     if (c->call != NULL)
         grpc_call_unref(c->call);
@@ -838,17 +846,6 @@ static bool is_stream(const call_ctx_t *c)
     return c->method != NULL && c->method->fn == m_model_stream_infer;
 }
 
-/* The request's own messages are no longer viewed: a stream's next one may replace them. */
-static void drop_payload(call_ctx_t *c)
-{
-    if (c->reader_open)
-        grpc_byte_buffer_reader_destroy(&c->reader);
-    c->reader_open = 0;
-    if (c->payload != NULL)
-        grpc_byte_buffer_destroy(c->payload);
-    c->payload = NULL;
-}
-
 /*
  * Sends one answer on a stream: the response `m`, or the request's failure `msg` in
  * error_message (with the request's id and model when they were read, so a client can tell
@@ -860,14 +857,13 @@ static int stream_answer(call_ctx_t *c, infer_state_t *st, bool ran, const char 
 {
     Inference__ModelStreamInferResponse r = INFERENCE__MODEL_STREAM_INFER_RESPONSE__INIT;
     Inference__ModelInferResponse e = INFERENCE__MODEL_INFER_RESPONSE__INIT;
-    char *id = NULL, *model = NULL;
     if (m != NULL) {
         r.infer_response = m;
     } else {
         r.error_message = (char *)msg;
         if (st != NULL && (st->call.model.len > 0 || st->req.id.len > 0)) {
-            model = mg_arena_strndup(&st->arena, st->call.model.ptr, st->call.model.len);
-            id = mg_arena_strndup(&st->arena, st->req.id.ptr, st->req.id.len);
+            char *model = mg_arena_strndup(&st->arena, st->call.model.ptr, st->call.model.len);
+            char *id = mg_arena_strndup(&st->arena, st->req.id.ptr, st->req.id.len);
             if (model != NULL && id != NULL) {
                 e.model_name = model;
                 e.id = id;

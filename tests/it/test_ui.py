@@ -129,20 +129,25 @@ class UiTest(unittest.TestCase):
                 time.sleep(0.2)
             self.assertGreaterEqual(evaluate("Number(document.body.dataset.rendered || 0)"), 2,
                                     "the page did not render twice")
-            # The page's numbers and the server's must come from the same window snapshot (the
-            # sampler takes one a second, the page refreshes every 2 s): read the page, then the
-            # stats, until both name the same one.
+            # The page's numbers and the server's must come from the same window snapshot. The
+            # sampler takes one a second and the page refreshes every 2 s, so the two can stay in a
+            # phase where the page always shows the snapshot just before the server's current one:
+            # the test keeps every snapshot it has read, by number (each lives about a second and
+            # is read every 0.1 s), until the page shows one of them.
             read_cells = """JSON.stringify({sample: document.body.dataset.sample, cells:
                 [...document.querySelectorAll('td[data-field]')].map(
                     c => [c.dataset.model, c.dataset.version, c.dataset.field, c.textContent])})"""
+            seen = {}
             deadline = time.time() + 30
             while True:
+                _, snap = d.json("GET", "/v2/admin/stats")
+                seen[str(snap["sample"])] = snap
                 page = json.loads(evaluate(read_cells))
-                _, stats = d.json("GET", "/v2/admin/stats")
-                if str(stats["sample"]) == page["sample"] or time.time() > deadline:
+                if page["sample"] in seen or time.time() > deadline:
                     break
-                time.sleep(0.3)
-            self.assertEqual(str(stats["sample"]), page["sample"], "no render matched a snapshot")
+                time.sleep(0.1)
+            self.assertIn(page["sample"], seen, "no render matched a snapshot read")
+            stats = seen[page["sample"]]
             shot = browser.call("Page.captureScreenshot", session, format="png")["data"]
             os.makedirs(os.path.dirname(SHOT), exist_ok=True)
             with open(SHOT, "wb") as f:

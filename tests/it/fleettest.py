@@ -12,7 +12,7 @@ import uuid
 import mgtest
 from mgtest import Daemon, MG_BIN
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 BODY = json.dumps(SAMPLE).encode()
 
 

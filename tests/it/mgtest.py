@@ -20,6 +20,23 @@ MG_BIN = os.environ.get("MG_BIN", os.path.join(BUILD_DIR, "modelgate"))
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
+def read_json(path):
+    """The JSON document in the file at `path` (the file is closed before this returns)."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path, doc):
+    """Writes `doc` as the file at `path`, closed (so flushed) before a daemon reads it."""
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
+def digits_sample():
+    """The demo digits model's sample request (models/digits/sample.json), a fresh copy."""
+    return read_json(os.path.join(SOURCE_DIR, "models", "digits", "sample.json"))
+
+
 def make_repo(with_test_models=True, extra=None):
     """Builds a temporary model repository: the demo digits model plus test models."""
     root = tempfile.mkdtemp(prefix="mg-it-")
@@ -145,6 +162,8 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self.reader.join(10)
+        if not self.reader.is_alive():  # it read the log to its end: the pipe is done with
+            self.proc.stderr.close()
         return self.proc.returncode
 
 

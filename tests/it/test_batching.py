@@ -17,7 +17,7 @@ import unittest
 import mgtest
 from mgtest import Daemon, binary_request, pack_bytes_elements
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 PIXELS = SAMPLE["inputs"][0]["data"]
 FAULTS = os.environ.get("MG_FAULTS", "1") not in ("0", "OFF", "")
 HOLD_MS = 400  # how long the slow Run keeps the loop busy while the burst arrives

@@ -13,7 +13,7 @@ import unittest
 import mgtest
 from mgtest import Daemon
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 PIXELS = SAMPLE["inputs"][0]["data"]
 FAULTS = os.environ.get("MG_FAULTS", "1") not in ("0", "OFF", "")
 

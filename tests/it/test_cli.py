@@ -82,7 +82,7 @@ class CliTest(unittest.TestCase):
                 json.dump({"default_model": "digits", "log_format": "json", "max_body_bytes": 4096}, f)
             d = Daemon(repo, args=["--config", cfg])
             try:
-                sample = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+                sample = mgtest.digits_sample()
                 s, b = d.json("POST", "/predict", {"data": sample["inputs"][0]["data"]})
                 self.assertEqual((s, b["model"]), (200, "digits"))
                 s, b = d.json("GET", "/v2/health/ready")

@@ -2,8 +2,6 @@
 against the real daemon: every method, the same answers and routing decisions as over HTTP,
 every error case with its status, and that the server keeps serving after each."""
 import itertools
-import json
-import os
 import shutil
 import signal
 import struct

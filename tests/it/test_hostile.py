@@ -4,7 +4,6 @@ stays within 32 MiB of where it started over the whole suite."""
 import json
 import os
 import shutil
-import socket
 import struct
 import threading
 import time
@@ -13,7 +12,7 @@ import unittest
 import mgtest
 from mgtest import Daemon
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 SAMPLE_LABEL = int(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample_label.txt")).read())
 SAMPLE_BODY = json.dumps(SAMPLE).encode()
 RSS_SLACK_KIB = 32 * 1024

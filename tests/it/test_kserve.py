@@ -10,7 +10,7 @@ import unittest
 import mgtest
 from mgtest import Daemon, binary_request, split_binary_response, pack_bytes_elements
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 SAMPLE_PIXELS = SAMPLE["inputs"][0]["data"]
 SAMPLE_LABEL = int(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample_label.txt")).read())
 

@@ -32,7 +32,7 @@ class MemoryTest(unittest.TestCase):
         with open(os.path.join(repo, "cyc", "config.json"), "w") as f:
             json.dump({"max_batch_size": 64, "version_policy": {"latest": {"num_versions": 1}},
                        "warmup": {"runs": 2}}, f)
-        sample = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+        sample = mgtest.digits_sample()
         d = Daemon(repo)
         try:
             def cycle():

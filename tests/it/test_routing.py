@@ -12,7 +12,7 @@ import unittest
 import mgtest
 from mgtest import Daemon, MG_BIN
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 PIXELS = SAMPLE["inputs"][0]["data"]
 
 POLICY = {"weights": {"1": 50, "2": 50}, "stable": "1",
@@ -23,13 +23,13 @@ POLICY = {"weights": {"1": 50, "2": 50}, "stable": "1",
 def with_traffic(repo):
     """digits with a traffic policy in config.json; 'twin' is a second copy without one."""
     cfg_path = os.path.join(repo, "digits", "config.json")
-    cfg = json.load(open(cfg_path))
+    cfg = mgtest.read_json(cfg_path)
     cfg["traffic"] = POLICY
-    json.dump(cfg, open(cfg_path, "w"))
+    mgtest.write_json(cfg_path, cfg)
     shutil.copytree(os.path.join(repo, "digits"), os.path.join(repo, "twin"))
     cfg["name"] = "twin"
     del cfg["traffic"]
-    json.dump(cfg, open(os.path.join(repo, "twin", "config.json"), "w"))
+    mgtest.write_json(os.path.join(repo, "twin", "config.json"), cfg)
 
 
 def expected(url, header, ab, stage):

@@ -19,7 +19,7 @@ from mgtest import Daemon
 FAULTS = os.environ.get("MG_FAULTS", "1") not in ("0", "OFF", "")
 SLOW_BODY = json.dumps({"inputs": [{"name": "input", "shape": [1, 16], "datatype": "FP32",
                                     "data": list(range(16))}]}).encode()
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 
 
 def add_slow(repo):

@@ -3,7 +3,6 @@ encoding) to a test receiver that decodes them, parent/child links and attribute
 and what happens when the collector is down."""
 import http.server
 import json
-import os
 import shutil
 import threading
 import time
@@ -12,7 +11,7 @@ import unittest
 import mgtest
 from mgtest import Daemon, parse_prom, prom_value
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 

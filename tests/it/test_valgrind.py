@@ -13,7 +13,7 @@ import unittest
 import mgtest
 from mgtest import Daemon, binary_request
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 SUPP = os.path.join(mgtest.SOURCE_DIR, "tests", "valgrind.supp")
 
 

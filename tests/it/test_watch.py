@@ -14,7 +14,7 @@ import unittest
 import mgtest
 from mgtest import Daemon
 
-SAMPLE = json.load(open(os.path.join(mgtest.SOURCE_DIR, "models", "digits", "sample.json")))
+SAMPLE = mgtest.digits_sample()
 DIGITS = os.path.join(mgtest.SOURCE_DIR, "models", "digits")
 
 

@@ -5,15 +5,19 @@
  * trailers, the message with gRPC's 5-byte length prefix, and an answer that counts only
  * with HTTP status 200, one length-prefixed message and grpc-status 0 in its trailers. It is
  * built as lean as wrk is for HTTP/1.1 (one blocking socket per thread, every frame a read
- * produced sent with one write), so on a 2-core machine the client takes about as little CPU
- * per call from the server as wrk does per request: gRPC core's own client costs several times
- * that. T threads, each with one connection, keep C/T calls in flight each; every call sends
- * the same ModelInferRequest with one input in raw_input_contents.
+ * produced sent with one writev, the request's DATA straight from the one encoded message as
+ * wrk sends its body, never copied per call), so on a 2-core machine the client takes about as
+ * little CPU per call from the server as wrk does per request: gRPC core's own client costs
+ * several times that. T threads, each with one connection, keep C/T calls in flight each;
+ * every call sends the same ModelInferRequest with one input in raw_input_contents.
  *
  *   bench_grpc_load --target HOST:PORT --model NAME --input NAME --datatype DT --shape 1,64
  *                   --raw FILE [--concurrency C] [--threads T] [--seconds S] [--warmup S]
+ *                   [--check-echo]
  *
  * `--raw FILE` holds the input's bytes (little-endian, as raw_input_contents carries them).
+ * `--check-echo` (for an identity model) also counts an answer only when its first
+ * raw_output_contents holds exactly the input's bytes: the framing is checked end to end.
  * The last line is machine-readable:
  *   grpc_load: rps=41234.5 calls=412345 errors=0 seconds=10.00 p50_ms=1.40 p99_ms=3.10
  * Exits 1 when a call fails (after printing its status and message) or nothing answers.
@@ -32,23 +36,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_THREADS 64
 #define MAX_SAMPLES (1u << 21)
 #define PATH        "/inference.GRPCInferenceService/ModelInfer"
+#define MAX_IOV     1024 /* pieces a writev takes (Linux's IOV_MAX) */
 
 typedef struct load_call {
     struct worker *w;
     int32_t stream;
-    size_t sent;       /* bytes of the framed request sent so far */
+    size_t sent;       /* bytes of the framed request handed to DATA frames so far */
     size_t got;        /* bytes of the answer's DATA */
     int http_status;   /* :status */
     int grpc_status;   /* from the trailers; -1: none */
     char message[200]; /* grpc-message */
     double started;
+    uint8_t *ans; /* with --check-echo: the answer's DATA so far (kept from call to call) */
+    size_t ans_cap;
 } load_call_t;
+
+/* A piece of a worker's next write. */
+typedef struct piece {
+    const uint8_t *ptr; /* NULL: `off` into the worker's `out` (which may move while it fills) */
+    size_t off, len;
+} piece_t;
 
 typedef struct worker {
     pthread_t tid;
@@ -59,8 +73,10 @@ typedef struct worker {
     double *samples;
     size_t nsamples;
     uint64_t done, errors;
-    uint8_t *out;
+    uint8_t *out; /* the frames nghttp2 serialised and DATA frame headers, for one writev */
     size_t nout, capout;
+    piece_t *pieces; /* the writev's pieces, in order */
+    size_t npieces, cappieces;
 } worker_t;
 
 static const char *target;
@@ -68,6 +84,9 @@ static struct sockaddr_storage addr;
 static socklen_t addrlen;
 static uint8_t *framed; /* the request message with its 5-byte gRPC prefix */
 static size_t framed_len;
+static int check_echo;
+static uint8_t *raw_bytes; /* the input's bytes, for --check-echo */
+static size_t raw_len;
 static double measure_from, measure_until;
 static atomic_int failed;
 
@@ -78,19 +97,75 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The next piece of the write being gathered; NULL when out of memory. */
+static piece_t *add_piece(worker_t *w)
+{
+    if (w->npieces == w->cappieces) {
+        size_t cap = w->cappieces ? w->cappieces * 2 : 64;
+        piece_t *p = realloc(w->pieces, cap * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        w->pieces = p;
+        w->cappieces = cap;
+    }
+    return &w->pieces[w->npieces++];
+}
+
+/* Copies `n` bytes to the end of `out` as a piece of their own; -1 when out of memory. */
+static int add_copy(worker_t *w, const uint8_t *data, size_t n)
+{
+    if (w->nout + n > w->capout) {
+        size_t cap = w->capout * 2 > w->nout + n ? w->capout * 2 : w->nout + n;
+        uint8_t *p = realloc(w->out, cap);
+        if (p == NULL)
+            return -1;
+        w->out = p;
+        w->capout = cap;
+    }
+    piece_t *pc = add_piece(w);
+    if (pc == NULL)
+        return -1;
+    memcpy(w->out + w->nout, data, n);
+    *pc = (piece_t){NULL, w->nout, n};
+    w->nout += n;
+    return 0;
+}
+
+/*
+ * A DATA frame's length: its bytes are not copied (NGHTTP2_DATA_FLAG_NO_COPY); send_data
+ * adds them to the write from the framed request, where the frame's payload starts at
+ * `sent` before this call moves it.
+ */
 static ssize_t read_body(nghttp2_session *s, int32_t stream, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-    (void)s, (void)stream, (void)ud;
+    (void)s, (void)stream, (void)buf, (void)ud;
     load_call_t *c = src->ptr;
     size_t n = framed_len - c->sent;
     if (n > len)
         n = len;
-    memcpy(buf, framed + c->sent, n);
     c->sent += n;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (c->sent == framed_len)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
+}
+
+/* nghttp2 sends the DATA frame read_body sized: its header (copied), then its payload. */
+static int send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd,
+                     size_t length, nghttp2_data_source *src, void *ud)
+{
+    (void)s, (void)frame;
+    worker_t *w = ud;
+    load_call_t *c = src->ptr;
+    if (add_copy(w, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    piece_t *pc = add_piece(w);
+    if (pc == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    /* one frame of a stream at a time: read_body has just moved `sent` past this one */
+    *pc = (piece_t){framed + c->sent - length, 0, length};
+    return 0;
 }
 
 #define HDR(n, v)                                                                                  \
@@ -101,7 +176,11 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream, uint8_t *buf, size_
 
 static void start_call(worker_t *w, load_call_t *c)
 {
+    uint8_t *ans = c->ans;
+    size_t cap = c->ans_cap;
     memset(c, 0, sizeof(*c));
+    c->ans = ans;
+    c->ans_cap = cap;
     c->w = w;
     c->grpc_status = -1;
     nghttp2_nv hdrs[] = {
@@ -144,9 +223,40 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream, const uint
 {
     (void)flags, (void)data, (void)ud;
     load_call_t *c = nghttp2_session_get_stream_user_data(s, stream);
-    if (c != NULL)
-        c->got += len;
+    if (c == NULL)
+        return 0;
+    if (check_echo) {
+        if (c->got + len > c->ans_cap) {
+            size_t cap = c->ans_cap * 2 > c->got + len ? c->ans_cap * 2 : c->got + len;
+            uint8_t *p = realloc(c->ans, cap);
+            if (p == NULL)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+            c->ans = p;
+            c->ans_cap = cap;
+        }
+        memcpy(c->ans + c->got, data, len);
+    }
+    c->got += len;
     return 0;
+}
+
+/* --check-echo: whether the answer is one message whose first raw output is the input. */
+static int echoed(const load_call_t *c)
+{
+    if (c->got < 5 || c->ans[0] != 0)
+        return 0;
+    uint32_t be;
+    memcpy(&be, c->ans + 1, 4);
+    if ((size_t)ntohl(be) != c->got - 5)
+        return 0;
+    Inference__ModelInferResponse *r =
+        inference__model_infer_response__unpack(NULL, c->got - 5, c->ans + 5);
+    if (r == NULL)
+        return 0;
+    int same = r->n_raw_output_contents >= 1 && r->raw_output_contents[0].len == raw_len &&
+               memcmp(r->raw_output_contents[0].data, raw_bytes, raw_len) == 0;
+    inference__model_infer_response__free_unpacked(r, NULL);
+    return same;
 }
 
 /* The answer is complete: count it and, while the run lasts, send the next call. */
@@ -161,6 +271,10 @@ static int on_close(nghttp2_session *s, int32_t stream, uint32_t code, void *ud)
     double t = now_s();
     /* One message: at least its prefix, which the server never compresses unasked. */
     int ok = code == NGHTTP2_NO_ERROR && c->http_status == 200 && c->grpc_status == 0 && c->got > 5;
+    if (ok && check_echo && !echoed(c)) {
+        ok = 0;
+        snprintf(c->message, sizeof(c->message), "the answer's raw output is not the input");
+    }
     if (!ok && atomic_fetch_add(&failed, 1) == 0)
         fprintf(stderr, "grpc_load: call failed: http %d, grpc-status %d: %s (stream error %u)\n",
                 c->http_status, c->grpc_status, c->message, code);
@@ -175,10 +289,11 @@ static int on_close(nghttp2_session *s, int32_t stream, uint32_t code, void *ud)
     return 0;
 }
 
-/* Everything nghttp2 has to send, in one write. */
+/* Everything nghttp2 has to send, gathered, then written with as few writev calls as it takes. */
 static int flush_out(worker_t *w)
 {
     w->nout = 0;
+    w->npieces = 0;
     for (;;) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(w->session, &data);
@@ -186,22 +301,31 @@ static int flush_out(worker_t *w)
             return -1;
         if (n == 0)
             break;
-        if (w->nout + (size_t)n > w->capout) {
-            size_t cap = w->capout * 2 > w->nout + (size_t)n ? w->capout * 2 : w->nout + (size_t)n;
-            uint8_t *p = realloc(w->out, cap);
-            if (p == NULL)
-                return -1;
-            w->out = p;
-            w->capout = cap;
-        }
-        memcpy(w->out + w->nout, data, (size_t)n);
-        w->nout += (size_t)n;
-    }
-    for (size_t off = 0; off < w->nout;) {
-        ssize_t k = write(w->fd, w->out + off, w->nout - off);
-        if (k <= 0)
+        if (add_copy(w, data, (size_t)n) != 0)
             return -1;
-        off += (size_t)k;
+    }
+    struct iovec iov[MAX_IOV];
+    size_t next = 0; /* the first piece not yet in iov */
+    size_t done = 0; /* bytes of that piece already written */
+    while (next < w->npieces) {
+        int k = 0;
+        for (size_t i = next; i < w->npieces && k < MAX_IOV; i++, k++) {
+            const piece_t *pc = &w->pieces[i];
+            const uint8_t *base = pc->ptr != NULL ? pc->ptr : w->out + pc->off;
+            size_t skip = i == next ? done : 0;
+            iov[k] = (struct iovec){(void *)(base + skip), pc->len - skip};
+        }
+        ssize_t wrote = writev(w->fd, iov, k);
+        if (wrote <= 0)
+            return -1;
+        /* past every piece written whole, into the one written in part */
+        size_t left = (size_t)wrote;
+        while (next < w->npieces && left >= w->pieces[next].len - done) {
+            left -= w->pieces[next].len - done;
+            next++;
+            done = 0;
+        }
+        done += left;
     }
     return 0;
 }
@@ -221,6 +345,7 @@ static void *worker_main(void *arg)
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
+    nghttp2_session_callbacks_set_send_data_callback(cb, send_data);
     nghttp2_session_client_new(&w->session, cb, w);
     nghttp2_session_callbacks_del(cb);
     /* Large windows: the answers never wait for a WINDOW_UPDATE. */
@@ -264,7 +389,7 @@ static void usage(void)
 {
     fputs("usage: bench_grpc_load --target HOST:PORT --model NAME --input NAME --datatype DT\n"
           "                       --shape D1,D2,... --raw FILE [--concurrency C] [--threads T]\n"
-          "                       [--seconds S] [--warmup S]\n",
+          "                       [--seconds S] [--warmup S] [--check-echo]\n",
           stderr);
     exit(2);
 }
@@ -276,6 +401,10 @@ int main(int argc, char **argv)
     double seconds = 10, warmup = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--check-echo") == 0) {
+            check_echo = 1;
+            continue;
+        }
         if (v == NULL)
             usage();
         if (strcmp(a, "--target") == 0)
@@ -375,7 +504,8 @@ int main(int argc, char **argv)
     uint32_t be = htonl((uint32_t)size);
     memcpy(framed + 1, &be, 4);
     protobuf_c_message_pack(&req.base, framed + 5);
-    free(bytes);
+    raw_bytes = bytes;
+    raw_len = (size_t)n;
 
     double t0 = now_s();
     measure_from = t0 + warmup;
@@ -405,14 +535,18 @@ int main(int argc, char **argv)
     for (int k = 0; k < threads; k++) {
         memcpy(all + m, w[k].samples, w[k].nsamples * sizeof(double));
         m += w[k].nsamples;
+        for (int i = 0; i < w[k].ncalls; i++)
+            free(w[k].calls[i].ans);
         free(w[k].calls);
         free(w[k].samples);
         free(w[k].out);
+        free(w[k].pieces);
     }
     qsort(all, m, sizeof(double), cmp_double);
     double p50 = m ? all[m / 2] : 0, p99 = m ? all[(size_t)((double)m * 0.99)] : 0;
     free(all);
     free(framed);
+    free(raw_bytes);
     printf("grpc_load: target=%s model=%s concurrency=%d threads=%d message_bytes=%zu\n", target,
            model, concurrency, threads, size);
     printf("grpc_load: rps=%.1f calls=%llu errors=%llu seconds=%.2f p50_ms=%.3f p99_ms=%.3f\n",

@@ -476,6 +476,8 @@ static void finish_request(conn_t *c)
                  c->loop->shared->limits.max_pipelined);
             return;
         }
+        /* The next request may be here only in part: its rest must still be read. */
+        h2o_socket_read_start(c->sock, on_read);
         advance(c);
         return;
     }

@@ -214,6 +214,25 @@ class HostileTest(unittest.TestCase):
         finally:
             s.close()
 
+    def test_pipelined_request_that_arrives_in_parts(self):
+        """The next request is here only in part when the answer before it is written: its rest,
+        sent after that answer was read, is read and answered (head cut, then body cut)."""
+        good = b"POST /v2/models/digits/infer HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(SAMPLE_BODY),
+                                                                                          SAMPLE_BODY)
+        live = b"GET /v2/health/live HTTP/1.1\r\n\r\n"
+        for cut in (10, good.index(b"\r\n\r\n") + 20):
+            with self.subTest(cut=cut):
+                s = self.connect()
+                try:
+                    s.send(live + good[:cut])
+                    self.assertEqual(s.response()[0], 200)
+                    s.send(good[cut:])
+                    st, _, body = s.response(timeout=5)
+                    self.assertEqual(st, 200, body)
+                    self.assertEqual(json.loads(body)["model_name"], "digits")
+                finally:
+                    s.close()
+
     def test_pipelining_deeper_than_the_limit(self):
         s = self.connect()
         try:

@@ -21,6 +21,10 @@
 
 #define CLIENT_SLOTS 16384 /* per-client connection counts, hashed by address */
 #define LINGER_MS    2000  /* how long a connection closed on an error drains its input */
+/* Input buffers kept between requests (see keep_input): sizes worth it, and a loop's total. */
+#define KEEP_MIN_BYTES  ((size_t)64 << 10)
+#define KEEP_MAX_BYTES  ((size_t)16 << 20)
+#define KEEP_LOOP_BYTES ((size_t)32 << 20)
 
 void mg_http1_limits_default(mg_http1_limits_t *l)
 {
@@ -53,6 +57,7 @@ struct mg_http1_loop {
     h2o_timeout_t header_timeout, body_timeout, idle_timeout, linger_timeout;
     h2o_linklist_t conns;
     size_t nconns;
+    size_t kept_bytes; /* capacity of the input buffers its connections keep (keep_input) */
 };
 
 typedef enum {
@@ -76,6 +81,7 @@ typedef struct conn {
     int req_live;         /* `req` initialised */
     int continue_pending; /* a "100 Continue" write is in flight */
     size_t burst;         /* requests answered since input last ran dry */
+    size_t kept;          /* the input buffer's capacity counted in loop->kept_bytes, or 0 */
     /* The request being read. */
     mg_http1_head_t head;
     mg_http1_span_t *hdrs; /* limits.max_headers lines, for head.hdrs */
@@ -183,6 +189,7 @@ static void close_conn(conn_t *c)
         atomic_fetch_sub_explicit(&sh->client_conns[c->client_slot], 1, memory_order_relaxed);
     h2o_linklist_unlink(&c->link);
     c->loop->nconns--;
+    c->loop->kept_bytes -= c->kept;
     free(c->hdrs);
     mg_buf_free(&c->body);
     mg_buf_free(&c->errbuf);
@@ -457,12 +464,38 @@ static void start_request(conn_t *c)
 }
 
 /* The response is written: the next request, from the input already read or a new read. */
+/*
+ * Drops the request's bytes from the input. h2o 2.2 frees a buffer whose data is all
+ * consumed, so a connection that sends large bodies would regrow it for every request, by
+ * doubling from 8 KB with a copy of what had arrived at each step (about the body's size
+ * again: a 600 KB tensor cost 4-5 % of the server's time in memmove). A buffer of
+ * KEEP_MIN_BYTES to KEEP_MAX_BYTES, in memory (not file-backed), is emptied in place instead
+ * and kept for the next request, while the loop's kept buffers stay within KEEP_LOOP_BYTES;
+ * closing the connection frees it as before. Newer h2o empties buffers in place the same way.
+ */
+static void consume_request(conn_t *c)
+{
+    h2o_buffer_t *in = c->sock->input;
+    mg_http1_loop_t *l = c->loop;
+    l->kept_bytes -= c->kept;
+    c->kept = 0;
+    if (c->reqsize == in->size && in->_fd == -1 && in->capacity >= KEEP_MIN_BYTES &&
+        in->capacity <= KEEP_MAX_BYTES && l->kept_bytes + in->capacity <= KEEP_LOOP_BYTES) {
+        in->size = 0;
+        in->bytes = in->_buf;
+        c->kept = in->capacity;
+        l->kept_bytes += c->kept;
+        return;
+    }
+    h2o_buffer_consume(&c->sock->input, c->reqsize);
+}
+
 static void finish_request(conn_t *c)
 {
     int persistent = c->req.http1_is_persistent;
     c->req_live = 0;
     h2o_dispose_request(&c->req);
-    h2o_buffer_consume(&c->sock->input, c->reqsize);
+    consume_request(c);
     reset_request(c);
     if (!persistent) {
         c->state = ST_CLOSING;

@@ -219,6 +219,36 @@ class KServeTest(unittest.TestCase):
                 header, raws = split_binary_response(hdrs, data)
                 self.assertEqual(raws["y"], raw)
 
+    def test_large_bodies_one_after_another_on_one_connection(self):
+        """A connection keeps its input buffer between large requests: every answer must echo
+        its own request's bytes, whatever size came before it, pipelined pairs included."""
+        def request(rows, seed):
+            raw = struct.pack("<%df" % (rows * 3), *[float((seed * 7919 + i) % 65521) for i in range(rows * 3)])
+            body, hlen = binary_request([("x", "FP32", [rows, 3], raw)], binary_output=True)
+            head = ("POST /v2/models/id_fp32/infer HTTP/1.1\r\nHost: t\r\n"
+                    "Inference-Header-Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (hlen, len(body)))
+            return head.encode() + body, raw
+
+        def check(conn, raw):
+            status, hdrs, data = conn.response()
+            self.assertEqual(status, 200, data[:300])
+            self.assertEqual(split_binary_response(hdrs, data)[1]["y"], raw)
+
+        conn = mgtest.RawConn(self.d.port)
+        try:
+            # 720 KB, 240 KB, 960 KB, 12 bytes, 720 KB: shrinking, growing, tiny, back again.
+            for i, rows in enumerate([60000, 20000, 80000, 1, 60000]):
+                req, raw = request(rows, i)
+                conn.send(req)
+                check(conn, raw)
+            # Two large ones in one write: the first leaves the second's bytes in the buffer.
+            (a, ra), (b, rb) = request(50000, 10), request(70000, 11)
+            conn.send(a + b)
+            check(conn, ra)
+            check(conn, rb)
+        finally:
+            conn.close()
+
     def test_identity_bytes_binary_with_nul(self):
         items = [b"a\x00b", b"", b"\xff\xfe", b"hello", b"x" * 300, b"\x00"]
         raw = pack_bytes_elements(items)

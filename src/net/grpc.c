@@ -288,6 +288,18 @@ static int finish_errorf(call_ctx_t *c, int code, const char *fmt, ...)
     return finish_error(c, code, msg);
 }
 
+/* Starts reading the call's next message (TAG_MESSAGE); the call ends with `failed` if it cannot. */
+static void read_message(call_ctx_t *c, const char *failed)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->payload;
+    c->kind = TAG_MESSAGE;
+    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
+        finish_error(c, MG_EIO, failed);
+}
+
 /* Packs `m` into a byte buffer (one slice). */
 static grpc_byte_buffer *pack(const ProtobufCMessage *m)
 {
@@ -1097,13 +1109,7 @@ static void stream_sent(call_ctx_t *c, bool ok)
         finish(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down", NULL);
         return;
     }
-    grpc_op op;
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &c->payload;
-    c->kind = TAG_MESSAGE;
-    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
-        finish_error(c, MG_EIO, "cannot read the stream's next request");
+    read_message(c, "cannot read the stream's next request");
 }
 
 /* Draining: the streams waiting for their clients' next message end now (UNAVAILABLE). */
@@ -1428,13 +1434,7 @@ static void on_new_call(cq_thread_t *t, slot_t *s)
         stream_link(c); /* waiting for its first message */
     /* Ask for the next call now: a call taken is the server's to answer, even at shutdown. */
     request_slot(s, false);
-    grpc_op op;
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &c->payload;
-    c->kind = TAG_MESSAGE;
-    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
-        finish_error(c, MG_EIO, "cannot read the request message");
+    read_message(c, "cannot read the request message");
 }
 
 /* The call's message arrived (or the call ended first: no message): answer it. */

@@ -21,7 +21,7 @@
 
 #define CLIENT_SLOTS 16384 /* per-client connection counts, hashed by address */
 #define LINGER_MS    2000  /* how long a connection closed on an error drains its input */
-/* Input buffers kept between requests (see keep_input): sizes worth it, and a loop's total. */
+/* Input buffers kept between requests (consume_request): sizes worth it, and a loop's total. */
 #define KEEP_MIN_BYTES  ((size_t)64 << 10)
 #define KEEP_MAX_BYTES  ((size_t)16 << 20)
 #define KEEP_LOOP_BYTES ((size_t)32 << 20)
@@ -57,7 +57,7 @@ struct mg_http1_loop {
     h2o_timeout_t header_timeout, body_timeout, idle_timeout, linger_timeout;
     h2o_linklist_t conns;
     size_t nconns;
-    size_t kept_bytes; /* capacity of the input buffers its connections keep (keep_input) */
+    size_t kept_bytes; /* capacity of the input buffers its connections keep (consume_request) */
 };
 
 typedef enum {
@@ -463,7 +463,6 @@ static void start_request(conn_t *c)
     h2o_process_request(req);
 }
 
-/* The response is written: the next request, from the input already read or a new read. */
 /*
  * Drops the request's bytes from the input. h2o 2.2 frees a buffer whose data is all
  * consumed, so a connection that sends large bodies would regrow it for every request, by
@@ -490,6 +489,7 @@ static void consume_request(conn_t *c)
     h2o_buffer_consume(&c->sock->input, c->reqsize);
 }
 
+/* The response is written: the next request, from the input already read or a new read. */
 static void finish_request(conn_t *c)
 {
     int persistent = c->req.http1_is_persistent;

@@ -288,7 +288,7 @@ static int finish_errorf(call_ctx_t *c, int code, const char *fmt, ...)
     return finish_error(c, code, msg);
 }
 
-/* Starts reading the call's next message (TAG_MESSAGE); the call ends with `failed` if it cannot. */
+/* Reads the call's next message (TAG_MESSAGE); if that cannot start, the call ends: `failed`. */
 static void read_message(call_ctx_t *c, const char *failed)
 {
     grpc_op op;
